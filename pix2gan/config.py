@@ -1,0 +1,269 @@
+"""Typed configuration: what a run needs, saved as JSON in the run folder and inside every checkpoint.
+
+Each dataclass round-trips through :func:`to_dict` / ``from_dict`` so that a checkpoint carries everything needed
+to rebuild the generator and map its output back to physical units, and nothing has to be unpickled.
+
+Example:
+    >>> cfg = ModelConfig(depth=6, base_filters=16)
+    >>> ModelConfig.from_dict(to_dict(cfg)) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "Mode",
+    "Norm",
+    "GanLoss",
+    "IntensityKind",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "to_dict",
+]
+
+
+class Mode(enum.StrEnum):
+    """What the generator maps from: a paired source image (pix2pix)."""
+
+    PAIRED = "paired"
+
+
+class Norm(enum.StrEnum):
+    """Normalisation layer used inside the generator and discriminator."""
+
+    BATCH = "batch"
+    INSTANCE = "instance"
+
+
+class GanLoss(enum.StrEnum):
+    """Adversarial objective. ``lsgan`` is least squares (Mao et al.); ``vanilla`` is BCE with logits."""
+
+    LSGAN = "lsgan"
+    VANILLA = "vanilla"
+
+
+class IntensityKind(enum.StrEnum):
+    """How a modality is mapped to the network's [-1, 1] range.
+
+    ``hu``: a fixed Hounsfield window (CT), identical for every volume.
+    ``percentile``: per-volume robust min/max (MR), whose scale is arbitrary between scanners.
+    """
+
+    HU = "hu"
+    PERCENTILE = "percentile"
+
+
+T = TypeVar("T")
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Return a JSON-ready dict of a config dataclass (enums as their values, paths as strings)."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        return value
+
+    return {f.name: convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+class _FromDict:
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Build the config from a dict as written by :func:`to_dict`; unknown keys are an error."""
+        names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            kwargs[name] = tuple(value) if isinstance(value, list) else value
+        return cls(**kwargs)
+
+
+def _check_enum(owner: str, name: str, value: Any, kind: type[enum.StrEnum]) -> enum.StrEnum:
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(k.value for k in kind)
+        raise ValueError(f"{owner}.{name}: {value!r} is not one of {choices}") from None
+
+
+@dataclass
+class DataConfig(_FromDict):
+    """Where the paired data lives and how slices are made from it.
+
+    Args:
+        root: folder holding one sub-folder per subject with ``<modality>.nii[.gz]`` files.
+        src: source modality name (network input), e.g. ``t1``.
+        dst: target modality name (network output), e.g. ``ct``.
+        mask: optional body-mask modality name; used for metrics and to skip empty slices.
+        slice_axis: array axis the volume is sliced along (2 = axial for RAS-ordered scans).
+        src_intensity / dst_intensity: normalisation of each modality (``hu`` or ``percentile``).
+        percentiles: lower/upper percentiles for ``percentile`` normalisation.
+        hu_window: clip window in HU for ``hu`` normalisation (SynthRAD: [-1024, 3000]).
+        val_fraction / test_fraction: share of subjects held out (at least one each when there are >= 3).
+        split_seed: seed of the deterministic subject split.
+        min_foreground: slices whose mask covers less than this fraction are not used for training.
+    """
+
+    root: str = "samples"
+    src: str = "t1"
+    dst: str = "ct"
+    mask: str | None = "mask"
+    slice_axis: int = 2
+    src_intensity: IntensityKind = IntensityKind.PERCENTILE
+    dst_intensity: IntensityKind = IntensityKind.HU
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    hu_window: tuple[float, float] = (-1024.0, 3000.0)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    min_foreground: float = 0.01
+
+    def __post_init__(self) -> None:
+        self.src_intensity = _check_enum("DataConfig", "src_intensity", self.src_intensity, IntensityKind)
+        self.dst_intensity = _check_enum("DataConfig", "dst_intensity", self.dst_intensity, IntensityKind)
+        self.percentiles = tuple(float(p) for p in self.percentiles)  # type: ignore[assignment]
+        self.hu_window = tuple(float(p) for p in self.hu_window)  # type: ignore[assignment]
+        if self.src == self.dst:
+            raise ValueError(f"DataConfig: source and target modality are both {self.src!r}")
+        if self.slice_axis not in (0, 1, 2):
+            raise ValueError(f"DataConfig.slice_axis must be 0, 1 or 2, got {self.slice_axis}")
+        lo, hi = self.percentiles
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ValueError(f"DataConfig.percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}")
+        if not self.hu_window[0] < self.hu_window[1]:
+            raise ValueError(f"DataConfig.hu_window must be increasing, got {self.hu_window}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"DataConfig.{name} must be in [0, 1), got {value}")
+
+    @staticmethod
+    def default_intensity(modality: str) -> IntensityKind:
+        """CT-like modalities get the HU window, everything else per-volume percentiles."""
+        return IntensityKind.HU if modality.lower() in {"ct", "cbct", "sct"} else IntensityKind.PERCENTILE
+
+
+@dataclass
+class ModelConfig(_FromDict):
+    """Generator and discriminator architecture.
+
+    Args:
+        in_channels / out_channels: channels of the source and target images.
+        depth: number of U-Net down-sampling steps; inputs must be multiples of ``2 ** depth`` (8 = unet_256).
+        base_filters: filters of the first U-Net level (``ngf``), doubled per level up to 8x.
+        norm: ``batch`` (pix2pix) or ``instance``.
+        dropout: dropout 0.5 in the deepest decoder levels, as in pix2pix.
+        disc_filters: filters of the first PatchGAN layer (``ndf``).
+        disc_layers: strided PatchGAN layers; 3 gives the 70x70 receptive field.
+    """
+
+    in_channels: int = 1
+    out_channels: int = 1
+    depth: int = 7
+    base_filters: int = 32
+    norm: Norm = Norm.BATCH
+    dropout: bool = True
+    disc_filters: int = 32
+    disc_layers: int = 3
+
+    def __post_init__(self) -> None:
+        self.norm = _check_enum("ModelConfig", "norm", self.norm, Norm)  # type: ignore[assignment]
+        for name in ("in_channels", "out_channels", "base_filters", "disc_filters"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 2 <= self.depth <= 10:
+            raise ValueError(f"ModelConfig.depth must be in [2, 10], got {self.depth}")
+        if not 1 <= self.disc_layers <= 6:
+            raise ValueError(f"ModelConfig.disc_layers must be in [1, 6], got {self.disc_layers}")
+
+    @property
+    def multiple(self) -> int:
+        """Spatial sizes the generator accepts are multiples of this."""
+        return 2**self.depth
+
+
+@dataclass
+class TrainConfig(_FromDict):
+    """Optimisation settings (pix2pix defaults) and run bookkeeping.
+
+    Args:
+        mode: training mode (``paired``).
+        epochs: epochs in total; the learning rate decays linearly to 0 over the second half.
+        batch_size: slices per step.
+        image_size: side of the square random crop fed to the networks (a multiple of ``2 ** depth``).
+        lr: Adam learning rate for both networks (2e-4).
+        betas: Adam betas ((0.5, 0.999)).
+        lambda_l1: weight of the L1 reconstruction term (100).
+        gan_loss: ``lsgan`` or ``vanilla``.
+        init_gain: std of the N(0, gain) weight initialisation (0.02).
+        seed: seed of weights, crops and batch order.
+        flip: random left-right flips of training pairs.
+        num_workers: DataLoader worker processes (0 = main process; the slice cache makes fetching cheap).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
+        threads: torch intra-op threads on CPU (0 = torch's default).
+        panel_slices: validation slices drawn in the per-epoch PNG panel.
+    """
+
+    mode: Mode = Mode.PAIRED
+    epochs: int = 20
+    batch_size: int = 8
+    image_size: int = 128
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lambda_l1: float = 100.0
+    gan_loss: GanLoss = GanLoss.LSGAN
+    init_gain: float = 0.02
+    seed: int = 0
+    flip: bool = True
+    num_workers: int = 0
+    device: str = "auto"
+    threads: int = 0
+    panel_slices: int = 3
+
+    def __post_init__(self) -> None:
+        self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
+        self.gan_loss = _check_enum("TrainConfig", "gan_loss", self.gan_loss, GanLoss)  # type: ignore[assignment]
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        for name in ("epochs", "batch_size", "image_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.lambda_l1 < 0:
+            raise ValueError(f"TrainConfig.lambda_l1 must be >= 0, got {self.lambda_l1}")
+        if self.num_workers < 0 or self.threads < 0:
+            raise ValueError("TrainConfig.num_workers and threads must be >= 0")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run was started with; ``config.json`` in the run folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": to_dict(self.data), "model": to_dict(self.model), "train": to_dict(self.train)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return cls(
+            data=DataConfig.from_dict(data["data"]),
+            model=ModelConfig.from_dict(data["model"]),
+            train=TrainConfig.from_dict(data["train"]),
+        )

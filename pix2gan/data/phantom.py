@@ -1,0 +1,285 @@
+"""Deterministic synthetic head phantoms: paired T1-weighted MR, CT (HU) and a body mask.
+
+Each subject is a labelled tissue map built analytically in millimetres, then rendered into both modalities with
+partial-volume blur and modality-specific noise. It is designed so that MR -> CT is *not* a per-voxel lookup:
+
+* cortical bone and air are both signal voids in T1 (dark), but +1500 vs -1000 HU in CT;
+* fatty diploic marrow is bright in T1 like subcutaneous fat, yet ~+500 HU instead of -100 HU;
+* air cavities (sinuses) with thin bone walls sit inside the body mask.
+
+Only spatial context (a dark ring between fat and CSF is skull; a dark blob wrapped in a thin wall is a sinus)
+tells them apart. Anatomy varies between subjects: head size and shape (low-order harmonic deformation), rotation
+and tilt, skull thickness, bone density, ventricle size, sinus size, and 0-3 lesions (hyper- or hypodense).
+
+Geometry: RAS axes, voxel grid ``(size, size, n_slices)`` with anisotropic spacing (in-plane ``fov_mm / size``,
+``slice_mm`` between axial slices), qform/sform code 1 (scanner).
+
+Example:
+    >>> p = make_subject(seed=0, index=0, size=32)
+    >>> p.ct.shape == p.t1.shape == p.mask.shape, p.ct.dtype.name, p.t1.dtype.name
+    (True, 'int16', 'int16')
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["Tissue", "Phantom", "make_subject", "write_dataset", "subject_id"]
+
+
+class Tissue(enum.IntEnum):
+    AIR = 0
+    SKIN = 1
+    FAT = 2
+    CORTICAL = 3
+    MARROW = 4
+    CSF = 5
+    GREY = 6
+    WHITE = 7
+    MUSCLE = 8
+    LESION_HYPER = 9
+    LESION_HYPO = 10
+
+
+# Mean CT numbers (HU) and T1 signal (arbitrary scanner units) per tissue. Bone values are drawn per subject.
+_HU = {
+    Tissue.AIR: -1000.0, Tissue.SKIN: 40.0, Tissue.FAT: -100.0, Tissue.CORTICAL: 1500.0, Tissue.MARROW: 500.0,
+    Tissue.CSF: 10.0, Tissue.GREY: 40.0, Tissue.WHITE: 25.0, Tissue.MUSCLE: 45.0,
+    Tissue.LESION_HYPER: 65.0, Tissue.LESION_HYPO: 15.0,
+}  # fmt: skip
+_T1 = {
+    Tissue.AIR: 0.0, Tissue.SKIN: 450.0, Tissue.FAT: 900.0, Tissue.CORTICAL: 25.0, Tissue.MARROW: 780.0,
+    Tissue.CSF: 180.0, Tissue.GREY: 480.0, Tissue.WHITE: 680.0, Tissue.MUSCLE: 400.0,
+    Tissue.LESION_HYPER: 600.0, Tissue.LESION_HYPO: 290.0,
+}  # fmt: skip
+
+
+@dataclass
+class Phantom:
+    """One synthetic subject: co-registered volumes on one grid and the parameters that made it."""
+
+    t1: np.ndarray  # (X, Y, Z) int16, T1-weighted signal
+    ct: np.ndarray  # (X, Y, Z) int16, HU
+    mask: np.ndarray  # (X, Y, Z) uint8, 1 inside the head
+    labels: np.ndarray  # (X, Y, Z) uint8, Tissue before blur and noise
+    affine: np.ndarray  # (4, 4) voxel -> RAS mm
+    meta: dict = field(default_factory=dict)
+
+
+def subject_id(index: int) -> str:
+    return f"sub-{index + 1:03d}"
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    cz, sz, cx, sx, cy, sy = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    return rz @ rx @ ry
+
+
+def _ellipsoid_radius(p: np.ndarray, centre: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Normalised radius |(p - centre) / axes|: < 1 inside. ``p`` is (..., 3)."""
+    return np.sqrt((((p - centre) / axes) ** 2).sum(-1))
+
+
+def make_subject(
+    seed: int = 0, index: int = 0, size: int = 128, n_slices: int | None = None,
+    fov_mm: float = 240.0, slice_mm: float = 4.0,
+) -> Phantom:  # fmt: skip
+    """Build subject ``index`` of the phantom family ``seed``; identical inputs give identical arrays.
+
+    Args:
+        seed: family seed; subjects of one family are independent draws.
+        index: subject number within the family.
+        size: in-plane matrix (voxels per side), at least 16.
+        n_slices: axial slices (default ``round(0.28 * size)``, covering about 140 mm at the default spacing).
+        fov_mm: in-plane field of view in mm.
+        slice_mm: slice spacing in mm.
+
+    Returns:
+        A :class:`Phantom` with int16 T1 and CT volumes, a uint8 body mask and the affine.
+    """
+    if size < 16:
+        raise ValueError(f"phantom size must be >= 16 voxels, got {size}")
+    n_slices = max(8, round(0.28 * size)) if n_slices is None else n_slices
+    if n_slices < 1:
+        raise ValueError(f"phantom n_slices must be >= 1, got {n_slices}")
+    rng = np.random.default_rng([seed, index])
+    dx = fov_mm / size
+    shape = (size, size, n_slices)
+
+    # --- voxel grid in head-local millimetres ----------------------------------------------------------------
+    affine = np.diag([dx, dx, slice_mm, 1.0])
+    affine[:3, 3] = -0.5 * (np.array(shape) - 1) * np.array([dx, dx, slice_mm])
+    idx = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), -1)
+    world = idx @ affine[:3, :3].T.astype(np.float32) + affine[:3, 3].astype(np.float32)  # (X, Y, Z, 3)
+    a, b, c = rng.uniform(66, 76), rng.uniform(84, 96), rng.uniform(80, 92)  # semi-axes: left-right, ap, si
+    centre = np.array([rng.uniform(-6, 6), rng.uniform(-8, 8), rng.uniform(-19, -11)])
+    angles = (rng.uniform(-12, 12), rng.uniform(-8, 8), rng.uniform(-4, 4))  # yaw, pitch, roll in degrees
+    rot = _rotation(*np.deg2rad(angles))
+    p = ((world - centre) @ rot).astype(np.float32)  # head-local (u, v, w): rows of rot^T applied
+    u, v, w = p[..., 0], p[..., 1], p[..., 2]
+
+    # --- head outline: deformed ellipsoid; depth = distance below the skin along the ray from the centre ------
+    theta = np.arctan2(v / b, u / a)
+    harmonics = 1.0 + sum(rng.uniform(-0.035, 0.035) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
+    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2 + (w / c) ** 2) / harmonics
+    radius = np.sqrt(u**2 + v**2 + w**2)
+    depth = radius * (1.0 - rho) / np.maximum(rho, 1e-6)  # mm below the surface (negative outside)
+
+    # layer thicknesses (mm); the skull is thicker at the front and back
+    ap = np.abs(v) / np.maximum(radius, 1e-6)
+    skull_scale = rng.uniform(0.85, 1.2) * (1.0 + 0.35 * ap)
+    t_skin, t_fat = rng.uniform(1.5, 2.5), rng.uniform(2.5, 5.0)
+    t_outer, t_diploe, t_inner = 1.8 * skull_scale, 3.0 * skull_scale, 1.5 * skull_scale
+    t_csf = rng.uniform(1.5, 3.5)
+    e_skin, e_fat = t_skin, t_skin + t_fat
+    e_outer = e_fat + t_outer
+    e_diploe = e_outer + t_diploe
+    e_inner = e_diploe + t_inner
+    e_csf = e_inner + t_csf
+
+    lab = np.full(shape, Tissue.AIR, dtype=np.uint8)
+    inside = depth >= 0
+    lab[inside] = Tissue.SKIN
+    lab[depth >= e_skin] = Tissue.FAT
+    lab[depth >= e_fat] = Tissue.CORTICAL
+    lab[depth >= e_outer] = Tissue.MARROW
+    lab[depth >= e_diploe] = Tissue.CORTICAL
+    lab[depth >= e_inner] = Tissue.CSF
+
+    # brain: cortex of folded thickness around white matter
+    k = rng.normal(size=(6, 3))
+    k *= (2 * np.pi / rng.uniform(14, 24, size=(6, 1))) / np.linalg.norm(k, axis=1, keepdims=True)
+    phase = rng.uniform(0, 2 * np.pi, size=6)
+    folds = np.mean([np.sin(p @ k[i].astype(np.float32) + phase[i]) for i in range(6)], axis=0)  # ~[-1, 1]
+    t_grey = rng.uniform(2.5, 3.5) * (1.0 + 0.9 * folds)
+    brain = depth >= e_csf
+    lab[brain] = Tissue.GREY
+    lab[brain & (depth >= e_csf + t_grey)] = Tissue.WHITE
+
+    # lateral ventricles (size varies: atrophy) and a thin third ventricle
+    vs = rng.uniform(0.7, 1.5)
+    for side in (-1, 1):
+        vc = np.array([side * rng.uniform(5, 8), rng.uniform(-2, 6), rng.uniform(8, 16)])
+        vax = np.array([rng.uniform(3.5, 6.0), rng.uniform(16, 22), rng.uniform(6, 9)]) * [vs, 1, vs**0.5]
+        lab[brain & (_ellipsoid_radius(p, vc, vax) < 1)] = Tissue.CSF
+    lab[brain & (_ellipsoid_radius(p, np.array([0.0, 0.0, 2.0]), np.array([1.5 * vs, 10, 7])) < 1)] = Tissue.CSF
+
+    # lesions in white matter
+    lesions = []
+    for _ in range(rng.integers(0, 4)):
+        lc = np.array([rng.uniform(-0.45, 0.45) * a, rng.uniform(-0.5, 0.5) * b, rng.uniform(0.0, 0.4) * c])
+        r = rng.uniform(3.0, 7.0)
+        kind = Tissue.LESION_HYPER if rng.random() < 0.5 else Tissue.LESION_HYPO
+        lab[brain & (_ellipsoid_radius(p, lc, np.array([r, r, r])) < 1) & (lab != Tissue.CSF)] = kind
+        lesions.append({"centre_mm": np.round(lc, 1).tolist(), "radius_mm": round(r, 1), "type": kind.name.lower()})
+
+    # skull base: below it the interior is soft tissue (face/neck), separated by a tilted cortical plate
+    w_base = -rng.uniform(0.28, 0.36) * c + np.tan(np.deg2rad(rng.uniform(10, 20))) * v  # rises towards the front
+    interior = depth >= e_inner
+    lab[interior & (w < w_base - 2.5)] = Tissue.MUSCLE
+    lab[interior & (w >= w_base - 2.5) & (w < w_base)] = Tissue.CORTICAL
+
+    # air cavities with thin bone walls: frontal sinuses in the frontal bone, maxillary sinuses below the base
+    cavities = []  # (lateral mm, height mm, semi-axes mm, depth of the near wall below the skin mm)
+    for side in (-1, 1) if rng.random() < 0.8 else (int(rng.choice([-1, 1])),):
+        axes = np.array([rng.uniform(6, 9), rng.uniform(5, 7), rng.uniform(7, 11)])
+        cavities.append((side * rng.uniform(7, 13), rng.uniform(-8, 4), axes, e_fat + 5.0))
+    for side in (-1, 1):
+        axes = np.array([rng.uniform(9, 13), rng.uniform(11, 15), rng.uniform(9, 13)])
+        cavities.append((side * rng.uniform(15, 21), rng.uniform(-50, -40), axes, e_fat + 17.0))
+    for lateral, height, axes, below_skin in cavities:
+        ray = np.array([lateral, b, height])
+        ray /= np.linalg.norm(ray)
+        surface = ray / np.sqrt(((ray / [a, b, c]) ** 2).sum())  # anterior skin point (harmonics ignored)
+        q = _ellipsoid_radius(p, (surface - (below_skin + axes[1]) * ray).astype(np.float32), axes)
+        under_fat = inside & (depth >= e_fat)
+        lab[under_fat & (q < 1.0 + 2.0 / axes.min())] = Tissue.CORTICAL  # ~2 mm wall
+        lab[under_fat & (q < 1.0)] = Tissue.AIR
+    mask = inside.astype(np.uint8)
+
+    # --- render both modalities --------------------------------------------------------------------------------
+    hu = np.array([_HU[t] for t in Tissue], dtype=np.float32)
+    t1 = np.array([_T1[t] for t in Tissue], dtype=np.float32)
+    hu[Tissue.CORTICAL] = rng.uniform(1350, 1750)
+    hu[Tissue.MARROW] = rng.uniform(380, 620)
+    ct_vol = hu[lab]
+    t1_vol = t1[lab]
+    # bone density varies smoothly over the skull (+-8 %)
+    density = 1.0 + 0.08 * np.sin(p @ (rng.normal(size=3) * 0.05).astype(np.float32) + rng.uniform(0, 6.28))
+    bone = (lab == Tissue.CORTICAL) | (lab == Tissue.MARROW)
+    ct_vol[bone] *= density[bone]
+
+    psf = (0.6, 0.6, 0.4)  # partial volume: blur in voxels (thicker slices blur less across them)
+    ct_vol = ndimage.gaussian_filter(ct_vol, psf)
+    t1_vol = ndimage.gaussian_filter(t1_vol, psf)
+
+    # T1: receive-coil bias field (smooth, +-15 %), scanner gain, Rician noise
+    x = p / np.float32(100.0)
+    bias = 1.0 + sum(rng.uniform(-0.08, 0.08) * x[..., i] for i in range(3)) + rng.uniform(-0.05, 0.05) * x[..., 0] * x[..., 1]
+    gain = rng.uniform(0.75, 1.3)
+    sigma_mr = 12.0
+    real = t1_vol * bias * gain + rng.normal(0, sigma_mr, shape).astype(np.float32)
+    imag = rng.normal(0, sigma_mr, shape).astype(np.float32)
+    t1_out = np.sqrt(real**2 + imag**2)
+
+    sigma_ct = rng.uniform(10, 20)
+    ct_out = ct_vol + rng.normal(0, sigma_ct, shape).astype(np.float32)
+
+    meta = {
+        "seed": seed, "index": index, "head_axes_mm": [round(a, 1), round(b, 1), round(c, 1)],
+        "rotation_deg": [round(x, 1) for x in angles], "skull_scale": round(float(np.mean(skull_scale)), 3),
+        "cortical_hu": round(float(hu[Tissue.CORTICAL]), 1), "marrow_hu": round(float(hu[Tissue.MARROW]), 1),
+        "ventricle_scale": round(vs, 3), "lesions": lesions, "ct_noise_hu": round(sigma_ct, 1),
+        "t1_gain": round(gain, 3), "spacing_mm": [dx, dx, slice_mm],
+    }  # fmt: skip
+    return Phantom(
+        t1=np.clip(np.rint(t1_out), 0, 32767).astype(np.int16),
+        ct=np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16),
+        mask=mask,
+        labels=lab,
+        affine=affine,
+        meta=meta,
+    )
+
+
+def write_dataset(
+    out_dir: str | Path, n_subjects: int = 15, size: int = 128, seed: int = 0, overwrite: bool = False
+) -> list[Path]:
+    """Write ``n_subjects`` phantoms as ``out_dir/<subject>/{t1,ct,mask}.nii.gz`` plus ``phantom.json``.
+
+    Existing subject folders are never touched unless ``overwrite`` is set.
+
+    Returns:
+        The subject folders written.
+    """
+    from pix2gan.volumes import atomic_write_json, save_nifti  # local: volumes imports nibabel
+
+    if n_subjects < 1:
+        raise ValueError(f"--subjects must be >= 1, got {n_subjects}")
+    out = Path(out_dir)
+    planned = [out / subject_id(i) for i in range(n_subjects)]
+    if not overwrite:
+        clash = [d for d in planned if d.exists()]
+        if clash:
+            raise FileExistsError(f"{clash[0]}: already exists (use --overwrite to replace it)")
+    written = []
+    metas = {}
+    for i, folder in enumerate(planned):
+        ph = make_subject(seed=seed, index=i, size=size)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, arr in (("t1", ph.t1), ("ct", ph.ct), ("mask", ph.mask)):
+            save_nifti(folder / f"{name}.nii.gz", arr, ph.affine, overwrite=overwrite)
+        metas[folder.name] = ph.meta
+        written.append(folder)
+    atomic_write_json(out / "phantom.json", {"generator": "pix2gan.data.phantom", "seed": seed, "size": size,
+                                             "subjects": metas})  # fmt: skip
+    return written

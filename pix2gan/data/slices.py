@@ -1,0 +1,172 @@
+"""Decode each volume once into an in-memory slice cache, and Dataset views over it.
+
+Reading a ``.nii.gz`` decompresses the whole volume, so doing it per fetched slice costs a full volume decode per
+sample. :class:`SliceCache` instead reads every subject once, checks and normalises it, and keeps its slices as
+float32 tensors ``(N, H, W)``; datasets then only crop and flip views of memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pix2gan.config import DataConfig
+from pix2gan.data.intensity import IntensityMap, Scale
+from pix2gan.data.subjects import Subject, load_subject
+from pix2gan.volumes import InputError
+
+__all__ = ["SubjectSlices", "SliceCache", "PairedSlices", "to_slices", "from_slices", "pad_to"]
+
+
+def to_slices(volume: np.ndarray, axis: int) -> np.ndarray:
+    """(X, Y, Z) -> (N, H, W) with the slice axis first (contiguous copy)."""
+    return np.ascontiguousarray(np.moveaxis(volume, axis, 0))
+
+
+def from_slices(slices: np.ndarray, axis: int) -> np.ndarray:
+    """Inverse of :func:`to_slices`."""
+    return np.moveaxis(slices, 0, axis)
+
+
+def pad_to(x: torch.Tensor, height: int, width: int, value: float) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad the last two dims symmetrically up to at least (height, width); returns the padding (left, right, top, bottom)."""
+    h, w = x.shape[-2:]
+    ph, pw = max(0, height - h), max(0, width - w)
+    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    if ph or pw:
+        x = torch.nn.functional.pad(x, pad, value=value)
+    return x, pad
+
+
+@dataclass
+class SubjectSlices:
+    """One subject's normalised slices: source, target (optional) and mask, each (N, H, W)."""
+
+    id: str
+    src: torch.Tensor
+    dst: torch.Tensor | None
+    mask: torch.Tensor  # bool; all True when the subject has no mask
+    src_scale: Scale
+    dst_scale: Scale | None
+
+
+class SliceCache:
+    """Every subject of a split decoded, checked and normalised once.
+
+    Args:
+        subjects: subjects to read.
+        cfg: modality names, slice axis and normalisation.
+        src_map / dst_map: intensity maps of source and target.
+        with_target: read the target modality too (False for translation-only use).
+    """
+
+    def __init__(
+        self,
+        subjects: list[Subject],
+        cfg: DataConfig,
+        src_map: IntensityMap,
+        dst_map: IntensityMap,
+        *,
+        with_target: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.subjects: list[SubjectSlices] = []
+        for subject in subjects:
+            names = [cfg.src] + ([cfg.dst] if with_target else []) + ([cfg.mask] if cfg.mask else [])
+            vols = load_subject(subject, names)
+            src_vol = vols[cfg.src]
+            try:
+                src_scale = src_map.scale_of(src_vol.data)
+            except ValueError as exc:
+                raise InputError(f"{src_vol.path}: {exc}") from None
+            src = to_slices(src_map.forward(src_vol.data, src_scale), cfg.slice_axis)
+            dst = dst_scale = None
+            if with_target:
+                dst_vol = vols[cfg.dst]
+                try:
+                    dst_scale = dst_map.scale_of(dst_vol.data)
+                except ValueError as exc:
+                    raise InputError(f"{dst_vol.path}: {exc}") from None
+                dst = torch.from_numpy(to_slices(dst_map.forward(dst_vol.data, dst_scale), cfg.slice_axis))
+            if cfg.mask and cfg.mask in vols:
+                mask = torch.from_numpy(to_slices(vols[cfg.mask].data > 0, cfg.slice_axis))
+            else:
+                mask = torch.ones(src.shape, dtype=torch.bool)
+            self.subjects.append(
+                SubjectSlices(subject.id, torch.from_numpy(src), dst, mask, src_scale, dst_scale)
+            )
+
+    def __len__(self) -> int:
+        return sum(s.src.shape[0] for s in self.subjects)
+
+    def index(self, min_foreground: float = 0.0) -> list[tuple[int, int]]:
+        """(subject, slice) pairs whose mask covers at least ``min_foreground`` of the slice."""
+        pairs = []
+        for i, s in enumerate(self.subjects):
+            fg = s.mask.flatten(1).float().mean(1)
+            pairs += [(i, int(k)) for k in torch.nonzero(fg >= min_foreground).flatten()]
+        return pairs
+
+    def reference_scale(self, which: str = "dst") -> Scale | None:
+        """Median scale over the cached volumes (to map generated ``percentile`` images back to units)."""
+        scales = [getattr(s, f"{which}_scale") for s in self.subjects]
+        scales = [s for s in scales if s is not None]
+        if not scales:
+            return None
+        arr = np.median(np.array(scales, dtype=np.float64), axis=0)
+        return (float(arr[0]), float(arr[1]))
+
+
+class PairedSlices(Dataset):
+    """Paired (source, target, mask) crops of size ``image_size`` from a :class:`SliceCache`.
+
+    Slices smaller than the crop are padded with -1 (air after normalisation). Training crops are random and
+    optionally flipped left-right; evaluation crops are centred.
+
+    Shape:
+        Each item is a dict with ``src`` and ``dst`` of shape (1, S, S) float32 and ``mask`` (1, S, S) bool.
+    """
+
+    def __init__(
+        self,
+        cache: SliceCache,
+        image_size: int,
+        *,
+        train: bool,
+        flip: bool = True,
+        min_foreground: float = 0.0,
+    ) -> None:
+        if any(s.dst is None for s in cache.subjects):
+            raise ValueError("PairedSlices needs a SliceCache built with the target modality")
+        self.cache = cache
+        self.size = image_size
+        self.train = train
+        self.flip = flip and train
+        self.pairs = cache.index(min_foreground)
+        if not self.pairs:
+            raise InputError(f"{cache.cfg.root}: no slices with enough foreground to train on")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        s_idx, k = self.pairs[i]
+        s = self.cache.subjects[s_idx]
+        stack = torch.stack([s.src[k], s.dst[k], s.mask[k].float()])  # type: ignore[index]  # (3, H, W)
+        # pad with the background of each channel: -1 (air) for images, 0 for the mask
+        shift = torch.tensor([1.0, 1.0, 0.0])[:, None, None]
+        stack, _ = pad_to(stack + shift, self.size, self.size, 0.0)
+        stack = stack - shift
+        h, w = stack.shape[-2:]
+        if self.train:
+            top = int(torch.randint(0, h - self.size + 1, ()))
+            left = int(torch.randint(0, w - self.size + 1, ()))
+        else:
+            top, left = (h - self.size) // 2, (w - self.size) // 2
+        crop = stack[:, top : top + self.size, left : left + self.size]
+        if self.flip and bool(torch.rand(()) < 0.5):
+            crop = crop.flip(-2)  # first in-plane axis: left-right for axial slices of an RAS-ordered volume
+        return {"src": crop[0:1].contiguous(), "dst": crop[1:2].contiguous(), "mask": crop[2:3] > 0.5}

@@ -1,0 +1,132 @@
+"""Find subjects and their modalities in a data folder, and split them by subject.
+
+The layout is SynthRAD's: one folder per subject holding one file per modality::
+
+    <root>/<subject>/<modality>.nii.gz     e.g. samples/sub-001/{t1,ct,mask}.nii.gz
+
+Splitting is by subject, never by slice (slices of one head are strongly correlated), deterministic for a seed, and
+recorded in the run folder's ``split.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pix2gan.volumes import NIFTI_SUFFIXES, InputError, Volume, check_same_grid, load_volume
+
+__all__ = ["Subject", "find_subjects", "split_subjects", "load_subject", "modality_file"]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One subject: its id (folder name) and the file of each modality found."""
+
+    id: str
+    folder: Path
+    files: dict[str, Path]
+
+
+def modality_file(folder: Path, modality: str) -> Path | None:
+    """``folder/<modality>.nii.gz`` or ``.nii``, whichever exists."""
+    for suffix in NIFTI_SUFFIXES:
+        candidate = folder / f"{modality}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _modalities_in(folder: Path) -> set[str]:
+    names = set()
+    for f in folder.iterdir():
+        for suffix in NIFTI_SUFFIXES:
+            if f.name.endswith(suffix):
+                names.add(f.name[: -len(suffix)])
+    return names
+
+
+def find_subjects(root: str | Path, required: list[str], optional: list[str] | None = None) -> list[Subject]:
+    """List the subjects under ``root`` that hold every ``required`` modality (and any ``optional`` ones found).
+
+    Raises:
+        InputError: ``root`` missing or not a folder; no subject folders; a modality no subject has (unknown name);
+            a subject lacking a required modality.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{root}: data folder not found")
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [f for f in folders if _modalities_in(f)]
+    if not folders:
+        raise InputError(f"{root}: no subject folders with NIfTI files (expected {root}/<subject>/<modality>.nii.gz)")
+    available = set().union(*(_modalities_in(f) for f in folders))
+    for modality in required:
+        if modality not in available:
+            raise InputError(
+                f"{root}: unknown modality {modality!r}; the subjects hold {', '.join(sorted(available))}"
+            )
+    subjects = []
+    for folder in folders:
+        files = {}
+        for modality in required:
+            path = modality_file(folder, modality)
+            if path is None:
+                raise InputError(f"{folder}: subject has no {modality}.nii.gz (or .nii)")
+            files[modality] = path
+        for modality in optional or []:
+            path = modality_file(folder, modality)
+            if path is not None:
+                files[modality] = path
+        subjects.append(Subject(id=folder.name, folder=folder, files=files))
+    return subjects
+
+
+def split_subjects(
+    ids: list[str], val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> dict[str, list[str]]:
+    """Deterministic train/val/test split by subject.
+
+    With three or more subjects, validation and test get at least one subject each; training keeps at least one.
+
+    Example:
+        >>> s = split_subjects([f"s{i}" for i in range(10)], 0.1, 0.2, seed=0)
+        >>> [len(s[k]) for k in ("train", "val", "test")]
+        [7, 1, 2]
+        >>> s == split_subjects([f"s{i}" for i in reversed(range(10))], 0.1, 0.2, seed=0)
+        True
+    """
+    ordered = sorted(ids)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("split_subjects: no subjects")
+    n_test = round(test_fraction * n)
+    n_val = round(val_fraction * n)
+    if n >= 3:
+        n_test = max(1, n_test) if test_fraction > 0 else 0
+        n_val = max(1, n_val) if val_fraction > 0 else 0
+    while n - n_test - n_val < 1 and (n_test or n_val):  # keep at least one training subject
+        if n_test >= n_val:
+            n_test -= 1
+        else:
+            n_val -= 1
+    order = np.random.default_rng(seed).permutation(n)
+    shuffled = [ordered[i] for i in order]
+    test, val, train = shuffled[:n_test], shuffled[n_test : n_test + n_val], shuffled[n_test + n_val :]
+    return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+def load_subject(subject: Subject, modalities: list[str]) -> dict[str, Volume]:
+    """Read the named modalities of a subject (each decoded once) and check they share one voxel grid."""
+    volumes: dict[str, Volume] = {}
+    for modality in modalities:
+        if modality not in subject.files:
+            continue
+        volumes[modality] = load_volume(subject.files[modality])
+    first = next(iter(volumes.values()))
+    for vol in volumes.values():
+        check_same_grid(first, vol)
+    return volumes

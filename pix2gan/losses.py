@@ -1,0 +1,90 @@
+"""GAN objectives and the L1 reconstruction term, each as a plain function and a thin ``nn.Module``.
+
+Discriminators return logits; the loss owns the activation (``vanilla`` applies the sigmoid inside
+``binary_cross_entropy_with_logits``, ``lsgan`` regresses the logits straight onto the labels).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2gan.config import GanLoss
+
+__all__ = ["gan_loss", "GANLoss", "l1_loss", "L1Loss"]
+
+
+def gan_loss(
+    logits: torch.Tensor, target_is_real: bool, kind: GanLoss | str = GanLoss.LSGAN, real_label: float = 1.0
+) -> torch.Tensor:
+    """Adversarial loss of discriminator logits against an all-real or all-fake label.
+
+    Args:
+        logits: discriminator output, any shape (one logit per patch for a PatchGAN).
+        target_is_real: compare with ``real_label`` (True) or 0 (False).
+        kind: ``lsgan`` (mean squared error, Mao et al. 2017) or ``vanilla`` (BCE with logits, Goodfellow et al.).
+        real_label: value of the real label (1; below 1 for one-sided label smoothing).
+
+    Returns:
+        Scalar loss, averaged over every element.
+
+    Example:
+        >>> gan_loss(torch.ones(2, 1, 6, 6), True, "lsgan").item()
+        0.0
+        >>> round(gan_loss(torch.zeros(4), False, "vanilla").item(), 4)  # log 2
+        0.6931
+    """
+    kind = GanLoss(kind)
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"gan_loss: logits must be a tensor, got {type(logits).__name__}")
+    target = torch.full_like(logits, real_label if target_is_real else 0.0)
+    if kind == GanLoss.LSGAN:
+        return F.mse_loss(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+class GANLoss(nn.Module):
+    """Module form of :func:`gan_loss`.
+
+    Example:
+        >>> GANLoss("vanilla")(torch.full((3,), 20.0), True).item() < 1e-6
+        True
+    """
+
+    def __init__(self, kind: GanLoss | str = GanLoss.LSGAN, real_label: float = 1.0) -> None:
+        super().__init__()
+        self.kind = GanLoss(kind)
+        self.real_label = real_label
+
+    def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        return gan_loss(logits, target_is_real, self.kind, self.real_label)
+
+
+def l1_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error, optionally over the voxels where ``mask`` is true.
+
+    Shape:
+        ``prediction`` and ``target`` the same shape; ``mask`` broadcastable to it.
+
+    Example:
+        >>> l1_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])).item()
+        1.5
+        >>> l1_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]), torch.tensor([True, False])).item()
+        1.0
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(f"l1_loss: shapes differ, {tuple(prediction.shape)} vs {tuple(target.shape)}")
+    if mask is None:
+        return F.l1_loss(prediction, target)
+    weight = mask.to(prediction.dtype).expand_as(prediction)
+    return ((prediction - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class L1Loss(nn.Module):
+    """Module form of :func:`l1_loss`."""
+
+    def forward(
+        self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return l1_loss(prediction, target, mask)

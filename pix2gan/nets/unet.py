@@ -1,0 +1,99 @@
+"""The pix2pix U-Net generator (Isola et al., 2017), written as an explicit encoder/decoder.
+
+Level ``i`` of the encoder halves the resolution with a 4x4 stride-2 convolution and has
+``base_filters * min(2 ** i, 8)`` channels; the decoder mirrors it with transposed convolutions and concatenates the
+encoder features of the same resolution (skip connections). With ``depth=8, base_filters=64``, batch norm and 3 -> 3
+channels this is pix2pix's ``unet_256`` with exactly its 54,413,955 parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pix2gan.config import ModelConfig, Norm
+
+__all__ = ["UNetGenerator", "norm_layer", "init_weights"]
+
+
+def norm_layer(norm: Norm, channels: int) -> nn.Module:
+    """The normalisation pix2pix uses: affine BatchNorm, or InstanceNorm without affine or running stats."""
+    if norm == Norm.BATCH:
+        return nn.BatchNorm2d(channels)
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """pix2pix's ``normal`` init: conv weights ~ N(0, gain), norm scales ~ N(1, gain), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
+class UNetGenerator(nn.Module):
+    """U-Net generator with skip connections and a tanh output in [-1, 1].
+
+    Args:
+        config: architecture (``in_channels``, ``out_channels``, ``depth``, ``base_filters``, ``norm``, ``dropout``).
+
+    Shape:
+        - Input: :math:`(B, C_{in}, H, W)` with ``H`` and ``W`` multiples of ``2 ** depth``.
+        - Output: :math:`(B, C_{out}, H, W)`.
+
+    Example:
+        >>> g = UNetGenerator(ModelConfig(depth=4, base_filters=8))
+        >>> g(torch.zeros(2, 1, 32, 48)).shape
+        torch.Size([2, 1, 32, 48])
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        depth, ngf, norm = config.depth, config.base_filters, config.norm
+        use_bias = norm == Norm.INSTANCE  # batch norm has its own shift
+        widths = [ngf * min(2**i, 8) for i in range(depth)]
+
+        self.down = nn.ModuleList()
+        for i, width in enumerate(widths):
+            c_in = config.in_channels if i == 0 else widths[i - 1]
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
+            layers.append(nn.Conv2d(c_in, width, kernel_size=4, stride=2, padding=1, bias=use_bias))
+            if 0 < i < depth - 1:  # neither the first nor the innermost level is normalised
+                layers.append(norm_layer(norm, width))
+            self.down.append(nn.Sequential(*layers))
+
+        self.up = nn.ModuleList()
+        for i in range(depth):
+            innermost, outermost = i == depth - 1, i == 0
+            c_in = widths[i] if innermost else 2 * widths[i]  # skip concatenation doubles the channels
+            c_out = config.out_channels if outermost else widths[i - 1]
+            layers = [nn.ReLU(), nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=use_bias or outermost)]
+            if outermost:
+                layers.append(nn.Tanh())
+            else:
+                layers.append(norm_layer(norm, c_out))
+                # pix2pix puts dropout on the repeated 8*ngf levels between the innermost one and the 4*ngf level
+                if config.dropout and not innermost and i >= 4:
+                    layers.append(nn.Dropout(0.5))
+            self.up.append(nn.Sequential(*layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        multiple = self.config.multiple
+        if x.ndim != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple:
+            raise ValueError(
+                f"UNetGenerator(depth={self.config.depth}) needs (B, C, H, W) with H, W multiples of {multiple}, "
+                f"got {tuple(x.shape)}"
+            )
+        skips = []
+        for down in self.down:  # (B, widths[i], H / 2^(i+1), W / 2^(i+1))
+            x = down(x)
+            skips.append(x)
+        x = self.up[-1](skips.pop())  # innermost: no skip
+        for up in reversed(self.up[:-1]):
+            x = up(torch.cat([skips.pop(), x], dim=1))
+        return x

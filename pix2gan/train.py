@@ -1,0 +1,379 @@
+"""One training loop for paired modality synthesis (pix2pix), readable top to bottom.
+
+``fit`` reads the subjects once into slice caches, splits them by subject, and alternates an explicit discriminator
+phase and generator phase per batch (:func:`paired_step`). After every epoch it validates on whole validation slices
+(MAE in physical units inside the mask), writes a source | prediction | target panel, the loss log and curve, and
+the ``latest`` and ``best`` checkpoints, all atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from pix2gan.checkpoint import RunLayout, save_checkpoint
+from pix2gan.config import GanLoss, RunConfig
+from pix2gan.data.intensity import IntensityMap, intensity_maps
+from pix2gan.data.slices import PairedSlices, SliceCache
+from pix2gan.data.subjects import Subject, find_subjects, split_subjects
+from pix2gan.losses import gan_loss, l1_loss
+from pix2gan.nets import PatchDiscriminator, UNetGenerator, init_weights
+from pix2gan.report import save_loss_curve, save_panel
+from pix2gan.translate import predict_slices, resolve_device
+from pix2gan.volumes import InputError, atomic_write_json, atomic_write_text
+
+__all__ = ["build_networks", "paired_step", "fit", "FitResult", "linear_decay"]
+
+log = logging.getLogger("pix2gan")
+
+
+def build_networks(cfg: RunConfig) -> tuple[UNetGenerator, PatchDiscriminator]:
+    """Generator and conditional discriminator with pix2pix's N(0, init_gain) initialisation."""
+    generator = UNetGenerator(cfg.model)
+    discriminator = PatchDiscriminator.from_config(cfg.model)
+    init_weights(generator, cfg.train.init_gain)
+    init_weights(discriminator, cfg.train.init_gain)
+    return generator, discriminator
+
+
+def linear_decay(total_steps: int):  # noqa: ANN201
+    """LR factor per step: 1 for the first half of training, then linearly down to 0 at the last step.
+
+    Example:
+        >>> f = linear_decay(10)
+        >>> [round(f(s), 2) for s in (0, 4, 5, 7, 10)]
+        [1.0, 1.0, 1.0, 0.6, 0.0]
+    """
+    half = total_steps // 2
+
+    def factor(step: int) -> float:
+        if step <= half:
+            return 1.0
+        return max(0.0, (total_steps - step) / max(1, total_steps - half))
+
+    return factor
+
+
+def paired_step(
+    batch: dict[str, torch.Tensor],
+    generator: nn.Module,
+    discriminator: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    *,
+    gan_kind: GanLoss = GanLoss.LSGAN,
+    lambda_l1: float = 100.0,
+) -> dict[str, float]:
+    """One pix2pix update: D on (src, real) vs (src, G(src)), then G against D plus lambda * L1.
+
+    Args:
+        batch: ``src`` and ``dst`` of shape (B, C, S, S) in [-1, 1], already on the device.
+
+    Returns:
+        ``loss_g`` (total), ``loss_g_gan``, ``loss_g_l1``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``.
+    """
+    src, dst = batch["src"], batch["dst"]  # (B, C, S, S)
+    fake = generator(src)
+
+    # discriminator phase: the generator's output is detached, D learns real pairs from generated ones
+    discriminator.requires_grad_(True)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d_fake = gan_loss(discriminator(torch.cat([src, fake.detach()], 1)), False, gan_kind)
+    loss_d_real = gan_loss(discriminator(torch.cat([src, dst], 1)), True, gan_kind)
+    loss_d = 0.5 * (loss_d_fake + loss_d_real)  # halved as in pix2pix: slows D relative to G
+    loss_d.backward()
+    opt_d.step()
+
+    # generator phase: D is frozen so its weights get no gradients from G's loss
+    discriminator.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g_gan = gan_loss(discriminator(torch.cat([src, fake], 1)), True, gan_kind)
+    loss_g_l1 = l1_loss(fake, dst)
+    loss_g = loss_g_gan + lambda_l1 * loss_g_l1
+    loss_g.backward()
+    opt_g.step()
+
+    return {
+        "loss_g": loss_g.item(),
+        "loss_g_gan": loss_g_gan.item(),
+        "loss_g_l1": loss_g_l1.item(),
+        "loss_d": loss_d.item(),
+        "loss_d_real": loss_d_real.item(),
+        "loss_d_fake": loss_d_fake.item(),
+    }
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    split: dict[str, list[str]]
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_dir)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _select(subjects: list[Subject], ids: list[str]) -> list[Subject]:
+    by_id = {s.id: s for s in subjects}
+    return [by_id[i] for i in ids]
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    if RunLayout(run_dir).latest.exists() or RunLayout(run_dir).config.exists():
+        raise InputError(f"{run_dir}: already holds a run; choose another --run-dir")
+
+
+@torch.no_grad()
+def validate(
+    generator: nn.Module, cache: SliceCache, dst_map: IntensityMap, multiple: int, device: torch.device
+) -> dict[str, float]:
+    """Whole-slice validation: L1 in [-1, 1] units and MAE in physical units, both inside the mask."""
+    generator.eval()
+    l1_sum = mae_sum = count = 0.0
+    for subject in cache.subjects:
+        pred = predict_slices(generator, subject.src[:, None], multiple, device=device)[:, 0]  # (N, H, W)
+        target, mask = subject.dst, subject.mask
+        n = float(mask.sum())
+        l1_sum += float((pred - target).abs()[mask].sum())
+        phys_pred = torch.from_numpy(dst_map.inverse(pred.numpy(), subject.dst_scale))
+        phys_target = torch.from_numpy(dst_map.inverse(target.numpy(), subject.dst_scale))
+        mae_sum += float((phys_pred - phys_target).abs()[mask].sum())
+        count += n
+    generator.train()
+    return {"val_l1": l1_sum / max(count, 1.0), "val_mae": mae_sum / max(count, 1.0)}
+
+
+def _panel_slices(cache: SliceCache, n: int) -> list[tuple[int, int]]:
+    """Up to ``n`` well-filled slices spread over the first validation subject."""
+    if not cache.subjects or n <= 0:
+        return []
+    s = cache.subjects[0]
+    fg = s.mask.flatten(1).float().mean(1)
+    candidates = torch.nonzero(fg >= 0.5 * float(fg.max())).flatten().tolist()
+    picks = np.linspace(0, len(candidates) - 1, min(n, len(candidates))).round().astype(int)
+    return [(0, candidates[i]) for i in sorted(set(picks.tolist()))]
+
+
+def _write_panel(
+    path: Path, generator: nn.Module, cache: SliceCache, picks: list[tuple[int, int]], src_map: IntensityMap,
+    dst_map: IntensityMap, multiple: int, device: torch.device,
+) -> None:  # fmt: skip
+    rows = []
+    generator.eval()
+    for s_idx, k in picks:
+        s = cache.subjects[s_idx]
+        pred = predict_slices(generator, s.src[k : k + 1, None], multiple, device=device)[0, 0].numpy()
+        rows.append({
+            "source": src_map.inverse(s.src[k].numpy(), s.src_scale),
+            "prediction": dst_map.inverse(pred, s.dst_scale),
+            "target": dst_map.inverse(s.dst[k].numpy(), s.dst_scale),  # type: ignore[index]
+        })  # fmt: skip
+    generator.train()
+    window = (-1000.0, 2000.0) if dst_map.kind == "hu" else None
+    windows = {"prediction": window, "target": window} if window else None
+    save_panel(path, rows, titles=("source", "prediction", "target"), windows=windows,
+               row_labels=[f"{cache.subjects[i].id} slice {k}" for i, k in picks])  # fmt: skip
+
+
+def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: Any = None) -> FitResult:
+    """Train a paired model and write the run folder.
+
+    Args:
+        cfg: data, model and training configuration.
+        run_dir: folder to create; must not already hold a run.
+        progress: show a rich progress bar (epoch, step, losses, ETA).
+        console: rich console to draw on (default: a new one on stderr).
+
+    Returns:
+        :class:`FitResult` with the run folder, the subject split and per-epoch validation figures.
+    """
+    tc, dc = cfg.train, cfg.data
+    run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
+    multiple = cfg.model.multiple
+    if tc.image_size % multiple:
+        raise InputError(
+            f"--image-size {tc.image_size} is not a multiple of 2^depth = {multiple} (model depth {cfg.model.depth})"
+        )
+    device = resolve_device(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    seed_everything(tc.seed)
+
+    # --- data: find, split by subject, decode once -------------------------------------------------------------
+    subjects = find_subjects(dc.root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])
+    split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
+    _check_run_dir(run_dir)
+    src_map, dst_map = intensity_maps(dc)
+    train_cache = SliceCache(_select(subjects, split["train"]), dc, src_map, dst_map)
+    val_cache = SliceCache(_select(subjects, split["val"]), dc, src_map, dst_map)
+    # a generated target of a percentile modality is mapped back with the training volumes' median scale
+    dst_map = IntensityMap(dst_map.kind, dst_map.window, dst_map.percentiles, train_cache.reference_scale("dst"))
+    train_set = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip, min_foreground=dc.min_foreground)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(layout.config, cfg.to_dict())
+    atomic_write_json(layout.split, split)
+    intensity_json = json.dumps({"src": src_map.to_dict(), "dst": dst_map.to_dict()})
+
+    loader = DataLoader(
+        train_set,
+        batch_size=tc.batch_size,
+        shuffle=True,
+        drop_last=len(train_set) >= tc.batch_size,
+        num_workers=tc.num_workers,
+        generator=torch.Generator().manual_seed(tc.seed),
+        pin_memory=device.type == "cuda",
+        persistent_workers=tc.num_workers > 0,
+    )
+
+    # --- networks and optimisers (pix2pix: Adam 2e-4, betas 0.5/0.999, linear decay in the second half) --------
+    generator, discriminator = build_networks(cfg)
+    generator.to(device).train()
+    discriminator.to(device).train()
+    opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr, betas=tc.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr, betas=tc.betas)
+    total_steps = tc.epochs * len(loader)
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps))
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps))
+    log.info(
+        "training on %d slices from %d subjects (val %d, test %d) on %s; G %.2fM params, D %.2fM params",
+        len(train_set), len(split["train"]), len(split["val"]), len(split["test"]), device,
+        sum(p.numel() for p in generator.parameters()) / 1e6, sum(p.numel() for p in discriminator.parameters()) / 1e6,
+    )  # fmt: skip
+
+    picks = _panel_slices(val_cache, tc.panel_slices)
+    step_rows: list[dict[str, Any]] = []
+    epoch_rows: list[dict[str, Any]] = []
+    best = float("inf")
+    bar = _Progress(total_steps, tc.epochs, enabled=progress, console=console)
+    step = 0
+    with bar:
+        for epoch in range(1, tc.epochs + 1):
+            t0 = time.perf_counter()
+            sums: dict[str, float] = {}
+            for batch in loader:
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                losses = paired_step(
+                    batch, generator, discriminator, opt_g, opt_d, gan_kind=tc.gan_loss, lambda_l1=tc.lambda_l1
+                )
+                step += 1
+                lr = opt_g.param_groups[0]["lr"]
+                sched_g.step()
+                sched_d.step()
+                step_rows.append({"epoch": epoch, "step": step, "lr": f"{lr:.6g}", **{k: f"{v:.6g}" for k, v in losses.items()}})
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.update(epoch, losses)
+            means = {k: v / max(1, len(loader)) for k, v in sums.items()}
+
+            # --- end of epoch: validate, draw, log, checkpoint -------------------------------------------------
+            val = validate(generator, val_cache, dst_map, multiple, device) if val_cache.subjects else {}
+            seconds = time.perf_counter() - t0
+            row = {"epoch": epoch, "step": step, **{k: round(v, 6) for k, v in means.items()},
+                   **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
+            epoch_rows.append(row)
+            if picks:
+                layout.panels.mkdir(exist_ok=True)
+                _write_panel(layout.panels / f"epoch_{epoch:03d}.png", generator, val_cache, picks, src_map, dst_map,
+                             multiple, device)  # fmt: skip
+            atomic_write_text(layout.log, _csv_text(step_rows))
+            atomic_write_text(layout.epochs, _csv_text(epoch_rows))
+            save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
+            payload = {
+                "mode": tc.mode.value,
+                "config": json.dumps(cfg.to_dict()),
+                "intensity": intensity_json,
+                "generator": generator.state_dict(),
+                "discriminator": discriminator.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "sched_g": sched_g.state_dict(),
+                "sched_d": sched_d.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "metrics": json.dumps(row),
+            }
+            layout.checkpoints.mkdir(exist_ok=True)
+            save_checkpoint(layout.latest, payload)
+            score = val.get("val_mae", means.get("loss_g_l1", 0.0))
+            if score <= best:
+                best = score
+                save_checkpoint(layout.best, payload)
+            summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("val_", "loss_g_l1", "loss_d")))
+            bar.log(f"epoch {epoch}/{tc.epochs}: {summary} ({seconds:.1f} s)")
+    return FitResult(run_dir=run_dir, split=split, epochs=epoch_rows)
+
+
+class _Progress:
+    """A rich progress bar over all steps: epoch, step, current losses, elapsed time and ETA."""
+
+    def __init__(self, total: int, epochs: int, *, enabled: bool, console: Any = None) -> None:
+        self.enabled = enabled
+        self.epochs = epochs
+        self.progress = None
+        if enabled:
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+            )  # fmt: skip
+
+            self.progress = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+            self.task = self.progress.add_task("train", total=total, epoch=1, epochs=epochs, losses="")
+
+    def __enter__(self) -> _Progress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, epoch: int, losses: dict[str, float]) -> None:
+        if self.progress is None:
+            return
+        text = f"G {losses['loss_g_gan']:.3f}+L1 {losses['loss_g_l1']:.4f}  D {losses['loss_d']:.3f}"
+        self.progress.update(self.task, advance=1, epoch=epoch, losses=text)
+
+    def log(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.console.log(message)
+        else:
+            log.info(message)
