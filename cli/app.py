@@ -50,7 +50,7 @@ def _user_errors(func: F) -> F:
             err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False, markup=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]", highlight=False)
+            err.print("[yellow]interrupted[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -145,10 +145,10 @@ def train(
     run = run_dir if run_dir is not None else Path("runs") / f"{src}2{dst}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = fit(cfg, run, progress=progress and err.is_terminal, console=err)
     last = result.epochs[-1]
-    err.print(f"[green]done[/] run folder {run}", highlight=False)
+    err.print(f"[green]done[/] run folder {run}", highlight=False, soft_wrap=True)
     if "val_mae" in last:
-        err.print(f"last epoch: validation MAE {last['val_mae']:.1f} (physical units, inside the mask)", highlight=False)
-    err.print(f"next: pix2gan eval --run {run}   |   pix2gan translate SCAN.nii.gz --run {run}", highlight=False)
+        err.print(f"last epoch: validation MAE {last['val_mae']:.1f} (physical units, inside the mask)", highlight=False, soft_wrap=True)
+    err.print(f"next: pix2gan eval --run {run}   |   pix2gan translate SCAN.nii.gz --run {run}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -179,11 +179,15 @@ def translate(
     ckpt = load_checkpoint(resolve_checkpoint(run, checkpoint), expect_mode=Mode.PAIRED)
     plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite)
     translator = Translator.from_checkpoint(ckpt, device=device, batch_size=batch_size)
-    err.print(f"model {ckpt.path} ({ckpt.config.data.src} -> {ckpt.config.data.dst}) on {translator.device}", highlight=False)
     for in_path, out_path in plan:
         t0 = time.perf_counter()
         translator.translate_file(in_path, out_path, overwrite=overwrite)
         console.print(f"{in_path} -> {out_path} ({time.perf_counter() - t0:.1f} s)", highlight=False, soft_wrap=True)
+    err.print(
+        f"translated {len(plan)} volume(s) with {ckpt.path} ({ckpt.config.data.src} -> {ckpt.config.data.dst}, "
+        f"{translator.device})",
+        highlight=False, soft_wrap=True,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -240,9 +244,9 @@ def eval_(
     _print_report(report, title)
     if json_path is not None:
         report.write_json(json_path)
-        err.print(f"metrics written to {json_path}", highlight=False)
+        err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
     if report.panels:
-        err.print(f"panels: {report.panels[0].parent}/", highlight=False)
+        err.print(f"panels: {report.panels[0].parent}/", highlight=False, soft_wrap=True)
 
 
 def _fmt(metric: str, value: float) -> str:
@@ -288,7 +292,7 @@ def samples(
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: exists and is not a folder")
     written = write_dataset(out_dir, n_subjects=subjects, size=size, seed=seed, overwrite=overwrite)
-    console.print(f"wrote {len(written)} subjects to {out_dir}/ ({written[0].name} .. {written[-1].name})", highlight=False)
+    console.print(f"wrote {len(written)} subjects to {out_dir}/ ({written[0].name} .. {written[-1].name})", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -121,11 +121,15 @@ def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> Loa
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip container; anything else is damaged or foreign
+        raise InputError(f"{path}: not a readable checkpoint, truncated or corrupt (no torch archive)")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise InputError(f"{path}: refused to load, not a plain-tensor checkpoint ({first[:120]})") from None
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"{path}: refused to load: it holds pickled objects other than tensors and plain containers"
+            " (weights_only); it may be malicious"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(exc).__name__})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:

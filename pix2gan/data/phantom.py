@@ -91,7 +91,7 @@ def _ellipsoid_radius(p: np.ndarray, centre: np.ndarray, axes: np.ndarray) -> np
 
 def make_subject(
     seed: int = 0, index: int = 0, size: int = 128, n_slices: int | None = None,
-    fov_mm: float = 240.0, slice_mm: float = 4.0,
+    fov_mm: float = 240.0, slice_mm: float | None = None,
 ) -> Phantom:  # fmt: skip
     """Build subject ``index`` of the phantom family ``seed``; identical inputs give identical arrays.
 
@@ -101,7 +101,7 @@ def make_subject(
         size: in-plane matrix (voxels per side), at least 16.
         n_slices: axial slices (default ``round(0.28 * size)``, covering about 140 mm at the default spacing).
         fov_mm: in-plane field of view in mm.
-        slice_mm: slice spacing in mm.
+        slice_mm: slice spacing in mm (default: the slices cover 144 mm, 4 mm apart at the default size).
 
     Returns:
         A :class:`Phantom` with int16 T1 and CT volumes, a uint8 body mask and the affine.
@@ -111,6 +111,7 @@ def make_subject(
     n_slices = max(8, round(0.28 * size)) if n_slices is None else n_slices
     if n_slices < 1:
         raise ValueError(f"phantom n_slices must be >= 1, got {n_slices}")
+    slice_mm = 144.0 / n_slices if slice_mm is None else slice_mm
     rng = np.random.default_rng([seed, index])
     dx = fov_mm / size
     shape = (size, size, n_slices)

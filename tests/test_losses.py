@@ -1,0 +1,84 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pix2gan.config import GanLoss, ModelConfig, RunConfig, TrainConfig
+from pix2gan.losses import GANLoss, L1Loss, gan_loss, l1_loss
+from pix2gan.train import build_networks, paired_step
+
+
+@pytest.mark.parametrize("kind", list(GanLoss))
+def test_function_and_module_agree(kind):
+    logits = torch.randn(3, 1, 6, 6)
+    for real in (True, False):
+        assert torch.equal(gan_loss(logits, real, kind), GANLoss(kind)(logits, real))
+
+
+def test_lsgan_is_mse_to_labels():
+    logits = torch.tensor([0.5, 2.0])
+    assert gan_loss(logits, True, "lsgan").item() == pytest.approx(((0.5 - 1) ** 2 + (2 - 1) ** 2) / 2)
+    assert gan_loss(logits, False, "lsgan").item() == pytest.approx((0.25 + 4) / 2)
+
+
+def test_vanilla_is_bce_on_sigmoid():
+    logits = torch.tensor([-1.0, 0.3, 4.0])
+    expected = F.binary_cross_entropy(torch.sigmoid(logits), torch.ones(3))
+    assert gan_loss(logits, True, "vanilla").item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(GanLoss))
+def test_losses_move_the_right_way(kind):
+    """Real-labelled loss falls as logits rise; fake-labelled loss rises."""
+    low, high = torch.full((4,), -0.5), torch.full((4,), 0.9)
+    assert gan_loss(high, True, kind) < gan_loss(low, True, kind)
+    assert gan_loss(high, False, kind) > gan_loss(low, False, kind)
+
+
+def test_label_smoothing_changes_the_real_target():
+    assert gan_loss(torch.full((2,), 0.9), True, "lsgan", real_label=0.9).item() == pytest.approx(0.0)
+
+
+def test_l1_masked_and_module():
+    a, b = torch.tensor([[1.0, 5.0], [2.0, 2.0]]), torch.zeros(2, 2)
+    assert l1_loss(a, b).item() == pytest.approx(2.5)
+    mask = torch.tensor([[True, False], [True, False]])
+    assert L1Loss()(a, b, mask).item() == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="shapes differ"):
+        l1_loss(a, torch.zeros(3))
+
+
+def test_gan_loss_rejects_non_tensors():
+    with pytest.raises(TypeError):
+        gan_loss([0.0, 1.0], True)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", list(GanLoss))
+def test_paired_step_reduces_l1_and_leaves_d_frozen_for_g(kind):
+    torch.manual_seed(0)
+    cfg = RunConfig(model=ModelConfig(depth=3, base_filters=8, disc_filters=8, disc_layers=2), train=TrainConfig(gan_loss=kind))
+    g, d = build_networks(cfg)
+    opt_g = torch.optim.Adam(g.parameters(), 2e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    src = torch.rand(4, 1, 32, 32) * 2 - 1
+    batch = {"src": src, "dst": -src}  # a learnable mapping
+    first = paired_step(batch, g, d, opt_g, opt_d, gan_kind=kind)
+    assert set(first) == {"loss_g", "loss_g_gan", "loss_g_l1", "loss_d", "loss_d_real", "loss_d_fake"}
+    for _ in range(30):
+        last = paired_step(batch, g, d, opt_g, opt_d, gan_kind=kind)
+    assert last["loss_g_l1"] < 0.7 * first["loss_g_l1"]
+    assert last["loss_g"] == pytest.approx(last["loss_g_gan"] + 100 * last["loss_g_l1"], rel=1e-5)
+    assert not any(p.requires_grad for p in d.parameters())  # left frozen after the G phase
+
+
+def test_discriminator_learns_to_separate():
+    torch.manual_seed(0)
+    cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4, disc_filters=8, disc_layers=2))
+    g, d = build_networks(cfg)
+    opt_g = torch.optim.SGD(g.parameters(), lr=0.0)  # G frozen: only D learns
+    opt_d = torch.optim.Adam(d.parameters(), 1e-3, betas=(0.5, 0.999))
+    src = torch.rand(4, 1, 32, 32) * 2 - 1
+    batch = {"src": src, "dst": torch.sign(src)}
+    first = paired_step(batch, g, d, opt_g, opt_d)
+    for _ in range(40):
+        last = paired_step(batch, g, d, opt_g, opt_d)
+    assert last["loss_d"] < 0.5 * first["loss_d"]

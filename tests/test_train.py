@@ -1,0 +1,71 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from helpers import write_nifti
+from pix2gan.checkpoint import RunLayout
+from pix2gan.config import ModelConfig, RunConfig, TrainConfig
+from pix2gan.train import fit, linear_decay
+from pix2gan.volumes import InputError
+from conftest import tiny_config
+
+
+def test_logs_and_validation(tiny_run):
+    layout = RunLayout(tiny_run)
+    with open(layout.log) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"epoch", "step", "lr", "loss_g", "loss_g_gan", "loss_g_l1", "loss_d", "loss_d_real", "loss_d_fake"} <= set(rows[0])
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
+    with open(layout.epochs) as fh:
+        epochs = list(csv.DictReader(fh))
+    assert [int(e["epoch"]) for e in epochs] == [1, 2]
+    assert all(float(e["val_mae"]) > 0 for e in epochs)  # HU inside the validation masks
+    config = json.loads(layout.config.read_text())
+    assert config["train"]["lr"] == 2e-4 and config["train"]["lambda_l1"] == 100.0
+
+
+def test_pix2pix_defaults():
+    t = TrainConfig()
+    assert (t.lr, t.betas, t.lambda_l1, t.init_gain, t.gan_loss) == (2e-4, (0.5, 0.999), 100.0, 0.02, "lsgan")
+
+
+def test_linear_decay_second_half():
+    f = linear_decay(100)
+    assert [f(s) for s in (0, 25, 50)] == [1.0, 1.0, 1.0]
+    assert f(75) == pytest.approx(0.5) and f(100) == 0.0
+
+
+def test_lr_decays_in_the_run(tiny_run):
+    with open(RunLayout(tiny_run).log) as fh:
+        lrs = [float(r["lr"]) for r in csv.DictReader(fh)]
+    assert lrs[0] == pytest.approx(2e-4) and lrs[-1] < lrs[0] and lrs == sorted(lrs, reverse=True)
+
+
+def test_training_improves_validation(tiny_data, tmp_path):
+    """More epochs on the same data: validation MAE in HU goes down."""
+    result = fit(tiny_config(tiny_data, epochs=10, batch_size=2, lr=2e-3), tmp_path / "run", progress=False)
+    maes = [e["val_mae"] for e in result.epochs]
+    assert min(maes[-3:]) < 0.5 * maes[0]
+
+
+def test_same_seed_same_weights(tiny_data, tmp_path):
+    a = fit(tiny_config(tiny_data, epochs=1), tmp_path / "a", progress=False)
+    b = fit(tiny_config(tiny_data, epochs=1), tmp_path / "b", progress=False)
+    wa = torch.load(a.layout.latest, weights_only=True)["generator"]
+    wb = torch.load(b.layout.latest, weights_only=True)["generator"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_refusals(tiny_data, tiny_run, tmp_path):
+    with pytest.raises(InputError, match="already holds a run"):
+        fit(tiny_config(tiny_data), tiny_run, progress=False)
+    bad = tiny_config(tiny_data, image_size=20)
+    with pytest.raises(InputError, match=r"--image-size 20 is not a multiple of 2\^depth = 8"):
+        fit(bad, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="both 't1'"):
+        RunConfig.from_dict({**tiny_config(tiny_data).to_dict(), "data": {"src": "t1", "dst": "t1"}})
+    with pytest.raises(ValueError, match="norm"):
+        ModelConfig(norm="group")
