@@ -17,6 +17,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+
+from pix2gan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from rich.table import Table
 
 app = typer.Typer(
@@ -32,6 +34,7 @@ err = Console(stderr=True)
 _state = {"debug": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
+_D, _M, _T = DataConfig(), ModelConfig(), TrainConfig()  # the library's defaults are the CLI's defaults
 
 
 def _user_errors(func: F) -> F:
@@ -96,33 +99,32 @@ def train(
     run_dir: Annotated[
         Path | None, typer.Option(help="Run folder to create. Default: runs/<src>2<dst>-<date>-<time>.")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs; the learning rate decays linearly to 0 over the second half.")] = 40,
-    batch_size: Annotated[int, typer.Option(min=1, help="Slices per step.")] = 8,
-    image_size: Annotated[int, typer.Option(min=1, help="Side of the training crop; a multiple of 2^depth.")] = 128,
-    depth: Annotated[int, typer.Option(min=2, max=10, help="U-Net down-sampling steps (8 = pix2pix unet_256).")] = 7,
-    filters: Annotated[int, typer.Option(min=1, help="Generator filters at the first level (ngf; pix2pix 64).")] = 16,
-    disc_filters: Annotated[int, typer.Option(min=1, help="Discriminator filters in the first layer (ndf; pix2pix 64).")] = 16,
-    disc_layers: Annotated[int, typer.Option(min=1, max=6, help="PatchGAN strided layers (3 = 70x70 patches).")] = 3,
-    norm: Annotated[str, typer.Option(help="Normalisation layers: batch or instance.")] = "batch",
-    dropout: Annotated[bool, typer.Option(help="Dropout in the deepest decoder levels (pix2pix).")] = True,
-    gan_loss: Annotated[str, typer.Option(help="Adversarial loss: lsgan (least squares) or vanilla (BCE with logits).")] = "lsgan",
-    lambda_l1: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 reconstruction term.")] = 100.0,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of both networks.")] = 2e-4,
-    beta1: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta1.")] = 0.5,
-    beta2: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta2.")] = 0.999,
-    slice_axis: Annotated[int, typer.Option(min=0, max=2, help="Array axis to slice along (2 = axial).")] = 2,
-    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of subjects held out for validation.")] = 0.1,
-    test_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of subjects held out for testing.")] = 0.2,
-    split_seed: Annotated[int, typer.Option(help="Seed of the subject split.")] = 0,
-    seed: Annotated[int, typer.Option(help="Seed of weights, crops and batch order.")] = 0,
-    flip: Annotated[bool, typer.Option(help="Random left-right flips of training pairs.")] = True,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs; the learning rate decays linearly to 0 over the second half.")] = _T.epochs,
+    batch_size: Annotated[int, typer.Option(min=1, help="Slices per step.")] = _T.batch_size,
+    image_size: Annotated[int, typer.Option(min=1, help="Side of the random square training crop; a multiple of 2^depth.")] = _T.image_size,
+    depth: Annotated[int, typer.Option(min=2, max=10, help="U-Net down-sampling steps (8 = pix2pix unet_256).")] = _M.depth,
+    filters: Annotated[int, typer.Option(min=1, help="Generator filters at the first level (ngf; pix2pix 64).")] = _M.base_filters,
+    disc_filters: Annotated[int, typer.Option(min=1, help="Discriminator filters in the first layer (ndf; pix2pix 64).")] = _M.disc_filters,
+    disc_layers: Annotated[int, typer.Option(min=1, max=6, help="PatchGAN strided layers (3 = 70x70 patches).")] = _M.disc_layers,
+    norm: Annotated[str, typer.Option(help="Normalisation layers: batch or instance.")] = _M.norm.value,
+    dropout: Annotated[bool, typer.Option(help="Dropout in the deepest decoder levels (pix2pix).")] = _M.dropout,
+    gan_loss: Annotated[str, typer.Option(help="Adversarial loss: lsgan (least squares) or vanilla (BCE with logits).")] = _T.gan_loss.value,
+    lambda_l1: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 reconstruction term.")] = _T.lambda_l1,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of both networks (> 0).")] = _T.lr,
+    beta1: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta1.")] = _T.betas[0],
+    beta2: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta2.")] = _T.betas[1],
+    slice_axis: Annotated[int, typer.Option(min=0, max=2, help="Array axis to slice along (2 = axial).")] = _D.slice_axis,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of subjects held out for validation.")] = _D.val_fraction,
+    test_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of subjects held out for testing.")] = _D.test_fraction,
+    split_seed: Annotated[int, typer.Option(help="Seed of the subject split.")] = _D.split_seed,
+    seed: Annotated[int, typer.Option(help="Seed of weights, crops and batch order.")] = _T.seed,
+    flip: Annotated[bool, typer.Option(help="Random left-right flips of training pairs.")] = _T.flip,
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda[:N].")] = "auto",
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = torch's default).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Train a paired translation model (U-Net generator + PatchGAN, GAN loss + lambda * L1) from SRC to DST."""
-    from pix2gan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from pix2gan.train import fit
 
     root = (data if data is not None else _bundled_samples()).resolve()
@@ -235,7 +237,14 @@ def eval_(
         report = evaluate_folders(pred, target, mask, metrics=names, window=window, out_dir=out)
         title = f"{pred} vs {target}"
     else:
-        run_dir = run if run is not None else find_latest_run()
+        if run is not None:
+            run_dir = run
+        elif checkpoint is not None and (checkpoint.parent.parent / "split.json").is_file():
+            run_dir = checkpoint.parent.parent  # RUN/checkpoints/X.pt: the checkpoint's own run
+        elif checkpoint is not None:
+            raise ValueError(f"{checkpoint}: not inside a run folder; pass --run RUN_DIR for its split.json")
+        else:
+            run_dir = find_latest_run()
         report = evaluate_run(
             run_dir, checkpoint=checkpoint, metrics=names, split=split, data_root=data, out_dir=out,
             baseline=baseline, device=device,

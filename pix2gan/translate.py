@@ -162,7 +162,8 @@ def plan_outputs(
 
     Inputs may be NIfTI files, subject folders (holding ``<src>.nii.gz``) or folders of NIfTI files. Outputs go:
 
-    * with no ``output``: beside each input as ``<name>_<dst>.nii.gz``;
+    * with no ``output``: a file input gets ``<name>_<dst>.nii.gz`` beside it; a folder input gets the sibling
+      folder ``<folder>_<dst>/`` (so outputs never land among the inputs);
     * with one input file and an ``output`` ending in ``.nii``/``.nii.gz``: to that file;
     * otherwise into the folder ``output``, keeping the input's file name (a subject folder gives ``<subject>.nii.gz``).
 
@@ -175,27 +176,32 @@ def plan_outputs(
 
     if not inputs:
         raise InputError("no input given")
-    files: list[tuple[Path, str]] = []  # (volume, output name when written into a folder)
+    files: list[tuple[Path, str, Path | None]] = []  # (volume, name inside an output folder, input folder)
     for item in inputs:
         if not item.exists():
             raise InputError(f"{item}: file not found")
         if item.is_dir():
             subject_file = modality_file(item, src)
             if subject_file is not None:
-                files.append((subject_file, f"{item.name}.nii.gz"))
+                files.append((subject_file, f"{item.name}.nii.gz", None))
                 continue
             found = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
             if not found:
                 raise InputError(f"{item}: folder holds no .nii or .nii.gz files (nor {src}.nii.gz)")
-            files += [(p, p.name) for p in found]
+            files += [(p, p.name, item) for p in found]
         else:
-            files.append((item, item.name))
+            files.append((item, item.name, None))
     single_file = output is not None and len(files) == 1 and output.name.endswith(NIFTI_SUFFIXES)
-    if output is not None and not single_file and output.exists() and not output.is_dir():
-        raise InputError(f"{output}: exists and is not a folder (several inputs need an output folder)")
+    if output is not None and not single_file:
+        if output.name.endswith(NIFTI_SUFFIXES):
+            raise InputError(f"{output}: {len(files)} inputs need an output folder, not a file name")
+        if output.exists() and not output.is_dir():
+            raise InputError(f"{output}: exists and is not a folder")
     plan = []
-    for volume, name in files:
-        if output is None:
+    for volume, name, folder in files:
+        if output is None and folder is not None:
+            target = folder.with_name(f"{folder.name}_{dst}") / name
+        elif output is None:
             target = volume.with_name(f"{_stem(volume)}_{dst}.nii.gz")
         elif single_file:
             target = output

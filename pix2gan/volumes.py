@@ -152,6 +152,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the mode open() would
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -166,6 +167,12 @@ def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
                 os.close(dir_fd)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) -> None:

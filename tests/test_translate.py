@@ -106,3 +106,12 @@ def test_plan_outputs(tmp_path, tiny_data):
         plan_outputs([scan], None, src="t1", dst="ct")
     with pytest.raises(InputError, match="would also be written"):
         plan_outputs([scan, scan], tmp_path / "o2", src="t1", dst="ct")
+    with pytest.raises(InputError, match="3 inputs need an output folder"):
+        plan_outputs([tmp_path / "in"], tmp_path / "o.nii.gz", src="t1", dst="ct")
+
+
+def test_folder_without_output_goes_to_a_sibling_folder(tmp_path):
+    for name in ("a.nii.gz", "b.nii.gz"):
+        write_nifti(tmp_path / "scans" / name, np.zeros((4, 4, 4), np.float32))
+    plan = plan_outputs([tmp_path / "scans"], None, src="t1", dst="ct")
+    assert [o for _, o in plan] == [tmp_path / "scans_ct" / "a.nii.gz", tmp_path / "scans_ct" / "b.nii.gz"]

@@ -129,6 +129,16 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
     assert os.listdir(tmp_path) == ["out.nii.gz"]
 
 
+def test_atomic_files_get_the_usual_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_atomic_path_refuses_existing_without_overwrite(tmp_path):
     target = tmp_path / "x.json"
     target.write_text("{}")

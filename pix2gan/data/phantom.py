@@ -99,7 +99,7 @@ def make_subject(
         seed: family seed; subjects of one family are independent draws.
         index: subject number within the family.
         size: in-plane matrix (voxels per side), at least 16.
-        n_slices: axial slices (default ``round(0.28 * size)``, covering about 140 mm at the default spacing).
+        n_slices: axial slices (default ``round(0.28 * size)``, at least 8).
         fov_mm: in-plane field of view in mm.
         slice_mm: slice spacing in mm (default: the slices cover 144 mm, 4 mm apart at the default size).
 
@@ -174,7 +174,7 @@ def make_subject(
         lab[brain & (_ellipsoid_radius(p, vc, vax) < 1)] = Tissue.CSF
     lab[brain & (_ellipsoid_radius(p, np.array([0.0, 0.0, 2.0]), np.array([1.5 * vs, 10, 7])) < 1)] = Tissue.CSF
 
-    # lesions in white matter
+    # lesions inside the brain (white or grey matter, never in the ventricles)
     lesions = []
     for _ in range(rng.integers(0, 4)):
         lc = np.array([rng.uniform(-0.45, 0.45) * a, rng.uniform(-0.5, 0.5) * b, rng.uniform(0.0, 0.4) * c])
@@ -223,7 +223,7 @@ def make_subject(
     ct_vol = ndimage.gaussian_filter(ct_vol, psf)
     t1_vol = ndimage.gaussian_filter(t1_vol, psf)
 
-    # T1: receive-coil bias field (smooth, +-15 %), scanner gain, Rician noise
+    # T1: receive-coil bias field (smooth, linear plus a cross term), scanner gain, Rician noise
     x = p / np.float32(100.0)
     bias = 1.0 + sum(rng.uniform(-0.08, 0.08) * x[..., i] for i in range(3)) + rng.uniform(-0.05, 0.05) * x[..., 0] * x[..., 1]
     gain = rng.uniform(0.75, 1.3)
@@ -253,7 +253,7 @@ def make_subject(
 
 
 def write_dataset(
-    out_dir: str | Path, n_subjects: int = 15, size: int = 128, seed: int = 0, overwrite: bool = False
+    out_dir: str | Path, n_subjects: int = 14, size: int = 128, seed: int = 0, overwrite: bool = False
 ) -> list[Path]:
     """Write ``n_subjects`` phantoms as ``out_dir/<subject>/{t1,ct,mask}.nii.gz`` plus ``phantom.json``.
 

@@ -1,0 +1,1 @@
+"""Data: subject discovery and splits, intensity normalisation, slice cache, phantoms."""
