@@ -165,7 +165,7 @@ def translate(
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Output file (one input) or folder. Default: <input>_<dst>.nii.gz beside each input."),
+        typer.Option("--output", "-o", help="Output file (one input) or folder. Default: <name>_<dst>.nii.gz beside each input file; <folder>_<dst>/ for a folder."),
     ] = None,
     run: Annotated[Path | None, typer.Option(help="Run folder whose best checkpoint to use. Default: newest under ./runs.")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file to use instead of a run folder.")] = None,
@@ -265,7 +265,7 @@ def _fmt(metric: str, value: float) -> str:
 def _print_report(report, title: str) -> None:  # noqa: ANN001
     from pix2gan.evaluation import summarise
 
-    units = {"mae": "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+    units = {"mae": f"MAE ({report.unit})" if report.unit else "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
     table = Table(title=title, title_justify="left")
     table.add_column("subject")
     for m in report.metrics:

@@ -41,6 +41,7 @@ class EvalReport:
 
     metrics: list[str]
     per_subject: dict[str, dict[str, float]]
+    unit: str = ""  # of MAE: "HU" for CT targets
     baseline_per_subject: dict[str, dict[str, float]] = field(default_factory=dict)
     panels: list[Path] = field(default_factory=list)
     predictions: list[Path] = field(default_factory=list)
@@ -136,7 +137,7 @@ def evaluate_run(
     names = [dc.src, dc.dst] + ([dc.mask] if dc.mask else [])
 
     lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], names, ckpt) if baseline else None
-    report = EvalReport(metrics=list(metrics), per_subject={})
+    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if hu else "")
     for sid in ids:
         vols = load_subject(subjects[sid], names)
         source, target = vols[dc.src], vols[dc.dst]
@@ -203,7 +204,7 @@ def evaluate_folders(
         if mask_dir and name not in masks:
             raise InputError(f"{Path(pred_dir) / name}: no mask of the same name in {mask_dir}")
     out = Path(out_dir) if out_dir else Path(str(Path(pred_dir).resolve()) + "_eval")
-    report = EvalReport(metrics=list(metrics), per_subject={})
+    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if window is not None else "")
     for name, path in preds.items():
         pred, target = load_volume(path), load_volume(targets[name])
         check_same_grid(target, pred)

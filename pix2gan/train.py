@@ -333,8 +333,10 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
             if score <= best:
                 best = score
                 save_checkpoint(layout.best, payload)
-            summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("val_", "loss_g_l1", "loss_d")))
-            bar.log(f"epoch {epoch}/{tc.epochs}: {summary} ({seconds:.1f} s)")
+            summary = f"L1 {means.get('loss_g_l1', 0):.4f}  D {means.get('loss_d', 0):.3f}"
+            if val:
+                summary += f"  val MAE {val['val_mae']:.1f}"
+            bar.log(f"epoch {epoch}/{tc.epochs}  {summary}  ({seconds:.1f} s)")
     return FitResult(run_dir=run_dir, split=split, epochs=epoch_rows)
 
 

@@ -200,6 +200,7 @@ def plan_outputs(
     plan = []
     for volume, name, folder in files:
         if output is None and folder is not None:
+            folder = folder.resolve()  # "." has no name to suffix
             target = folder.with_name(f"{folder.name}_{dst}") / name
         elif output is None:
             target = volume.with_name(f"{_stem(volume)}_{dst}.nii.gz")

@@ -1,5 +1,8 @@
 """Translation keeps the input's geometry bit for bit and maps values back to physical units."""
 
+import os
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -115,3 +118,9 @@ def test_folder_without_output_goes_to_a_sibling_folder(tmp_path):
         write_nifti(tmp_path / "scans" / name, np.zeros((4, 4, 4), np.float32))
     plan = plan_outputs([tmp_path / "scans"], None, src="t1", dst="ct")
     assert [o for _, o in plan] == [tmp_path / "scans_ct" / "a.nii.gz", tmp_path / "scans_ct" / "b.nii.gz"]
+    cwd = os.getcwd()
+    os.chdir(tmp_path / "scans")
+    try:
+        assert plan_outputs([Path(".")], None, src="t1", dst="ct")[0][1] == tmp_path / "scans_ct" / "a.nii.gz"
+    finally:
+        os.chdir(cwd)
