@@ -28,7 +28,7 @@ from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.phantom import write_dataset
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import find_subjects
-from pix2gan.train import build_networks, paired_step
+from pix2gan.train import build_networks, build_optimizers, paired_step
 from pix2gan.translate import Translator
 from pix2gan.volumes import load_volume
 
@@ -76,8 +76,7 @@ def bench_data(root: Path, seconds: float) -> tuple[float, float]:
 def bench_train(model: ModelConfig, batch: int, size: int, seconds: float) -> float:
     torch.manual_seed(0)
     g, d = build_networks(RunConfig(model=model))
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_g, opt_d = build_optimizers(g, d, DEFAULTS)
     x = {"src": torch.rand(batch, 1, size, size) * 2 - 1, "dst": torch.rand(batch, 1, size, size) * 2 - 1}
     n, dt = timed(lambda: paired_step(x, g, d, opt_g, opt_d), seconds)
     return n * batch / dt

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pix2gan.checkpoint import RunLayout, save_checkpoint
-from pix2gan.config import GanLoss, RunConfig
+from pix2gan.config import GanLoss, RunConfig, TrainConfig
 from pix2gan.data.intensity import IntensityMap, intensity_maps
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
@@ -34,7 +34,7 @@ from pix2gan.report import save_loss_curve, save_panel
 from pix2gan.translate import predict_slices, resolve_device
 from pix2gan.volumes import InputError, atomic_write_json, atomic_write_text
 
-__all__ = ["build_networks", "paired_step", "fit", "FitResult", "linear_decay"]
+__all__ = ["build_networks", "build_optimizers", "paired_step", "fit", "FitResult", "linear_decay"]
 
 log = logging.getLogger("pix2gan")
 
@@ -46,6 +46,19 @@ def build_networks(cfg: RunConfig) -> tuple[UNetGenerator, PatchDiscriminator]:
     init_weights(generator, cfg.train.init_gain)
     init_weights(discriminator, cfg.train.init_gain)
     return generator, discriminator
+
+
+def build_optimizers(
+    generator: nn.Module, discriminator: nn.Module, tc: TrainConfig
+) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """Adam for each network (pix2pix: lr 2e-4, betas (0.5, 0.999)), fused into one kernel per step.
+
+    Both networks must already be on their device; fused Adam is ~10 % faster than the per-tensor loop on CPU.
+    """
+    fused = next(generator.parameters()).device.type in ("cpu", "cuda")
+    opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
+    return opt_g, opt_d
 
 
 def linear_decay(total_steps: int):  # noqa: ANN201
@@ -260,9 +273,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
     generator, discriminator = build_networks(cfg)
     generator.to(device).train()
     discriminator.to(device).train()
-    fused = device.type in ("cpu", "cuda")  # one kernel for all parameters: ~10 % faster steps on CPU
-    opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
+    opt_g, opt_d = build_optimizers(generator, discriminator, tc)
     total_steps = tc.epochs * len(loader)
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps))
