@@ -172,6 +172,7 @@ def translate(
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Slices per forward pass.")] = 16,
+    dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0).")] = "float32",
 ) -> None:
     """Translate volumes with a trained model; outputs keep the input's shape, affine, q/s-form codes and pixdim."""
     from pix2gan.checkpoint import load_checkpoint, resolve_checkpoint
@@ -181,9 +182,16 @@ def translate(
     ckpt = load_checkpoint(resolve_checkpoint(run, checkpoint), expect_mode=Mode.PAIRED)
     plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite)
     translator = Translator.from_checkpoint(ckpt, device=device, batch_size=batch_size)
-    for in_path, out_path in plan:
+    if dtype not in ("float32", "int16"):
+        raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
+    items = plan
+    if len(plan) > 1 and err.is_terminal:
+        from rich.progress import track
+
+        items = track(plan, description=f"translating {len(plan)} volumes", console=err, transient=True)
+    for in_path, out_path in items:
         t0 = time.perf_counter()
-        translator.translate_file(in_path, out_path, overwrite=overwrite)
+        translator.translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype)
         console.print(f"{in_path} -> {out_path} ({time.perf_counter() - t0:.1f} s)", highlight=False, soft_wrap=True)
     err.print(
         f"translated {len(plan)} volume(s) with {ckpt.path} ({ckpt.config.data.src} -> {ckpt.config.data.dst}, "
@@ -213,6 +221,7 @@ def eval_(
     pred: Annotated[Path | None, typer.Option(help="Folder of external predictions (matched to --target by file name).")] = None,
     target: Annotated[Path | None, typer.Option(help="Folder of ground-truth volumes for --pred.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Folder of body masks for --pred (same file names).")] = None,
+    source: Annotated[Path | None, typer.Option(help="Folder of source volumes for --pred, drawn in the panels (same file names).")] = None,
     ct_window: Annotated[bool, typer.Option(help="For --pred: CT rules (clip to [-1024, 3000] HU, range 4024); --no-ct-window for MR.")] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for predictions and panels (default RUN/eval/<split> or <pred>_eval).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write per-subject, mean and std metrics to this JSON file.")] = None,
@@ -234,7 +243,9 @@ def eval_(
         if pred is None or target is None:
             raise ValueError("--pred and --target go together")
         window = (-1024.0, 3000.0) if ct_window else None
-        report = evaluate_folders(pred, target, mask, metrics=names, window=window, out_dir=out)
+        report = evaluate_folders(
+            pred, target, mask, metrics=names, window=window, out_dir=out, source_dir=source, progress=err.is_terminal
+        )
         title = f"{pred} vs {target}"
     else:
         if run is not None:
@@ -247,7 +258,7 @@ def eval_(
             run_dir = find_latest_run()
         report = evaluate_run(
             run_dir, checkpoint=checkpoint, metrics=names, split=split, data_root=data, out_dir=out,
-            baseline=baseline, device=device,
+            baseline=baseline, device=device, progress=err.is_terminal,
         )  # fmt: skip
         title = f"{run_dir} - {split} subjects"
     _print_report(report, title)

@@ -28,6 +28,16 @@ from pix2gan.volumes import NIFTI_SUFFIXES, InputError, atomic_write_json, check
 __all__ = ["EvalReport", "evaluate_run", "evaluate_folders", "summarise"]
 
 
+def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
+    """Iterate with a rich progress bar (count, elapsed, ETA) when ``enabled``."""
+    if not enabled or len(items) < 2:
+        return items
+    from rich.console import Console
+    from rich.progress import track
+
+    return track(items, description=description, console=Console(stderr=True), transient=True)
+
+
 def summarise(per_subject: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
     """Mean and (population) standard deviation of each metric over subjects."""
     names = list(next(iter(per_subject.values()))) if per_subject else []
@@ -98,6 +108,7 @@ def evaluate_run(
     out_dir: str | Path | None = None,
     baseline: bool = True,
     device: str = "auto",
+    progress: bool = False,
 ) -> EvalReport:
     """Translate the run's ``split`` subjects, compare with their targets in physical units, write panels.
 
@@ -109,6 +120,7 @@ def evaluate_run(
         data_root: data folder (default the one the run was trained on).
         out_dir: where predictions and panels go (default ``RUN_DIR/eval/<split>``).
         baseline: also fit the per-voxel lookup table on the training subjects and score it the same way.
+        progress: show a progress bar over subjects.
     """
     layout = RunLayout(Path(run_dir))
     if not layout.root.is_dir():
@@ -138,7 +150,7 @@ def evaluate_run(
 
     lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], names, ckpt) if baseline else None
     report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if hu else "")
-    for sid in ids:
+    for sid in _track(ids, f"evaluating {len(ids)} subjects", progress):
         vols = load_subject(subjects[sid], names)
         source, target = vols[dc.src], vols[dc.dst]
         mask = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else None
@@ -188,24 +200,32 @@ def evaluate_folders(
     metrics: Sequence[str] = METRICS,
     window: tuple[float, float] | None = (-1024.0, 3000.0),
     out_dir: str | Path | None = None,
+    source_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> EvalReport:
     """Score every prediction in ``pred_dir`` against the file of the same name in ``target_dir`` (and ``mask_dir``).
 
     Args:
         window: CT clip window (SynthRAD rules), or None for MR targets (no clipping, data range of the target).
         out_dir: where the panels go (default ``<pred_dir>_eval``).
+        source_dir: optional folder of the source volumes (same file names), drawn as the panels' first column.
+        progress: show a progress bar over files.
     """
     preds = _nifti_files(Path(pred_dir))
     targets = _nifti_files(Path(target_dir))
     masks = _nifti_files(Path(mask_dir)) if mask_dir else {}
+    sources = _nifti_files(Path(source_dir)) if source_dir else {}
     for name in preds:
         if name not in targets:
             raise InputError(f"{Path(pred_dir) / name}: no target of the same name in {target_dir}")
         if mask_dir and name not in masks:
             raise InputError(f"{Path(pred_dir) / name}: no mask of the same name in {mask_dir}")
+        if source_dir and name not in sources:
+            raise InputError(f"{Path(pred_dir) / name}: no source of the same name in {source_dir}")
     out = Path(out_dir) if out_dir else Path(str(Path(pred_dir).resolve()) + "_eval")
     report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if window is not None else "")
-    for name, path in preds.items():
+    for name in _track(list(preds), f"evaluating {len(preds)} predictions", progress):
+        path = preds[name]
         pred, target = load_volume(path), load_volume(targets[name])
         check_same_grid(target, pred)
         mask = None
@@ -217,7 +237,12 @@ def evaluate_folders(
                 raise InputError(f"{masks[name]}: mask is empty")
         sid = name.removesuffix(".gz").removesuffix(".nii")
         report.per_subject[sid] = evaluate(pred.data, target.data, mask, metrics=metrics, window=window)
-        rows, labels = _panel_rows(None, pred.data, target.data, 2, mask)
+        source = None
+        if source_dir:
+            source_vol = load_volume(sources[name])
+            check_same_grid(target, source_vol)
+            source = source_vol.data
+        rows, labels = _panel_rows(source, pred.data, target.data, 2, mask)
         panel = out / f"{sid}.png"
         _write_subject_panel(panel, rows, labels, window is not None)
         report.panels.append(panel)

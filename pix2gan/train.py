@@ -388,11 +388,11 @@ class _Progress:
     def update(self, epoch: int, losses: dict[str, float]) -> None:
         if self.progress is None:
             return
-        text = f"G {losses['loss_g_gan']:.3f}+L1 {losses['loss_g_l1']:.4f}  D {losses['loss_d']:.3f}"
+        text = f"G_gan {losses['loss_g_gan']:.3f}  L1 {losses['loss_g_l1']:.4f}  D {losses['loss_d']:.3f}"
         self.progress.update(self.task, advance=1, epoch=epoch, losses=text)
 
     def log(self, message: str) -> None:
         if self.progress is not None:
-            self.progress.console.log(message)
+            self.progress.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
         else:
             log.info(message)

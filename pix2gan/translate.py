@@ -136,14 +136,19 @@ class Translator:
         except ValueError as exc:
             raise InputError(f"{source.path}: {exc}") from None
 
-    def translate_file(self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False) -> Path:
-        """Translate one NIfTI file and write the result on the input's grid (atomic; refuses to overwrite)."""
+    def translate_file(
+        self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32"
+    ) -> Path:
+        """Translate one NIfTI file and write the result on the input's grid (atomic; refuses to overwrite).
+
+        ``dtype`` is ``float32`` or ``int16`` (rounded, e.g. integer HU, with slope 1 and intercept 0).
+        """
         out_path = Path(out_path)
         if out_path.exists() and not overwrite:
             raise InputError(f"{out_path}: already exists (use --overwrite to replace it)")
         source = load_volume(in_path)
         pred = self.translate_volume(source)
-        save_like(out_path, pred, source, overwrite=overwrite, describe=f"pix2gan {self.config.data.dst}")
+        save_like(out_path, pred, source, dtype=np.dtype(dtype), overwrite=overwrite, describe=f"pix2gan {self.config.data.dst}")
         return out_path
 
 

@@ -128,16 +128,18 @@ def test_eval_run_matches_scikit_image(workspace):
 
 
 def test_eval_external_folders(workspace, tmp_path):
-    pred, target, mask = tmp_path / "pred", tmp_path / "target", tmp_path / "mask"
-    for d in (pred, target, mask):
+    pred, target, mask, source = tmp_path / "pred", tmp_path / "target", tmp_path / "mask", tmp_path / "source"
+    for d in (pred, target, mask, source):
         d.mkdir()
     for sid in ("sub-001", "sub-002"):
         ct = nib.load(workspace / "data" / sid / "ct.nii.gz")
         shutil.copy(workspace / "data" / sid / "ct.nii.gz", target / f"{sid}.nii.gz")
+        shutil.copy(workspace / "data" / sid / "t1.nii.gz", source / f"{sid}.nii.gz")
         shutil.copy(workspace / "data" / sid / "mask.nii.gz", mask / f"{sid}.nii.gz")
         noisy = ct.get_fdata() + np.random.default_rng(0).normal(0, 50, ct.shape)
         nib.save(nib.Nifti1Image(noisy.astype(np.float32), ct.affine, ct.header), pred / f"{sid}.nii.gz")
-    result = cli("eval", "--pred", pred, "--target", target, "--mask", mask, "--metrics", "mae,psnr", "--json", tmp_path / "e.json")
+    result = cli("eval", "--pred", pred, "--target", target, "--mask", mask, "--source", source, "--metrics", "mae,psnr",
+                 "--json", tmp_path / "e.json")  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "e.json").read_text())
     assert sorted(report["per_subject"]) == ["sub-001", "sub-002"]

@@ -124,3 +124,13 @@ def test_folder_without_output_goes_to_a_sibling_folder(tmp_path):
         assert plan_outputs([Path(".")], None, src="t1", dst="ct")[0][1] == tmp_path / "scans_ct" / "a.nii.gz"
     finally:
         os.chdir(cwd)
+
+
+def test_int16_output_is_rounded_hu_with_unit_scaling(translator, tmp_path):
+    src = write_nifti(tmp_path / "s.nii.gz", np.random.default_rng(3).uniform(0, 500, (16, 16, 4)).astype(np.float32))
+    f32 = translator.translate_file(src, tmp_path / "f.nii.gz")
+    i16 = translator.translate_file(src, tmp_path / "i.nii.gz", dtype="int16")
+    img = nib.load(i16)
+    assert img.get_data_dtype() == np.int16
+    assert img.header.get_slope_inter() in ((1.0, 0.0), (None, None))
+    np.testing.assert_array_equal(np.asarray(img.dataobj), np.rint(nib.load(f32).get_fdata()).astype(np.int16))
