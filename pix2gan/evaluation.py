@@ -84,10 +84,10 @@ def _panel_rows(source: np.ndarray | None, pred: np.ndarray, target: np.ndarray,
     picks = sorted({int(filled[int(round(q * (len(filled) - 1)))]) for q in (0.25, 0.5, 0.75)})
     rows = []
     for k in picks:
-        take = lambda a: np.take(a, k, axis=axis)  # noqa: E731
-        row = {"prediction": take(pred), "target": take(target), "|error|": np.abs(take(pred) - take(target))}
+        p, t = np.take(pred, k, axis=axis), np.take(target, k, axis=axis)
+        row = {"prediction": p, "target": t, "|error|": np.abs(p - t)}
         if source is not None:
-            row["source"] = take(source)
+            row["source"] = np.take(source, k, axis=axis)
         rows.append(row)
     return rows, [f"slice {k}" for k in picks]
 

@@ -112,7 +112,7 @@ def save_loss_curve(log_csv: str | Path, path: str | Path, *, epochs_csv: str | 
     fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.6))
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
     groups = [[k for k in keys if k.startswith("loss_g")], [k for k in keys if k.startswith("loss_d")]]
-    for ax, group, title in zip(axes, groups, ("generator", "discriminator")):
+    for ax, group, title in zip(axes[:2], groups, ("generator", "discriminator"), strict=True):
         for key in group:
             values = np.array([float(r[key]) for r in rows])
             k = max(1, len(values) // 50)  # moving average over ~2 % of the run

@@ -4,7 +4,6 @@ import json
 import pytest
 import torch
 
-from helpers import write_nifti
 from pix2gan.checkpoint import RunLayout
 from pix2gan.config import ModelConfig, RunConfig, TrainConfig
 from pix2gan.train import fit, linear_decay
