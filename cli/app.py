@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from pix2gan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from pix2gan.config import DataConfig, GanModelConfig, Mode, ModelConfig, RunConfig, TrainConfig
 from rich.table import Table
 
 app = typer.Typer(
@@ -34,7 +34,9 @@ err = Console(stderr=True)
 _state = {"debug": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
-_D, _M, _T = DataConfig(), ModelConfig(), TrainConfig()  # the library's defaults are the CLI's defaults
+_D, _M, _T, _G = DataConfig(), ModelConfig(), TrainConfig(), GanModelConfig()  # the library's defaults
+# noise/class modes: DCGAN-sized defaults where the paired (pix2pix) ones do not fit
+_GAN_TRAIN = {"epochs": 60, "batch_size": 32}
 
 
 def _user_errors(func: F) -> F:
@@ -90,25 +92,30 @@ def _main(
 @app.command()
 @_user_errors
 def train(
+    mode: Annotated[str, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN).")] = "paired",
     src: Annotated[str, typer.Option(help="Source modality (file name without .nii.gz), the network input.")] = "t1",
     dst: Annotated[str, typer.Option(help="Target modality to synthesise.")] = "ct",
     data: Annotated[
-        Path | None, typer.Option(help="Data folder <DATA>/<subject>/<modality>.nii.gz. Default: the bundled samples/.")
+        str | None,
+        typer.Option(
+            help="Paired: <DATA>/<subject>/<modality>.nii.gz. Noise/class: an image folder (class = subfolder), a NIfTI "
+            "folder (slices of --src), or mnist / fashion-mnist / cifar10. Default: the bundled samples/."
+        ),
     ] = None,
     mask: Annotated[str, typer.Option(help="Body-mask modality used for metrics and slice selection ('' for none).")] = "mask",
     run_dir: Annotated[
         Path | None, typer.Option(help="Run folder to create. Default: runs/<src>2<dst>-<date>-<time>.")
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs; the learning rate decays linearly to 0 over the second half.")] = _T.epochs,
-    batch_size: Annotated[int, typer.Option(min=1, help="Slices per step.")] = _T.batch_size,
-    image_size: Annotated[int, typer.Option(min=1, help="Side of the random square training crop; a multiple of 2^depth.")] = _T.image_size,
+    epochs: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Epochs; the learning rate decays linearly to 0 over the second half. [default: {_T.epochs} paired, {_GAN_TRAIN['epochs']} noise/class]")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Images per step. [default: {_T.batch_size} paired, {_GAN_TRAIN['batch_size']} noise/class]")] = None,
+    image_size: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Paired: side of the random training crop, a multiple of 2^depth. Noise/class: 28, 32, 64 or 128. [default: {_T.image_size} paired, {_G.image_size} noise/class]")] = None,
     depth: Annotated[int, typer.Option(min=2, max=10, help="U-Net down-sampling steps (8 = pix2pix unet_256).")] = _M.depth,
-    filters: Annotated[int, typer.Option(min=1, help="Generator filters at the first level (ngf; pix2pix 64).")] = _M.base_filters,
-    disc_filters: Annotated[int, typer.Option(min=1, help="Discriminator filters in the first layer (ndf; pix2pix 64).")] = _M.disc_filters,
+    filters: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Generator filters (ngf; pix2pix and DCGAN use 64). [default: {_M.base_filters} paired, {_G.gen_filters} noise/class]")] = None,
+    disc_filters: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Discriminator filters in the first layer (ndf; 64 in the papers). [default: {_M.disc_filters} paired, {_G.disc_filters} noise/class]")] = None,
     disc_layers: Annotated[int, typer.Option(min=1, max=6, help="PatchGAN strided layers (3 = 70x70 patches).")] = _M.disc_layers,
     norm: Annotated[str, typer.Option(help="Normalisation layers: batch or instance.")] = _M.norm.value,
     dropout: Annotated[bool, typer.Option(help="Dropout in the deepest decoder levels (pix2pix).")] = _M.dropout,
-    gan_loss: Annotated[str, typer.Option(help="Adversarial loss: lsgan (least squares) or vanilla (BCE with logits).")] = _T.gan_loss.value,
+    gan_loss: Annotated[str, typer.Option(help="Adversarial loss: lsgan (least squares), vanilla (BCE with logits) or hinge.")] = _T.gan_loss.value,
     lambda_l1: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 reconstruction term.")] = _T.lambda_l1,
     lr: Annotated[float, typer.Option(help="Adam learning rate of both networks (> 0).")] = _T.lr,
     beta1: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta1.")] = _T.betas[0],
@@ -123,34 +130,60 @@ def train(
     workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = torch's default).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    latent_dim: Annotated[int, typer.Option(min=1, help="Noise/class: size of the latent vector z.")] = _G.latent_dim,
+    channels: Annotated[int | None, typer.Option(min=1, max=3, show_default=False, help="Noise/class: image channels, 1 or 3. [default: from the data]")] = None,
+    embed_dim: Annotated[int, typer.Option(min=1, help="Class: size of the label embedding concatenated with z.")] = _G.embed_dim,
+    d_steps: Annotated[int, typer.Option(min=1, help="Noise/class: discriminator updates per generator update.")] = _T.d_steps,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.49, help="Noise/class: one-sided label smoothing (real label = 1 - this).")] = _T.label_smoothing,
+    labels: Annotated[str | None, typer.Option(help="Class mode on NIfTI data: 'level' (anatomical level of the slice, the default) or a CSV subject,label.")] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Folder holding the mnist / fashion-mnist / cifar10 files.")] = None,
+    download: Annotated[bool, typer.Option(help="Let torchvision download --data (never done otherwise).")] = False,
 ) -> None:
-    """Train a paired translation model (U-Net generator + PatchGAN, GAN loss + lambda * L1) from SRC to DST."""
+    """Train a model: paired T1 -> CT style synthesis (default), noise-to-image (DCGAN) or class-conditional GAN."""
     from pix2gan.train import fit
 
-    root = (data if data is not None else _bundled_samples()).resolve()
+    run_mode = Mode(mode) if mode in {m.value for m in Mode} else None
+    if run_mode is None:
+        raise ValueError(f"--mode {mode!r} is not one of paired, noise, class")
+    paired = run_mode == Mode.PAIRED
+    spec = data if data is not None else str(_bundled_samples())
+    if paired or Path(spec).exists():  # a folder (torchvision data set names stay names)
+        spec = str(Path(spec).resolve())
+    pick = lambda value, paired_default, gan_default: value if value is not None else (paired_default if paired else gan_default)  # noqa: E731
     cfg = RunConfig(
         data=DataConfig(
-            root=str(root), src=src, dst=dst, mask=mask or None, slice_axis=slice_axis,
+            root=spec, src=src, dst=dst, mask=mask or None, slice_axis=slice_axis,
             src_intensity=DataConfig.default_intensity(src), dst_intensity=DataConfig.default_intensity(dst),
-            val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed,
+            val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed, labels=labels,
+            data_root=str(data_root) if data_root else None, download=download,
         ),
         model=ModelConfig(
-            depth=depth, base_filters=filters, norm=norm, dropout=dropout, disc_filters=disc_filters,
-            disc_layers=disc_layers,
+            depth=depth, base_filters=filters or _M.base_filters, norm=norm, dropout=dropout,
+            disc_filters=disc_filters or _M.disc_filters, disc_layers=disc_layers,
         ),
         train=TrainConfig(
-            epochs=epochs, batch_size=batch_size, image_size=image_size, lr=lr, betas=(beta1, beta2),
+            mode=run_mode, epochs=pick(epochs, _T.epochs, _GAN_TRAIN["epochs"]),
+            batch_size=pick(batch_size, _T.batch_size, _GAN_TRAIN["batch_size"]),
+            image_size=pick(image_size, _T.image_size, _G.image_size), lr=lr, betas=(beta1, beta2),
             lambda_l1=lambda_l1, gan_loss=gan_loss, seed=seed, flip=flip, num_workers=workers, device=device,
-            threads=threads,
+            threads=threads, d_steps=d_steps, label_smoothing=label_smoothing,
+        ),
+        gan=GanModelConfig() if paired else GanModelConfig(
+            latent_dim=latent_dim, channels=channels or 0, image_size=image_size or _G.image_size,
+            gen_filters=filters or _G.gen_filters, disc_filters=disc_filters or _G.disc_filters, embed_dim=embed_dim,
         ),
     )  # fmt: skip
-    run = run_dir if run_dir is not None else Path("runs") / f"{src}2{dst}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = f"{src}2{dst}" if paired else run_mode.value
+    run = run_dir if run_dir is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = fit(cfg, run, progress=progress and err.is_terminal, console=err)
     last = result.epochs[-1]
     err.print(f"[green]done[/] run folder {run}", highlight=False, soft_wrap=True)
     if "val_mae" in last:
         err.print(f"last epoch: validation MAE {last['val_mae']:.1f} (physical units, inside the mask)", highlight=False, soft_wrap=True)
-    err.print(f"next: pix2gan eval --run {run}   |   pix2gan translate SCAN.nii.gz --run {run}", highlight=False, soft_wrap=True)
+    if paired:
+        err.print(f"next: pix2gan eval --run {run}   |   pix2gan translate SCAN.nii.gz --run {run}", highlight=False, soft_wrap=True)
+    else:
+        err.print(f"next: pix2gan sample --run {run}   |   pix2gan eval --run {run}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -226,6 +259,9 @@ def eval_(
     out: Annotated[Path | None, typer.Option(help="Folder for predictions and panels (default RUN/eval/<split> or <pred>_eval).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write per-subject, mean and std metrics to this JSON file.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    n_per_class: Annotated[int, typer.Option(min=1, help="Class runs: generated images per class.")] = 200,
+    n_samples: Annotated[int, typer.Option(min=2, help="Noise runs: generated images (also caps the real images used).")] = 1000,
+    inception_weights: Annotated[Path | None, typer.Option(help="Noise/class runs: InceptionV3 weights file for FID/KID (never downloaded).")] = None,
 ) -> None:
     """Score a run on its held-out test subjects (SynthRAD rules for CT), or external predictions with --pred/--target."""
     from pix2gan.checkpoint import find_latest_run
@@ -248,6 +284,8 @@ def eval_(
         )
         title = f"{pred} vs {target}"
     else:
+        from pix2gan.checkpoint import load_checkpoint, resolve_checkpoint
+
         if run is not None:
             run_dir = run
         elif checkpoint is not None and (checkpoint.parent.parent / "split.json").is_file():
@@ -256,6 +294,19 @@ def eval_(
             raise ValueError(f"{checkpoint}: not inside a run folder; pass --run RUN_DIR for its split.json")
         else:
             run_dir = find_latest_run()
+        mode = load_checkpoint(resolve_checkpoint(run_dir, checkpoint)).mode
+        if mode != Mode.PAIRED:
+            from pix2gan.gen_eval import evaluate_gan_run
+
+            gan_report = evaluate_gan_run(
+                run_dir, checkpoint=checkpoint, n_per_class=n_per_class, n_samples=n_samples,
+                inception_weights=inception_weights, out_dir=out, device=device,
+            )  # fmt: skip
+            _print_gan_report(gan_report, f"{run_dir} - {mode.value} mode")
+            if json_path is not None:
+                gan_report.write_json(json_path)
+                err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
+            return
         report = evaluate_run(
             run_dir, checkpoint=checkpoint, metrics=names, split=split, data_root=data, out_dir=out,
             baseline=baseline, device=device, progress=err.is_terminal,
@@ -267,6 +318,35 @@ def eval_(
         err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
     if report.panels:
         err.print(f"panels: {report.panels[0].parent}/", highlight=False, soft_wrap=True)
+
+
+def _print_gan_report(report, title: str) -> None:  # noqa: ANN001
+    labels = {
+        "classifier_accuracy": "real-image classifier accuracy (held out)",
+        "class_consistency": "class consistency of generated images",
+        "frechet_distance": "Fréchet distance (classifier features)",
+        "kid": "KID (classifier features)",
+        "diversity_generated": "diversity, generated",
+        "diversity_real": "diversity, real",
+        "diversity_ratio": "diversity ratio generated / real",
+        "fid": "FID (InceptionV3)",
+        "kid_inception": "KID (InceptionV3)",
+    }
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in report.metrics.items():
+        pct = key in ("classifier_accuracy", "class_consistency")
+        table.add_row(labels.get(key, key), f"{100 * value:.1f} %" if pct else f"{value:.4g}")
+    if report.per_class:
+        table.add_section()
+        for name, value in report.per_class.items():
+            table.add_row(f"  consistency, class {name}", f"{100 * value:.1f} %")
+    console.print(table)
+    for note in report.notes:
+        err.print(note, highlight=False, soft_wrap=True)
+    for grid in report.grids:
+        err.print(f"samples: {grid}", highlight=False, soft_wrap=True)
 
 
 def _fmt(metric: str, value: float) -> str:
@@ -292,6 +372,52 @@ def _print_report(report, title: str) -> None:  # noqa: ANN001
             "[dim]lookup-table baseline", *(f"[dim]{_fmt(m, bmean[m])} ± {_fmt(m, bstd[m])}" for m in report.metrics)
         )
     console.print(table)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# sample
+# --------------------------------------------------------------------------------------------------------------------
+@app.command()
+@_user_errors
+def sample(
+    run: Annotated[Path | None, typer.Option(help="Run folder (default: newest under ./runs).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint to use instead of the run's latest/best.")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, max=1024, help="Number of samples in the grid.")] = 64,
+    label: Annotated[str | None, typer.Option(help="Class mode: a class name (or index), or 'all' for one row per class. [default: all]", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the latent vectors (same seed, same images).")] = 0,
+    walk: Annotated[int | None, typer.Option(help="Sweep latent coordinate DIM over [-span, span]: a row per value, a column per seed.", show_default=False)] = None,
+    span: Annotated[float, typer.Option(min=0.0, help="Range of --walk.")] = 3.0,
+    steps: Annotated[int, typer.Option(min=2, max=32, help="Values of --walk / points of --interpolate.")] = 9,
+    interpolate: Annotated[bool, typer.Option("--interpolate", help="Spherical interpolation from --seed to --seed-b.")] = False,
+    seed_b: Annotated[int, typer.Option(help="Second seed of --interpolate.")] = 1,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG to write. [default: RUN/samples/<kind>-seed<K>.png]", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing PNG.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+) -> None:
+    """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired)."""
+    from pix2gan.checkpoint import find_latest_run, load_checkpoint, resolve_checkpoint
+    from pix2gan.sampling import GanSampler, paired_panels
+
+    run_dir = run if run is not None else (checkpoint.parent.parent if checkpoint is not None else find_latest_run())
+    ckpt = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
+    if ckpt.mode == Mode.PAIRED:
+        out = output or run_dir / "samples" / f"panels-seed{seed}.png"
+        paired_panels(ckpt, run_dir, out, device=device, overwrite=overwrite)
+        console.print(f"source | prediction panels -> {out}", highlight=False, soft_wrap=True)
+        return
+    sampler = GanSampler(ckpt, device=device)
+    if walk is not None:
+        images, nrow, rows = sampler.walk(walk, steps=steps, span=span, label=label, seed=seed)
+        kind = f"walk{walk}"
+    elif interpolate:
+        images, nrow, rows = sampler.interpolate(seed, seed_b, steps=steps, label=label)
+        kind = f"interp{seed_b}"
+    else:
+        images, nrow, rows = sampler.grid(n, label=label, seed=seed)
+        kind = f"grid-{label}" if label not in (None, "all") else "grid"
+    out = output or run_dir / "samples" / f"{kind}-seed{seed}.png"
+    sampler.save(out, images, nrow, rows, overwrite=overwrite)
+    console.print(f"{len(images)} samples -> {out}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -102,9 +102,10 @@ class LoadedCheckpoint:
 
     path: Path
     config: RunConfig
-    src_map: IntensityMap
-    dst_map: IntensityMap
+    src_map: IntensityMap | None  # paired mode only
+    dst_map: IntensityMap | None
     raw: dict[str, Any]
+    info: dict[str, Any]  # noise/class modes: class names, data source
 
     @property
     def mode(self) -> Mode:
@@ -139,19 +140,28 @@ def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> Loa
         raise InputError(
             f"{path}: checkpoint format {version} is newer than this pix2gan understands ({FORMAT_VERSION}); upgrade"
         )
+    src_map = dst_map = None
+    info: dict[str, Any] = {}
     try:
         config = RunConfig.from_dict(json.loads(raw["config"]))
-        intensity = json.loads(raw["intensity"])
-        src_map = IntensityMap.from_dict(intensity["src"])
-        dst_map = IntensityMap.from_dict(intensity["dst"])
-        raw["generator"]  # noqa: B018  (presence check)
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: checkpoint is incomplete or damaged ({type(exc).__name__}: {exc})") from None
     if expect_mode is not None and config.train.mode != expect_mode:
         raise InputError(
-            f"{path}: checkpoint is from a {config.train.mode.value}-mode run; this command needs {expect_mode.value} mode"
+            f"{path}: checkpoint is from a {config.train.mode.value}-mode run; this command needs a "
+            f"{expect_mode.value}-mode model"
         )
-    return LoadedCheckpoint(path=path, config=config, src_map=src_map, dst_map=dst_map, raw=raw)
+    try:
+        if config.train.mode == Mode.PAIRED:
+            intensity = json.loads(raw["intensity"])
+            src_map = IntensityMap.from_dict(intensity["src"])
+            dst_map = IntensityMap.from_dict(intensity["dst"])
+        else:
+            info = json.loads(raw["data_info"])
+        raw["generator"]  # noqa: B018  (presence check)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: checkpoint is incomplete or damaged ({type(exc).__name__}: {exc})") from None
+    return LoadedCheckpoint(path=path, config=config, src_map=src_map, dst_map=dst_map, raw=raw, info=info)
 
 
 def find_latest_run(root: str | Path = "runs") -> Path:

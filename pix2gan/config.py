@@ -22,6 +22,7 @@ __all__ = [
     "Mode",
     "Norm",
     "GanLoss",
+    "GanModelConfig",
     "IntensityKind",
     "DataConfig",
     "ModelConfig",
@@ -31,9 +32,11 @@ __all__ = [
 
 
 class Mode(enum.StrEnum):
-    """What the generator maps from: a paired source image (pix2pix)."""
+    """What the generator maps from: a paired source image (pix2pix), noise (DCGAN), or noise and a class (CGAN)."""
 
     PAIRED = "paired"
+    NOISE = "noise"
+    CLASS = "class"
 
 
 class Norm(enum.StrEnum):
@@ -44,10 +47,12 @@ class Norm(enum.StrEnum):
 
 
 class GanLoss(enum.StrEnum):
-    """Adversarial objective. ``lsgan`` is least squares (Mao et al.); ``vanilla`` is BCE with logits."""
+    """Adversarial objective: ``lsgan`` least squares (Mao et al.), ``vanilla`` BCE with logits (Goodfellow et al.),
+    ``hinge`` (Lim & Ye; SAGAN, BigGAN)."""
 
     LSGAN = "lsgan"
     VANILLA = "vanilla"
+    HINGE = "hinge"
 
 
 class IntensityKind(enum.StrEnum):
@@ -117,6 +122,9 @@ class DataConfig(_FromDict):
         val_fraction / test_fraction: share of subjects held out (at least one each when there are >= 3).
         split_seed: seed of the deterministic subject split.
         min_foreground: slices whose mask covers less than this fraction are not used for training.
+        labels: noise/class modes on NIfTI data: ``level`` (anatomical level of the slice) or a CSV ``subject,label``.
+        data_root: where torchvision data sets (``mnist``, ``fashion-mnist``, ``cifar10``) live.
+        download: let torchvision download its data set (never implied).
     """
 
     root: str = "samples"
@@ -132,6 +140,9 @@ class DataConfig(_FromDict):
     test_fraction: float = 0.2
     split_seed: int = 0
     min_foreground: float = 0.01
+    labels: str | None = None
+    data_root: str | None = None
+    download: bool = False
 
     def __post_init__(self) -> None:
         self.src_intensity = _check_enum("DataConfig", "src_intensity", self.src_intensity, IntensityKind)
@@ -200,6 +211,40 @@ class ModelConfig(_FromDict):
 
 
 @dataclass
+class GanModelConfig(_FromDict):
+    """Noise-to-image (DCGAN) and class-conditional (CGAN) networks.
+
+    Args:
+        latent_dim: size of the noise vector z.
+        channels: image channels (1 grayscale, 3 RGB; 0 = take them from the data when training starts).
+        image_size: side of the square images: 28, 32, 64 or 128.
+        gen_filters: filters of the generator's last (highest-resolution) transposed convolution (DCGAN ``ngf``).
+        disc_filters: filters of the discriminator's first convolution (DCGAN ``ndf``).
+        num_classes: classes for the conditional mode (0 = unconditional).
+        embed_dim: size of the learned label embedding concatenated with z in the conditional generator.
+    """
+
+    latent_dim: int = 64
+    channels: int = 1
+    image_size: int = 32
+    gen_filters: int = 32
+    disc_filters: int = 32
+    num_classes: int = 0
+    embed_dim: int = 32
+
+    def __post_init__(self) -> None:
+        if self.image_size not in (28, 32, 64, 128):
+            raise ValueError(f"GanModelConfig.image_size must be 28, 32, 64 or 128, got {self.image_size}")
+        if self.channels not in (0, 1, 3):
+            raise ValueError(f"GanModelConfig.channels must be 1 or 3 (0: from the data), got {self.channels}")
+        for name in ("latent_dim", "gen_filters", "disc_filters", "embed_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"GanModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_classes < 0 or self.num_classes == 1:
+            raise ValueError(f"GanModelConfig.num_classes must be 0 (unconditional) or >= 2, got {self.num_classes}")
+
+
+@dataclass
 class TrainConfig(_FromDict):
     """Optimisation settings (pix2pix defaults) and run bookkeeping.
 
@@ -219,6 +264,8 @@ class TrainConfig(_FromDict):
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
         threads: torch intra-op threads on CPU (0 = torch's default).
         panel_slices: validation slices drawn in the per-epoch PNG panel.
+        d_steps: discriminator updates per generator update (noise and class modes).
+        label_smoothing: one-sided label smoothing: real label = 1 - label_smoothing (noise and class modes).
     """
 
     mode: Mode = Mode.PAIRED
@@ -236,6 +283,8 @@ class TrainConfig(_FromDict):
     device: str = "auto"
     threads: int = 0
     panel_slices: int = 3
+    d_steps: int = 1
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
@@ -250,6 +299,10 @@ class TrainConfig(_FromDict):
             raise ValueError(f"TrainConfig.lambda_l1 must be >= 0, got {self.lambda_l1}")
         if self.num_workers < 0 or self.threads < 0:
             raise ValueError("TrainConfig.num_workers and threads must be >= 0")
+        if self.d_steps < 1:
+            raise ValueError(f"TrainConfig.d_steps must be >= 1, got {self.d_steps}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"TrainConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
 
 
 @dataclass
@@ -259,9 +312,15 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    gan: GanModelConfig = field(default_factory=GanModelConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data": to_dict(self.data), "model": to_dict(self.model), "train": to_dict(self.train)}
+        return {
+            "data": to_dict(self.data),
+            "model": to_dict(self.model),
+            "train": to_dict(self.train),
+            "gan": to_dict(self.gan),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -269,4 +328,5 @@ class RunConfig:
             data=DataConfig.from_dict(data["data"]),
             model=ModelConfig.from_dict(data["model"]),
             train=TrainConfig.from_dict(data["train"]),
+            gan=GanModelConfig.from_dict(data.get("gan", {})),
         )

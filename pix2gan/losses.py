@@ -16,15 +16,22 @@ __all__ = ["gan_loss", "GANLoss", "l1_loss", "L1Loss"]
 
 
 def gan_loss(
-    logits: torch.Tensor, target_is_real: bool, kind: GanLoss | str = GanLoss.LSGAN, real_label: float = 1.0
+    logits: torch.Tensor,
+    target_is_real: bool,
+    kind: GanLoss | str = GanLoss.LSGAN,
+    real_label: float = 1.0,
+    *,
+    for_discriminator: bool = True,
 ) -> torch.Tensor:
     """Adversarial loss of discriminator logits against an all-real or all-fake label.
 
     Args:
         logits: discriminator output, any shape (one logit per patch for a PatchGAN).
         target_is_real: compare with ``real_label`` (True) or 0 (False).
-        kind: ``lsgan`` (mean squared error, Mao et al. 2017) or ``vanilla`` (BCE with logits, Goodfellow et al.).
-        real_label: value of the real label (1; below 1 for one-sided label smoothing).
+        kind: ``lsgan`` (mean squared error, Mao et al. 2017), ``vanilla`` (BCE with logits, Goodfellow et al.) or
+            ``hinge`` (D: relu(1 - real) + relu(1 + fake); G: -mean(logits)).
+        real_label: value of the real label (1; below 1 for one-sided label smoothing; ignored by ``hinge``).
+        for_discriminator: only matters for ``hinge``, whose generator loss is not a margin loss.
 
     Returns:
         Scalar loss, averaged over every element.
@@ -34,10 +41,16 @@ def gan_loss(
         0.0
         >>> round(gan_loss(torch.zeros(4), False, "vanilla").item(), 4)  # log 2
         0.6931
+        >>> gan_loss(torch.tensor([2.0, 0.5]), True, "hinge").item()  # only the logit inside the margin counts
+        0.25
     """
     kind = GanLoss(kind)
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"gan_loss: logits must be a tensor, got {type(logits).__name__}")
+    if kind == GanLoss.HINGE:
+        if not for_discriminator:
+            return -logits.mean()
+        return F.relu(1.0 - logits).mean() if target_is_real else F.relu(1.0 + logits).mean()
     target = torch.full_like(logits, real_label if target_is_real else 0.0)
     if kind == GanLoss.LSGAN:
         return F.mse_loss(logits, target)
@@ -57,8 +70,8 @@ class GANLoss(nn.Module):
         self.kind = GanLoss(kind)
         self.real_label = real_label
 
-    def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-        return gan_loss(logits, target_is_real, self.kind, self.real_label)
+    def forward(self, logits: torch.Tensor, target_is_real: bool, *, for_discriminator: bool = True) -> torch.Tensor:
+        return gan_loss(logits, target_is_real, self.kind, self.real_label, for_discriminator=for_discriminator)
 
 
 def l1_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,11 +9,13 @@ the ``latest`` and ``best`` checkpoints, all atomically.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pix2gan.checkpoint import RunLayout, save_checkpoint
-from pix2gan.config import GanLoss, RunConfig, TrainConfig
+from pix2gan.config import GanLoss, Mode, RunConfig, TrainConfig
 from pix2gan.data.intensity import IntensityMap, intensity_maps
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
@@ -34,7 +36,17 @@ from pix2gan.report import save_loss_curve, save_panel
 from pix2gan.translate import predict_slices, resolve_device
 from pix2gan.volumes import InputError, atomic_write_json, atomic_write_text
 
-__all__ = ["build_networks", "build_optimizers", "paired_step", "fit", "FitResult", "linear_decay"]
+__all__ = [
+    "build_networks",
+    "build_gan_networks",
+    "build_optimizers",
+    "paired_step",
+    "gan_step",
+    "fixed_latents",
+    "fit",
+    "FitResult",
+    "linear_decay",
+]
 
 log = logging.getLogger("pix2gan")
 
@@ -112,7 +124,7 @@ def paired_step(
     # generator phase: D is frozen so its weights get no gradients from G's loss
     discriminator.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    loss_g_gan = gan_loss(discriminator(torch.cat([src, fake], 1)), True, gan_kind)
+    loss_g_gan = gan_loss(discriminator(torch.cat([src, fake], 1)), True, gan_kind, for_discriminator=False)
     loss_g_l1 = l1_loss(fake, dst)
     loss_g = loss_g_gan + lambda_l1 * loss_g_l1
     loss_g.backward()
@@ -215,75 +227,59 @@ def _write_panel(
                row_labels=[f"{cache.subjects[i].id} slice {k}" for i, k in picks])  # fmt: skip
 
 
+@dataclass
+class _ModeSetup:
+    """What differs between modes; the loop in :func:`fit` is shared.
+
+    ``step(batch)`` runs one update and returns the losses; ``end_epoch(epoch)`` validates and draws the epoch's
+    PNG, returning validation figures (``val_mae`` selects the best checkpoint when present).
+    """
+
+    loader: DataLoader
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+    end_epoch: Callable[[int], dict[str, float]]
+    checkpoint_extra: dict[str, str]
+    split: dict[str, list[str]]
+    description: str
+
+
 def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: Any = None) -> FitResult:
-    """Train a paired model and write the run folder.
+    """Train a model of any mode (paired, noise, class) and write the run folder.
 
     Args:
-        cfg: data, model and training configuration.
+        cfg: data, model and training configuration; ``cfg.train.mode`` picks the mode.
         run_dir: folder to create; must not already hold a run.
         progress: show a rich progress bar (epoch, step, losses, ETA).
         console: rich console to draw on (default: a new one on stderr).
 
     Returns:
-        :class:`FitResult` with the run folder, the subject split and per-epoch validation figures.
+        :class:`FitResult` with the run folder, the subject split (paired mode) and per-epoch figures.
     """
-    tc, dc = cfg.train, cfg.data
+    tc = cfg.train
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)
-    multiple = cfg.model.multiple
-    if tc.image_size % multiple:
-        raise InputError(
-            f"--image-size {tc.image_size} is not a multiple of 2^depth = {multiple} (model depth {cfg.model.depth})"
-        )
     device = resolve_device(tc.device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
-
-    # --- data: find, split by subject, decode once -------------------------------------------------------------
-    subjects = find_subjects(dc.root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])
-    if dc.mask and not any(dc.mask in s.files for s in subjects):
-        log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)
-    split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
-    _check_run_dir(run_dir)
-    src_map, dst_map = intensity_maps(dc)
-    train_cache = SliceCache(_select(subjects, split["train"]), dc, src_map, dst_map)
-    val_cache = SliceCache(_select(subjects, split["val"]), dc, src_map, dst_map)
-    # a generated target of a percentile modality is mapped back with the training volumes' median scale
-    dst_map = IntensityMap(dst_map.kind, dst_map.window, dst_map.percentiles, train_cache.reference_scale("dst"))
-    train_set = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip, min_foreground=dc.min_foreground)
-
-    run_dir.mkdir(parents=True, exist_ok=True)
+    setup = (_setup_paired if tc.mode == Mode.PAIRED else _setup_gan)(cfg, layout, device)  # reads the data once
     atomic_write_json(layout.config, cfg.to_dict())
-    atomic_write_json(layout.split, split)
-    intensity_json = json.dumps({"src": src_map.to_dict(), "dst": dst_map.to_dict()})
-
-    loader = DataLoader(
-        train_set,
-        batch_size=tc.batch_size,
-        shuffle=True,
-        drop_last=len(train_set) >= tc.batch_size,
-        num_workers=tc.num_workers,
-        generator=torch.Generator().manual_seed(tc.seed),
-        pin_memory=device.type == "cuda",
-        persistent_workers=tc.num_workers > 0,
-    )
-
-    # --- networks and optimisers (pix2pix: Adam 2e-4, betas 0.5/0.999, linear decay in the second half) --------
-    generator, discriminator = build_networks(cfg)
-    generator.to(device).train()
-    discriminator.to(device).train()
-    opt_g, opt_d = build_optimizers(generator, discriminator, tc)
-    total_steps = tc.epochs * len(loader)
+    if setup.split:
+        atomic_write_json(layout.split, setup.split)
+    generator, discriminator, opt_g, opt_d = setup.generator, setup.discriminator, setup.opt_g, setup.opt_d
+    total_steps = tc.epochs * len(setup.loader)
+    # pix2pix / DCGAN: constant learning rate for the first half, then linear decay to 0
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps))
     log.info(
-        "training on %d slices from %d subjects (val %d, test %d) on %s; G %.2fM params, D %.2fM params",
-        len(train_set), len(split["train"]), len(split["val"]), len(split["test"]), device,
+        "%s on %s; G %.2fM params, D %.2fM params", setup.description, device,
         sum(p.numel() for p in generator.parameters()) / 1e6, sum(p.numel() for p in discriminator.parameters()) / 1e6,
     )  # fmt: skip
 
-    picks = _panel_slices(val_cache, tc.panel_slices)
     step_rows: list[dict[str, Any]] = []
     epoch_rows: list[dict[str, Any]] = []
     best = float("inf")
@@ -293,12 +289,12 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
     with bar:
         for epoch in range(1, tc.epochs + 1):
             t0 = time.perf_counter()
+            generator.train()
+            discriminator.train()
             sums: dict[str, float] = {}
-            for batch in loader:
+            for batch in setup.loader:
                 batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                losses = paired_step(
-                    batch, generator, discriminator, opt_g, opt_d, gan_kind=tc.gan_loss, lambda_l1=tc.lambda_l1
-                )
+                losses = setup.step(batch)
                 step += 1
                 lr = opt_g.param_groups[0]["lr"]
                 sched_g.step()
@@ -307,18 +303,15 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                 bar.update(epoch, losses)
-            means = {k: v / max(1, len(loader)) for k, v in sums.items()}
+            means = {k: v / max(1, len(setup.loader)) for k, v in sums.items()}
 
-            # --- end of epoch: validate, draw, log, checkpoint -------------------------------------------------
-            val = validate(generator, val_cache, dst_map, multiple, device) if val_cache.subjects else {}
+            # --- end of epoch: validate and draw, log, checkpoint ------------------------------------------------
+            layout.panels.mkdir(parents=True, exist_ok=True)
+            val = setup.end_epoch(epoch)
             seconds = time.perf_counter() - t0
             row = {"epoch": epoch, "step": step, **{k: round(v, 6) for k, v in means.items()},
                    **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
             epoch_rows.append(row)
-            if picks:
-                layout.panels.mkdir(exist_ok=True)
-                _write_panel(layout.panels / f"epoch_{epoch:03d}.png", generator, val_cache, picks, src_map, dst_map,
-                             multiple, device)  # fmt: skip
             atomic_write_text(layout.log, _csv_text(step_rows))
             atomic_write_text(layout.epochs, _csv_text(epoch_rows))
             if epoch == tc.epochs or time.perf_counter() - last_curve > 20.0:  # matplotlib is slow: ~1 s a plot
@@ -327,7 +320,7 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
             payload = {
                 "mode": tc.mode.value,
                 "config": json.dumps(cfg.to_dict()),
-                "intensity": intensity_json,
+                **setup.checkpoint_extra,
                 "generator": generator.state_dict(),
                 "discriminator": discriminator.state_dict(),
                 "opt_g": opt_g.state_dict(),
@@ -340,15 +333,216 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
             }
             layout.checkpoints.mkdir(exist_ok=True)
             save_checkpoint(layout.latest, payload)
-            score = val.get("val_mae", means.get("loss_g_l1", 0.0))
-            if score <= best:
-                best = score
+            if "val_mae" in val and val["val_mae"] <= best:  # GAN modes have no validation loss: latest only
+                best = val["val_mae"]
                 save_checkpoint(layout.best, payload)
-            summary = f"L1 {means.get('loss_g_l1', 0):.4f}  D {means.get('loss_d', 0):.3f}"
+            summary = "  ".join(f"{k.removeprefix('loss_')} {v:.4g}" for k, v in means.items() if k in _SUMMARY)
             if val:
-                summary += f"  val MAE {val['val_mae']:.1f}"
+                summary += "".join(f"  {k.replace('_', ' ')} {v:.1f}" for k, v in val.items())
             bar.log(f"epoch {epoch}/{tc.epochs}  {summary}  ({seconds:.1f} s)")
-    return FitResult(run_dir=run_dir, split=split, epochs=epoch_rows)
+    return FitResult(run_dir=run_dir, split=setup.split, epochs=epoch_rows)
+
+
+_SUMMARY = ("loss_g_l1", "loss_g", "loss_d")
+
+
+def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _ModeSetup:
+    """pix2pix: subjects split by subject, slice caches, U-Net + PatchGAN, whole-slice validation in HU."""
+    tc, dc = cfg.train, cfg.data
+    multiple = cfg.model.multiple
+    if tc.image_size % multiple:
+        raise InputError(
+            f"--image-size {tc.image_size} is not a multiple of 2^depth = {multiple} (model depth {cfg.model.depth})"
+        )
+    subjects = find_subjects(dc.root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])
+    if dc.mask and not any(dc.mask in s.files for s in subjects):
+        log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)
+    split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
+    _check_run_dir(layout.root)
+    src_map, dst_map = intensity_maps(dc)
+    train_cache = SliceCache(_select(subjects, split["train"]), dc, src_map, dst_map)
+    val_cache = SliceCache(_select(subjects, split["val"]), dc, src_map, dst_map)
+    # a generated target of a percentile modality is mapped back with the training volumes' median scale
+    dst_map = IntensityMap(dst_map.kind, dst_map.window, dst_map.percentiles, train_cache.reference_scale("dst"))
+    train_set = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip, min_foreground=dc.min_foreground)
+    layout.root.mkdir(parents=True, exist_ok=True)
+
+    generator, discriminator = build_networks(cfg)
+    generator.to(device)
+    discriminator.to(device)
+    opt_g, opt_d = build_optimizers(generator, discriminator, tc)
+    picks = _panel_slices(val_cache, tc.panel_slices)
+
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return paired_step(batch, generator, discriminator, opt_g, opt_d, gan_kind=tc.gan_loss, lambda_l1=tc.lambda_l1)
+
+    def end_epoch(epoch: int) -> dict[str, float]:
+        if picks:
+            _write_panel(layout.panels / f"epoch_{epoch:03d}.png", generator, val_cache, picks, src_map, dst_map,
+                         multiple, device)  # fmt: skip
+        return validate(generator, val_cache, dst_map, multiple, device) if val_cache.subjects else {}
+
+    return _ModeSetup(
+        loader=_loader(train_set, tc, device),
+        generator=generator, discriminator=discriminator, opt_g=opt_g, opt_d=opt_d, step=step, end_epoch=end_epoch,
+        checkpoint_extra={"intensity": json.dumps({"src": src_map.to_dict(), "dst": dst_map.to_dict()})},
+        split=split,
+        description=f"training {dc.src} -> {dc.dst} on {len(train_set)} slices from {len(split['train'])} subjects "
+        f"(val {len(split['val'])}, test {len(split['test'])})",
+    )  # fmt: skip
+
+
+def gan_step(
+    batch: dict[str, torch.Tensor],
+    generator: nn.Module,
+    discriminator: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    *,
+    latent_dim: int,
+    gan_kind: GanLoss = GanLoss.LSGAN,
+    d_steps: int = 1,
+    real_label: float = 1.0,
+) -> dict[str, float]:
+    """One DCGAN / CGAN update: ``d_steps`` discriminator updates on real vs generated images, then one generator update.
+
+    Args:
+        batch: ``image`` (B, C, S, S) in [-1, 1], and ``label`` (B,) for the class-conditional mode.
+        latent_dim: size of z ~ N(0, I).
+        real_label: target of real images for the discriminator (below 1: one-sided label smoothing).
+
+    Returns:
+        ``loss_g``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``.
+    """
+    real = batch["image"]  # (B, C, S, S)
+    cond = (batch["label"],) if "label" in batch else ()  # class mode: G and D both see the label
+    b = real.shape[0]
+
+    # discriminator phase: fresh samples each update, G's graph not needed
+    discriminator.requires_grad_(True)
+    for _ in range(d_steps):
+        with torch.no_grad():
+            fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d_real = gan_loss(discriminator(real, *cond), True, gan_kind, real_label)
+        loss_d_fake = gan_loss(discriminator(fake, *cond), False, gan_kind)
+        loss_d = loss_d_real + loss_d_fake
+        loss_d.backward()
+        opt_d.step()
+
+    # generator phase: D frozen, G's samples pushed towards "real"
+    discriminator.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
+    loss_g = gan_loss(discriminator(fake, *cond), True, gan_kind, for_discriminator=False)
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "loss_d_real": loss_d_real.item(),
+            "loss_d_fake": loss_d_fake.item()}  # fmt: skip
+
+
+def build_gan_networks(cfg: RunConfig) -> tuple[nn.Module, nn.Module]:
+    """DCGAN generator/discriminator (noise mode) or their class-conditional versions (class mode), N(0, 0.02) init."""
+    from pix2gan.nets import ConditionalDiscriminator, ConditionalGenerator, DCGANDiscriminator, DCGANGenerator
+
+    if cfg.train.mode == Mode.CLASS:
+        generator, discriminator = ConditionalGenerator(cfg.gan), ConditionalDiscriminator(cfg.gan)
+    else:
+        generator, discriminator = DCGANGenerator(cfg.gan), DCGANDiscriminator(cfg.gan)
+    init_weights(generator, cfg.train.init_gain)
+    init_weights(discriminator, cfg.train.init_gain)
+    return generator, discriminator
+
+
+def fixed_latents(cfg: RunConfig, class_names: list[str], per_row: int = 8, seed: int = 1234) -> dict[str, torch.Tensor]:
+    """The same noise every epoch (so sample grids compare across epochs): 8 x 8, or one row per class."""
+    g = torch.Generator().manual_seed(seed)
+    if cfg.train.mode == Mode.CLASS:
+        labels = torch.arange(len(class_names)).repeat_interleave(per_row)
+        z = torch.randn(per_row, cfg.gan.latent_dim, generator=g).repeat(len(class_names), 1)  # same z per column
+        return {"z": z, "label": labels}
+    return {"z": torch.randn(per_row * per_row, cfg.gan.latent_dim, generator=g)}
+
+
+def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _ModeSetup:
+    """DCGAN (noise) or CGAN (class): images decoded once into memory, per-epoch sample grids from fixed noise."""
+    from pix2gan.data.images import load_images
+    from pix2gan.report import save_grid
+
+    tc, dc = cfg.train, cfg.data
+    conditional = tc.mode == Mode.CLASS
+    data = load_images(
+        dc.root, image_size=cfg.gan.image_size, labelled=conditional, data_root=dc.data_root, src=dc.src,
+        labels=dc.labels, download=dc.download,
+        channels=cfg.gan.channels or None,
+    )  # fmt: skip
+    _check_run_dir(layout.root)
+    # the data decide channels and classes; the config records them for the checkpoint
+    cfg.gan = dataclasses.replace(
+        cfg.gan, channels=int(data.images.shape[1]), num_classes=data.num_classes if conditional else 0
+    )
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tensors = {"image": data.images}
+    if conditional:
+        tensors["label"] = data.labels
+    dataset = _TensorDict(tensors)
+
+    generator, discriminator = build_gan_networks(cfg)
+    generator.to(device)
+    discriminator.to(device)
+    opt_g, opt_d = build_optimizers(generator, discriminator, tc)
+    fixed = {k: v.to(device) for k, v in fixed_latents(cfg, data.class_names).items()}
+
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        return gan_step(batch, generator, discriminator, opt_g, opt_d, latent_dim=cfg.gan.latent_dim,
+                        gan_kind=tc.gan_loss, d_steps=tc.d_steps, real_label=1.0 - tc.label_smoothing)  # fmt: skip
+
+    @torch.no_grad()
+    def end_epoch(epoch: int) -> dict[str, float]:
+        generator.eval()
+        images = generator(fixed["z"], *((fixed["label"],) if conditional else ())).cpu().numpy()
+        generator.train()
+        save_grid(layout.panels / f"epoch_{epoch:03d}.png", images, nrow=8,
+                  row_labels=data.class_names if conditional else None)  # fmt: skip
+        return {}
+
+    info = {"class_names": data.class_names, "source": data.source, "n_images": len(data)}
+    kind = f"{data.num_classes} classes" if conditional else "unlabelled"
+    return _ModeSetup(
+        loader=_loader(dataset, tc, device),
+        generator=generator, discriminator=discriminator, opt_g=opt_g, opt_d=opt_d, step=step, end_epoch=end_epoch,
+        checkpoint_extra={"data_info": json.dumps(info)},
+        split={},
+        description=f"training a {tc.mode.value}-mode GAN on {len(data)} images ({kind}, "
+        f"{cfg.gan.channels} x {cfg.gan.image_size}^2) from {data.source}",
+    )  # fmt: skip
+
+
+class _TensorDict(torch.utils.data.Dataset):
+    """Rows of in-memory tensors as dicts (``image`` and optionally ``label``)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+        self.n = len(next(iter(tensors.values())))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
+def _loader(dataset: torch.utils.data.Dataset, tc: TrainConfig, device: torch.device) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=tc.batch_size,
+        shuffle=True,
+        drop_last=len(dataset) >= tc.batch_size,  # type: ignore[arg-type]
+        num_workers=tc.num_workers,
+        generator=torch.Generator().manual_seed(tc.seed),
+        pin_memory=device.type == "cuda",
+        persistent_workers=tc.num_workers > 0,
+    )
 
 
 class _Progress:
@@ -388,7 +582,10 @@ class _Progress:
     def update(self, epoch: int, losses: dict[str, float]) -> None:
         if self.progress is None:
             return
-        text = f"G_gan {losses['loss_g_gan']:.3f}  L1 {losses['loss_g_l1']:.4f}  D {losses['loss_d']:.3f}"
+        if "loss_g_l1" in losses:
+            text = f"G_gan {losses['loss_g_gan']:.3f}  L1 {losses['loss_g_l1']:.4f}  D {losses['loss_d']:.3f}"
+        else:
+            text = f"G {losses['loss_g']:.3f}  D {losses['loss_d']:.3f}"
         self.progress.update(self.task, advance=1, epoch=epoch, losses=text)
 
     def log(self, message: str) -> None:

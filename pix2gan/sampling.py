@@ -1,0 +1,168 @@
+"""Draw from a trained model: sample grids, latent walks and interpolations (noise/class), panels (paired).
+
+Every image is a function of explicit seeds, so a grid can be reproduced exactly and compared between runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pix2gan.checkpoint import LoadedCheckpoint, RunLayout
+from pix2gan.config import Mode
+from pix2gan.report import save_grid, save_panel
+from pix2gan.translate import resolve_device
+from pix2gan.volumes import InputError, atomic_path
+
+__all__ = ["GanSampler", "slerp", "paired_panels"]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between latent vectors (stays on the shell where Gaussian z concentrate).
+
+    Shape:
+        ``a``, ``b``: (D,); ``t``: (T,) in [0, 1]; returns (T, D).
+
+    Example:
+        >>> a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+        >>> [[round(v, 4) for v in row] for row in slerp(a, b, torch.tensor([0.0, 0.5, 1.0])).tolist()]
+        [[1.0, 0.0], [0.7071, 0.7071], [0.0, 1.0]]
+    """
+    omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1.0, 1.0))
+    if omega.abs() < 1e-6:
+        return torch.lerp(a[None], b[None], t[:, None])
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega)[:, None] * a + torch.sin(t * omega)[:, None] * b) / so
+
+
+class GanSampler:
+    """A noise- or class-mode generator with its configuration and class names."""
+
+    def __init__(self, ckpt: LoadedCheckpoint, device: str = "auto") -> None:
+        from pix2gan.train import build_gan_networks
+
+        if ckpt.mode == Mode.PAIRED:
+            raise InputError(f"{ckpt.path}: a paired-mode model; use paired_panels for it")
+        self.config = ckpt.config
+        self.class_names: list[str] = list(ckpt.info.get("class_names", []))
+        self.device = resolve_device(device)
+        generator, _ = build_gan_networks(ckpt.config)
+        try:
+            generator.load_state_dict(ckpt.raw["generator"])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputError(f"{ckpt.path}: generator weights do not match its model config ({first})") from None
+        self.generator: nn.Module = generator.to(self.device).eval()
+        self.conditional = ckpt.mode == Mode.CLASS
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.gan.latent_dim
+
+    def label_index(self, name: str) -> int:
+        """Class index of a class name (or of a number given as text)."""
+        if name in self.class_names:
+            return self.class_names.index(name)
+        if name.isdigit() and int(name) < len(self.class_names):
+            return int(name)
+        raise InputError(f"--label {name!r} is not a class of this model ({', '.join(self.class_names)})")
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> np.ndarray:
+        """Images (N, C, S, S) in [-1, 1] for latents (N, latent_dim) and, in class mode, labels (N,)."""
+        if self.conditional and labels is None:
+            raise ValueError("a class-mode generator needs labels")
+        args = (labels.to(self.device),) if self.conditional else ()
+        out = [self.generator(chunk.to(self.device), *(a[i : i + 256] for a in args))
+               for i, chunk in zip(range(0, len(z), 256), z.split(256), strict=True)]  # fmt: skip
+        return torch.cat(out).float().cpu().numpy()
+
+    def latents(self, n: int, seed: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=torch.Generator().manual_seed(seed))
+
+    def grid(self, n: int = 64, *, label: str | None = None, seed: int = 0) -> tuple[np.ndarray, int, list[str] | None]:
+        """``n`` samples; in class mode ``label`` is a class name or ``all`` (one row per class, same z per column)."""
+        if not self.conditional:
+            return self.generate(self.latents(n, seed)), int(np.ceil(np.sqrt(n))), None
+        if label in (None, "all"):
+            per_row = max(1, n // len(self.class_names))
+            z = self.latents(per_row, seed).repeat(len(self.class_names), 1)
+            labels = torch.arange(len(self.class_names)).repeat_interleave(per_row)
+            return self.generate(z, labels), per_row, list(self.class_names)
+        index = self.label_index(label)
+        return self.generate(self.latents(n, seed), torch.full((n,), index)), int(np.ceil(np.sqrt(n))), None
+
+    def walk(self, dim: int, *, seeds: int = 6, steps: int = 9, span: float = 3.0, label: str | None = None,
+             seed: int = 0) -> tuple[np.ndarray, int, list[str]]:  # fmt: skip
+        """Sweep latent coordinate ``dim`` over [-span, span]: one row per value, one column per seed."""
+        if not 0 <= dim < self.latent_dim:
+            raise InputError(f"--walk {dim}: latent coordinates are 0 .. {self.latent_dim - 1}")
+        base = self.latents(seeds, seed)
+        values = torch.linspace(-span, span, steps)
+        z = base.repeat(steps, 1)
+        z[:, dim] = values.repeat_interleave(seeds)
+        labels = self._labels(label, len(z), seed)
+        return self.generate(z, labels), seeds, [f"z[{dim}]={v:+.1f}" for v in values.tolist()]
+
+    def interpolate(self, seed_a: int, seed_b: int, *, steps: int = 9, label: str | None = None
+                    ) -> tuple[np.ndarray, int, list[str] | None]:  # fmt: skip
+        """Spherical interpolation from seed_a's z to seed_b's z; in class mode one row per class (or the label)."""
+        za, zb = self.latents(1, seed_a)[0], self.latents(1, seed_b)[0]
+        path = slerp(za, zb, torch.linspace(0, 1, steps))  # (steps, D)
+        if not self.conditional:
+            return self.generate(path), steps, None
+        classes = range(len(self.class_names)) if label in (None, "all") else [self.label_index(label)]
+        z = path.repeat(len(classes), 1)
+        labels = torch.tensor(list(classes)).repeat_interleave(steps)
+        return self.generate(z, labels), steps, [self.class_names[c] for c in classes]
+
+    def _labels(self, label: str | None, n: int, seed: int) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if label in (None, "all"):  # random classes, reproducible
+            return torch.randint(len(self.class_names), (n,), generator=torch.Generator().manual_seed(seed + 1))
+        return torch.full((n,), self.label_index(label))
+
+    @staticmethod
+    def save(path: Path, images: np.ndarray, nrow: int, row_labels: list[str] | None, *, overwrite: bool) -> None:
+        if path.exists() and not overwrite:
+            raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+        save_grid(path, images, nrow, row_labels=row_labels)
+
+
+def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: str = "test", n_subjects: int = 3,
+                  device: str = "auto", overwrite: bool = False) -> Path:  # fmt: skip
+    """Source | prediction panels (three slices each) for a paired run's held-out subjects."""
+    from pix2gan.data.subjects import find_subjects, load_subject
+    from pix2gan.evaluation import _panel_rows
+    from pix2gan.translate import Translator
+
+    layout = RunLayout(run_dir)
+    if not layout.split.is_file():
+        raise InputError(f"{layout.split}: run has no split.json")
+    ids = json.loads(layout.split.read_text()).get(split, [])[:n_subjects]
+    if not ids:
+        raise InputError(f"{layout.split}: the {split!r} split is empty")
+    if out.exists() and not overwrite:
+        raise InputError(f"{out}: already exists (use --overwrite to replace it)")
+    dc = ckpt.config.data
+    subjects = {s.id: s for s in find_subjects(dc.root, [dc.src])}
+    translator = Translator.from_checkpoint(ckpt, device=device)
+    rows, labels = [], []
+    for sid in ids:
+        if sid not in subjects:
+            raise InputError(f"{dc.root}: subject {sid!r} of the run's {split} split is missing")
+        source = load_subject(subjects[sid], [dc.src])[dc.src]
+        pred = translator.translate_volume(source)
+        r, lab = _panel_rows(source.data, pred, pred, dc.slice_axis, None)
+        rows += [{"source": x["source"], "prediction": x["prediction"]} for x in r]
+        labels += [f"{sid} {t}" for t in lab]
+    windows = {"prediction": (-1000.0, 2000.0)} if ckpt.dst_map is not None and ckpt.dst_map.kind == "hu" else None
+    with atomic_path(out, overwrite=overwrite):
+        pass  # validates the folder is writable before the (slower) drawing
+    save_panel(out, rows, titles=("source", "prediction"), windows=windows, row_labels=labels)
+    return out
