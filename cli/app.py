@@ -36,7 +36,7 @@ _state = {"debug": False}
 F = TypeVar("F", bound=Callable[..., Any])
 _D, _M, _T, _G = DataConfig(), ModelConfig(), TrainConfig(), GanModelConfig()  # the library's defaults
 # noise/class modes: DCGAN-sized defaults where the paired (pix2pix) ones do not fit
-_GAN_TRAIN = {"epochs": 60, "batch_size": 32}
+_GAN_TRAIN = {"epochs": 200, "batch_size": 32}
 
 
 def _user_errors(func: F) -> F:
@@ -135,6 +135,7 @@ def train(
     embed_dim: Annotated[int, typer.Option(min=1, help="Class: size of the label embedding concatenated with z.")] = _G.embed_dim,
     d_steps: Annotated[int, typer.Option(min=1, help="Noise/class: discriminator updates per generator update.")] = _T.d_steps,
     label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.49, help="Noise/class: one-sided label smoothing (real label = 1 - this).")] = _T.label_smoothing,
+    augment: Annotated[bool, typer.Option(help="Noise/class: differentiable augmentation of D's inputs (DiffAugment), against D memorising small data.")] = _T.augment,
     labels: Annotated[str | None, typer.Option(help="Class mode on NIfTI data: 'level' (anatomical level of the slice, the default) or a CSV subject,label.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Folder holding the mnist / fashion-mnist / cifar10 files.")] = None,
     download: Annotated[bool, typer.Option(help="Let torchvision download --data (never done otherwise).")] = False,
@@ -166,7 +167,7 @@ def train(
             batch_size=pick(batch_size, _T.batch_size, _GAN_TRAIN["batch_size"]),
             image_size=pick(image_size, _T.image_size, _G.image_size), lr=lr, betas=(beta1, beta2),
             lambda_l1=lambda_l1, gan_loss=gan_loss, seed=seed, flip=flip, num_workers=workers, device=device,
-            threads=threads, d_steps=d_steps, label_smoothing=label_smoothing,
+            threads=threads, d_steps=d_steps, label_smoothing=label_smoothing, augment=augment,
         ),
         gan=GanModelConfig() if paired else GanModelConfig(
             latent_dim=latent_dim, channels=channels or 0, image_size=image_size or _G.image_size,

@@ -266,6 +266,7 @@ class TrainConfig(_FromDict):
         panel_slices: validation slices drawn in the per-epoch PNG panel.
         d_steps: discriminator updates per generator update (noise and class modes).
         label_smoothing: one-sided label smoothing: real label = 1 - label_smoothing (noise and class modes).
+        augment: differentiable augmentation of the discriminator's inputs (noise and class modes; DiffAugment).
     """
 
     mode: Mode = Mode.PAIRED
@@ -285,6 +286,7 @@ class TrainConfig(_FromDict):
     panel_slices: int = 3
     d_steps: int = 1
     label_smoothing: float = 0.0
+    augment: bool = True
 
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]

@@ -130,7 +130,7 @@ def evaluate_gan_run(
         report.metrics["fid"] = frechet_distance(i_real, i_fake)
         report.metrics["kid_inception"] = kid(i_real, i_fake, subset_size=min(1000, len(i_real), len(i_fake)))
 
-    images, nrow, rows = sampler.grid(64, label="all", seed=seed)
+    images, nrow, rows = sampler.grid(8 * max(1, len(sampler.class_names)) if conditional else 64, label="all", seed=seed)
     grid = out / "samples.png"
     sampler.save(grid, images, nrow, rows, overwrite=True)
     report.grids.append(grid)

@@ -12,7 +12,7 @@ from torch import nn
 
 from pix2gan.config import GanLoss
 
-__all__ = ["gan_loss", "GANLoss", "l1_loss", "L1Loss"]
+__all__ = ["gan_loss", "GANLoss", "l1_loss", "L1Loss", "diff_augment"]
 
 
 def gan_loss(
@@ -101,3 +101,47 @@ class L1Loss(nn.Module):
         self, prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         return l1_loss(prediction, target, mask)
+
+
+def diff_augment(x: torch.Tensor, *, translation: float = 0.125, cutout: float = 0.5,
+                 generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """Differentiable augmentation of discriminator inputs (DiffAugment, Zhao et al. 2020).
+
+    Applied to real *and* generated images before the discriminator, it keeps D from memorising a small training
+    set (which otherwise ends in D winning and G collapsing), and gradients still reach G through it. Each image gets
+    a random brightness and contrast change, a random translation by up to ``translation`` of its size (zero padding)
+    and a random square cutout of side ``cutout`` of its size.
+
+    Shape:
+        (B, C, H, W) -> (B, C, H, W).
+
+    Example:
+        >>> x = torch.zeros(2, 1, 8, 8, requires_grad=True)
+        >>> diff_augment(x).shape
+        torch.Size([2, 1, 8, 8])
+    """
+    b, _, h, w = x.shape
+    dev, dt = x.device, x.dtype
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device="cpu").to(dev, dt)
+
+    x = x + (rand(b, 1, 1, 1) - 0.5) * 0.4  # brightness, in [-1, 1] units
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * (rand(b, 1, 1, 1) * 0.6 + 0.7) + mean  # contrast 0.7 .. 1.3
+    # translation: integer shifts through a sampling grid (differentiable in x)
+    shift = ((rand(b, 2) * 2 - 1) * translation * torch.tensor([w, h], device=dev, dtype=dt)).round()
+    theta = torch.zeros(b, 2, 3, device=dev, dtype=dt)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2] = -2 * shift[:, 0] / w
+    theta[:, 1, 2] = -2 * shift[:, 1] / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    # cutout: one square per image set to 0
+    ch, cw = int(h * cutout + 0.5), int(w * cutout + 0.5)
+    cy = (rand(b) * (h + 1 - ch % 2)).long()
+    cx = (rand(b) * (w + 1 - cw % 2)).long()
+    ys = torch.arange(h, device=dev)[None, :, None]
+    xs = torch.arange(w, device=dev)[None, None, :]
+    keep = ~(((ys - cy[:, None, None]).abs() <= ch // 2) & ((xs - cx[:, None, None]).abs() <= cw // 2))
+    return x * keep[:, None].to(dt)

@@ -89,7 +89,7 @@ class GanSampler:
         if not self.conditional:
             return self.generate(self.latents(n, seed)), int(np.ceil(np.sqrt(n))), None
         if label in (None, "all"):
-            per_row = max(1, n // len(self.class_names))
+            per_row = max(1, min(16, n // len(self.class_names)))
             z = self.latents(per_row, seed).repeat(len(self.class_names), 1)
             labels = torch.arange(len(self.class_names)).repeat_interleave(per_row)
             return self.generate(z, labels), per_row, list(self.class_names)

@@ -30,7 +30,7 @@ from pix2gan.config import GanLoss, Mode, RunConfig, TrainConfig
 from pix2gan.data.intensity import IntensityMap, intensity_maps
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
-from pix2gan.losses import gan_loss, l1_loss
+from pix2gan.losses import diff_augment, gan_loss, l1_loss
 from pix2gan.nets import PatchDiscriminator, UNetGenerator, init_weights
 from pix2gan.report import save_loss_curve, save_panel
 from pix2gan.translate import predict_slices, resolve_device
@@ -403,6 +403,7 @@ def gan_step(
     gan_kind: GanLoss = GanLoss.LSGAN,
     d_steps: int = 1,
     real_label: float = 1.0,
+    augment: bool = True,
 ) -> dict[str, float]:
     """One DCGAN / CGAN update: ``d_steps`` discriminator updates on real vs generated images, then one generator update.
 
@@ -410,6 +411,7 @@ def gan_step(
         batch: ``image`` (B, C, S, S) in [-1, 1], and ``label`` (B,) for the class-conditional mode.
         latent_dim: size of z ~ N(0, I).
         real_label: target of real images for the discriminator (below 1: one-sided label smoothing).
+        augment: differentiable augmentation of every discriminator input (see :func:`diff_augment`).
 
     Returns:
         ``loss_g``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``.
@@ -417,6 +419,7 @@ def gan_step(
     real = batch["image"]  # (B, C, S, S)
     cond = (batch["label"],) if "label" in batch else ()  # class mode: G and D both see the label
     b = real.shape[0]
+    aug = diff_augment if augment else (lambda x: x)
 
     # discriminator phase: fresh samples each update, G's graph not needed
     discriminator.requires_grad_(True)
@@ -424,8 +427,8 @@ def gan_step(
         with torch.no_grad():
             fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
         opt_d.zero_grad(set_to_none=True)
-        loss_d_real = gan_loss(discriminator(real, *cond), True, gan_kind, real_label)
-        loss_d_fake = gan_loss(discriminator(fake, *cond), False, gan_kind)
+        loss_d_real = gan_loss(discriminator(aug(real), *cond), True, gan_kind, real_label)
+        loss_d_fake = gan_loss(discriminator(aug(fake), *cond), False, gan_kind)
         loss_d = loss_d_real + loss_d_fake
         loss_d.backward()
         opt_d.step()
@@ -434,7 +437,7 @@ def gan_step(
     discriminator.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
-    loss_g = gan_loss(discriminator(fake, *cond), True, gan_kind, for_discriminator=False)
+    loss_g = gan_loss(discriminator(aug(fake), *cond), True, gan_kind, for_discriminator=False)
     loss_g.backward()
     opt_g.step()
     return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "loss_d_real": loss_d_real.item(),
@@ -495,7 +498,8 @@ def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _Mode
 
     def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
         return gan_step(batch, generator, discriminator, opt_g, opt_d, latent_dim=cfg.gan.latent_dim,
-                        gan_kind=tc.gan_loss, d_steps=tc.d_steps, real_label=1.0 - tc.label_smoothing)  # fmt: skip
+                        gan_kind=tc.gan_loss, d_steps=tc.d_steps, real_label=1.0 - tc.label_smoothing,
+                        augment=tc.augment)  # fmt: skip
 
     @torch.no_grad()
     def end_epoch(epoch: int) -> dict[str, float]:

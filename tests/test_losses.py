@@ -82,3 +82,26 @@ def test_discriminator_learns_to_separate():
     for _ in range(40):
         last = paired_step(batch, g, d, opt_g, opt_d)
     assert last["loss_d"] < 0.5 * first["loss_d"]
+
+
+def test_diff_augment_is_differentiable_and_random():
+    from pix2gan.losses import diff_augment
+
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    y = diff_augment(x, generator=torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # gradients reach the generator through it
+    a = diff_augment(x.detach(), generator=torch.Generator().manual_seed(1))
+    b = diff_augment(x.detach(), generator=torch.Generator().manual_seed(1))
+    c = diff_augment(x.detach(), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # cutout zeroes a square of about half the side in every image
+    zeros = (diff_augment(torch.ones(8, 1, 32, 32), translation=0.0) == 0).flatten(1).float().mean(1)
+    assert torch.all(zeros > 0.1) and torch.all(zeros < 0.4)
+
+
+def test_hinge_generator_loss_is_negative_mean():
+    logits = torch.tensor([1.0, -3.0])
+    assert gan_loss(logits, True, "hinge", for_discriminator=False).item() == pytest.approx(1.0)
+    assert gan_loss(logits, False, "hinge").item() == pytest.approx((2.0 + 0.0) / 2)
