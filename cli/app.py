@@ -118,6 +118,7 @@ def train(
     gan_loss: Annotated[str, typer.Option(help="Adversarial loss: lsgan (least squares), vanilla (BCE with logits) or hinge.")] = _T.gan_loss.value,
     lambda_l1: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 reconstruction term.")] = _T.lambda_l1,
     lr: Annotated[float, typer.Option(help="Adam learning rate of both networks (> 0).")] = _T.lr,
+    lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). [default: --lr]", show_default=False)] = None,
     beta1: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta1.")] = _T.betas[0],
     beta2: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta2.")] = _T.betas[1],
     slice_axis: Annotated[int, typer.Option(min=0, max=2, help="Array axis to slice along (2 = axial).")] = _D.slice_axis,
@@ -165,7 +166,7 @@ def train(
         train=TrainConfig(
             mode=run_mode, epochs=pick(epochs, _T.epochs, _GAN_TRAIN["epochs"]),
             batch_size=pick(batch_size, _T.batch_size, _GAN_TRAIN["batch_size"]),
-            image_size=pick(image_size, _T.image_size, _G.image_size), lr=lr, betas=(beta1, beta2),
+            image_size=pick(image_size, _T.image_size, _G.image_size), lr=lr, lr_d=lr_d, betas=(beta1, beta2),
             lambda_l1=lambda_l1, gan_loss=gan_loss, seed=seed, flip=flip, num_workers=workers, device=device,
             threads=threads, d_steps=d_steps, label_smoothing=label_smoothing, augment=augment,
         ),

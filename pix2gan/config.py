@@ -267,6 +267,7 @@ class TrainConfig(_FromDict):
         d_steps: discriminator updates per generator update (noise and class modes).
         label_smoothing: one-sided label smoothing: real label = 1 - label_smoothing (noise and class modes).
         augment: differentiable augmentation of the discriminator's inputs (noise and class modes; DiffAugment).
+        lr_d: discriminator learning rate when it should differ from ``lr`` (two time-scale update rule).
     """
 
     mode: Mode = Mode.PAIRED
@@ -287,6 +288,7 @@ class TrainConfig(_FromDict):
     d_steps: int = 1
     label_smoothing: float = 0.0
     augment: bool = True
+    lr_d: float | None = None
 
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
@@ -295,8 +297,8 @@ class TrainConfig(_FromDict):
         for name in ("epochs", "batch_size", "image_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            raise ValueError(f"TrainConfig.lr and lr_d must be > 0, got {self.lr} and {self.lr_d}")
         if self.lambda_l1 < 0:
             raise ValueError(f"TrainConfig.lambda_l1 must be >= 0, got {self.lambda_l1}")
         if self.num_workers < 0 or self.threads < 0:

@@ -69,7 +69,7 @@ def build_optimizers(
     """
     fused = next(generator.parameters()).device.type in ("cpu", "cuda")
     opt_g = torch.optim.Adam(generator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr, betas=tc.betas, fused=fused)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=tc.lr_d or tc.lr, betas=tc.betas, fused=fused)
     return opt_g, opt_d
 
 
@@ -336,14 +336,12 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
             if "val_mae" in val and val["val_mae"] <= best:  # GAN modes have no validation loss: latest only
                 best = val["val_mae"]
                 save_checkpoint(layout.best, payload)
-            summary = "  ".join(f"{k.removeprefix('loss_')} {v:.4g}" for k, v in means.items() if k in _SUMMARY)
-            if val:
-                summary += "".join(f"  {k.replace('_', ' ')} {v:.1f}" for k, v in val.items())
+            shown = ("loss_g_l1", "loss_d") if "loss_g_l1" in means else ("loss_g", "loss_d")
+            summary = "  ".join(f"{k.removeprefix('loss_').upper()} {means[k]:.4g}" for k in shown if k in means)
+            if "val_mae" in val:
+                summary += f"  val MAE {val['val_mae']:.1f}"
             bar.log(f"epoch {epoch}/{tc.epochs}  {summary}  ({seconds:.1f} s)")
     return FitResult(run_dir=run_dir, split=setup.split, epochs=epoch_rows)
-
-
-_SUMMARY = ("loss_g_l1", "loss_g", "loss_d")
 
 
 def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _ModeSetup:

@@ -68,3 +68,16 @@ def test_refusals(tiny_data, tiny_run, tmp_path):
         RunConfig.from_dict({**tiny_config(tiny_data).to_dict(), "data": {"src": "t1", "dst": "t1"}})
     with pytest.raises(ValueError, match="norm"):
         ModelConfig(norm="group")
+
+
+def test_separate_discriminator_learning_rate():
+    from pix2gan.train import build_networks, build_optimizers
+
+    cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4, disc_filters=4))
+    g, d = build_networks(cfg)
+    opt_g, opt_d = build_optimizers(g, d, TrainConfig(lr=1e-4, lr_d=4e-4))
+    assert opt_g.param_groups[0]["lr"] == 1e-4 and opt_d.param_groups[0]["lr"] == 4e-4
+    _, opt_d = build_optimizers(g, d, TrainConfig(lr=1e-4))
+    assert opt_d.param_groups[0]["lr"] == 1e-4
+    with pytest.raises(ValueError, match="lr and lr_d must be > 0"):
+        TrainConfig(lr_d=0.0)
