@@ -77,7 +77,7 @@ def evaluate_gan_run(
         inception_weights: InceptionV3 state dict for FID/KID in Inception space (optional, never downloaded).
         out_dir: where the sample grids used are written (default ``RUN_DIR/eval``).
     """
-    from pix2gan.data.images import load_images
+    from pix2gan.data.images import images_for_run
 
     layout = RunLayout(Path(run_dir))
     if not layout.root.is_dir():
@@ -86,11 +86,7 @@ def evaluate_gan_run(
     if ckpt.mode == Mode.PAIRED:
         raise InputError(f"{ckpt.path}: a paired-mode run; evaluate it with `pix2gan eval --run` (SynthRAD metrics)")
     cfg, conditional = ckpt.config, ckpt.mode == Mode.CLASS
-    dc = cfg.data
-    real = load_images(
-        dc.root, image_size=cfg.gan.image_size, labelled=conditional, data_root=dc.data_root, src=dc.src,
-        labels=dc.labels, download=False, channels=cfg.gan.channels,
-    )  # fmt: skip
+    real = images_for_run(cfg, download=False)
     sampler = GanSampler(ckpt, device=device)
     out = Path(out_dir) if out_dir else layout.root / "eval"
     report = GanEvalReport(mode=ckpt.mode.value, metrics={})

@@ -467,16 +467,12 @@ def fixed_latents(cfg: RunConfig, class_names: list[str], per_row: int = 8, seed
 
 def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _ModeSetup:
     """DCGAN (noise) or CGAN (class): images decoded once into memory, per-epoch sample grids from fixed noise."""
-    from pix2gan.data.images import load_images
+    from pix2gan.data.images import images_for_run
     from pix2gan.report import save_grid
 
-    tc, dc = cfg.train, cfg.data
+    tc = cfg.train
     conditional = tc.mode == Mode.CLASS
-    data = load_images(
-        dc.root, image_size=cfg.gan.image_size, labelled=conditional, data_root=dc.data_root, src=dc.src,
-        labels=dc.labels, download=dc.download,
-        channels=cfg.gan.channels or None,
-    )  # fmt: skip
+    data = images_for_run(cfg)
     _check_run_dir(layout.root)
     # the data decide channels and classes; the config records them for the checkpoint
     cfg.gan = dataclasses.replace(

@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,9 @@ import torch.nn.functional as F
 
 from pix2gan.volumes import InputError
 
+if TYPE_CHECKING:
+    from pix2gan.config import RunConfig
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "LEVEL_CLASSES",
@@ -42,6 +47,7 @@ __all__ = [
     "ImageSet",
     "load_image_folder",
     "load_images",
+    "images_for_run",
     "load_nifti_slices",
     "load_torchvision",
 ]
@@ -530,3 +536,20 @@ def load_images(
     if labels is not None:
         raise InputError(f"{labels}: --labels applies to NIfTI data; image folders take classes from subfolders")
     return load_image_folder(root, image_size=image_size, channels=channels, labelled=labelled)
+
+
+def images_for_run(cfg: RunConfig, *, download: bool | None = None) -> ImageSet:
+    """The images a noise- or class-mode run trains on (and is evaluated against), as its config describes them."""
+    from pix2gan.config import Mode
+
+    dc = cfg.data
+    return load_images(
+        dc.root,
+        image_size=cfg.gan.image_size,
+        labelled=cfg.train.mode == Mode.CLASS,
+        data_root=dc.data_root,
+        src=dc.src,
+        labels=dc.labels,
+        download=dc.download if download is None else download,
+        channels=cfg.gan.channels or None,
+    )
