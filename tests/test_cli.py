@@ -316,3 +316,14 @@ def test_console_script_no_traceback_and_debug(tmp_path):
     assert result.stderr.strip().splitlines() == [f"error: {tmp_path / 'nothing'}: run folder not found"]
     debug = subprocess.run([*cmd, "--debug", "eval", "--run", str(tmp_path / "nothing")], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_sample_on_a_paired_run_draws_source_prediction_panels(workspace, tmp_path):
+    out = tmp_path / "panels.png"
+    result = cli("sample", "--run", workspace / "runs" / "tiny", "-o", out)
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    width, height = Image.open(out).size
+    assert width > 2 * 64 and height > 64  # two columns (source, prediction), three slices of the test subject
+    assert_one_clear_line(cli("sample", "--run", workspace / "runs" / "tiny", "-o", out), "already exists")
