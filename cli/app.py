@@ -117,7 +117,7 @@ def train(
     dropout: Annotated[bool, typer.Option(help="Dropout in the deepest decoder levels (pix2pix).")] = _M.dropout,
     gan_loss: Annotated[str, typer.Option(help="Adversarial loss: lsgan (least squares), vanilla (BCE with logits) or hinge.")] = _T.gan_loss.value,
     lambda_l1: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 reconstruction term.")] = _T.lambda_l1,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of both networks (> 0).")] = _T.lr,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0).")] = _T.lr,
     lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). [default: --lr]", show_default=False)] = None,
     beta1: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta1.")] = _T.betas[0],
     beta2: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta2.")] = _T.betas[1],
@@ -149,7 +149,9 @@ def train(
         raise ValueError(f"--mode {mode!r} is not one of paired, noise, class")
     paired = run_mode == Mode.PAIRED
     spec = data if data is not None else str(_bundled_samples())
-    if paired or Path(spec).exists():  # a folder (torchvision data set names stay names)
+    from pix2gan.data.images import TORCHVISION_SETS
+
+    if paired or spec not in TORCHVISION_SETS:  # a folder; torchvision data set names stay names
         spec = str(Path(spec).resolve())
     pick = lambda value, paired_default, gan_default: value if value is not None else (paired_default if paired else gan_default)  # noqa: E731
     cfg = RunConfig(
@@ -290,10 +292,10 @@ def eval_(
 
         if run is not None:
             run_dir = run
-        elif checkpoint is not None and (checkpoint.parent.parent / "split.json").is_file():
+        elif checkpoint is not None and (checkpoint.parent.parent / "config.json").is_file():
             run_dir = checkpoint.parent.parent  # RUN/checkpoints/X.pt: the checkpoint's own run
         elif checkpoint is not None:
-            raise ValueError(f"{checkpoint}: not inside a run folder; pass --run RUN_DIR for its split.json")
+            raise ValueError(f"{checkpoint}: not inside a run folder; pass --run RUN_DIR as well")
         else:
             run_dir = find_latest_run()
         mode = load_checkpoint(resolve_checkpoint(run_dir, checkpoint)).mode

@@ -5,14 +5,16 @@ rename and loaded with ``torch.load(weights_only=True)``, so loading never unpic
 intensity settings are stored as JSON strings::
 
     {"format": "pix2gan-checkpoint", "format_version": 1, "pix2gan_version": "0.1.0", "mode": "paired",
-     "config": "<RunConfig JSON>", "intensity": "<{src, dst} IntensityMap JSON>",
+     "config": "<RunConfig JSON>",
+     "intensity": "<{src, dst} IntensityMap JSON>"            (paired mode)
+     "data_info": "<{class_names, source, n_images} JSON>"    (noise and class modes),
      "generator": state_dict, "discriminator": state_dict, "opt_g": ..., "opt_d": ..., "sched_g": ..., "sched_d": ...,
      "epoch": int, "step": int, "metrics": "<JSON of the last validation>"}
 
 Run folder::
 
     RUN_DIR/config.json  split.json  log.csv  epochs.csv  loss_curve.png  panels/epoch_NNN.png
-    RUN_DIR/checkpoints/latest.pt  best.pt
+    RUN_DIR/checkpoints/latest.pt  best.pt (paired mode: lowest validation MAE)
 """
 
 from __future__ import annotations

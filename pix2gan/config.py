@@ -149,8 +149,6 @@ class DataConfig(_FromDict):
         self.dst_intensity = _check_enum("DataConfig", "dst_intensity", self.dst_intensity, IntensityKind)
         self.percentiles = tuple(float(p) for p in self.percentiles)  # type: ignore[assignment]
         self.hu_window = tuple(float(p) for p in self.hu_window)  # type: ignore[assignment]
-        if self.src == self.dst:
-            raise ValueError(f"DataConfig: source and target modality are both {self.src!r}")
         if self.slice_axis not in (0, 1, 2):
             raise ValueError(f"DataConfig.slice_axis must be 0, 1 or 2, got {self.slice_axis}")
         lo, hi = self.percentiles

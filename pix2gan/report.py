@@ -120,7 +120,8 @@ def save_loss_curve(log_csv: str | Path, path: str | Path, *, epochs_csv: str | 
             ax.plot(steps[k - 1 :], smooth, label=key.removeprefix("loss_"), lw=1)
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.set_yscale("log")
+        if all(float(r[k]) > 0 for k in group for r in rows):  # hinge losses can be negative: stay linear then
+            ax.set_yscale("log")
         ax.legend(fontsize=8)
     if val_rows:
         ax = axes[2]

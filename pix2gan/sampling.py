@@ -87,6 +87,8 @@ class GanSampler:
     def grid(self, n: int = 64, *, label: str | None = None, seed: int = 0) -> tuple[np.ndarray, int, list[str] | None]:
         """``n`` samples; in class mode ``label`` is a class name or ``all`` (one row per class, same z per column)."""
         if not self.conditional:
+            if label not in (None, "all"):
+                raise InputError(f"--label {label!r}: labels apply to class-mode runs; this is a noise-mode model")
             return self.generate(self.latents(n, seed)), int(np.ceil(np.sqrt(n))), None
         if label in (None, "all"):
             per_row = max(1, min(16, n // len(self.class_names)))
@@ -98,7 +100,10 @@ class GanSampler:
 
     def walk(self, dim: int, *, seeds: int = 6, steps: int = 9, span: float = 3.0, label: str | None = None,
              seed: int = 0) -> tuple[np.ndarray, int, list[str]]:  # fmt: skip
-        """Sweep latent coordinate ``dim`` over [-span, span]: one row per value, one column per seed."""
+        """Sweep latent coordinate ``dim`` over [-span, span]: one row per value, one column per seed.
+
+        In class mode the class is held fixed (``label``, default the first class), so only z[dim] changes.
+        """
         if not 0 <= dim < self.latent_dim:
             raise InputError(f"--walk {dim}: latent coordinates are 0 .. {self.latent_dim - 1}")
         base = self.latents(seeds, seed)
@@ -121,11 +126,12 @@ class GanSampler:
         return self.generate(z, labels), steps, [self.class_names[c] for c in classes]
 
     def _labels(self, label: str | None, n: int, seed: int) -> torch.Tensor | None:
+        """Walks hold the class fixed so that only z[dim] changes: ``label``, or the first class."""
         if not self.conditional:
+            if label not in (None, "all"):
+                raise InputError(f"--label {label!r}: labels apply to class-mode runs; this is a noise-mode model")
             return None
-        if label in (None, "all"):  # random classes, reproducible
-            return torch.randint(len(self.class_names), (n,), generator=torch.Generator().manual_seed(seed + 1))
-        return torch.full((n,), self.label_index(label))
+        return torch.full((n,), 0 if label in (None, "all") else self.label_index(label))
 
     @staticmethod
     def save(path: Path, images: np.ndarray, nrow: int, row_labels: list[str] | None, *, overwrite: bool) -> None:

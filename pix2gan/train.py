@@ -333,8 +333,10 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
             }
             layout.checkpoints.mkdir(exist_ok=True)
             save_checkpoint(layout.latest, payload)
-            if "val_mae" in val and val["val_mae"] <= best:  # GAN modes have no validation loss: latest only
-                best = val["val_mae"]
+            # paired: best by validation MAE (training L1 without validation subjects); GANs: latest only
+            score = val.get("val_mae", means.get("loss_g_l1")) if tc.mode == Mode.PAIRED else None
+            if score is not None and score <= best:
+                best = score
                 save_checkpoint(layout.best, payload)
             shown = ("loss_g_l1", "loss_d") if "loss_g_l1" in means else ("loss_g", "loss_d")
             summary = "  ".join(f"{k.removeprefix('loss_').upper()} {means[k]:.4g}" for k in shown if k in means)
@@ -347,6 +349,8 @@ def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: 
 def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _ModeSetup:
     """pix2pix: subjects split by subject, slice caches, U-Net + PatchGAN, whole-slice validation in HU."""
     tc, dc = cfg.train, cfg.data
+    if dc.src == dc.dst:
+        raise InputError(f"--src and --dst are both {dc.src!r}; paired mode translates between two modalities")
     multiple = cfg.model.multiple
     if tc.image_size % multiple:
         raise InputError(

@@ -152,3 +152,27 @@ def test_nifti_slices_with_level_labels(tiny_data, tmp_path):
     assert result.exit_code == 0, result.output
     info = json.loads(torch.load(run / "checkpoints" / "latest.pt", weights_only=True)["data_info"])
     assert info["class_names"] == ["lower", "middle", "upper"]
+
+
+def test_noise_mode_accepts_ct_slices_and_refuses_labels(tiny_data, noise_run, tmp_path):
+    """--src ct with the default --dst ct is fine outside paired mode; --label on a noise model is an error."""
+    run = tmp_path / "ct"
+    result = cli("train", "--mode", "noise", "--data", tiny_data, "--src", "ct", "--run-dir", run, *TINY_GAN)
+    assert result.exit_code == 0, result.output
+    assert_one_clear_line(cli("sample", "--run", noise_run, "--label", "3"), "labels apply to class-mode runs")
+
+
+def test_class_walk_holds_the_class_fixed(class_run, tmp_path):
+    from pix2gan.checkpoint import load_checkpoint
+    from pix2gan.sampling import GanSampler
+
+    sampler = GanSampler(load_checkpoint(class_run / "checkpoints" / "latest.pt"), device="cpu")
+    a, _, _ = sampler.walk(1, seeds=2, steps=3, label="4")
+    b, _, _ = sampler.walk(1, seeds=2, steps=3, label="4")
+    assert np.array_equal(a, b)
+    assert sampler._labels(None, 3, 0).tolist() == [0, 0, 0]
+
+
+def test_eval_with_checkpoint_only(class_run, tmp_path):
+    result = cli("eval", "--checkpoint", class_run / "checkpoints" / "latest.pt", "--n-per-class", "4")
+    assert result.exit_code == 0, result.output

@@ -64,8 +64,10 @@ def test_refusals(tiny_data, tiny_run, tmp_path):
     with pytest.raises(InputError, match=r"--image-size 20 is not a multiple of 2\^depth = 8"):
         fit(bad, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
-    with pytest.raises(ValueError, match="both 't1'"):
-        RunConfig.from_dict({**tiny_config(tiny_data).to_dict(), "data": {"src": "t1", "dst": "t1"}})
+    same = tiny_config(tiny_data)
+    same.data.dst = "t1"
+    with pytest.raises(InputError, match="both 't1'"):
+        fit(same, tmp_path / "same", progress=False)
     with pytest.raises(ValueError, match="norm"):
         ModelConfig(norm="group")
 
@@ -81,3 +83,10 @@ def test_separate_discriminator_learning_rate():
     assert opt_d.param_groups[0]["lr"] == 1e-4
     with pytest.raises(ValueError, match="lr and lr_d must be > 0"):
         TrainConfig(lr_d=0.0)
+
+
+def test_best_checkpoint_without_validation_subjects(tiny_data, tmp_path):
+    cfg = tiny_config(tiny_data, epochs=2)
+    cfg.data.val_fraction = 0.0
+    result = fit(cfg, tmp_path / "noval", progress=False)
+    assert result.split["val"] == [] and result.layout.best.is_file()  # chosen by training L1
