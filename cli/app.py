@@ -328,8 +328,8 @@ def _print_gan_report(report, title: str) -> None:  # noqa: ANN001
     labels = {
         "classifier_accuracy": "real-image classifier accuracy (held out)",
         "class_consistency": "class consistency of generated images",
-        "frechet_distance": "Fréchet distance (classifier features)",
-        "kid": "KID (classifier features)",
+        "frechet_distance": "Fréchet distance (learned features)",
+        "kid": "KID (learned features)",
         "diversity_generated": "diversity, generated",
         "diversity_real": "diversity, real",
         "diversity_ratio": "diversity ratio generated / real",
