@@ -25,7 +25,7 @@ from pix2gan.report import save_panel
 from pix2gan.translate import Translator
 from pix2gan.volumes import NIFTI_SUFFIXES, InputError, atomic_write_json, check_same_grid, load_volume, save_like
 
-__all__ = ["EvalReport", "evaluate_run", "evaluate_folders", "summarise"]
+__all__ = ["EvalReport", "evaluate_run", "evaluate_folders", "summarise", "panel_rows"]
 
 
 def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
@@ -76,16 +76,24 @@ class EvalReport:
         atomic_write_json(path, self.to_dict())
 
 
-def _panel_rows(source: np.ndarray | None, pred: np.ndarray, target: np.ndarray, axis: int, mask: np.ndarray | None):  # noqa: ANN202
-    """Three slices through the body (25 %, 50 %, 75 % of the masked extent) along ``axis``."""
-    fg = (mask if mask is not None else np.ones_like(target, dtype=bool)).astype(bool)
+def panel_rows(
+    source: np.ndarray | None, pred: np.ndarray, target: np.ndarray | None, axis: int, mask: np.ndarray | None
+) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """Three slices through the body (25 %, 50 %, 75 % of the masked extent) along ``axis``.
+
+    Each row holds ``prediction``, and ``source`` / ``target`` and ``|error|`` when those volumes are given.
+    """
+    fg = (mask if mask is not None else np.ones(pred.shape, dtype=bool)).astype(bool)
     per_slice = np.moveaxis(fg, axis, 0).reshape(fg.shape[axis], -1).sum(1)
     filled = np.flatnonzero(per_slice > 0) if per_slice.any() else np.arange(fg.shape[axis])
     picks = sorted({int(filled[int(round(q * (len(filled) - 1)))]) for q in (0.25, 0.5, 0.75)})
     rows = []
     for k in picks:
-        p, t = np.take(pred, k, axis=axis), np.take(target, k, axis=axis)
-        row = {"prediction": p, "target": t, "|error|": np.abs(p - t)}
+        p = np.take(pred, k, axis=axis)
+        row = {"prediction": p}
+        if target is not None:
+            t = np.take(target, k, axis=axis)
+            row.update({"target": t, "|error|": np.abs(p - t)})
         if source is not None:
             row["source"] = np.take(source, k, axis=axis)
         rows.append(row)
@@ -161,7 +169,7 @@ def evaluate_run(
             report.baseline_per_subject[sid] = evaluate(lut.apply(norm), target.data, mask, metrics=metrics, window=window)  # type: ignore[arg-type]
         pred_path = out / f"{sid}_{dc.dst}.nii.gz"
         save_like(pred_path, pred, source, overwrite=True, describe=f"pix2gan {dc.dst}")
-        rows, labels = _panel_rows(source.data, pred, target.data, dc.slice_axis, mask)
+        rows, labels = panel_rows(source.data, pred, target.data, dc.slice_axis, mask)
         panel = out / f"{sid}.png"
         _write_subject_panel(panel, rows, labels, hu)
         report.predictions.append(pred_path)
@@ -242,7 +250,7 @@ def evaluate_folders(
             source_vol = load_volume(sources[name])
             check_same_grid(target, source_vol)
             source = source_vol.data
-        rows, labels = _panel_rows(source, pred.data, target.data, 2, mask)
+        rows, labels = panel_rows(source, pred.data, target.data, 2, mask)
         panel = out / f"{sid}.png"
         _write_subject_panel(panel, rows, labels, window is not None)
         report.panels.append(panel)

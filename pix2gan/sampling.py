@@ -16,7 +16,7 @@ from pix2gan.checkpoint import LoadedCheckpoint, RunLayout
 from pix2gan.config import Mode
 from pix2gan.report import save_grid, save_panel
 from pix2gan.translate import resolve_device
-from pix2gan.volumes import InputError, atomic_path
+from pix2gan.volumes import InputError
 
 __all__ = ["GanSampler", "slerp", "paired_panels"]
 
@@ -87,8 +87,7 @@ class GanSampler:
     def grid(self, n: int = 64, *, label: str | None = None, seed: int = 0) -> tuple[np.ndarray, int, list[str] | None]:
         """``n`` samples; in class mode ``label`` is a class name or ``all`` (one row per class, same z per column)."""
         if not self.conditional:
-            if label not in (None, "all"):
-                raise InputError(f"--label {label!r}: labels apply to class-mode runs; this is a noise-mode model")
+            self._no_label(label)
             return self.generate(self.latents(n, seed)), int(np.ceil(np.sqrt(n))), None
         if label in (None, "all"):
             per_row = max(1, min(16, n // len(self.class_names)))
@@ -119,6 +118,7 @@ class GanSampler:
         za, zb = self.latents(1, seed_a)[0], self.latents(1, seed_b)[0]
         path = slerp(za, zb, torch.linspace(0, 1, steps))  # (steps, D)
         if not self.conditional:
+            self._no_label(label)
             return self.generate(path), steps, None
         classes = range(len(self.class_names)) if label in (None, "all") else [self.label_index(label)]
         z = path.repeat(len(classes), 1)
@@ -128,10 +128,14 @@ class GanSampler:
     def _labels(self, label: str | None, n: int, seed: int) -> torch.Tensor | None:
         """Walks hold the class fixed so that only z[dim] changes: ``label``, or the first class."""
         if not self.conditional:
-            if label not in (None, "all"):
-                raise InputError(f"--label {label!r}: labels apply to class-mode runs; this is a noise-mode model")
+            self._no_label(label)
             return None
         return torch.full((n,), 0 if label in (None, "all") else self.label_index(label))
+
+    @staticmethod
+    def _no_label(label: str | None) -> None:
+        if label not in (None, "all"):
+            raise InputError(f"--label {label!r}: labels apply to class-mode runs; this is a noise-mode model")
 
     @staticmethod
     def save(path: Path, images: np.ndarray, nrow: int, row_labels: list[str] | None, *, overwrite: bool) -> None:
@@ -144,7 +148,7 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
                   device: str = "auto", overwrite: bool = False) -> Path:  # fmt: skip
     """Source | prediction panels (three slices each) for a paired run's held-out subjects."""
     from pix2gan.data.subjects import find_subjects, load_subject
-    from pix2gan.evaluation import _panel_rows
+    from pix2gan.evaluation import panel_rows
     from pix2gan.translate import Translator
 
     layout = RunLayout(run_dir)
@@ -164,11 +168,9 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
             raise InputError(f"{dc.root}: subject {sid!r} of the run's {split} split is missing")
         source = load_subject(subjects[sid], [dc.src])[dc.src]
         pred = translator.translate_volume(source)
-        r, lab = _panel_rows(source.data, pred, pred, dc.slice_axis, None)
-        rows += [{"source": x["source"], "prediction": x["prediction"]} for x in r]
+        r, lab = panel_rows(source.data, pred, None, dc.slice_axis, None)
+        rows += r
         labels += [f"{sid} {t}" for t in lab]
     windows = {"prediction": (-1000.0, 2000.0)} if ckpt.dst_map is not None and ckpt.dst_map.kind == "hu" else None
-    with atomic_path(out, overwrite=overwrite):
-        pass  # validates the folder is writable before the (slower) drawing
     save_panel(out, rows, titles=("source", "prediction"), windows=windows, row_labels=labels)
     return out

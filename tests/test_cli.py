@@ -327,3 +327,15 @@ def test_sample_on_a_paired_run_draws_source_prediction_panels(workspace, tmp_pa
     width, height = Image.open(out).size
     assert width > 2 * 64 and height > 64  # two columns (source, prediction), three slices of the test subject
     assert_one_clear_line(cli("sample", "--run", workspace / "runs" / "tiny", "-o", out), "already exists")
+
+
+def test_failed_panel_drawing_leaves_no_file(workspace, tmp_path, monkeypatch):
+    import pix2gan.sampling as sampling
+
+    def broken(*args, **kwargs):
+        raise ValueError("drawing failed")
+
+    monkeypatch.setattr(sampling, "save_panel", broken)
+    out = tmp_path / "panels.png"
+    assert_one_clear_line(cli("sample", "--run", workspace / "runs" / "tiny", "-o", out), "drawing failed")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
