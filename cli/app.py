@@ -298,12 +298,13 @@ def eval_(
             raise ValueError(f"{checkpoint}: not inside a run folder; pass --run RUN_DIR as well")
         else:
             run_dir = find_latest_run()
-        mode = load_checkpoint(resolve_checkpoint(run_dir, checkpoint)).mode
+        ckpt = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))  # loaded once; its mode picks the metrics
+        mode = ckpt.mode
         if mode != Mode.PAIRED:
             from pix2gan.gen_eval import evaluate_gan_run
 
             gan_report = evaluate_gan_run(
-                run_dir, checkpoint=checkpoint, n_per_class=n_per_class, n_samples=n_samples,
+                run_dir, checkpoint=ckpt, n_per_class=n_per_class, n_samples=n_samples,
                 inception_weights=inception_weights, out_dir=out, device=device,
             )  # fmt: skip
             _print_gan_report(gan_report, f"{run_dir} - {mode.value} mode")
@@ -312,7 +313,7 @@ def eval_(
                 err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
             return
         report = evaluate_run(
-            run_dir, checkpoint=checkpoint, metrics=names, split=split, data_root=data, out_dir=out,
+            run_dir, checkpoint=ckpt, metrics=names, split=split, data_root=data, out_dir=out,
             baseline=baseline, device=device, progress=err.is_terminal,
         )  # fmt: skip
         title = f"{run_dir} - {split} subjects"

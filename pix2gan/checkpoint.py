@@ -113,6 +113,18 @@ class LoadedCheckpoint:
     def mode(self) -> Mode:
         return self.config.train.mode
 
+    def require(self, mode: Mode) -> LoadedCheckpoint:
+        """This checkpoint, if it is of ``mode``; else one clear InputError."""
+        _check_mode(self.path, self.mode, mode)
+        return self
+
+
+def _check_mode(path: Path, have: Mode, want: Mode | None) -> None:
+    if want is not None and have != want:
+        raise InputError(
+            f"{path}: checkpoint is from a {have.value}-mode run; this command needs a {want.value}-mode model"
+        )
+
 
 def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> LoadedCheckpoint:
     """Load and validate a checkpoint without unpickling code.
@@ -148,11 +160,7 @@ def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> Loa
         config = RunConfig.from_dict(json.loads(raw["config"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: checkpoint is incomplete or damaged ({type(exc).__name__}: {exc})") from None
-    if expect_mode is not None and config.train.mode != expect_mode:
-        raise InputError(
-            f"{path}: checkpoint is from a {config.train.mode.value}-mode run; this command needs a "
-            f"{expect_mode.value}-mode model"
-        )
+    _check_mode(path, config.train.mode, expect_mode)
     try:
         if config.train.mode == Mode.PAIRED:
             intensity = json.loads(raw["intensity"])

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pix2gan.baseline import LookupTable
-from pix2gan.checkpoint import RunLayout, load_checkpoint
+from pix2gan.checkpoint import LoadedCheckpoint, RunLayout, load_checkpoint
 from pix2gan.config import IntensityKind, Mode
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
 from pix2gan.metrics import METRICS, evaluate
@@ -109,7 +109,7 @@ def _write_subject_panel(path: Path, rows, labels, hu: bool) -> None:  # noqa: A
 def evaluate_run(
     run_dir: str | Path,
     *,
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | LoadedCheckpoint | None = None,
     metrics: Sequence[str] = METRICS,
     split: str = "test",
     data_root: str | Path | None = None,
@@ -122,7 +122,7 @@ def evaluate_run(
 
     Args:
         run_dir: the run folder (its ``split.json`` names the subjects).
-        checkpoint: checkpoint to use (default the run's best, else latest).
+        checkpoint: checkpoint (file or already loaded) to use (default the run's best, else latest).
         metrics: names from :data:`pix2gan.metrics.METRICS`.
         split: ``test`` (default), ``val`` or ``train``.
         data_root: data folder (default the one the run was trained on).
@@ -133,8 +133,11 @@ def evaluate_run(
     layout = RunLayout(Path(run_dir))
     if not layout.root.is_dir():
         raise InputError(f"{layout.root}: run folder not found")
-    ckpt_path = Path(checkpoint) if checkpoint else (layout.best if layout.best.is_file() else layout.latest)
-    ckpt = load_checkpoint(ckpt_path, expect_mode=Mode.PAIRED)
+    if isinstance(checkpoint, LoadedCheckpoint):
+        ckpt = checkpoint.require(Mode.PAIRED)
+    else:
+        ckpt_path = Path(checkpoint) if checkpoint else (layout.best if layout.best.is_file() else layout.latest)
+        ckpt = load_checkpoint(ckpt_path, expect_mode=Mode.PAIRED)
     if not layout.split.is_file():
         raise InputError(f"{layout.split}: run has no split.json")
     try:

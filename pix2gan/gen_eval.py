@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from pix2gan.checkpoint import RunLayout, load_checkpoint
+from pix2gan.checkpoint import LoadedCheckpoint, RunLayout, load_checkpoint
 from pix2gan.config import Mode
 from pix2gan.gen_metrics import (
     class_consistency,
@@ -59,7 +59,7 @@ class GanEvalReport:
 def evaluate_gan_run(
     run_dir: str | Path,
     *,
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | LoadedCheckpoint | None = None,
     n_per_class: int = 200,
     n_samples: int = 1000,
     inception_weights: str | Path | None = None,
@@ -71,7 +71,7 @@ def evaluate_gan_run(
 
     Args:
         run_dir: the run folder.
-        checkpoint: checkpoint to use (default the run's latest).
+        checkpoint: checkpoint (file or already loaded) to use (default the run's latest).
         n_per_class: generated images per class (class mode).
         n_samples: generated images in noise mode, and the cap on real images used for the distances.
         inception_weights: InceptionV3 state dict for FID/KID in Inception space (optional, never downloaded).
@@ -82,7 +82,10 @@ def evaluate_gan_run(
     layout = RunLayout(Path(run_dir))
     if not layout.root.is_dir():
         raise InputError(f"{layout.root}: run folder not found")
-    ckpt = load_checkpoint(Path(checkpoint) if checkpoint else layout.latest)
+    if isinstance(checkpoint, LoadedCheckpoint):
+        ckpt = checkpoint
+    else:
+        ckpt = load_checkpoint(Path(checkpoint) if checkpoint else layout.latest)
     if ckpt.mode == Mode.PAIRED:
         raise InputError(f"{ckpt.path}: a paired-mode run; evaluate it with `pix2gan eval --run` (SynthRAD metrics)")
     cfg, conditional = ckpt.config, ckpt.mode == Mode.CLASS

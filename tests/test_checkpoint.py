@@ -119,3 +119,10 @@ def test_resolve_checkpoint(tiny_run, tmp_path):
         find_latest_run(tmp_path)
     with pytest.raises(InputError, match="run folder not found"):
         resolve_checkpoint(tmp_path / "missing")
+
+
+def test_loaded_checkpoint_require(tiny_run):
+    ckpt = load_checkpoint(RunLayout(tiny_run).latest)
+    assert ckpt.require(Mode.PAIRED) is ckpt
+    with pytest.raises(InputError, match="paired-mode run; this command needs a noise-mode model"):
+        ckpt.require(Mode.NOISE)
