@@ -17,11 +17,34 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 vendors click; the bare ``click`` package may then be another, unrelated copy
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - typer on top of the click package
+    from click.exceptions import UsageError
 
 from pix2gan.config import DataConfig, GanModelConfig, Mode, ModelConfig, RunConfig, TrainConfig
 from rich.table import Table
 
+
+class _OneLineUsageErrors(TyperGroup):
+    """Bad usage of a command (a value out of range, an unknown option, a missing argument) as one ``error:`` line
+    and exit code 2, like every other user error, instead of Click's usage box (which ``--debug`` keeps)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            if ctx.params.get("debug") or type(exc).__name__ == "NoArgsIsHelpError":
+                raise
+            _print_error(exc.format_message())
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="pix2gan",
     help="Image-to-image translation for medical volumes: pix2pix U-Net + PatchGAN modality synthesis (e.g. T1 -> CT).",
     no_args_is_help=True,
@@ -48,17 +71,50 @@ def _user_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
-        except (InputError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as exc:
+        except (InputError, ValueError, OSError) as exc:  # OSError: e.g. a path below a regular file, a full disk
             if _state["debug"]:
                 raise
-            message = " ".join(str(exc).split())
-            err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False, markup=True)
+            _print_error(_os_message(exc) if isinstance(exc, OSError) else str(exc))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            from pix2gan.train import TrainingError, TrainingInterrupted
+
+            if _state["debug"] or not isinstance(exc, (TrainingError, TrainingInterrupted)):
+                raise
+            if isinstance(exc, TrainingInterrupted):
+                err.print(f"[yellow]interrupted:[/] {escape(' '.join(str(exc).split()))}", soft_wrap=True, highlight=False)
+                raise typer.Exit(130) from None
+            _print_error(str(exc))
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(message: str) -> None:
+    """``error: MESSAGE`` as one line on stderr (whitespace collapsed; brackets in paths are not rich markup)."""
+    err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", soft_wrap=True, highlight=False, markup=True)
+
+
+def _os_message(exc: OSError) -> str:
+    """``PATH: reason`` for an OSError (Python's own text reads ``[Errno 20] Not a directory: 'PATH'``)."""
+    if exc.filename is None or exc.strerror is None:
+        return str(exc)
+    target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    return f"{exc.filename}{target}: {exc.strerror.lower()}"
+
+
+def _check_new_file(path: Path, overwrite: bool) -> None:
+    """Refuse an output file before any work: it exists (without --overwrite), is a folder, or cannot be written."""
+    from pix2gan.volumes import InputError, check_output_folder
+
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+    check_output_folder(path.parent)
 
 
 def _bundled_samples() -> Path:
@@ -140,9 +196,22 @@ def train(
     labels: Annotated[str | None, typer.Option(help="Class mode on NIfTI data: 'level' (anatomical level of the slice, the default) or a CSV subject,label.")] = None,
     data_root: Annotated[Path | None, typer.Option(help="Folder holding the mnist / fashion-mnist / cifar10 files.")] = None,
     download: Annotated[bool, typer.Option(help="Let torchvision download --data (never done otherwise).")] = False,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its newest checkpoint, with the options it was started with (other options are ignored).", show_default=False)] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=0, help="Also save a checkpoint every N steps (0: at the end of each epoch only).")] = _T.checkpoint_every,
+    checkpoint_minutes: Annotated[float, typer.Option(min=0.0, help="Also save a checkpoint when this many minutes passed since the last one (0: off).")] = _T.checkpoint_minutes,
+    keep_last: Annotated[int, typer.Option(min=1, help="Step checkpoints to keep besides latest.pt and best.pt.")] = _T.keep_last,
+    max_nonfinite: Annotated[int, typer.Option(min=1, help="Stop after this many steps in a row with a non-finite loss (each is skipped).")] = _T.max_nonfinite,
 ) -> None:
-    """Train a model: paired T1 -> CT style synthesis (default), noise-to-image (DCGAN) or class-conditional GAN."""
-    from pix2gan.train import fit
+    """Train a model: paired T1 -> CT style synthesis (default), noise-to-image (DCGAN) or class-conditional GAN.
+
+    Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to continue with --resume.
+    """
+    from pix2gan.train import fit, resume_run
+
+    if resume is not None:
+        result = resume_run(resume, progress=progress and err.is_terminal, console=err)
+        _report_trained(result.run_dir, result.epochs, result.mode)
+        return
 
     run_mode = Mode(mode) if mode in {m.value for m in Mode} else None
     if run_mode is None:
@@ -171,6 +240,8 @@ def train(
             image_size=pick(image_size, _T.image_size, _G.image_size), lr=lr, lr_d=lr_d, betas=(beta1, beta2),
             lambda_l1=lambda_l1, gan_loss=gan_loss, seed=seed, flip=flip, num_workers=workers, device=device,
             threads=threads, d_steps=d_steps, label_smoothing=label_smoothing, augment=augment,
+            checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes, keep_last=keep_last,
+            max_nonfinite=max_nonfinite,
         ),
         gan=GanModelConfig() if paired else GanModelConfig(
             latent_dim=latent_dim, channels=channels or 0, image_size=image_size or _G.image_size,
@@ -180,11 +251,15 @@ def train(
     name = f"{src}2{dst}" if paired else run_mode.value
     run = run_dir if run_dir is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = fit(cfg, run, progress=progress and err.is_terminal, console=err)
-    last = result.epochs[-1]
+    _report_trained(run, result.epochs, result.mode)
+
+
+def _report_trained(run: Path, epochs: list[dict[str, Any]], mode: Mode) -> None:
+    last = epochs[-1] if epochs else {}
     err.print(f"[green]done[/] run folder {run}", highlight=False, soft_wrap=True)
     if "val_mae" in last:
-        err.print(f"last epoch: validation MAE {last['val_mae']:.1f} (physical units, inside the mask)", highlight=False, soft_wrap=True)
-    if paired:
+        err.print(f"last epoch: validation MAE {float(last['val_mae']):.1f} (physical units, inside the mask)", highlight=False, soft_wrap=True)
+    if mode == Mode.PAIRED:
         err.print(f"next: pix2gan eval --run {run}   |   pix2gan translate SCAN.nii.gz --run {run}", highlight=False, soft_wrap=True)
     else:
         err.print(f"next: pix2gan sample --run {run}   |   pix2gan eval --run {run}", highlight=False, soft_wrap=True)
@@ -208,7 +283,7 @@ def translate(
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file to use instead of a run folder.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Slices per forward pass.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Slices per forward pass; volumes stream through in batches of this size, so it sets the memory used beyond the volume itself.")] = 16,
     dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0).")] = "float32",
 ) -> None:
     """Translate volumes with a trained model; outputs keep the input's shape, affine, q/s-form codes and pixdim."""
@@ -279,6 +354,12 @@ def eval_(
     names = list(dict.fromkeys(names))
     if split not in ("test", "val", "train"):
         raise ValueError(f"--split must be test, val or train, got {split!r}")
+    if json_path is not None:
+        _check_new_file(json_path, overwrite=True)  # refused now rather than after the evaluation
+    if out is not None:
+        from pix2gan.volumes import check_output_folder
+
+        check_output_folder(out)
     if pred is not None or target is not None:
         if pred is None or target is None:
             raise ValueError("--pred and --target go together")
@@ -407,20 +488,25 @@ def sample(
     ckpt = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
     if ckpt.mode == Mode.PAIRED:
         out = output or run_dir / "samples" / f"panels-seed{seed}.png"
+        _check_new_file(out, overwrite)
         paired_panels(ckpt, run_dir, out, device=device, overwrite=overwrite)
         console.print(f"source | prediction panels -> {out}", highlight=False, soft_wrap=True)
         return
+    if walk is not None:
+        kind = f"walk{walk}"
+    elif interpolate:
+        kind = f"interp{seed_b}"
+    else:
+        kind = f"grid-{label}" if label not in (None, "all") else "grid"
+    out = output or run_dir / "samples" / f"{kind}-seed{seed}.png"
+    _check_new_file(out, overwrite)  # before the generator runs
     sampler = GanSampler(ckpt, device=device)
     if walk is not None:
         images, nrow, rows = sampler.walk(walk, steps=steps, span=span, label=label, seed=seed)
-        kind = f"walk{walk}"
     elif interpolate:
         images, nrow, rows = sampler.interpolate(seed, seed_b, steps=steps, label=label)
-        kind = f"interp{seed_b}"
     else:
         images, nrow, rows = sampler.grid(n, label=label, seed=seed)
-        kind = f"grid-{label}" if label not in (None, "all") else "grid"
-    out = output or run_dir / "samples" / f"{kind}-seed{seed}.png"
     sampler.save(out, images, nrow, rows, overwrite=overwrite)
     console.print(f"{len(images)} samples -> {out}", highlight=False, soft_wrap=True)
 

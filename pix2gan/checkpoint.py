@@ -9,18 +9,27 @@ intensity settings are stored as JSON strings::
      "intensity": "<{src, dst} IntensityMap JSON>"            (paired mode)
      "data_info": "<{class_names, source, n_images} JSON>"    (noise and class modes),
      "generator": state_dict, "discriminator": state_dict, "opt_g": ..., "opt_d": ..., "sched_g": ..., "sched_d": ...,
-     "epoch": int, "step": int, "metrics": "<JSON of the last validation>"}
+     "epoch": int (completed epochs), "step": int, "metrics": "<JSON of the last epoch's row>",
+     "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy_keys": tensor, "numpy": JSON, "python": JSON},
+     "progress": "<JSON: best score, partial sums of the current epoch, non-finite streak>"}
 
 Run folder::
 
     RUN_DIR/config.json  split.json  log.csv  epochs.csv  loss_curve.png  panels/epoch_NNN.png
-    RUN_DIR/checkpoints/latest.pt  best.pt (paired mode: lowest validation MAE)
+    RUN_DIR/checkpoints/step_SSSSSSSS.pt   the last ``keep_last`` saves
+    RUN_DIR/checkpoints/latest.pt          the newest save (a hard link to its step file)
+    RUN_DIR/checkpoints/best.pt            paired mode: lowest validation MAE (a hard link as well)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import pickle
+import re
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +51,12 @@ __all__ = [
     "LoadedCheckpoint",
     "find_latest_run",
     "resolve_checkpoint",
+    "save_run_checkpoint",
+    "resume_candidates",
 ]
+
+log = logging.getLogger("pix2gan")
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 FORMAT = "pix2gan-checkpoint"
 FORMAT_VERSION = 1
@@ -98,6 +112,62 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def save_run_checkpoint(layout: RunLayout, payload: dict[str, Any], *, step: int, keep_last: int, best: bool) -> Path:
+    """Save ``checkpoints/step_<step>.pt``, point ``latest.pt`` (and ``best.pt`` if ``best``) at it, keep the last few.
+
+    Every name is switched with ``os.replace``, so each of them is a complete checkpoint at every moment: a kill at
+    any point leaves the previous ``latest.pt`` loadable.
+    """
+    layout.checkpoints.mkdir(parents=True, exist_ok=True)
+    path = layout.checkpoints / f"step_{step:08d}.pt"
+    save_checkpoint(path, payload)
+    _replace_with_link(path, layout.latest)
+    if best:
+        _replace_with_link(path, layout.best)
+    for old in _step_files(layout)[keep_last:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def _replace_with_link(src: Path, dst: Path) -> None:
+    """Atomically make ``dst`` the same file as ``src`` (a hard link; a copy where links are not supported)."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    os.replace(tmp, dst)
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(dst.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _step_files(layout: RunLayout) -> list[Path]:
+    """Step checkpoints, newest first."""
+    if not layout.checkpoints.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in layout.checkpoints.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def resume_candidates(layout: RunLayout) -> list[Path]:
+    """Checkpoints to resume from, best first: step files newest first, then ``latest.pt``.
+
+    Leftover temporary files of a save that was killed are removed on the way.
+    """
+    if layout.checkpoints.is_dir():
+        for stale in layout.checkpoints.glob(".*"):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+    return [*_step_files(layout), *([layout.latest] if layout.latest.is_file() else [])]
+
+
 @dataclass
 class LoadedCheckpoint:
     """A validated checkpoint: configs rebuilt from JSON, state dicts as tensors."""
@@ -138,6 +208,13 @@ def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> Loa
         raise InputError(f"{path}: checkpoint not found")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip container; anything else is damaged or foreign
         raise InputError(f"{path}: not a readable checkpoint, truncated or corrupt (no torch archive)")
+    try:  # every member's CRC: damaged weight bytes would otherwise load silently as garbage
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable checkpoint, truncated or corrupt ({type(exc).__name__})") from None
+    if damaged is not None:
+        raise InputError(f"{path}: corrupt checkpoint (checksum mismatch in {damaged})")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

@@ -266,6 +266,10 @@ class TrainConfig(_FromDict):
         label_smoothing: one-sided label smoothing: real label = 1 - label_smoothing (noise and class modes).
         augment: differentiable augmentation of the discriminator's inputs (noise and class modes; DiffAugment).
         lr_d: discriminator learning rate when it should differ from ``lr`` (two time-scale update rule).
+        checkpoint_every: also save a checkpoint every this many steps (0 = only at the end of each epoch).
+        checkpoint_minutes: also save one when this many minutes passed since the last save (0 = never).
+        keep_last: step checkpoints to keep besides ``latest`` and ``best``.
+        max_nonfinite: stop after this many steps in a row with a non-finite loss (each one is skipped).
     """
 
     mode: Mode = Mode.PAIRED
@@ -287,6 +291,10 @@ class TrainConfig(_FromDict):
     label_smoothing: float = 0.0
     augment: bool = True
     lr_d: float | None = None
+    checkpoint_every: int = 0
+    checkpoint_minutes: float = 30.0
+    keep_last: int = 3
+    max_nonfinite: int = 20
 
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
@@ -305,6 +313,10 @@ class TrainConfig(_FromDict):
             raise ValueError(f"TrainConfig.d_steps must be >= 1, got {self.d_steps}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ValueError(f"TrainConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.checkpoint_every < 0 or self.checkpoint_minutes < 0:
+            raise ValueError("TrainConfig.checkpoint_every and checkpoint_minutes must be >= 0")
+        if self.keep_last < 1 or self.max_nonfinite < 1:
+            raise ValueError(f"TrainConfig.keep_last and max_nonfinite must be >= 1, got {self.keep_last}, {self.max_nonfinite}")
 
 
 @dataclass

@@ -8,14 +8,17 @@ the ``latest`` and ``best`` checkpoints, all atomically.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import logging
+import math
 import random
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,16 +28,24 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pix2gan.checkpoint import RunLayout, save_checkpoint
+from pix2gan.checkpoint import (
+    LoadedCheckpoint,
+    RunLayout,
+    load_checkpoint,
+    resume_candidates,
+    save_run_checkpoint,
+)
 from pix2gan.config import GanLoss, Mode, RunConfig, TrainConfig
+from pix2gan.data.batches import EpochBatchSampler
 from pix2gan.data.intensity import IntensityMap, intensity_maps
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
 from pix2gan.losses import diff_augment, gan_loss, l1_loss
 from pix2gan.nets import PatchDiscriminator, UNetGenerator, init_weights
 from pix2gan.report import save_loss_curve, save_panel
+from pix2gan.runstate import StopSignals, rng_state, set_rng_state
 from pix2gan.translate import predict_slices, resolve_device
-from pix2gan.volumes import InputError, atomic_write_json, atomic_write_text
+from pix2gan.volumes import InputError, atomic_write_json, atomic_write_text, check_output_folder
 
 __all__ = [
     "build_networks",
@@ -44,7 +55,10 @@ __all__ = [
     "gan_step",
     "fixed_latents",
     "fit",
+    "resume_run",
     "FitResult",
+    "TrainingError",
+    "TrainingInterrupted",
     "linear_decay",
 ]
 
@@ -91,6 +105,14 @@ def linear_decay(total_steps: int):  # noqa: ANN201
     return factor
 
 
+def _backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    """Back-propagate and update, unless the loss is not finite: then the update is skipped (the loop counts it)."""
+    if not bool(torch.isfinite(loss)):
+        return
+    loss.backward()
+    optimizer.step()
+
+
 def paired_step(
     batch: dict[str, torch.Tensor],
     generator: nn.Module,
@@ -107,7 +129,8 @@ def paired_step(
         batch: ``src`` and ``dst`` of shape (B, C, S, S) in [-1, 1], already on the device.
 
     Returns:
-        ``loss_g`` (total), ``loss_g_gan``, ``loss_g_l1``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``.
+        ``loss_g`` (total), ``loss_g_gan``, ``loss_g_l1``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``. An update
+        whose loss is not finite is skipped (weights and optimiser state untouched).
     """
     src, dst = batch["src"], batch["dst"]  # (B, C, S, S)
     fake = generator(src)
@@ -118,8 +141,7 @@ def paired_step(
     loss_d_fake = gan_loss(discriminator(torch.cat([src, fake.detach()], 1)), False, gan_kind)
     loss_d_real = gan_loss(discriminator(torch.cat([src, dst], 1)), True, gan_kind)
     loss_d = 0.5 * (loss_d_fake + loss_d_real)  # halved as in pix2pix: slows D relative to G
-    loss_d.backward()
-    opt_d.step()
+    _backward_step(loss_d, opt_d)
 
     # generator phase: D is frozen so its weights get no gradients from G's loss
     discriminator.requires_grad_(False)
@@ -127,8 +149,7 @@ def paired_step(
     loss_g_gan = gan_loss(discriminator(torch.cat([src, fake], 1)), True, gan_kind, for_discriminator=False)
     loss_g_l1 = l1_loss(fake, dst)
     loss_g = loss_g_gan + lambda_l1 * loss_g_l1
-    loss_g.backward()
-    opt_g.step()
+    _backward_step(loss_g, opt_g)
 
     return {
         "loss_g": loss_g.item(),
@@ -145,6 +166,7 @@ class FitResult:
     run_dir: Path
     split: dict[str, list[str]]
     epochs: list[dict[str, float]] = field(default_factory=list)
+    mode: Mode = Mode.PAIRED
 
     @property
     def layout(self) -> RunLayout:
@@ -235,7 +257,7 @@ class _ModeSetup:
     PNG, returning validation figures (``val_mae`` selects the best checkpoint when present).
     """
 
-    loader: DataLoader
+    dataset: torch.utils.data.Dataset
     generator: nn.Module
     discriminator: nn.Module
     opt_g: torch.optim.Optimizer
@@ -247,106 +269,336 @@ class _ModeSetup:
     description: str
 
 
-def fit(cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: Any = None) -> FitResult:
+class TrainingError(RuntimeError):
+    """Training cannot go on (losses non-finite for too long, a data-loader worker died); one line, no traceback."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C or SIGTERM: a checkpoint was saved; the message says how to resume."""
+
+
+@dataclass
+class _LoopState:
+    """Loop bookkeeping that a checkpoint carries so a resumed run continues exactly where it stopped."""
+
+    step: int = 0
+    best: float = float("inf")
+    sums: dict[str, float] = field(default_factory=dict)  # finite losses of the current epoch
+    counted: int = 0  # finite steps in the current epoch
+    nonfinite: int = 0  # steps in a row with a non-finite loss
+    step_rows: list[dict[str, Any]] = field(default_factory=list)
+    epoch_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        best = self.best if np.isfinite(self.best) else None
+        return json.dumps({"best": best, "sums": self.sums, "counted": self.counted, "nonfinite": self.nonfinite})
+
+    def load_json(self, text: str) -> None:
+        d = json.loads(text)
+        self.best = float("inf") if d["best"] is None else float(d["best"])
+        self.sums, self.counted, self.nonfinite = dict(d["sums"]), int(d["counted"]), int(d["nonfinite"])
+
+
+def fit(
+    cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: Any = None, resume: bool = False
+) -> FitResult:
     """Train a model of any mode (paired, noise, class) and write the run folder.
 
     Args:
         cfg: data, model and training configuration; ``cfg.train.mode`` picks the mode.
-        run_dir: folder to create; must not already hold a run.
+        run_dir: folder to create; must not already hold a run (unless ``resume``).
         progress: show a rich progress bar (epoch, step, losses, ETA).
         console: rich console to draw on (default: a new one on stderr).
+        resume: continue the run in ``run_dir`` from its newest loadable checkpoint (``cfg`` must be its config;
+            see :func:`resume_run`). On CPU the result is bit-identical to a run that was never interrupted.
 
     Returns:
         :class:`FitResult` with the run folder, the subject split (paired mode) and per-epoch figures.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C or SIGTERM; a checkpoint of the last finished step was saved first.
+        TrainingError: ``max_nonfinite`` non-finite steps in a row, or the data loader failed.
     """
     tc = cfg.train
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)
+    check_output_folder(run_dir)  # before the data are read
     device = resolve_device(tc.device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
-    setup = (_setup_paired if tc.mode == Mode.PAIRED else _setup_gan)(cfg, layout, device)  # reads the data once
-    atomic_write_json(layout.config, cfg.to_dict())
-    if setup.split:
-        atomic_write_json(layout.split, setup.split)
+    setup = (_setup_paired if tc.mode == Mode.PAIRED else _setup_gan)(cfg, layout, device, resume=resume)
+    if resume and setup.split and layout.split.is_file() and json.loads(layout.split.read_text()) != setup.split:
+        raise InputError(f"{layout.root}: the data differ from those the run started with (split); resume needs the same data")
+    start = _resume_checkpoint(layout, setup) if resume else None
+    if not resume:
+        atomic_write_json(layout.config, cfg.to_dict())
+        if setup.split:
+            atomic_write_json(layout.split, setup.split)
     generator, discriminator, opt_g, opt_d = setup.generator, setup.discriminator, setup.opt_g, setup.opt_d
-    total_steps = tc.epochs * len(setup.loader)
+    sampler = EpochBatchSampler(len(setup.dataset), tc.batch_size, tc.seed)  # type: ignore[arg-type]
+    loader = _loader(setup.dataset, sampler, tc, device)
+    per_epoch = len(sampler)
+    total_steps = tc.epochs * per_epoch
     # pix2pix / DCGAN: constant learning rate for the first half, then linear decay to 0
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps))
+    state = _LoopState()
+    if start is not None:
+        _restore(start, setup, sched_g, sched_d, state, layout)
+        log.info("resuming %s from %s: epoch %d, step %d of %d", run_dir, start.path.name,
+                 state.step // per_epoch + 1, state.step, total_steps)  # fmt: skip
     log.info(
         "%s on %s; G %.2fM params, D %.2fM params", setup.description, device,
         sum(p.numel() for p in generator.parameters()) / 1e6, sum(p.numel() for p in discriminator.parameters()) / 1e6,
     )  # fmt: skip
 
-    step_rows: list[dict[str, Any]] = []
-    epoch_rows: list[dict[str, Any]] = []
-    best = float("inf")
-    last_curve = time.perf_counter()
-    bar = _Progress(total_steps, tc.epochs, enabled=progress, console=console)
-    step = 0
-    with bar:
-        for epoch in range(1, tc.epochs + 1):
+    def save(best: bool = False) -> Path:
+        _check_finite_weights(generator, discriminator, state.step, layout)
+        if state.step_rows:
+            atomic_write_text(layout.log, _csv_text(state.step_rows))
+        if state.epoch_rows:
+            atomic_write_text(layout.epochs, _csv_text(state.epoch_rows))
+        payload = {
+            "mode": tc.mode.value,
+            "config": json.dumps(cfg.to_dict()),
+            **setup.checkpoint_extra,
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "sched_g": sched_g.state_dict(),
+            "sched_d": sched_d.state_dict(),
+            "epoch": state.step // per_epoch,  # completed epochs
+            "step": state.step,
+            "metrics": json.dumps(state.epoch_rows[-1] if state.epoch_rows else {}),
+            "rng": rng_state(),
+            "progress": state.to_json(),
+        }
+        return save_run_checkpoint(layout, payload, step=state.step, keep_last=tc.keep_last, best=best)
+
+    last_curve = last_save = time.monotonic()
+    bar = _Progress(total_steps, tc.epochs, enabled=progress, console=console, completed=state.step)
+    with bar, StopSignals() as stop, _workers_stopped(loader):
+        while state.step < total_steps:
+            epoch = state.step // per_epoch + 1
+            sampler.set_epoch(epoch, state.step % per_epoch)
             t0 = time.perf_counter()
             generator.train()
             discriminator.train()
-            sums: dict[str, float] = {}
-            for batch in setup.loader:
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            for batch in _batches(loader, device, stop):
                 losses = setup.step(batch)
-                step += 1
+                state.step += 1
                 lr = opt_g.param_groups[0]["lr"]
                 sched_g.step()
                 sched_d.step()
-                step_rows.append({"epoch": epoch, "step": step, "lr": f"{lr:.6g}", **{k: f"{v:.6g}" for k, v in losses.items()}})
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                state.step_rows.append({"epoch": epoch, "step": state.step, "lr": f"{lr:.6g}",
+                                        **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
+                _count(state, losses, tc.max_nonfinite, layout)
                 bar.update(epoch, losses)
-            means = {k: v / max(1, len(setup.loader)) for k, v in sums.items()}
+                if state.step % per_epoch == 0:
+                    break  # the end of the epoch is handled below
+                due = (tc.checkpoint_every and state.step % tc.checkpoint_every == 0) or (
+                    tc.checkpoint_minutes and time.monotonic() - last_save >= 60.0 * tc.checkpoint_minutes
+                )
+                if due or stop.requested:
+                    save()
+                    last_save = time.monotonic()
+                if stop.requested:
+                    break
+            if stop.requested and state.step % per_epoch:
+                save()  # interrupted inside the epoch (possibly while fetching a batch)
+                raise _interrupted(stop.requested, state.step, total_steps, per_epoch, layout)
 
             # --- end of epoch: validate and draw, log, checkpoint ------------------------------------------------
+            means = {k: v / max(1, state.counted) for k, v in state.sums.items()}
+            state.sums, state.counted = {}, 0
             layout.panels.mkdir(parents=True, exist_ok=True)
             val = setup.end_epoch(epoch)
             seconds = time.perf_counter() - t0
-            row = {"epoch": epoch, "step": step, **{k: round(v, 6) for k, v in means.items()},
+            row = {"epoch": epoch, "step": state.step, **{k: round(v, 6) for k, v in means.items()},
                    **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
-            epoch_rows.append(row)
-            atomic_write_text(layout.log, _csv_text(step_rows))
-            atomic_write_text(layout.epochs, _csv_text(epoch_rows))
-            if epoch == tc.epochs or time.perf_counter() - last_curve > 20.0:  # matplotlib is slow: ~1 s a plot
-                save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
-                last_curve = time.perf_counter()
-            payload = {
-                "mode": tc.mode.value,
-                "config": json.dumps(cfg.to_dict()),
-                **setup.checkpoint_extra,
-                "generator": generator.state_dict(),
-                "discriminator": discriminator.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "sched_g": sched_g.state_dict(),
-                "sched_d": sched_d.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "metrics": json.dumps(row),
-            }
-            layout.checkpoints.mkdir(exist_ok=True)
-            save_checkpoint(layout.latest, payload)
+            state.epoch_rows.append(row)
             # paired: best by validation MAE (training L1 without validation subjects); GANs: latest only
             score = val.get("val_mae", means.get("loss_g_l1")) if tc.mode == Mode.PAIRED else None
-            if score is not None and score <= best:
-                best = score
-                save_checkpoint(layout.best, payload)
+            is_best = score is not None and score <= state.best
+            if is_best:
+                state.best = float(score)  # type: ignore[arg-type]
+            save(best=is_best)
+            last_save = time.monotonic()
+            if epoch == tc.epochs or time.monotonic() - last_curve > 20.0:  # matplotlib is slow: ~1 s a plot
+                save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
+                last_curve = time.monotonic()
             shown = ("loss_g_l1", "loss_d") if "loss_g_l1" in means else ("loss_g", "loss_d")
             summary = "  ".join(f"{k.removeprefix('loss_').upper()} {means[k]:.4g}" for k in shown if k in means)
             if "val_mae" in val:
                 summary += f"  val MAE {val['val_mae']:.1f}"
             bar.log(f"epoch {epoch}/{tc.epochs}  {summary}  ({seconds:.1f} s)")
-    return FitResult(run_dir=run_dir, split=setup.split, epochs=epoch_rows)
+            if stop.requested:
+                raise _interrupted(stop.requested, state.step, total_steps, per_epoch, layout)
+    return FitResult(run_dir=run_dir, split=setup.split, epochs=state.epoch_rows, mode=tc.mode)
 
 
-def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _ModeSetup:
+def resume_run(run_dir: str | Path, *, progress: bool = True, console: Any = None) -> FitResult:
+    """Continue the run in ``run_dir`` with the configuration it was started with (its ``config.json``)."""
+    layout = RunLayout(Path(run_dir))
+    if not layout.root.is_dir():
+        raise InputError(f"{layout.root}: run folder not found")
+    if not layout.config.is_file():
+        raise InputError(f"{layout.config}: not found; {layout.root} is not a pix2gan run folder")
+    try:
+        cfg = RunConfig.from_dict(json.loads(layout.config.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"{layout.config}: unreadable run configuration ({type(exc).__name__}: {exc})") from None
+    return fit(cfg, layout.root, progress=progress, console=console, resume=True)
+
+
+def _resume_checkpoint(layout: RunLayout, setup: _ModeSetup) -> LoadedCheckpoint | None:
+    """The newest checkpoint of the run that loads and matches its data; None to start over (none was saved)."""
+    for path in resume_candidates(layout):
+        try:
+            ckpt = load_checkpoint(path)
+        except InputError as exc:
+            log.warning("skipping %s", exc)
+            continue
+        if "rng" not in ckpt.raw or "progress" not in ckpt.raw:
+            raise InputError(f"{path}: checkpoint predates resumable runs (no RNG state); cannot resume from it")
+        for key, value in setup.checkpoint_extra.items():
+            if ckpt.raw.get(key) != value:
+                raise InputError(
+                    f"{layout.root}: the data differ from those the run started with ({key}); resume needs the same data"
+                )
+        return ckpt
+    log.warning("%s: no checkpoint saved yet; starting the run from its beginning", layout.root)
+    return None
+
+
+def _restore(
+    ckpt: LoadedCheckpoint, setup: _ModeSetup, sched_g: Any, sched_d: Any, state: _LoopState, layout: RunLayout
+) -> None:
+    raw = ckpt.raw
+    try:
+        setup.generator.load_state_dict(raw["generator"])
+        setup.discriminator.load_state_dict(raw["discriminator"])
+        setup.opt_g.load_state_dict(raw["opt_g"])
+        setup.opt_d.load_state_dict(raw["opt_d"])
+        sched_g.load_state_dict(raw["sched_g"])
+        sched_d.load_state_dict(raw["sched_d"])
+        state.load_json(raw["progress"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{ckpt.path}: does not match the run's configuration ({first})") from None
+    state.step = int(raw["step"])
+    state.step_rows = [r for r in _read_csv(layout.log) if int(r["step"]) <= state.step]
+    state.epoch_rows = [
+        {k: _number(v) for k, v in r.items()} for r in _read_csv(layout.epochs) if int(r["step"]) <= state.step
+    ]
+    set_rng_state(raw["rng"])
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a log written by :func:`_csv_text`; numbers of the epoch log become numbers again."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _count(state: _LoopState, losses: dict[str, float], limit: int, layout: RunLayout) -> None:
+    """Add a step's losses to the epoch sums, or count it as skipped when any loss is not finite."""
+    if all(math.isfinite(v) for v in losses.values()):
+        state.nonfinite = 0
+        state.counted += 1
+        for k, v in losses.items():
+            state.sums[k] = state.sums.get(k, 0.0) + v
+        return
+    state.nonfinite += 1
+    if state.nonfinite >= limit:
+        terms = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
+        atomic_write_text(layout.log, _csv_text(state.step_rows))
+        raise TrainingError(
+            f"step {state.step}: non-finite loss for {state.nonfinite} steps in a row ({terms}); stopped. "
+            f"Last good checkpoint: {_last_good(layout)}"
+        )
+
+
+def _last_good(layout: RunLayout) -> str:
+    return str(layout.latest) if layout.latest.is_file() else "none (no checkpoint saved yet)"
+
+
+def _check_finite_weights(generator: nn.Module, discriminator: nn.Module, step: int, layout: RunLayout) -> None:
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            raise TrainingError(
+                f"step {step}: the {name}'s weights are no longer finite; not saved. Last good checkpoint: "
+                f"{_last_good(layout)}"
+            )
+
+
+def _interrupted(signame: str, step: int, total: int, per_epoch: int, layout: RunLayout) -> TrainingInterrupted:
+    return TrainingInterrupted(
+        f"{signame}: stopped at epoch {step // per_epoch + (1 if step % per_epoch else 0)}, step {step} of {total}; "
+        f"saved {layout.latest}. Resume with: pix2gan train --resume {layout.root}"
+    )
+
+
+@contextlib.contextmanager
+def _workers_stopped(loader: DataLoader) -> Iterator[None]:
+    """Shut persistent data-loader workers down when training ends, also on errors (no orphaned processes)."""
+    try:
+        yield
+    finally:
+        iterator = getattr(loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+            loader._iterator = None
+
+
+def _batches(loader: DataLoader, device: torch.device, stop: StopSignals | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """The loader's batches on ``device``; a failing data set or worker becomes one line instead of a traceback or hang.
+
+    When a stop was requested (Ctrl-C also reaches worker processes), a failed fetch just ends the iteration.
+    """
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:
+            if hasattr(it, "_shutdown_workers"):
+                it._shutdown_workers()  # the other workers must not outlive the failure
+            if stop is not None and stop.requested:
+                return
+            message = _worker_message(exc)
+            if isinstance(exc, InputError) or message.startswith(("/", ".")):
+                raise InputError(message) from None
+            raise TrainingError(f"data loading failed: {message}") from None
+        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _worker_message(exc: BaseException) -> str:
+    """The original one-line message of an exception re-raised by a DataLoader worker (which wraps a traceback)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if len(lines) == 1 or not lines[0].startswith("Caught "):
+        return lines[0] if not lines[0].startswith("DataLoader worker") else " ".join(lines)
+    last = lines[-1]  # "pix2gan.volumes.InputError: /path: problem"
+    head, sep, rest = last.partition(": ")
+    return rest if sep and "." in head and " " not in head else last
+
+
+def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device, *, resume: bool = False) -> _ModeSetup:
     """pix2pix: subjects split by subject, slice caches, U-Net + PatchGAN, whole-slice validation in HU."""
     tc, dc = cfg.train, cfg.data
     if dc.src == dc.dst:
@@ -360,7 +612,8 @@ def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _M
     if dc.mask and not any(dc.mask in s.files for s in subjects):
         log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)
     split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
-    _check_run_dir(layout.root)
+    if not resume:
+        _check_run_dir(layout.root)
     src_map, dst_map = intensity_maps(dc)
     train_cache = SliceCache(_select(subjects, split["train"]), dc, src_map, dst_map)
     val_cache = SliceCache(_select(subjects, split["val"]), dc, src_map, dst_map)
@@ -385,7 +638,7 @@ def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _M
         return validate(generator, val_cache, dst_map, multiple, device) if val_cache.subjects else {}
 
     return _ModeSetup(
-        loader=_loader(train_set, tc, device),
+        dataset=train_set,
         generator=generator, discriminator=discriminator, opt_g=opt_g, opt_d=opt_d, step=step, end_epoch=end_epoch,
         checkpoint_extra={"intensity": json.dumps({"src": src_map.to_dict(), "dst": dst_map.to_dict()})},
         split=split,
@@ -432,23 +685,26 @@ def gan_step(
         loss_d_real = gan_loss(discriminator(aug(real), *cond), True, gan_kind, real_label)
         loss_d_fake = gan_loss(discriminator(aug(fake), *cond), False, gan_kind)
         loss_d = loss_d_real + loss_d_fake
-        loss_d.backward()
-        opt_d.step()
+        _backward_step(loss_d, opt_d)
 
     # generator phase: D frozen, G's samples pushed towards "real"
     discriminator.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
     fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
     loss_g = gan_loss(discriminator(aug(fake), *cond), True, gan_kind, for_discriminator=False)
-    loss_g.backward()
-    opt_g.step()
+    _backward_step(loss_g, opt_g)
     return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "loss_d_real": loss_d_real.item(),
             "loss_d_fake": loss_d_fake.item()}  # fmt: skip
 
 
 def build_gan_networks(cfg: RunConfig) -> tuple[nn.Module, nn.Module]:
     """DCGAN generator/discriminator (noise mode) or their class-conditional versions (class mode), N(0, 0.02) init."""
-    from pix2gan.nets import ConditionalDiscriminator, ConditionalGenerator, DCGANDiscriminator, DCGANGenerator
+    from pix2gan.nets import (
+        ConditionalDiscriminator,
+        ConditionalGenerator,
+        DCGANDiscriminator,
+        DCGANGenerator,
+    )
 
     if cfg.train.mode == Mode.CLASS:
         generator, discriminator = ConditionalGenerator(cfg.gan), ConditionalDiscriminator(cfg.gan)
@@ -469,7 +725,7 @@ def fixed_latents(cfg: RunConfig, class_names: list[str], per_row: int = 8, seed
     return {"z": torch.randn(per_row * per_row, cfg.gan.latent_dim, generator=g)}
 
 
-def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _ModeSetup:
+def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device, *, resume: bool = False) -> _ModeSetup:
     """DCGAN (noise) or CGAN (class): images decoded once into memory, per-epoch sample grids from fixed noise."""
     from pix2gan.data.images import images_for_run
     from pix2gan.report import save_grid
@@ -477,7 +733,8 @@ def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _Mode
     tc = cfg.train
     conditional = tc.mode == Mode.CLASS
     data = images_for_run(cfg)
-    _check_run_dir(layout.root)
+    if not resume:
+        _check_run_dir(layout.root)
     # the data decide channels and classes; the config records them for the checkpoint
     cfg.gan = dataclasses.replace(
         cfg.gan, channels=int(data.images.shape[1]), num_classes=data.num_classes if conditional else 0
@@ -511,7 +768,7 @@ def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device) -> _Mode
     info = {"class_names": data.class_names, "source": data.source, "n_images": len(data)}
     kind = f"{data.num_classes} classes" if conditional else "unlabelled"
     return _ModeSetup(
-        loader=_loader(dataset, tc, device),
+        dataset=dataset,
         generator=generator, discriminator=discriminator, opt_g=opt_g, opt_d=opt_d, step=step, end_epoch=end_epoch,
         checkpoint_extra={"data_info": json.dumps(info)},
         split={},
@@ -530,33 +787,49 @@ class _TensorDict(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        i = key[0] if isinstance(key, tuple) else key  # no per-item augmentation here: the seed is not needed
         return {k: v[i] for k, v in self.tensors.items()}
 
 
-def _loader(dataset: torch.utils.data.Dataset, tc: TrainConfig, device: torch.device) -> DataLoader:
+def _loader(
+    dataset: torch.utils.data.Dataset, sampler: EpochBatchSampler, tc: TrainConfig, device: torch.device
+) -> DataLoader:
+    """Batches in the sampler's order; its own generator, so creating iterators never draws from the global RNG."""
+    workers = tc.num_workers
     return DataLoader(
         dataset,
-        batch_size=tc.batch_size,
-        shuffle=True,
-        drop_last=len(dataset) >= tc.batch_size,  # type: ignore[arg-type]
-        num_workers=tc.num_workers,
+        batch_sampler=sampler,
+        num_workers=workers,
         generator=torch.Generator().manual_seed(tc.seed),
         pin_memory=device.type == "cuda",
-        persistent_workers=tc.num_workers > 0,
+        persistent_workers=workers > 0,
+        worker_init_fn=_ignore_stop_signals if workers else None,
+        timeout=600.0 if workers else 0.0,  # a worker stuck for 10 minutes is an error, not a hang
     )
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Workers leave Ctrl-C / SIGTERM to the main process, which finishes the step and saves a checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _Progress:
     """A rich progress bar over all steps: epoch, step, current losses, elapsed time and ETA."""
 
-    def __init__(self, total: int, epochs: int, *, enabled: bool, console: Any = None) -> None:
+    def __init__(self, total: int, epochs: int, *, enabled: bool, console: Any = None, completed: int = 0) -> None:
         self.enabled = enabled
         self.epochs = epochs
         self.progress = None
         if enabled:
             from rich.progress import (
-                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
             )  # fmt: skip
 
             self.progress = Progress(
@@ -570,7 +843,8 @@ class _Progress:
                 console=console,
                 transient=False,
             )
-            self.task = self.progress.add_task("train", total=total, epoch=1, epochs=epochs, losses="")
+            self.task = self.progress.add_task("train", total=total, completed=completed, epoch=1, epochs=epochs,
+                                               losses="")  # fmt: skip
 
     def __enter__(self) -> _Progress:
         if self.progress is not None:

@@ -4,10 +4,16 @@ The source volume is normalised with its own scale, cut into slices along the sl
 padded symmetrically with background (-1) up to a multiple of ``2 ** depth`` in-plane, translated in batches,
 cropped back, mapped to physical units (HU for CT) and written as float32 with the input's header: same shape,
 affine, qform/sform codes and pixdim.
+
+Translation streams: :func:`stream_slices` normalises, translates and maps back one batch of slices at a time,
+writing each batch straight into one preallocated output volume (or over the source itself, which
+:meth:`Translator.translate_file` does), so memory is bounded by the volume(s) plus one batch, not by several
+full-volume copies. See ``docs/scaling.md``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +23,11 @@ from torch import nn
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 from pix2gan.config import Mode, RunConfig
 from pix2gan.data.intensity import IntensityMap
-from pix2gan.data.slices import from_slices, pad_to, to_slices
+from pix2gan.data.slices import pad_to
 from pix2gan.nets import UNetGenerator
 from pix2gan.volumes import InputError, Volume, load_volume, save_like
 
-__all__ = ["predict_slices", "Translator", "resolve_device", "plan_outputs"]
+__all__ = ["predict_slices", "stream_slices", "Translator", "resolve_device", "plan_outputs"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -37,6 +43,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def _forward(generator: nn.Module, batch: torch.Tensor, multiple: int, device: torch.device) -> torch.Tensor:
+    """One forward pass over (B, C, H, W) normalised slices: pad with -1 up to a multiple, run, crop; float32 on the CPU."""
+    h, w = batch.shape[-2:]
+    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    padded, (left, _, top, _) = pad_to(batch.to(device, non_blocking=True), ph, pw, value=-1.0)
+    return generator(padded)[..., top : top + h, left : left + w].float().cpu()
+
+
 @torch.no_grad()
 def predict_slices(
     generator: nn.Module, slices: torch.Tensor, multiple: int, *, batch_size: int = 16, device: torch.device | None = None
@@ -50,18 +64,58 @@ def predict_slices(
         batch_size: slices per forward pass.
 
     Returns:
-        (N, C', H, W) float32 on the CPU.
+        (N, C', H, W) float32 on the CPU (filled batch by batch; no list of batches concatenated at the end).
     """
     device = device or next(generator.parameters()).device
     n, _, h, w = slices.shape
-    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    outputs = []
+    out: torch.Tensor | None = None
     for start in range(0, n, batch_size):
-        batch = slices[start : start + batch_size].to(device, non_blocking=True)
-        padded, (left, _, top, _) = pad_to(batch, ph, pw, value=-1.0)
-        out = generator(padded)[..., top : top + h, left : left + w]
-        outputs.append(out.float().cpu())
-    return torch.cat(outputs) if outputs else torch.empty(0, 1, h, w)
+        pred = _forward(generator, slices[start : start + batch_size], multiple, device)
+        if out is None:
+            out = torch.empty((n, *pred.shape[1:]), dtype=pred.dtype)
+        out[start : start + len(pred)] = pred
+    return out if out is not None else torch.empty(0, 1, h, w)
+
+
+def stream_slices(
+    generator: nn.Module,
+    volume: np.ndarray,
+    axis: int,
+    multiple: int,
+    *,
+    out: np.ndarray,
+    forward: Callable[[np.ndarray], np.ndarray],
+    inverse: Callable[[np.ndarray], np.ndarray],
+    batch_size: int = 16,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Translate a volume batch of slices by batch of slices, writing straight into ``out``.
+
+    For each run of ``batch_size`` slices along ``axis``: ``forward`` maps just those slices to [-1, 1], they are
+    padded, translated (under ``torch.inference_mode``) and cropped, and ``inverse`` maps the (B, H, W) prediction to
+    output values, written into the same slices of ``out``. Besides ``volume`` and ``out`` only one batch (and the
+    generator's activations for it) is in memory. ``out`` may be ``volume`` itself: a batch is read before its slices
+    are overwritten, and no slice is read again.
+
+    Args:
+        volume: the 3-D source in physical units (any layout; it is only sliced, never copied whole).
+        axis: the slice axis.
+        out: array of ``volume``'s shape to fill; the values of ``inverse`` are cast to its dtype.
+
+    Returns:
+        ``out``.
+    """
+    if out.shape != volume.shape:
+        raise ValueError(f"stream_slices: out shape {out.shape} differs from the volume's {volume.shape}")
+    device = device or next(generator.parameters()).device
+    src, dst = np.moveaxis(volume, axis, 0), np.moveaxis(out, axis, 0)  # views: (N, H, W)
+    with torch.inference_mode():
+        for start in range(0, src.shape[0], batch_size):
+            stop = min(start + batch_size, src.shape[0])
+            batch = np.ascontiguousarray(forward(src[start:stop]), dtype=np.float32)  # (B, H, W) in [-1, 1]
+            pred = _forward(generator, torch.from_numpy(batch)[:, None], multiple, device)[:, 0].numpy()
+            dst[start:stop] = inverse(pred)
+    return out
 
 
 class Translator:
@@ -111,28 +165,53 @@ class Translator:
     def slice_axis(self) -> int:
         return self.config.data.slice_axis
 
-    def translate_array(self, volume: np.ndarray) -> np.ndarray:
-        """Translate a 3-D source volume in physical units; returns the target modality in physical units (float32).
+    def translate_array(
+        self, volume: np.ndarray, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32
+    ) -> np.ndarray:
+        """Translate a 3-D source volume in physical units; returns the target modality in physical units.
+
+        Streams (see :func:`stream_slices`): only one batch of slices is normalised and translated at a time.
+
+        Args:
+            volume: the source, 3-D, in physical units.
+            out: where to write the result, of ``volume``'s shape: float32, or an integer type (values rounded and
+                clipped to its range). It may be ``volume`` itself (float32) to translate in place, with no second
+                volume in memory. Default: a new array of ``dtype`` in ``volume``'s memory layout.
+            dtype: the type of the new array when ``out`` is not given (float32, or e.g. int16 for rounded HU).
 
         Raises:
             ValueError: the volume is not 3-D, or is constant (no percentile scale).
         """
         if volume.ndim != 3:
             raise ValueError(f"expected a 3-D volume, got shape {volume.shape}")
-        scale = self.src_map.scale_of(volume)
-        slices = to_slices(self.src_map.forward(volume, scale), self.slice_axis)  # (N, H, W)
-        pred = predict_slices(
+        scale = self.src_map.scale_of(volume)  # before `out` exists: np.percentile holds one transient copy
+        if out is None:
+            out = np.empty_like(volume, dtype=dtype)  # keeps the volume's layout (F order from nibabel)
+        inverse = self.dst_map.inverse
+        if np.issubdtype(out.dtype, np.integer):
+            info = np.iinfo(out.dtype)
+
+            def inverse(pred: np.ndarray) -> np.ndarray:
+                return np.clip(np.rint(self.dst_map.inverse(pred)), info.min, info.max)
+
+        return stream_slices(
             self.generator,
-            torch.from_numpy(slices)[:, None],
+            volume,
+            self.slice_axis,
             self.config.model.multiple,
+            out=out,
+            forward=lambda batch: self.src_map.forward(batch, scale),
+            inverse=inverse,
             batch_size=self.batch_size,
             device=self.device,
-        )[:, 0].numpy()  # (N, H, W) in [-1, 1]
-        return np.ascontiguousarray(from_slices(self.dst_map.inverse(pred), self.slice_axis))
+        )
 
-    def translate_volume(self, source: Volume) -> np.ndarray:
+    def translate_volume(
+        self, source: Volume, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32
+    ) -> np.ndarray:
+        """:meth:`translate_array` of a loaded volume, with errors naming its file."""
         try:
-            return self.translate_array(source.data)
+            return self.translate_array(source.data, out=out, dtype=dtype)
         except ValueError as exc:
             raise InputError(f"{source.path}: {exc}") from None
 
@@ -142,13 +221,22 @@ class Translator:
         """Translate one NIfTI file and write the result on the input's grid (atomic; refuses to overwrite).
 
         ``dtype`` is ``float32`` or ``int16`` (rounded, e.g. integer HU, with slope 1 and intercept 0).
+
+        Memory: the decoded source is the only volume-sized array. A float32 result is written over it, batch by
+        batch (each batch of source slices is normalised before its outputs replace it); an int16 result goes into
+        one int16 volume. Saving then writes slice by slice, with no further copy.
         """
         out_path = Path(out_path)
         if out_path.exists() and not overwrite:
             raise InputError(f"{out_path}: already exists (use --overwrite to replace it)")
+        out_dtype = np.dtype(dtype)
         source = load_volume(in_path)
-        pred = self.translate_volume(source)
-        save_like(out_path, pred, source, dtype=np.dtype(dtype), overwrite=overwrite, describe=f"pix2gan {self.config.data.dst}")
+        data = source.data
+        in_place = out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
+        if in_place:
+            source.image.uncache()  # the image's cached array is `data`, about to hold the translation
+        pred = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype)
+        save_like(out_path, pred, source, dtype=out_dtype, overwrite=overwrite, describe=f"pix2gan {self.config.data.dst}")
         return out_path
 
 
@@ -173,11 +261,11 @@ def plan_outputs(
     * otherwise into the folder ``output``, keeping the input's file name (a subject folder gives ``<subject>.nii.gz``).
 
     Raises:
-        InputError: a missing input, a folder without NIfTI files, two inputs mapped to one output, or an existing
-            output without ``overwrite``.
+        InputError: a missing input, a folder without NIfTI files, two inputs mapped to one output, an existing
+            output without ``overwrite``, or an output folder that cannot be created or written.
     """
     from pix2gan.data.subjects import modality_file
-    from pix2gan.volumes import NIFTI_SUFFIXES
+    from pix2gan.volumes import NIFTI_SUFFIXES, check_output_folder
 
     if not inputs:
         raise InputError("no input given")
@@ -223,4 +311,6 @@ def plan_outputs(
         seen[target] = volume
         if target.exists() and not overwrite:
             raise InputError(f"{target}: already exists (use --overwrite to replace it)")
+    for folder in dict.fromkeys(target.parent for _, target in plan):
+        check_output_folder(folder)
     return plan

@@ -32,6 +32,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_json",
     "atomic_write_text",
+    "check_output_folder",
 ]
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -132,6 +133,25 @@ def check_same_grid(reference: Volume, other: Volume, atol_mm: float = 1e-3) -> 
         )
 
 
+def check_output_folder(folder: str | Path) -> None:
+    """Refuse, before any work is done, an output folder that cannot be created or written.
+
+    Raises:
+        InputError: ``folder`` is a file, a file stands where one of its parents should be, or the nearest existing
+            parent is not writable.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:  # exists() is also False below a regular file
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "exists and is not a folder" if existing == folder else f"cannot be created, {existing} is a file"
+        raise InputError(f"{folder}: {where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "folder is not writable" if existing == folder else f"cannot be created, {existing} is not writable"
+        raise InputError(f"{folder}: {where}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and ``os.replace`` it onto ``path``.
@@ -227,10 +247,16 @@ def save_like(
     if describe:
         header["descrip"] = describe.encode()[:79]
     arr = np.asarray(data)
-    if np.issubdtype(np.dtype(dtype), np.integer):
-        info = np.iinfo(dtype)
-        arr = np.clip(np.rint(arr), info.min, info.max)
-    image = nib.Nifti1Image(arr.astype(dtype), template.affine, header=header)
+    if arr.dtype != np.dtype(dtype):  # data already of the type is written as it is: no volume-sized copy
+        if np.issubdtype(np.dtype(dtype), np.integer):
+            info = np.iinfo(dtype)
+            rounded = np.empty(arr.shape, dtype=dtype, order="F" if arr.flags.f_contiguous else "C")
+            for k in range(arr.shape[-1]):  # a slice at a time, so no float copy of the whole volume
+                rounded[..., k] = np.clip(np.rint(arr[..., k]), info.min, info.max)
+            arr = rounded
+        else:
+            arr = arr.astype(dtype)
+    image = nib.Nifti1Image(arr, template.affine, header=header)
     for key in GEOMETRY_FIELDS:  # nibabel may re-derive the q/s forms; keep the input's exactly
         image.header[key] = src[key]
     image.header.set_data_shape(arr.shape)

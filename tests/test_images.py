@@ -111,10 +111,10 @@ def test_modes_and_formats(tmp_path: Path) -> None:
     data = load_image_folder(tmp_path, image_size=4, labelled=False)
     assert data.images.shape == (4, 1, 4, 4)  # all grayscale: one channel
     assert data.images[:, 0, 0, 0].tolist() == [1.0, 1.0, -1.0, 1.0]
-    Image.new("RGBA", (10, 10), (0, 0, 255, 0)).save(tmp_path / "f.png")
+    Image.new("RGBA", (10, 10), (0, 0, 255, 255)).save(tmp_path / "f.png")
     data = load_image_folder(tmp_path, image_size=4, labelled=False)
     assert data.images.shape == (5, 3, 4, 4)
-    assert data.images[4, :, 0, 0].tolist() == [-1.0, -1.0, 1.0]  # alpha dropped
+    assert data.images[4, :, 0, 0].tolist() == [-1.0, -1.0, 1.0]  # opaque alpha dropped (transparent: refused)
 
 
 def test_one_class_folder_is_refused(tmp_path: Path) -> None:

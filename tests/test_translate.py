@@ -134,3 +134,23 @@ def test_int16_output_is_rounded_hu_with_unit_scaling(translator, tmp_path):
     assert img.get_data_dtype() == np.int16
     assert img.header.get_slope_inter() in ((1.0, 0.0), (None, None))
     np.testing.assert_array_equal(np.asarray(img.dataobj), np.rint(nib.load(f32).get_fdata()).astype(np.int16))
+
+
+def test_cli_batch_size_and_device_reach_the_translator(tiny_run, tmp_path):
+    """``pix2gan translate --batch-size N --device cpu`` end to end: the same numbers as the API with that batch size."""
+    from typer.testing import CliRunner
+
+    from pix2gan_cli.app import app
+
+    src = write_nifti(tmp_path / "s.nii.gz", np.random.default_rng(4).uniform(0, 500, (20, 18, 7)).astype(np.float32))
+    runner = CliRunner()
+    out = tmp_path / "cli.nii.gz"
+    result = runner.invoke(app, ["translate", str(src), "--run", str(tiny_run), "-o", str(out), "--batch-size", "3",
+                                 "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    api = Translator.from_checkpoint(RunLayout(tiny_run).best, device="cpu", batch_size=3)
+    expected = api.translate_file(src, tmp_path / "api.nii.gz")
+    np.testing.assert_array_equal(nib.load(out).get_fdata(), nib.load(expected).get_fdata())
+    for bad, message in ((["--batch-size", "0"], "batch-size"), (["--device", "tpu"], "unknown device")):
+        result = runner.invoke(app, ["translate", str(src), "--run", str(tiny_run), "-o", str(tmp_path / "x.nii.gz"), *bad])
+        assert result.exit_code == 2 and message in result.output, result.output

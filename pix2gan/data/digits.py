@@ -176,7 +176,7 @@ def write_digit_folder(
     """
     from PIL import Image
 
-    from pix2gan.volumes import atomic_write_json  # local: volumes imports nibabel
+    from pix2gan.volumes import atomic_path, atomic_write_json  # local: volumes imports nibabel
 
     out = Path(out_dir)
     folders = [out / str(d) for d in range(10)]
@@ -197,7 +197,8 @@ def write_digit_folder(
             if stale.is_file() and ours.match(stale.name):
                 stale.unlink()
         for n in range(per_class):
-            Image.fromarray(images[digit * per_class + n]).save(folder / f"{n:0{width}d}.png", optimize=False)
+            with atomic_path(folder / f"{n:0{width}d}.png", overwrite=True) as tmp:
+                Image.fromarray(images[digit * per_class + n]).save(tmp, format="PNG", optimize=False)
     atomic_write_json(
         out / "digits.json",
         {"generator": "pix2gan.data.digits", "seed": seed, "size": size, "per_class": per_class},

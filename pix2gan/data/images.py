@@ -155,14 +155,23 @@ def _image_files(folder: Path) -> list[Path]:
 def _decode(path: Path, image_size: int) -> np.ndarray:
     """Read one image file, centre-crop it to a square and resize it: (S, S) or (S, S, 3) float32 in [0, 1].
 
+    An alpha channel (or a transparent palette entry) is dropped when every pixel is opaque; an image with
+    transparent pixels is refused, since dropping the alpha would show whatever colour hides under them.
+
     Raises:
-        InputError: the file cannot be decoded (not an image, truncated, corrupt).
+        InputError: the file cannot be decoded (not an image, truncated, corrupt), or it has transparent pixels.
     """
     from PIL import Image
 
     try:
         with Image.open(path) as img:
             img.load()
+            if _has_transparency(img):
+                bands = len(img.getbands())
+                raise InputError(
+                    f"{path}: image has transparent pixels (mode {img.mode}, {bands} channel{'s' * (bands != 1)}); "
+                    "only grayscale or RGB images are used and the alpha would be dropped: flatten it onto a background"
+                )
             if img.mode in _GRAY_MODES:
                 if img.mode in ("1", "L", "LA", "La"):
                     img = img.convert("L")
@@ -187,9 +196,18 @@ def _decode(path: Path, image_size: int) -> np.ndarray:
                 # bicubic with Pillow's support widened by the scale factor, i.e. antialiased when shrinking
                 img = img.resize((image_size, image_size), Image.Resampling.BICUBIC)
             out = np.asarray(img, dtype=np.float32) / np.float32(scale)  # (S, S) or (S, S, 3)
+    except InputError:
+        raise
     except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError (truncated), SyntaxError, ValueError...
         raise InputError(f"{path}: cannot read image ({_reason(exc)})") from None
     return np.clip(out, 0.0, 1.0)
+
+
+def _has_transparency(img: Any) -> bool:
+    """True when an alpha channel or a transparency key of a ``PIL.Image`` hides at least one pixel."""
+    if "A" not in img.getbands() and "a" not in img.getbands() and "transparency" not in img.info:
+        return False
+    return img.convert("RGBA").getchannel("A").getextrema()[0] < 255
 
 
 def _to_tensor(arrays: list[np.ndarray], channels: int | None) -> torch.Tensor:
@@ -217,7 +235,8 @@ def load_image_folder(
             without, every image at any depth is used.
         image_size: side of the output images in pixels.
         channels: 1 or 3 to convert every image to grayscale (luminance) or RGB; ``None`` keeps grayscale when every
-            file is grayscale (Pillow modes 1, L, LA, I, I;16, F) and uses RGB otherwise.
+            file is grayscale (Pillow modes 1, L, LA, I, I;16, F) and uses RGB otherwise (grayscale files among RGB
+            ones are replicated to 3 channels). A fully opaque alpha channel is dropped.
         labelled: read class labels from the subfolder names (sorted; integer names numerically).
 
     Returns:
@@ -225,7 +244,7 @@ def load_image_folder(
 
     Raises:
         InputError: missing folder; no images; fewer than 2 class subfolders or an empty one (``labelled``); a file
-            that cannot be decoded; ``channels`` other than 1 or 3.
+            that cannot be decoded or has transparent pixels; ``channels`` other than 1 or 3.
 
     Example:
         >>> import tempfile

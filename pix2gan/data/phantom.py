@@ -261,11 +261,12 @@ def write_dataset(
     Returns:
         The subject folders written.
     """
-    from pix2gan.volumes import atomic_write_json, save_nifti  # local: volumes imports nibabel
+    from pix2gan.volumes import atomic_write_json, check_output_folder, save_nifti  # local: volumes imports nibabel
 
     if n_subjects < 1:
         raise ValueError(f"--subjects must be >= 1, got {n_subjects}")
     out = Path(out_dir)
+    check_output_folder(out)
     planned = [out / subject_id(i) for i in range(n_subjects)]
     if not overwrite:
         clash = [d for d in planned if d.exists()]

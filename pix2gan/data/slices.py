@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pix2gan.config import DataConfig
+from pix2gan.data.batches import item_generator
 from pix2gan.data.intensity import IntensityMap, Scale
 from pix2gan.data.subjects import Subject, load_subject
 from pix2gan.volumes import InputError
@@ -51,6 +52,7 @@ class SubjectSlices:
     mask: torch.Tensor  # bool; all True when the subject has no mask
     src_scale: Scale
     dst_scale: Scale | None
+    path: str = ""  # the source file, to name in messages
 
 
 class SliceCache:
@@ -96,7 +98,7 @@ class SliceCache:
             else:
                 mask = torch.ones(src.shape, dtype=torch.bool)
             self.subjects.append(
-                SubjectSlices(subject.id, torch.from_numpy(src), dst, mask, src_scale, dst_scale)
+                SubjectSlices(subject.id, torch.from_numpy(src), dst, mask, src_scale, dst_scale, str(src_vol.path))
             )
 
     def __len__(self) -> int:
@@ -152,9 +154,17 @@ class PairedSlices(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        """Item ``key``: an index, or ``(index, seed)`` to draw the crop and flip from that seed (see ``data.batches``)."""
+        i, rng = item_generator(key)
         s_idx, k = self.pairs[i]
         s = self.cache.subjects[s_idx]
+        try:
+            return self._crop(s, k, rng)
+        except Exception as exc:  # a damaged cache entry: name the subject's file, not a tensor error
+            raise InputError(f"{s.path}: slice {k} could not be prepared ({type(exc).__name__}: {exc})") from None
+
+    def _crop(self, s: SubjectSlices, k: int, rng: torch.Generator | None) -> dict[str, torch.Tensor]:
         stack = torch.stack([s.src[k], s.dst[k], s.mask[k].float()])  # type: ignore[index]  # (3, H, W)
         # pad with the background of each channel: -1 (air) for images, 0 for the mask
         shift = torch.tensor([1.0, 1.0, 0.0])[:, None, None]
@@ -162,11 +172,11 @@ class PairedSlices(Dataset):
         stack = stack - shift
         h, w = stack.shape[-2:]
         if self.train:
-            top = int(torch.randint(0, h - self.size + 1, ()))
-            left = int(torch.randint(0, w - self.size + 1, ()))
+            top = int(torch.randint(0, h - self.size + 1, (), generator=rng))
+            left = int(torch.randint(0, w - self.size + 1, (), generator=rng))
         else:
             top, left = (h - self.size) // 2, (w - self.size) // 2
         crop = stack[:, top : top + self.size, left : left + self.size]
-        if self.flip and bool(torch.rand(()) < 0.5):
+        if self.flip and bool(torch.rand((), generator=rng) < 0.5):
             crop = crop.flip(-2)  # first in-plane axis: left-right for axial slices of an RAS-ordered volume
         return {"src": crop[0:1].contiguous(), "dst": crop[1:2].contiguous(), "mask": crop[2:3] > 0.5}
