@@ -348,6 +348,8 @@ def fit(
         _restore(start, setup, sched_g, sched_d, state, layout)
         log.info("resuming %s from %s: epoch %d, step %d of %d", run_dir, start.path.name,
                  state.step // per_epoch + 1, state.step, total_steps)  # fmt: skip
+        if state.step >= total_steps:
+            log.info("%s: the run is already complete; nothing to do", run_dir)
     log.info(
         "%s on %s; G %.2fM params, D %.2fM params", setup.description, device,
         sum(p.numel() for p in generator.parameters()) / 1e6, sum(p.numel() for p in discriminator.parameters()) / 1e6,
