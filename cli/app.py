@@ -134,6 +134,7 @@ def _main(
     from rich.logging import RichHandler
 
     _state["debug"] = debug
+    quiet = quiet or os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 reports progress
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(message)s",
@@ -201,6 +202,11 @@ def train(
     checkpoint_minutes: Annotated[float, typer.Option(min=0.0, help="Also save a checkpoint when this many minutes passed since the last one (0: off).")] = _T.checkpoint_minutes,
     keep_last: Annotated[int, typer.Option(min=1, help="Step checkpoints to keep besides latest.pt and best.pt.")] = _T.keep_last,
     max_nonfinite: Annotated[int, typer.Option(min=1, help="Stop after this many steps in a row with a non-finite loss (each is skipped).")] = _T.max_nonfinite,
+    precision: Annotated[str, typer.Option(help="Forward passes in auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16 (with a gradient scaler).")] = _T.precision,
+    channels_last: Annotated[bool, typer.Option(help="Channels-last memory format for networks and batches (faster convolutions on GPUs).")] = _T.channels_last,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks (slow start, faster steps on GPUs).")] = _T.compile,
+    device_crop: Annotated[bool | None, typer.Option(help="Paired: random crops and flips on the device with kornia (identical results). [default: on with CUDA]", show_default=False)] = None,
+    nproc: Annotated[int, typer.Option(min=1, help="Train with DDP on this many processes on this machine (launches torchrun; one GPU each, or CPU ranks with gloo).")] = 1,
 ) -> None:
     """Train a model: paired T1 -> CT style synthesis (default), noise-to-image (DCGAN) or class-conditional GAN.
 
@@ -208,6 +214,11 @@ def train(
     """
     from pix2gan.train import fit, resume_run
 
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _launch_torchrun(nproc, run_dir, resume, f"{src}2{dst}" if mode == "paired" else mode)
+        return
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and run_dir is None and resume is None:
+        raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
     if resume is not None:
         result = resume_run(resume, progress=progress and err.is_terminal, console=err)
         _report_trained(result.run_dir, result.epochs, result.mode)
@@ -241,7 +252,8 @@ def train(
             lambda_l1=lambda_l1, gan_loss=gan_loss, seed=seed, flip=flip, num_workers=workers, device=device,
             threads=threads, d_steps=d_steps, label_smoothing=label_smoothing, augment=augment,
             checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes, keep_last=keep_last,
-            max_nonfinite=max_nonfinite,
+            max_nonfinite=max_nonfinite, precision=precision, channels_last=channels_last, compile=compile,
+            device_crop=device_crop,
         ),
         gan=GanModelConfig() if paired else GanModelConfig(
             latent_dim=latent_dim, channels=channels or 0, image_size=image_size or _G.image_size,
@@ -254,7 +266,43 @@ def train(
     _report_trained(run, result.epochs, result.mode)
 
 
+def _launch_torchrun(nproc: int, run_dir: Path | None, resume: Path | None, name: str) -> None:
+    """``pix2gan train --nproc N ...``: the same command under ``torchrun --standalone --nproc-per-node N``."""
+    import subprocess
+
+    args = _without_option(sys.argv[1:], "--nproc")
+    if run_dir is None and resume is None:  # one name for every rank (a timestamp could differ between them)
+        args += ["--run-dir", str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "pix2gan_cli.app", *args]  # fmt: skip
+    err.print(f"launching {nproc} DDP processes: torchrun --standalone --nproc-per-node={nproc} -m pix2gan_cli.app "
+              f"{' '.join(args)}", highlight=False, soft_wrap=True)  # fmt: skip
+    code = subprocess.call(command)
+    if code:
+        raise typer.Exit(code)
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``.
+
+    Example:
+        >>> _without_option(["train", "--nproc", "2", "--epochs", "3", "--nproc=4"], "--nproc")
+        ['train', '--epochs', '3']
+    """
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a == name:
+            skip = i + 1 < len(argv)
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
+
+
 def _report_trained(run: Path, epochs: list[dict[str, Any]], mode: Mode) -> None:
+    if "RANK" in os.environ and os.environ["RANK"] != "0":
+        return
     last = epochs[-1] if epochs else {}
     err.print(f"[green]done[/] run folder {run}", highlight=False, soft_wrap=True)
     if "val_mae" in last:

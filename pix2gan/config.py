@@ -270,6 +270,11 @@ class TrainConfig(_FromDict):
         checkpoint_minutes: also save one when this many minutes passed since the last save (0 = never).
         keep_last: step checkpoints to keep besides ``latest`` and ``best``.
         max_nonfinite: stop after this many steps in a row with a non-finite loss (each one is skipped).
+        precision: ``auto`` (bf16 on GPUs that have it, else fp32), ``fp32``, ``bf16`` or ``fp16`` (with a gradient
+            scaler): the autocast dtype of the forward passes; weights and optimiser states stay fp32.
+        channels_last: networks and batches in channels-last memory format (faster convolutions on GPUs).
+        compile: ``torch.compile`` the networks for training.
+        device_crop: paired random crops and flips on the device (kornia) instead of in the data set; None = on CUDA.
     """
 
     mode: Mode = Mode.PAIRED
@@ -295,6 +300,10 @@ class TrainConfig(_FromDict):
     checkpoint_minutes: float = 30.0
     keep_last: int = 3
     max_nonfinite: int = 20
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    device_crop: bool | None = None
 
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
@@ -315,6 +324,8 @@ class TrainConfig(_FromDict):
             raise ValueError(f"TrainConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.checkpoint_every < 0 or self.checkpoint_minutes < 0:
             raise ValueError("TrainConfig.checkpoint_every and checkpoint_minutes must be >= 0")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"TrainConfig.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.keep_last < 1 or self.max_nonfinite < 1:
             raise ValueError(f"TrainConfig.keep_last and max_nonfinite must be >= 1, got {self.keep_last}, {self.max_nonfinite}")
 

@@ -37,15 +37,30 @@ from pix2gan.checkpoint import (
 )
 from pix2gan.config import GanLoss, Mode, RunConfig, TrainConfig
 from pix2gan.data.batches import EpochBatchSampler
+from pix2gan.data.device_crop import crop_batch
 from pix2gan.data.intensity import IntensityMap, intensity_maps
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
+from pix2gan.engine import (
+    DistInfo,
+    StepContext,
+    broadcast_buffers,
+    init_distributed,
+    resolve_precision,
+    sync_batchnorm,
+    wrap_for_training,
+)
 from pix2gan.losses import diff_augment, gan_loss, l1_loss
 from pix2gan.nets import PatchDiscriminator, UNetGenerator, init_weights
 from pix2gan.report import save_loss_curve, save_panel
 from pix2gan.runstate import StopSignals, rng_state, set_rng_state
 from pix2gan.translate import predict_slices, resolve_device
-from pix2gan.volumes import InputError, atomic_write_json, atomic_write_text, check_output_folder
+from pix2gan.volumes import (
+    InputError,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+)
 
 __all__ = [
     "build_networks",
@@ -105,14 +120,6 @@ def linear_decay(total_steps: int):  # noqa: ANN201
     return factor
 
 
-def _backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-    """Back-propagate and update, unless the loss is not finite: then the update is skipped (the loop counts it)."""
-    if not bool(torch.isfinite(loss)):
-        return
-    loss.backward()
-    optimizer.step()
-
-
 def paired_step(
     batch: dict[str, torch.Tensor],
     generator: nn.Module,
@@ -122,34 +129,47 @@ def paired_step(
     *,
     gan_kind: GanLoss = GanLoss.LSGAN,
     lambda_l1: float = 100.0,
+    ctx: StepContext | None = None,
+    frozen_discriminator: nn.Module | None = None,
 ) -> dict[str, float]:
     """One pix2pix update: D on (src, real) vs (src, G(src)), then G against D plus lambda * L1.
 
     Args:
         batch: ``src`` and ``dst`` of shape (B, C, S, S) in [-1, 1], already on the device.
+        ctx: precision, gradient scaling and DDP agreement (default: fp32, one process).
+        frozen_discriminator: the discriminator as G's phase calls it (under DDP the bare module: D's gradients
+            are not wanted there, so they must not be all-reduced); default ``discriminator``.
 
     Returns:
         ``loss_g`` (total), ``loss_g_gan``, ``loss_g_l1``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``. An update
         whose loss is not finite is skipped (weights and optimiser state untouched).
     """
+    ctx = ctx or StepContext(device=batch["src"].device)
+    frozen = frozen_discriminator or discriminator
     src, dst = batch["src"], batch["dst"]  # (B, C, S, S)
-    fake = generator(src)
+    ctx.start()
+    with ctx.autocast():
+        fake = generator(src)
+    ctx.mark("G")
 
     # discriminator phase: the generator's output is detached, D learns real pairs from generated ones
     discriminator.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
-    loss_d_fake = gan_loss(discriminator(torch.cat([src, fake.detach()], 1)), False, gan_kind)
-    loss_d_real = gan_loss(discriminator(torch.cat([src, dst], 1)), True, gan_kind)
-    loss_d = 0.5 * (loss_d_fake + loss_d_real)  # halved as in pix2pix: slows D relative to G
-    _backward_step(loss_d, opt_d)
+    with ctx.autocast():
+        loss_d_fake = gan_loss(discriminator(torch.cat([src, fake.detach()], 1)), False, gan_kind)
+        loss_d_real = gan_loss(discriminator(torch.cat([src, dst], 1)), True, gan_kind)
+        loss_d = 0.5 * (loss_d_fake + loss_d_real)  # halved as in pix2pix: slows D relative to G
+    ctx.backward_step(loss_d, opt_d, "D")
 
     # generator phase: D is frozen so its weights get no gradients from G's loss
     discriminator.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    loss_g_gan = gan_loss(discriminator(torch.cat([src, fake], 1)), True, gan_kind, for_discriminator=False)
-    loss_g_l1 = l1_loss(fake, dst)
-    loss_g = loss_g_gan + lambda_l1 * loss_g_l1
-    _backward_step(loss_g, opt_g)
+    with ctx.autocast():
+        loss_g_gan = gan_loss(frozen(torch.cat([src, fake], 1)), True, gan_kind, for_discriminator=False)
+        loss_g_l1 = l1_loss(fake, dst)
+        loss_g = loss_g_gan + lambda_l1 * loss_g_l1
+    ctx.backward_step(loss_g, opt_g, "G")
+    ctx.end_step()
 
     return {
         "loss_g": loss_g.item(),
@@ -167,6 +187,8 @@ class FitResult:
     split: dict[str, list[str]]
     epochs: list[dict[str, float]] = field(default_factory=list)
     mode: Mode = Mode.PAIRED
+    generator: nn.Module | None = None  # the trained networks (bare modules, in training mode)
+    discriminator: nn.Module | None = None
 
     @property
     def layout(self) -> RunLayout:
@@ -262,11 +284,12 @@ class _ModeSetup:
     discriminator: nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    step: Callable[[dict[str, torch.Tensor]], dict[str, float]]
+    step: Callable[[dict[str, torch.Tensor], dict[str, nn.Module], StepContext], dict[str, float]]
     end_epoch: Callable[[int], dict[str, float]]
     checkpoint_extra: dict[str, str]
     split: dict[str, list[str]]
     description: str
+    on_device: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None  # e.g. kornia crops
 
 
 class TrainingError(RuntimeError):
@@ -282,21 +305,28 @@ class _LoopState:
     """Loop bookkeeping that a checkpoint carries so a resumed run continues exactly where it stopped."""
 
     step: int = 0
+    world: int = 1  # ranks that share the steps
     best: float = float("inf")
     sums: dict[str, float] = field(default_factory=dict)  # finite losses of the current epoch
     counted: int = 0  # finite steps in the current epoch
     nonfinite: int = 0  # steps in a row with a non-finite loss
     step_rows: list[dict[str, Any]] = field(default_factory=list)
     epoch_rows: list[dict[str, Any]] = field(default_factory=list)
+    per_epoch: int = 0  # steps per epoch at this world size
+    saved_per_epoch: int = 0
 
     def to_json(self) -> str:
         best = self.best if np.isfinite(self.best) else None
-        return json.dumps({"best": best, "sums": self.sums, "counted": self.counted, "nonfinite": self.nonfinite})
+        return json.dumps({"best": best, "sums": self.sums, "counted": self.counted, "nonfinite": self.nonfinite,
+                           "world": self.world, "per_epoch": self.per_epoch})  # fmt: skip
 
-    def load_json(self, text: str) -> None:
+    def load_json(self, text: str) -> int:
+        """Restore the bookkeeping; returns the number of ranks of the run that saved it."""
         d = json.loads(text)
         self.best = float("inf") if d["best"] is None else float(d["best"])
         self.sums, self.counted, self.nonfinite = dict(d["sums"]), int(d["counted"]), int(d["nonfinite"])
+        self.saved_per_epoch = int(d.get("per_epoch", 0))
+        return int(d.get("world", 1))
 
 
 def fit(
@@ -322,65 +352,105 @@ def fit(
     tc = cfg.train
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)
-    check_output_folder(run_dir)  # before the data are read
-    device = resolve_device(tc.device)
+    info, device = init_distributed(tc.device)
+    try:
+        return _fit(cfg, layout, info, device, progress=progress, console=console, resume=resume)
+    finally:
+        if info.distributed and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _fit(
+    cfg: RunConfig, layout: RunLayout, info: DistInfo, device: torch.device, *, progress: bool, console: Any,
+    resume: bool,
+) -> FitResult:  # fmt: skip
+    tc = cfg.train
+    run_dir = layout.root
+    if info.main:
+        check_output_folder(run_dir)  # before the data are read
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    seed_everything(tc.seed)
-    setup = (_setup_paired if tc.mode == Mode.PAIRED else _setup_gan)(cfg, layout, device, resume=resume)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels once
+    dtype = resolve_precision(tc.precision, device)
+    seed_everything(tc.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    setup = (_setup_paired if tc.mode == Mode.PAIRED else _setup_gan)(
+        cfg, layout, device, check_new=info.main and not resume
+    )
     if resume and setup.split and layout.split.is_file() and json.loads(layout.split.read_text()) != setup.split:
         raise InputError(f"{layout.root}: the data differ from those the run started with (split); resume needs the same data")
     start = _resume_checkpoint(layout, setup) if resume else None
-    if not resume:
+    if not resume and info.main:
         atomic_write_json(layout.config, cfg.to_dict())
         if setup.split:
             atomic_write_json(layout.split, setup.split)
+    info.barrier()
     generator, discriminator, opt_g, opt_d = setup.generator, setup.discriminator, setup.opt_g, setup.opt_d
-    sampler = EpochBatchSampler(len(setup.dataset), tc.batch_size, tc.seed)  # type: ignore[arg-type]
+    sync_batchnorm(generator, device, info)
+    sync_batchnorm(discriminator, device, info)
+    nets = {
+        "g": wrap_for_training(generator, device, info, channels_last=tc.channels_last, compile=tc.compile),
+        "d": wrap_for_training(discriminator, device, info, channels_last=tc.channels_last, compile=tc.compile),
+    }
+    # G's phase calls D without DDP (D's gradients are not wanted there); compiled like the rest when asked
+    nets["d_frozen"] = torch.compile(discriminator) if tc.compile and info.distributed else (
+        nets["d"] if not info.distributed else discriminator)  # fmt: skip
+    ctx = StepContext(device=device, dtype=dtype, distributed=info.distributed, channels_last=tc.channels_last,
+                      on_device=setup.on_device)  # fmt: skip
+    sampler = EpochBatchSampler(len(setup.dataset), tc.batch_size, tc.seed, rank=info.rank, world=info.world)  # type: ignore[arg-type]
     loader = _loader(setup.dataset, sampler, tc, device)
     per_epoch = len(sampler)
+    if per_epoch < 1:
+        raise InputError(f"{cfg.data.root}: too few training items for {info.world} ranks of batch size {tc.batch_size}")
     total_steps = tc.epochs * per_epoch
     # pix2pix / DCGAN: constant learning rate for the first half, then linear decay to 0
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps))
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps))
-    state = _LoopState()
+    state = _LoopState(world=info.world, per_epoch=per_epoch)
     if start is not None:
-        _restore(start, setup, sched_g, sched_d, state, layout)
+        _restore(start, setup, sched_g, sched_d, state, layout, ctx, per_epoch)
         log.info("resuming %s from %s: epoch %d, step %d of %d", run_dir, start.path.name,
                  state.step // per_epoch + 1, state.step, total_steps)  # fmt: skip
         if state.step >= total_steps:
             log.info("%s: the run is already complete; nothing to do", run_dir)
+    if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
+        seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + state.step)
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     log.info(
-        "%s on %s; G %.2fM params, D %.2fM params", setup.description, device,
+        "%s on %s%s (%s); G %.2fM params, D %.2fM params", setup.description, device,
+        f" x {info.world} ranks" if info.distributed else "", precision,
         sum(p.numel() for p in generator.parameters()) / 1e6, sum(p.numel() for p in discriminator.parameters()) / 1e6,
     )  # fmt: skip
 
-    def save(best: bool = False) -> Path:
-        _check_finite_weights(generator, discriminator, state.step, layout)
-        if state.step_rows:
-            atomic_write_text(layout.log, _csv_text(state.step_rows))
-        if state.epoch_rows:
-            atomic_write_text(layout.epochs, _csv_text(state.epoch_rows))
-        payload = {
-            "mode": tc.mode.value,
-            "config": json.dumps(cfg.to_dict()),
-            **setup.checkpoint_extra,
-            "generator": generator.state_dict(),
-            "discriminator": discriminator.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "sched_g": sched_g.state_dict(),
-            "sched_d": sched_d.state_dict(),
-            "epoch": state.step // per_epoch,  # completed epochs
-            "step": state.step,
-            "metrics": json.dumps(state.epoch_rows[-1] if state.epoch_rows else {}),
-            "rng": rng_state(),
-            "progress": state.to_json(),
-        }
-        return save_run_checkpoint(layout, payload, step=state.step, keep_last=tc.keep_last, best=best)
+    def save(best: bool = False) -> None:
+        if info.main:
+            _check_finite_weights(generator, discriminator, state.step, layout)
+            if state.step_rows:
+                atomic_write_text(layout.log, _csv_text(state.step_rows))
+            if state.epoch_rows:
+                atomic_write_text(layout.epochs, _csv_text(state.epoch_rows))
+            payload = {
+                "mode": tc.mode.value,
+                "config": json.dumps(cfg.to_dict()),
+                **setup.checkpoint_extra,
+                "generator": generator.state_dict(),
+                "discriminator": discriminator.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "sched_g": sched_g.state_dict(),
+                "sched_d": sched_d.state_dict(),
+                **({"scaler": ctx.scaler.state_dict()} if ctx.scaler is not None else {}),
+                "epoch": state.step // per_epoch,  # completed epochs
+                "step": state.step,
+                "metrics": json.dumps(state.epoch_rows[-1] if state.epoch_rows else {}),
+                "rng": rng_state(),
+                "progress": state.to_json(),
+            }
+            save_run_checkpoint(layout, payload, step=state.step, keep_last=tc.keep_last, best=best)
+        info.barrier()
 
     last_curve = last_save = time.monotonic()
-    bar = _Progress(total_steps, tc.epochs, enabled=progress, console=console, completed=state.step)
+    bar = _Progress(total_steps, tc.epochs, enabled=progress and info.main, console=console, completed=state.step)
     with bar, StopSignals() as stop, _workers_stopped(loader):
         while state.step < total_steps:
             epoch = state.step // per_epoch + 1
@@ -388,8 +458,11 @@ def fit(
             t0 = time.perf_counter()
             generator.train()
             discriminator.train()
-            for batch in _batches(loader, device, stop):
-                losses = setup.step(batch)
+            for batch in _batches(loader, ctx, stop):
+                losses = setup.step(batch, nets, ctx)
+                stopping = bool(stop.requested)
+                if info.distributed:  # every rank logs the mean losses and stops at the same step
+                    losses, stopping = _all_ranks(losses, stopping)
                 state.step += 1
                 lr = opt_g.param_groups[0]["lr"]
                 sched_g.step()
@@ -403,20 +476,25 @@ def fit(
                 due = (tc.checkpoint_every and state.step % tc.checkpoint_every == 0) or (
                     tc.checkpoint_minutes and time.monotonic() - last_save >= 60.0 * tc.checkpoint_minutes
                 )
-                if due or stop.requested:
+                if info.distributed and tc.checkpoint_minutes:  # rank clocks differ: rank 0's decides
+                    due = _rank0_decides(bool(due))
+                if due or stopping:
                     save()
                     last_save = time.monotonic()
-                if stop.requested:
+                if stopping:
+                    stop.requested = stop.requested or "SIGTERM"
                     break
             if stop.requested and state.step % per_epoch:
                 save()  # interrupted inside the epoch (possibly while fetching a batch)
                 raise _interrupted(stop.requested, state.step, total_steps, per_epoch, layout)
 
-            # --- end of epoch: validate and draw, log, checkpoint ------------------------------------------------
+            # --- end of epoch: validate and draw, log, checkpoint (rank 0) ----------------------------------------
             means = {k: v / max(1, state.counted) for k, v in state.sums.items()}
             state.sums, state.counted = {}, 0
-            layout.panels.mkdir(parents=True, exist_ok=True)
-            val = setup.end_epoch(epoch)
+            val: dict[str, float] = {}
+            if info.main:
+                layout.panels.mkdir(parents=True, exist_ok=True)
+                val = setup.end_epoch(epoch)
             seconds = time.perf_counter() - t0
             row = {"epoch": epoch, "step": state.step, **{k: round(v, 6) for k, v in means.items()},
                    **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
@@ -428,17 +506,41 @@ def fit(
                 state.best = float(score)  # type: ignore[arg-type]
             save(best=is_best)
             last_save = time.monotonic()
-            if epoch == tc.epochs or time.monotonic() - last_curve > 20.0:  # matplotlib is slow: ~1 s a plot
+            if info.main and (epoch == tc.epochs or time.monotonic() - last_curve > 20.0):  # matplotlib: ~1 s a plot
                 save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
                 last_curve = time.monotonic()
             shown = ("loss_g_l1", "loss_d") if "loss_g_l1" in means else ("loss_g", "loss_d")
             summary = "  ".join(f"{k.removeprefix('loss_').upper()} {means[k]:.4g}" for k in shown if k in means)
             if "val_mae" in val:
                 summary += f"  val MAE {val['val_mae']:.1f}"
-            bar.log(f"epoch {epoch}/{tc.epochs}  {summary}  ({seconds:.1f} s)")
+            if info.main:
+                bar.log(f"epoch {epoch}/{tc.epochs}  {summary}  ({seconds:.1f} s)")
             if stop.requested:
                 raise _interrupted(stop.requested, state.step, total_steps, per_epoch, layout)
-    return FitResult(run_dir=run_dir, split=setup.split, epochs=state.epoch_rows, mode=tc.mode)
+    for net in (generator, discriminator):
+        broadcast_buffers(net, info)  # the ranks end with identical networks, buffers included
+    return FitResult(run_dir=run_dir, split=setup.split, epochs=state.epoch_rows, mode=tc.mode,
+                     generator=generator, discriminator=discriminator)  # fmt: skip
+
+
+def _all_ranks(losses: dict[str, float], stopping: bool) -> tuple[dict[str, float], bool]:
+    """Mean losses over the ranks, and whether any rank was asked to stop (one all-reduce per step)."""
+    keys = list(losses)
+    t = torch.tensor([*(losses[k] for k in keys), float(stopping)], dtype=torch.float64)
+    if torch.distributed.get_backend() == "nccl":
+        t = t.cuda()
+    torch.distributed.all_reduce(t)
+    world = torch.distributed.get_world_size()
+    values = t.cpu().tolist()
+    return {k: v / world for k, v in zip(keys, values, strict=False)}, values[-1] > 0
+
+
+def _rank0_decides(flag: bool) -> bool:
+    t = torch.tensor([float(flag)], dtype=torch.float64)
+    if torch.distributed.get_backend() == "nccl":
+        t = t.cuda()
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def resume_run(run_dir: str | Path, *, progress: bool = True, console: Any = None) -> FitResult:
@@ -476,8 +578,9 @@ def _resume_checkpoint(layout: RunLayout, setup: _ModeSetup) -> LoadedCheckpoint
 
 
 def _restore(
-    ckpt: LoadedCheckpoint, setup: _ModeSetup, sched_g: Any, sched_d: Any, state: _LoopState, layout: RunLayout
-) -> None:
+    ckpt: LoadedCheckpoint, setup: _ModeSetup, sched_g: Any, sched_d: Any, state: _LoopState, layout: RunLayout,
+    ctx: StepContext, per_epoch: int,
+) -> None:  # fmt: skip
     raw = ckpt.raw
     try:
         setup.generator.load_state_dict(raw["generator"])
@@ -486,7 +589,9 @@ def _restore(
         setup.opt_d.load_state_dict(raw["opt_d"])
         sched_g.load_state_dict(raw["sched_g"])
         sched_d.load_state_dict(raw["sched_d"])
-        state.load_json(raw["progress"])
+        if ctx.scaler is not None and "scaler" in raw:
+            ctx.scaler.load_state_dict(raw["scaler"])
+        saved_world = state.load_json(raw["progress"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{ckpt.path}: does not match the run's configuration ({first})") from None
@@ -496,6 +601,15 @@ def _restore(
         {k: _number(v) for k, v in r.items()} for r in _read_csv(layout.epochs) if int(r["step"]) <= state.step
     ]
     set_rng_state(raw["rng"])
+    if saved_world != state.world and state.saved_per_epoch:  # another number of ranks: same epoch, same fraction
+        old = state.saved_per_epoch
+        new_step = state.step // old * per_epoch + round(state.step % old * per_epoch / old)
+        log.warning("resuming a %d-rank run on %d ranks: step %d becomes step %d", saved_world, state.world,
+                    state.step, new_step)  # fmt: skip
+        state.step = new_step
+        for sched in (sched_g, sched_d):
+            sched.last_epoch = new_step - 1
+            sched.step()
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
@@ -565,7 +679,7 @@ def _workers_stopped(loader: DataLoader) -> Iterator[None]:
             loader._iterator = None
 
 
-def _batches(loader: DataLoader, device: torch.device, stop: StopSignals | None = None) -> Iterator[dict[str, torch.Tensor]]:
+def _batches(loader: DataLoader, ctx: StepContext, stop: StopSignals | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """The loader's batches on ``device``; a failing data set or worker becomes one line instead of a traceback or hang.
 
     When a stop was requested (Ctrl-C also reaches worker processes), a failed fetch just ends the iteration.
@@ -585,7 +699,7 @@ def _batches(loader: DataLoader, device: torch.device, stop: StopSignals | None 
             if isinstance(exc, InputError) or message.startswith(("/", ".")):
                 raise InputError(message) from None
             raise TrainingError(f"data loading failed: {message}") from None
-        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        yield ctx.prepare(batch)
 
 
 def _worker_message(exc: BaseException) -> str:
@@ -600,7 +714,7 @@ def _worker_message(exc: BaseException) -> str:
     return rest if sep and "." in head and " " not in head else last
 
 
-def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device, *, resume: bool = False) -> _ModeSetup:
+def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: bool = True) -> _ModeSetup:
     """pix2pix: subjects split by subject, slice caches, U-Net + PatchGAN, whole-slice validation in HU."""
     tc, dc = cfg.train, cfg.data
     if dc.src == dc.dst:
@@ -614,14 +728,16 @@ def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device, *, re
     if dc.mask and not any(dc.mask in s.files for s in subjects):
         log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)
     split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
-    if not resume:
+    if check_new:
         _check_run_dir(layout.root)
     src_map, dst_map = intensity_maps(dc)
     train_cache = SliceCache(_select(subjects, split["train"]), dc, src_map, dst_map)
     val_cache = SliceCache(_select(subjects, split["val"]), dc, src_map, dst_map)
     # a generated target of a percentile modality is mapped back with the training volumes' median scale
     dst_map = IntensityMap(dst_map.kind, dst_map.window, dst_map.percentiles, train_cache.reference_scale("dst"))
-    train_set = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip, min_foreground=dc.min_foreground)
+    on_device = tc.device_crop if tc.device_crop is not None else device.type == "cuda"
+    train_set = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip, min_foreground=dc.min_foreground,
+                             crop_on_device=on_device)  # fmt: skip
     layout.root.mkdir(parents=True, exist_ok=True)
 
     generator, discriminator = build_networks(cfg)
@@ -630,8 +746,9 @@ def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device, *, re
     opt_g, opt_d = build_optimizers(generator, discriminator, tc)
     picks = _panel_slices(val_cache, tc.panel_slices)
 
-    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        return paired_step(batch, generator, discriminator, opt_g, opt_d, gan_kind=tc.gan_loss, lambda_l1=tc.lambda_l1)
+    def step(batch: dict[str, torch.Tensor], nets: dict[str, nn.Module], ctx: StepContext) -> dict[str, float]:
+        return paired_step(batch, nets["g"], nets["d"], opt_g, opt_d, gan_kind=tc.gan_loss, lambda_l1=tc.lambda_l1,
+                           ctx=ctx, frozen_discriminator=nets["d_frozen"])  # fmt: skip
 
     def end_epoch(epoch: int) -> dict[str, float]:
         if picks:
@@ -641,6 +758,7 @@ def _setup_paired(cfg: RunConfig, layout: RunLayout, device: torch.device, *, re
 
     return _ModeSetup(
         dataset=train_set,
+        on_device=(lambda batch: crop_batch(batch, tc.image_size)) if on_device else None,
         generator=generator, discriminator=discriminator, opt_g=opt_g, opt_d=opt_d, step=step, end_epoch=end_epoch,
         checkpoint_extra={"intensity": json.dumps({"src": src_map.to_dict(), "dst": dst_map.to_dict()})},
         split=split,
@@ -661,6 +779,8 @@ def gan_step(
     d_steps: int = 1,
     real_label: float = 1.0,
     augment: bool = True,
+    ctx: StepContext | None = None,
+    frozen_discriminator: nn.Module | None = None,
 ) -> dict[str, float]:
     """One DCGAN / CGAN update: ``d_steps`` discriminator updates on real vs generated images, then one generator update.
 
@@ -669,6 +789,7 @@ def gan_step(
         latent_dim: size of z ~ N(0, I).
         real_label: target of real images for the discriminator (below 1: one-sided label smoothing).
         augment: differentiable augmentation of every discriminator input (see :func:`diff_augment`).
+        ctx, frozen_discriminator: as for :func:`paired_step`.
 
     Returns:
         ``loss_g``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``.
@@ -677,24 +798,31 @@ def gan_step(
     cond = (batch["label"],) if "label" in batch else ()  # class mode: G and D both see the label
     b = real.shape[0]
     aug = diff_augment if augment else (lambda x: x)
+    ctx = ctx or StepContext(device=real.device)
+    frozen = frozen_discriminator or discriminator
+    ctx.start()
 
     # discriminator phase: fresh samples each update, G's graph not needed
     discriminator.requires_grad_(True)
     for _ in range(d_steps):
-        with torch.no_grad():
+        with torch.no_grad(), ctx.autocast():
             fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
+        ctx.mark("G")
         opt_d.zero_grad(set_to_none=True)
-        loss_d_real = gan_loss(discriminator(aug(real), *cond), True, gan_kind, real_label)
-        loss_d_fake = gan_loss(discriminator(aug(fake), *cond), False, gan_kind)
-        loss_d = loss_d_real + loss_d_fake
-        _backward_step(loss_d, opt_d)
+        with ctx.autocast():
+            loss_d_real = gan_loss(discriminator(aug(real), *cond), True, gan_kind, real_label)
+            loss_d_fake = gan_loss(discriminator(aug(fake), *cond), False, gan_kind)
+            loss_d = loss_d_real + loss_d_fake
+        ctx.backward_step(loss_d, opt_d, "D")
 
     # generator phase: D frozen, G's samples pushed towards "real"
     discriminator.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
-    loss_g = gan_loss(discriminator(aug(fake), *cond), True, gan_kind, for_discriminator=False)
-    _backward_step(loss_g, opt_g)
+    with ctx.autocast():
+        fake = generator(torch.randn(b, latent_dim, device=real.device), *cond)
+        loss_g = gan_loss(frozen(aug(fake), *cond), True, gan_kind, for_discriminator=False)
+    ctx.backward_step(loss_g, opt_g, "G")
+    ctx.end_step()
     return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "loss_d_real": loss_d_real.item(),
             "loss_d_fake": loss_d_fake.item()}  # fmt: skip
 
@@ -727,7 +855,7 @@ def fixed_latents(cfg: RunConfig, class_names: list[str], per_row: int = 8, seed
     return {"z": torch.randn(per_row * per_row, cfg.gan.latent_dim, generator=g)}
 
 
-def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device, *, resume: bool = False) -> _ModeSetup:
+def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: bool = True) -> _ModeSetup:
     """DCGAN (noise) or CGAN (class): images decoded once into memory, per-epoch sample grids from fixed noise."""
     from pix2gan.data.images import images_for_run
     from pix2gan.report import save_grid
@@ -735,7 +863,7 @@ def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device, *, resum
     tc = cfg.train
     conditional = tc.mode == Mode.CLASS
     data = images_for_run(cfg)
-    if not resume:
+    if check_new:
         _check_run_dir(layout.root)
     # the data decide channels and classes; the config records them for the checkpoint
     cfg.gan = dataclasses.replace(
@@ -753,10 +881,10 @@ def _setup_gan(cfg: RunConfig, layout: RunLayout, device: torch.device, *, resum
     opt_g, opt_d = build_optimizers(generator, discriminator, tc)
     fixed = {k: v.to(device) for k, v in fixed_latents(cfg, data.class_names).items()}
 
-    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        return gan_step(batch, generator, discriminator, opt_g, opt_d, latent_dim=cfg.gan.latent_dim,
+    def step(batch: dict[str, torch.Tensor], nets: dict[str, nn.Module], ctx: StepContext) -> dict[str, float]:
+        return gan_step(batch, nets["g"], nets["d"], opt_g, opt_d, latent_dim=cfg.gan.latent_dim,
                         gan_kind=tc.gan_loss, d_steps=tc.d_steps, real_label=1.0 - tc.label_smoothing,
-                        augment=tc.augment)  # fmt: skip
+                        augment=tc.augment, ctx=ctx, frozen_discriminator=nets["d_frozen"])  # fmt: skip
 
     @torch.no_grad()
     def end_epoch(epoch: int) -> dict[str, float]:

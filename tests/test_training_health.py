@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 import pix2gan.train as train_mod
 from pix2gan.checkpoint import RunLayout, load_checkpoint
 from pix2gan.config import RunConfig
+from pix2gan.engine import StepContext
 from pix2gan.train import TrainingError, fit, resume_run
 from pix2gan.translate import Translator
 from pix2gan.volumes import InputError
@@ -53,7 +54,7 @@ def test_a_skipped_step_leaves_weights_and_optimiser_untouched():
     opt = torch.optim.Adam(net.parameters(), lr=0.1)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     loss = net(torch.ones(1, 3)).sum() * float("inf")
-    train_mod._backward_step(loss, opt)
+    assert StepContext().backward_step(loss, opt) is False
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert opt.state_dict()["state"] == {}
 
@@ -73,7 +74,7 @@ class _Dies(Dataset):
 def test_a_killed_worker_stops_with_one_line_not_a_hang():
     loader = DataLoader(_Dies(), batch_size=2, num_workers=1)
     with pytest.raises(TrainingError, match=r"data loading failed: DataLoader worker .* exited unexpectedly") as info:
-        list(train_mod._batches(loader, torch.device("cpu")))
+        list(train_mod._batches(loader, StepContext()))
     assert "\n" not in str(info.value)
 
 

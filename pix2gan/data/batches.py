@@ -31,21 +31,29 @@ _SEED_BOUND = 2**62
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Shuffled batches of ``(index, augmentation_seed)`` pairs for one epoch at a time.
 
+    Under DDP each rank takes every ``world``-th position of the epoch's permutation (DistributedSampler's
+    sharding: the same number of items per rank, the rest dropped), with the same per-position seeds.
+
     Args:
         n: items in the data set.
-        batch_size: items per batch.
+        batch_size: items per batch (per rank).
         seed: run seed; together with the epoch it fixes the order and every item's augmentation seed.
-        drop_last: drop the last incomplete batch (kept when the data set is smaller than one batch).
+        drop_last: drop the last incomplete batch (kept when the shard is smaller than one batch).
+        rank, world: this process's rank and the number of ranks.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, *, drop_last: bool = True) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, *, drop_last: bool = True, rank: int = 0, world: int = 1
+    ) -> None:
         super().__init__()
         if n < 1:
             raise ValueError("EpochBatchSampler needs at least one item")
         self.n = n
         self.batch_size = batch_size
         self.seed = seed
-        self.drop_last = drop_last and n >= batch_size
+        self.rank, self.world = rank, world
+        self.shard = n // world if world > 1 else n
+        self.drop_last = drop_last and self.shard >= batch_size
         self.epoch = 1
         self.start = 0
 
@@ -55,7 +63,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def __len__(self) -> int:
         """Batches per epoch."""
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+        return self.shard // self.batch_size if self.drop_last else -(-self.shard // self.batch_size)
 
     def epoch_items(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The permutation of epoch ``epoch`` and the augmentation seed of each position."""
@@ -67,6 +75,8 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         order, seeds = self.epoch_items(self.epoch)
         pairs = list(zip(order.tolist(), seeds.tolist(), strict=True))
+        if self.world > 1:
+            pairs = pairs[self.rank : self.shard * self.world : self.world]
         for b in range(self.start, len(self)):
             yield pairs[b * self.batch_size : (b + 1) * self.batch_size]
 

@@ -128,8 +128,17 @@ class PairedSlices(Dataset):
     Slices smaller than the crop are padded with -1 (air after normalisation). Training crops are random and
     optionally flipped left-right; evaluation crops are centred.
 
+    With ``crop_on_device=True`` (training only; ignored for evaluation) an item is instead the whole slice on a
+    canvas common to the cache, with the crop offsets and flip drawn exactly as the crop would draw them: the crop
+    itself is left to :func:`pix2gan.data.device_crop.crop_batch`, which runs on the batch's device and returns
+    exactly the items of the default mode.
+
     Shape:
         Each item is a dict with ``src`` and ``dst`` of shape (1, S, S) float32 and ``mask`` (1, S, S) bool.
+        With ``crop_on_device``: ``src``, ``dst`` (1, Hc, Wc) float32 and ``mask`` (1, Hc, Wc) bool, where
+        (Hc, Wc) = (max(S, largest slice height), max(S, largest slice width)) over the cache, plus ``top`` and
+        ``left`` (int64 scalars: the crop's corner on that canvas) and ``flip`` (bool scalar: flip the crop along
+        dim -2).
     """
 
     def __init__(
@@ -140,6 +149,7 @@ class PairedSlices(Dataset):
         train: bool,
         flip: bool = True,
         min_foreground: float = 0.0,
+        crop_on_device: bool = False,
     ) -> None:
         if any(s.dst is None for s in cache.subjects):
             raise ValueError("PairedSlices needs a SliceCache built with the target modality")
@@ -147,6 +157,12 @@ class PairedSlices(Dataset):
         self.size = image_size
         self.train = train
         self.flip = flip and train
+        self.crop_on_device = crop_on_device and train
+        # one canvas for every item of the cache, so that uncropped items batch together
+        self.canvas = (
+            max([image_size] + [s.src.shape[-2] for s in cache.subjects]),
+            max([image_size] + [s.src.shape[-1] for s in cache.subjects]),
+        )
         self.pairs = cache.index(min_foreground)
         if not self.pairs:
             raise InputError(f"{cache.cfg.root}: no slices with enough foreground to train on")
@@ -160,9 +176,40 @@ class PairedSlices(Dataset):
         s_idx, k = self.pairs[i]
         s = self.cache.subjects[s_idx]
         try:
-            return self._crop(s, k, rng)
+            return self._place(s, k, rng) if self.crop_on_device else self._crop(s, k, rng)
         except Exception as exc:  # a damaged cache entry: name the subject's file, not a tensor error
             raise InputError(f"{s.path}: slice {k} could not be prepared ({type(exc).__name__}: {exc})") from None
+
+    def _place(self, s: SubjectSlices, k: int, rng: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """The slice on the common canvas, with the offsets and flip that :meth:`_crop` would draw from ``rng``.
+
+        The canvas holds the slice padded as :meth:`_crop` pads it (symmetrically, to at least ``size``) at its
+        top-left corner, so the offsets drawn in that padded frame are canvas offsets as they are, and the rest
+        of the canvas is background that no crop reaches.
+        """
+        src, dst, mask = s.src[k], s.dst[k], s.mask[k]  # type: ignore[index]
+        h, w = src.shape
+        hp, wp = max(h, self.size), max(w, self.size)  # the padded frame of _crop
+        pt, pl = (hp - h) // 2, (wp - w) // 2  # where pad_to puts the slice in it
+        # training only (crop_on_device implies train): the draws of _crop, in its order
+        top = torch.randint(0, hp - self.size + 1, (), generator=rng)
+        left = torch.randint(0, wp - self.size + 1, (), generator=rng)
+        flip = bool(torch.rand((), generator=rng) < 0.5) if self.flip else False
+        hc, wc = self.canvas
+        images = torch.full((2, hc, wc), -1.0)
+        region = (slice(None), slice(pt, pt + h), slice(pl, pl + w))
+        # (x + 1) - 1 as in _crop, which shifts before padding: float32 rounding makes it differ from x near 0
+        images[region] = torch.stack([src, dst]) + 1.0 - 1.0
+        canvas_mask = torch.zeros((1, hc, wc), dtype=torch.bool)
+        canvas_mask[region] = mask
+        return {
+            "src": images[0:1],
+            "dst": images[1:2],
+            "mask": canvas_mask,
+            "top": top.to(torch.int64),
+            "left": left.to(torch.int64),
+            "flip": torch.tensor(flip),
+        }
 
     def _crop(self, s: SubjectSlices, k: int, rng: torch.Generator | None) -> dict[str, torch.Tensor]:
         stack = torch.stack([s.src[k], s.dst[k], s.mask[k].float()])  # type: ignore[index]  # (3, H, W)
