@@ -333,6 +333,7 @@ def translate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Slices per forward pass; volumes stream through in batches of this size, so it sets the memory used beyond the volume itself.")] = 16,
     dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0).")] = "float32",
+    precision: Annotated[str, typer.Option(help="Generator arithmetic: auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16.")] = "auto",
 ) -> None:
     """Translate volumes with a trained model; outputs keep the input's shape, affine, q/s-form codes and pixdim."""
     from pix2gan.checkpoint import load_checkpoint, resolve_checkpoint
@@ -341,7 +342,7 @@ def translate(
 
     ckpt = load_checkpoint(resolve_checkpoint(run, checkpoint), expect_mode=Mode.PAIRED)
     plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite)
-    translator = Translator.from_checkpoint(ckpt, device=device, batch_size=batch_size)
+    translator = Translator.from_checkpoint(ckpt, device=device, batch_size=batch_size, precision=precision)
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
     items = plan

@@ -144,8 +144,8 @@ def paired_step(
         ``loss_g`` (total), ``loss_g_gan``, ``loss_g_l1``, ``loss_d``, ``loss_d_real``, ``loss_d_fake``. An update
         whose loss is not finite is skipped (weights and optimiser state untouched).
     """
-    ctx = ctx or StepContext(device=batch["src"].device)
-    frozen = frozen_discriminator or discriminator
+    ctx = StepContext(device=batch["src"].device) if ctx is None else ctx
+    frozen = discriminator if frozen_discriminator is None else frozen_discriminator
     src, dst = batch["src"], batch["dst"]  # (B, C, S, S)
     ctx.start()
     with ctx.autocast():
@@ -471,6 +471,8 @@ def _fit(
                                         **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
                 _count(state, losses, tc.max_nonfinite, layout)
                 bar.update(epoch, losses)
+                if not info.distributed:
+                    stopping = bool(stop.requested)  # (DDP: the flag all ranks agreed on above)
                 if state.step % per_epoch == 0:
                     break  # the end of the epoch is handled below
                 due = (tc.checkpoint_every and state.step % tc.checkpoint_every == 0) or (
@@ -798,8 +800,8 @@ def gan_step(
     cond = (batch["label"],) if "label" in batch else ()  # class mode: G and D both see the label
     b = real.shape[0]
     aug = diff_augment if augment else (lambda x: x)
-    ctx = ctx or StepContext(device=real.device)
-    frozen = frozen_discriminator or discriminator
+    ctx = StepContext(device=real.device) if ctx is None else ctx
+    frozen = discriminator if frozen_discriminator is None else frozen_discriminator
     ctx.start()
 
     # discriminator phase: fresh samples each update, G's graph not needed

@@ -13,6 +13,8 @@ full-volume copies. See ``docs/scaling.md``.
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,12 +45,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def _forward(generator: nn.Module, batch: torch.Tensor, multiple: int, device: torch.device) -> torch.Tensor:
-    """One forward pass over (B, C, H, W) normalised slices: pad with -1 up to a multiple, run, crop; float32 on the CPU."""
+def _forward(
+    generator: nn.Module, batch: torch.Tensor, multiple: int, device: torch.device, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """One forward pass over (B, C, H, W) normalised slices: pad with -1 up to a multiple, run (autocast to ``dtype``
+    when given), crop; float32 on the CPU."""
     h, w = batch.shape[-2:]
     ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     padded, (left, _, top, _) = pad_to(batch.to(device, non_blocking=True), ph, pw, value=-1.0)
-    return generator(padded)[..., top : top + h, left : left + w].float().cpu()
+    with torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
+        pred = generator(padded)
+    return pred[..., top : top + h, left : left + w].float().cpu()
 
 
 @torch.no_grad()
@@ -88,6 +95,7 @@ def stream_slices(
     inverse: Callable[[np.ndarray], np.ndarray],
     batch_size: int = 16,
     device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
 ) -> np.ndarray:
     """Translate a volume batch of slices by batch of slices, writing straight into ``out``.
 
@@ -101,6 +109,7 @@ def stream_slices(
         volume: the 3-D source in physical units (any layout; it is only sliced, never copied whole).
         axis: the slice axis.
         out: array of ``volume``'s shape to fill; the values of ``inverse`` are cast to its dtype.
+        dtype: autocast dtype of the generator's forward pass (None: fp32).
 
     Returns:
         ``out``.
@@ -113,7 +122,7 @@ def stream_slices(
         for start in range(0, src.shape[0], batch_size):
             stop = min(start + batch_size, src.shape[0])
             batch = np.ascontiguousarray(forward(src[start:stop]), dtype=np.float32)  # (B, H, W) in [-1, 1]
-            pred = _forward(generator, torch.from_numpy(batch)[:, None], multiple, device)[:, 0].numpy()
+            pred = _forward(generator, torch.from_numpy(batch)[:, None], multiple, device, dtype)[:, 0].numpy()
             dst[start:stop] = inverse(pred)
     return out
 
@@ -139,8 +148,12 @@ class Translator:
         *,
         device: torch.device | str = "cpu",
         batch_size: int = 16,
+        precision: str = "auto",
     ) -> None:
+        from pix2gan.engine import resolve_precision
+
         self.device = resolve_device(device) if isinstance(device, str) else device
+        self.dtype = resolve_precision(precision, self.device)  # auto: bf16 on GPUs that have it, fp32 on CPU
         self.generator = generator.to(self.device).eval()
         self.config = config
         self.src_map = src_map
@@ -149,8 +162,9 @@ class Translator:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "auto", batch_size: int = 16
-    ) -> Translator:
+        cls, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "auto", batch_size: int = 16,
+        precision: str = "auto",
+    ) -> Translator:  # fmt: skip
         """Rebuild the generator from a checkpoint (which must be a paired-mode one)."""
         ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
         generator = UNetGenerator(ckpt.config.model)
@@ -159,7 +173,8 @@ class Translator:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise InputError(f"{ckpt.path}: generator weights do not match its model config ({first})") from None
-        return cls(generator, ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device), batch_size=batch_size)
+        return cls(generator, ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device), batch_size=batch_size,
+                   precision=precision)  # fmt: skip
 
     @property
     def slice_axis(self) -> int:
@@ -204,6 +219,7 @@ class Translator:
             inverse=inverse,
             batch_size=self.batch_size,
             device=self.device,
+            dtype=self.dtype,
         )
 
     def translate_volume(
