@@ -30,6 +30,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/throughput.py
+	$(PY) bench/train.py
 	$(PY) bench/translate.py
 
 clean:

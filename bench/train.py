@@ -14,7 +14,7 @@ ratio to it, measured in the same run.
 
 Usage::
 
-    python bench/train.py [--device auto] [--steps 3] [--compile] [--threads 0] [--json out.json]
+    python bench/train.py [--device auto] [--steps 3] [--seconds 4] [--compile] [--threads 0] [--json out.json]
 """
 
 from __future__ import annotations
@@ -136,12 +136,14 @@ def run_child(spec: dict) -> dict:
     timings.clear()
     ctx._sync()
     t0 = time.perf_counter()
-    for _ in range(spec["steps"]):
+    steps = 0
+    while steps < spec["steps"] or time.perf_counter() - t0 < spec["seconds"]:  # at least N steps and S seconds
         step()
+        steps += 1
     ctx._sync()
-    seconds = (time.perf_counter() - t0) / spec["steps"]
-    out = {**spec, "images_per_s": spec["batch"] / seconds, "step_s": seconds,
-           "phases": {k: v / spec["steps"] for k, v in timings.items()}}  # fmt: skip
+    seconds = (time.perf_counter() - t0) / steps
+    out = {**spec, "steps": steps, "images_per_s": spec["batch"] / seconds, "step_s": seconds,
+           "phases": {k: v / steps for k, v in timings.items()}}  # fmt: skip
     if device.type == "cuda":
         out["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         name = torch.cuda.get_device_name(device)
@@ -158,7 +160,8 @@ def run_child(spec: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=0, help="timed steps per row (default: 3 on CPU, 20 on GPU)")
+    parser.add_argument("--steps", type=int, default=0, help="at least this many timed steps per row (default: 3 on CPU, 20 on GPU)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="and at least this many seconds of timed steps per row")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="include torch.compile rows (slow to start on CPU)")
     parser.add_argument("--json", type=Path, default=None)
@@ -174,11 +177,12 @@ def main() -> None:
     steps = args.steps or (20 if device.type == "cuda" else 3)
     console = Console(width=max(160, Console().width))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    console.print(f"[bold]bench/train.py[/] on {name}, torch {torch.__version__}, {steps} timed steps per row")
+    console.print(f"[bold]bench/train.py[/] on {name}, torch {torch.__version__}, at least {steps} timed steps and "
+                  f"{args.seconds:g} s per row")  # fmt: skip
     results = []
     t_start = time.perf_counter()
     for spec in configs(device.type, args.compile):
-        spec = {**spec, "device": str(device), "steps": steps, "threads": args.threads}
+        spec = {**spec, "device": str(device), "steps": steps, "seconds": args.seconds, "threads": args.threads}
         done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
         if done.returncode:
