@@ -26,7 +26,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pix2gan.volumes import InputError
 
 __all__ = ["PRECISIONS", "DistInfo", "broadcast_buffers", "StepContext", "init_distributed", "resolve_precision", "wrap_for_training"]
 
@@ -218,9 +217,3 @@ class StepContext:
             out = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
                    for k, v in out.items()}  # fmt: skip
         return out
-
-
-def check_launch(run_dir: object, info: DistInfo) -> None:
-    """Under torchrun every rank must name the same run folder; a timestamped default could differ by a second."""
-    if info.distributed and run_dir is None:
-        raise InputError("training under torchrun needs --run-dir (every rank must write to the same run folder)")

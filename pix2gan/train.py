@@ -392,9 +392,10 @@ def _fit(
         "g": wrap_for_training(generator, device, info, channels_last=tc.channels_last, compile=tc.compile),
         "d": wrap_for_training(discriminator, device, info, channels_last=tc.channels_last, compile=tc.compile),
     }
-    # G's phase calls D without DDP (D's gradients are not wanted there); compiled like the rest when asked
-    nets["d_frozen"] = torch.compile(discriminator) if tc.compile and info.distributed else (
-        nets["d"] if not info.distributed else discriminator)  # fmt: skip
+    # G's phase calls D without DDP (D's gradients are not wanted there, so they must not be all-reduced)
+    nets["d_frozen"] = nets["d"]
+    if info.distributed:
+        nets["d_frozen"] = torch.compile(discriminator) if tc.compile else discriminator
     ctx = StepContext(device=device, dtype=dtype, distributed=info.distributed, channels_last=tc.channels_last,
                       on_device=setup.on_device)  # fmt: skip
     sampler = EpochBatchSampler(len(setup.dataset), tc.batch_size, tc.seed, rank=info.rank, world=info.world)  # type: ignore[arg-type]
@@ -698,7 +699,7 @@ def _batches(loader: DataLoader, ctx: StepContext, stop: StopSignals | None = No
             if stop is not None and stop.requested:
                 return
             message = _worker_message(exc)
-            if isinstance(exc, InputError) or message.startswith(("/", ".")):
+            if isinstance(exc, InputError):  # also when a worker raised it: the loader re-raises the same type
                 raise InputError(message) from None
             raise TrainingError(f"data loading failed: {message}") from None
         yield ctx.prepare(batch)
