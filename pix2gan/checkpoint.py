@@ -23,7 +23,6 @@ Run folder::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -40,7 +39,7 @@ import torch
 import pix2gan
 from pix2gan.config import Mode, RunConfig
 from pix2gan.data.intensity import IntensityMap
-from pix2gan.volumes import InputError, atomic_path
+from pix2gan.volumes import InputError, atomic_path, fsync_folder
 
 __all__ = [
     "FORMAT",
@@ -140,12 +139,7 @@ def _replace_with_link(src: Path, dst: Path) -> None:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
     os.replace(tmp, dst)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(dst.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    fsync_folder(dst.parent)
 
 
 def _step_files(layout: RunLayout) -> list[Path]:

@@ -54,7 +54,7 @@ from pix2gan.losses import diff_augment, gan_loss, l1_loss
 from pix2gan.nets import PatchDiscriminator, UNetGenerator, init_weights
 from pix2gan.report import save_loss_curve, save_panel
 from pix2gan.runstate import StopSignals, rng_state, set_rng_state
-from pix2gan.translate import predict_slices, resolve_device
+from pix2gan.translate import predict_slices
 from pix2gan.volumes import (
     InputError,
     atomic_write_json,
@@ -313,20 +313,18 @@ class _LoopState:
     step_rows: list[dict[str, Any]] = field(default_factory=list)
     epoch_rows: list[dict[str, Any]] = field(default_factory=list)
     per_epoch: int = 0  # steps per epoch at this world size
-    saved_per_epoch: int = 0
 
     def to_json(self) -> str:
         best = self.best if np.isfinite(self.best) else None
         return json.dumps({"best": best, "sums": self.sums, "counted": self.counted, "nonfinite": self.nonfinite,
                            "world": self.world, "per_epoch": self.per_epoch})  # fmt: skip
 
-    def load_json(self, text: str) -> int:
-        """Restore the bookkeeping; returns the number of ranks of the run that saved it."""
+    def load_json(self, text: str) -> tuple[int, int]:
+        """Restore the bookkeeping; returns the ranks and steps per epoch of the run that saved it."""
         d = json.loads(text)
         self.best = float("inf") if d["best"] is None else float(d["best"])
         self.sums, self.counted, self.nonfinite = dict(d["sums"]), int(d["counted"]), int(d["nonfinite"])
-        self.saved_per_epoch = int(d.get("per_epoch", 0))
-        return int(d.get("world", 1))
+        return int(d.get("world", 1)), int(d.get("per_epoch", self.per_epoch))
 
 
 def fit(
@@ -409,7 +407,7 @@ def _fit(
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps))
     state = _LoopState(world=info.world, per_epoch=per_epoch)
     if start is not None:
-        _restore(start, setup, sched_g, sched_d, state, layout, ctx, per_epoch)
+        _restore(start, setup, sched_g, sched_d, state, layout, ctx)
         log.info("resuming %s from %s: epoch %d, step %d of %d", run_dir, start.path.name,
                  state.step // per_epoch + 1, state.step, total_steps)  # fmt: skip
         if state.step >= total_steps:
@@ -582,7 +580,7 @@ def _resume_checkpoint(layout: RunLayout, setup: _ModeSetup) -> LoadedCheckpoint
 
 def _restore(
     ckpt: LoadedCheckpoint, setup: _ModeSetup, sched_g: Any, sched_d: Any, state: _LoopState, layout: RunLayout,
-    ctx: StepContext, per_epoch: int,
+    ctx: StepContext,
 ) -> None:  # fmt: skip
     raw = ckpt.raw
     try:
@@ -594,7 +592,7 @@ def _restore(
         sched_d.load_state_dict(raw["sched_d"])
         if ctx.scaler is not None and "scaler" in raw:
             ctx.scaler.load_state_dict(raw["scaler"])
-        saved_world = state.load_json(raw["progress"])
+        saved_world, old = state.load_json(raw["progress"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{ckpt.path}: does not match the run's configuration ({first})") from None
@@ -604,9 +602,8 @@ def _restore(
         {k: _number(v) for k, v in r.items()} for r in _read_csv(layout.epochs) if int(r["step"]) <= state.step
     ]
     set_rng_state(raw["rng"])
-    if saved_world != state.world and state.saved_per_epoch:  # another number of ranks: same epoch, same fraction
-        old = state.saved_per_epoch
-        new_step = state.step // old * per_epoch + round(state.step % old * per_epoch / old)
+    if old != state.per_epoch:  # another number of ranks: the same epoch and fraction of it, in the new steps
+        new_step = state.step // old * state.per_epoch + round(state.step % old * state.per_epoch / old)
         log.warning("resuming a %d-rank run on %d ranks: step %d becomes step %d", saved_world, state.world,
                     state.step, new_step)  # fmt: skip
         state.step = new_step
