@@ -29,8 +29,8 @@ from pix2gan.data.phantom import write_dataset
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import find_subjects
 from pix2gan.train import build_networks, build_optimizers, paired_step
-from pix2gan.translate import Translator
-from pix2gan.volumes import load_volume
+from pix2gan.infer.translate import Translator
+from pix2gan.io import load_volume
 
 DEFAULTS = TrainConfig()
 CONFIGS = {

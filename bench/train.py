@@ -73,9 +73,10 @@ def run_child(spec: dict) -> dict:
     from pix2gan.data.intensity import intensity_maps
     from pix2gan.data.slices import PairedSlices, SliceCache
     from pix2gan.data.subjects import find_subjects
-    from pix2gan.engine import DistInfo, StepContext, resolve_precision, wrap_for_training
+    from pix2gan.train.hardware import DistInfo, StepContext, wrap_for_training
+    from pix2gan.device import resolve_precision
     from pix2gan.train import build_networks, build_optimizers, paired_step
-    from pix2gan.translate import resolve_device
+    from pix2gan.device import resolve_device
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
@@ -171,7 +172,7 @@ def main() -> None:
         print(json.dumps(run_child(json.loads(args.child))))
         return
 
-    from pix2gan.translate import resolve_device
+    from pix2gan.device import resolve_device
 
     device = resolve_device(args.device)
     steps = args.steps or (20 if device.type == "cuda" else 3)

@@ -40,8 +40,9 @@ from pix2gan.config import ModelConfig, RunConfig
 from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.slices import from_slices, pad_to, to_slices
 from pix2gan.nets import UNetGenerator, init_weights
-from pix2gan.translate import Translator, resolve_device
-from pix2gan.volumes import GEOMETRY_FIELDS, _write_image, load_volume
+from pix2gan.infer.translate import Translator
+from pix2gan.device import resolve_device
+from pix2gan.io import GEOMETRY_FIELDS, _write_image, load_volume
 
 MIB = 2**20
 

@@ -67,7 +67,7 @@ def _user_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pix2gan.volumes import InputError
+        from pix2gan.errors import InputError
 
         try:
             return func(*args, **kwargs)
@@ -80,7 +80,7 @@ def _user_errors(func: F) -> F:
             err.print("[yellow]interrupted[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
         except Exception as exc:
-            from pix2gan.train import TrainingError, TrainingInterrupted
+            from pix2gan.errors import TrainingError, TrainingInterrupted
 
             if _state["debug"] or not isinstance(exc, (TrainingError, TrainingInterrupted)):
                 raise
@@ -108,7 +108,8 @@ def _os_message(exc: OSError) -> str:
 
 def _check_new_file(path: Path, overwrite: bool) -> None:
     """Refuse an output file before any work: it exists (without --overwrite), is a folder, or cannot be written."""
-    from pix2gan.volumes import InputError, check_output_folder
+    from pix2gan.errors import InputError
+    from pix2gan.io import check_output_folder
 
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name")
@@ -336,9 +337,11 @@ def translate(
     precision: Annotated[str, typer.Option(help="Generator arithmetic: auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16.")] = "auto",
 ) -> None:
     """Translate volumes with a trained model; outputs keep the input's shape, affine, q/s-form codes and pixdim."""
-    from pix2gan.checkpoint import load_checkpoint, resolve_checkpoint
+    from pix2gan.checkpoint import load_checkpoint
+    from pix2gan.runs import resolve_checkpoint
     from pix2gan.config import Mode
-    from pix2gan.translate import Translator, plan_outputs
+    from pix2gan.infer.translate import Translator
+    from pix2gan.infer.outputs import plan_outputs
 
     ckpt = load_checkpoint(resolve_checkpoint(run, checkpoint), expect_mode=Mode.PAIRED)
     plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite)
@@ -392,9 +395,9 @@ def eval_(
     inception_weights: Annotated[Path | None, typer.Option(help="Noise/class runs: InceptionV3 weights file for FID/KID (never downloaded).")] = None,
 ) -> None:
     """Score a run on its held-out test subjects (SynthRAD rules for CT), or external predictions with --pred/--target."""
-    from pix2gan.checkpoint import find_latest_run
-    from pix2gan.evaluation import evaluate_folders, evaluate_run
-    from pix2gan.metrics import METRICS
+    from pix2gan.runs import find_latest_run
+    from pix2gan.evaluation.paired import evaluate_folders, evaluate_run
+    from pix2gan.evaluation.metrics import METRICS
 
     names = [m.strip().lower() for item in [*metrics, *ctx.args] for m in item.split(",") if m.strip()]
     for name in names:
@@ -406,7 +409,7 @@ def eval_(
     if json_path is not None:
         _check_new_file(json_path, overwrite=True)  # refused now rather than after the evaluation
     if out is not None:
-        from pix2gan.volumes import check_output_folder
+        from pix2gan.io import check_output_folder
 
         check_output_folder(out)
     if pred is not None or target is not None:
@@ -418,7 +421,8 @@ def eval_(
         )
         title = f"{pred} vs {target}"
     else:
-        from pix2gan.checkpoint import load_checkpoint, resolve_checkpoint
+        from pix2gan.checkpoint import load_checkpoint
+        from pix2gan.runs import resolve_checkpoint
 
         if run is not None:
             run_dir = run
@@ -431,7 +435,7 @@ def eval_(
         ckpt = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))  # loaded once; its mode picks the metrics
         mode = ckpt.mode
         if mode != Mode.PAIRED:
-            from pix2gan.gen_eval import evaluate_gan_run
+            from pix2gan.evaluation.generative import evaluate_gan_run
 
             gan_report = evaluate_gan_run(
                 run_dir, checkpoint=ckpt, n_per_class=n_per_class, n_samples=n_samples,
@@ -489,7 +493,7 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def _print_report(report, title: str) -> None:  # noqa: ANN001
-    from pix2gan.evaluation import summarise
+    from pix2gan.evaluation.paired import summarise
 
     units = {"mae": f"MAE ({report.unit})" if report.unit else "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
     table = Table(title=title, title_justify="left")
@@ -530,8 +534,9 @@ def sample(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
 ) -> None:
     """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired)."""
-    from pix2gan.checkpoint import find_latest_run, load_checkpoint, resolve_checkpoint
-    from pix2gan.sampling import GanSampler, paired_panels
+    from pix2gan.runs import find_latest_run, resolve_checkpoint
+    from pix2gan.checkpoint import load_checkpoint
+    from pix2gan.infer.sample import GanSampler, paired_panels
 
     run_dir = run if run is not None else (checkpoint.parent.parent if checkpoint is not None else find_latest_run())
     ckpt = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from pix2gan.config import DataConfig, GanLoss, IntensityKind, Mode, ModelConfig, Norm, RunConfig, TrainConfig
 from pix2gan.losses import GANLoss, L1Loss, gan_loss, l1_loss
 from pix2gan.nets import PatchDiscriminator, UNetGenerator
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 
 __all__ = [
     "__version__",

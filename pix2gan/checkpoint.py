@@ -1,4 +1,4 @@
-"""Run-folder layout, atomic checkpoint saving and safe loading.
+"""Checkpoints: atomic saving, safe loading, and the generator rebuilt from what a checkpoint holds.
 
 A checkpoint is a plain dictionary of tensors, numbers and strings, saved with ``torch.save`` through an atomic
 rename and loaded with ``torch.load(weights_only=True)``, so loading never unpickles arbitrary objects. Configs and
@@ -13,12 +13,9 @@ intensity settings are stored as JSON strings::
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy_keys": tensor, "numpy": JSON, "python": JSON},
      "progress": "<JSON: best score, partial sums of the current epoch, non-finite streak>"}
 
-Run folder::
-
-    RUN_DIR/config.json  split.json  log.csv  epochs.csv  loss_curve.png  panels/epoch_NNN.png
-    RUN_DIR/checkpoints/step_SSSSSSSS.pt   the last ``keep_last`` saves
-    RUN_DIR/checkpoints/latest.pt          the newest save (a hard link to its step file)
-    RUN_DIR/checkpoints/best.pt            paired mode: lowest validation MAE (a hard link as well)
+The run folder's layout is in :mod:`pix2gan.runs`. Everything a model needs to be rebuilt and used as trained
+(architecture names and sizes, intensity settings, modality names, slice axis) is in ``config`` and ``intensity``,
+so :meth:`LoadedCheckpoint.generator` needs nothing else.
 """
 
 from __future__ import annotations
@@ -35,21 +32,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 import pix2gan
 from pix2gan.config import Mode, RunConfig
 from pix2gan.data.intensity import IntensityMap
-from pix2gan.volumes import InputError, atomic_path, fsync_folder
+from pix2gan.errors import InputError
+from pix2gan.io import atomic_path, fsync_folder
+from pix2gan.nets import build_generator
+from pix2gan.runs import RunLayout
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
-    "RunLayout",
     "save_checkpoint",
     "load_checkpoint",
     "LoadedCheckpoint",
-    "find_latest_run",
-    "resolve_checkpoint",
     "save_run_checkpoint",
     "resume_candidates",
 ]
@@ -59,49 +57,6 @@ _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 FORMAT = "pix2gan-checkpoint"
 FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class RunLayout:
-    """Paths inside a run folder."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def split(self) -> Path:
-        return self.root / "split.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.csv"
-
-    @property
-    def epochs(self) -> Path:
-        return self.root / "epochs.csv"
-
-    @property
-    def loss_curve(self) -> Path:
-        return self.root / "loss_curve.png"
-
-    @property
-    def panels(self) -> Path:
-        return self.root / "panels"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def latest(self) -> Path:
-        return self.checkpoints / "latest.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.checkpoints / "best.pt"
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -177,6 +132,20 @@ class LoadedCheckpoint:
     def mode(self) -> Mode:
         return self.config.train.mode
 
+    def generator(self, device: torch.device | str = "cpu") -> nn.Module:
+        """The trained generator, rebuilt through the network registry, in eval mode on ``device``.
+
+        Raises:
+            InputError: the weights do not fit the architecture the checkpoint's config describes.
+        """
+        try:
+            net = build_generator(self.config, init=False)
+            net.load_state_dict(self.raw["generator"])
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputError(f"{self.path}: generator weights do not match its model config ({first})") from None
+        return net.to(device).eval()
+
     def require(self, mode: Mode) -> LoadedCheckpoint:
         """This checkpoint, if it is of ``mode``; else one clear InputError."""
         _check_mode(self.path, self.mode, mode)
@@ -243,27 +212,3 @@ def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> Loa
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: checkpoint is incomplete or damaged ({type(exc).__name__}: {exc})") from None
     return LoadedCheckpoint(path=path, config=config, src_map=src_map, dst_map=dst_map, raw=raw, info=info)
-
-
-def find_latest_run(root: str | Path = "runs") -> Path:
-    """The most recently written run folder under ``root`` that has a ``checkpoints/latest.pt``."""
-    root = Path(root)
-    runs = [p for p in root.glob("*/checkpoints/latest.pt")] if root.is_dir() else []
-    if not runs:
-        raise InputError(f"{root}: no trained run found (train one with `pix2gan train`, or pass --run / --checkpoint)")
-    return max(runs, key=lambda p: p.stat().st_mtime).parent.parent
-
-
-def resolve_checkpoint(run: Path | None = None, checkpoint: Path | None = None, runs_root: Path = Path("runs")) -> Path:
-    """The checkpoint a command should use: ``--checkpoint``, else ``--run``'s best (or latest), else the newest run."""
-    if checkpoint is not None:
-        return checkpoint
-    if run is None:
-        run = find_latest_run(runs_root)
-    if not run.is_dir():
-        raise InputError(f"{run}: run folder not found")
-    layout = RunLayout(run)
-    for candidate in (layout.best, layout.latest):
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"{run}: run folder has no checkpoints/best.pt or latest.pt")

@@ -19,6 +19,10 @@ from typing import Any, TypeVar
 
 __all__ = [
     "RunConfig",
+    "MODE_DEFAULTS",
+    "OPTIONS",
+    "option_default",
+    "bundled_samples",
     "Mode",
     "Norm",
     "GanLoss",
@@ -116,7 +120,8 @@ class DataConfig(_FromDict):
         dst: target modality name (network output), e.g. ``ct``.
         mask: optional body-mask modality name; used for metrics and to skip empty slices.
         slice_axis: array axis the volume is sliced along (2 = axial for RAS-ordered scans).
-        src_intensity / dst_intensity: normalisation of each modality (``hu`` or ``percentile``).
+        src_intensity / dst_intensity: normalisation of each modality (``hu`` or ``percentile``); default from the
+            modality's name: CT-like names (``ct``, ``cbct``, ``sct``) get the HU window, others percentiles.
         percentiles: lower/upper percentiles for ``percentile`` normalisation.
         hu_window: clip window in HU for ``hu`` normalisation (SynthRAD: [-1024, 3000]).
         val_fraction / test_fraction: share of subjects held out (at least one each when there are >= 3).
@@ -132,8 +137,8 @@ class DataConfig(_FromDict):
     dst: str = "ct"
     mask: str | None = "mask"
     slice_axis: int = 2
-    src_intensity: IntensityKind = IntensityKind.PERCENTILE
-    dst_intensity: IntensityKind = IntensityKind.HU
+    src_intensity: IntensityKind | None = None  # None: from the modality's name (default_intensity)
+    dst_intensity: IntensityKind | None = None
     percentiles: tuple[float, float] = (0.5, 99.5)
     hu_window: tuple[float, float] = (-1024.0, 3000.0)
     val_fraction: float = 0.1
@@ -145,6 +150,10 @@ class DataConfig(_FromDict):
     download: bool = False
 
     def __post_init__(self) -> None:
+        if self.src_intensity is None:
+            self.src_intensity = self.default_intensity(self.src)
+        if self.dst_intensity is None:
+            self.dst_intensity = self.default_intensity(self.dst)
         self.src_intensity = _check_enum("DataConfig", "src_intensity", self.src_intensity, IntensityKind)
         self.dst_intensity = _check_enum("DataConfig", "dst_intensity", self.dst_intensity, IntensityKind)
         self.percentiles = tuple(float(p) for p in self.percentiles)  # type: ignore[assignment]
@@ -172,8 +181,10 @@ class ModelConfig(_FromDict):
     """Generator and discriminator architecture.
 
     Args:
+        generator: generator architecture, a name in :func:`pix2gan.nets.generator_names` (``unet``, ``resnet9``, ...).
+        discriminator: discriminator architecture (``patchgan``).
         in_channels / out_channels: channels of the source and target images.
-        depth: number of U-Net down-sampling steps; inputs must be multiples of ``2 ** depth`` (8 = unet_256).
+        depth: number of U-Net down-sampling steps; U-Net inputs must be multiples of ``2 ** depth`` (8 = unet_256).
         base_filters: filters of the first U-Net level (``ngf``), doubled per level up to 8x.
         norm: ``batch`` (pix2pix) or ``instance``.
         dropout: dropout 0.5 in the deepest decoder levels, as in pix2pix.
@@ -183,6 +194,8 @@ class ModelConfig(_FromDict):
 
     # demo-sized defaults: ~1 M generator parameters that train in ~5 minutes on 2 CPU cores;
     # pix2pix's unet_256 is depth=8, base_filters=64, disc_filters=64
+    generator: str = "unet"
+    discriminator: str = "patchgan"
     in_channels: int = 1
     out_channels: int = 1
     depth: int = 5
@@ -202,17 +215,14 @@ class ModelConfig(_FromDict):
         if not 1 <= self.disc_layers <= 6:
             raise ValueError(f"ModelConfig.disc_layers must be in [1, 6], got {self.disc_layers}")
 
-    @property
-    def multiple(self) -> int:
-        """Spatial sizes the generator accepts are multiples of this."""
-        return 2**self.depth
-
 
 @dataclass
 class GanModelConfig(_FromDict):
     """Noise-to-image (DCGAN) and class-conditional (CGAN) networks.
 
     Args:
+        generator: generator architecture (``dcgan``: DCGAN, conditioned by a label embedding in class mode; ``mlp``).
+        discriminator: discriminator architecture (``dcgan``: DCGAN, a projection discriminator in class mode; ``mlp``).
         latent_dim: size of the noise vector z.
         channels: image channels (1 grayscale, 3 RGB; 0 = take them from the data when training starts).
         image_size: side of the square images: 28, 32, 64 or 128.
@@ -222,6 +232,8 @@ class GanModelConfig(_FromDict):
         embed_dim: size of the learned label embedding concatenated with z in the conditional generator.
     """
 
+    generator: str = "dcgan"
+    discriminator: str = "dcgan"
     latent_dim: int = 64
     channels: int = 1
     image_size: int = 32
@@ -242,15 +254,27 @@ class GanModelConfig(_FromDict):
             raise ValueError(f"GanModelConfig.num_classes must be 0 (unconditional) or >= 2, got {self.num_classes}")
 
 
+# defaults that differ between modes: pix2pix's (demo-sized crops) for paired runs, DCGAN-sized for GANs
+MODE_DEFAULTS: dict[Mode, dict[str, int]] = {
+    Mode.PAIRED: {"epochs": 100, "batch_size": 4, "image_size": 64},
+    Mode.NOISE: {"epochs": 200, "batch_size": 32, "image_size": 32},
+    Mode.CLASS: {"epochs": 200, "batch_size": 32, "image_size": 32},
+}
+
+
 @dataclass
 class TrainConfig(_FromDict):
     """Optimisation settings (pix2pix defaults) and run bookkeeping.
 
+    ``epochs``, ``batch_size`` and ``image_size`` left at None take the defaults of the mode (:data:`MODE_DEFAULTS`):
+    pix2pix's for paired runs, DCGAN-sized ones for noise and class runs.
+
     Args:
-        mode: training mode (``paired``).
+        mode: training mode (``paired``, ``noise`` or ``class``).
         epochs: epochs in total; the learning rate decays linearly to 0 over the second half.
-        batch_size: slices per step.
-        image_size: side of the square random crop fed to the networks (a multiple of ``2 ** depth``).
+        batch_size: slices (images) per step.
+        image_size: paired: side of the square random crop fed to the networks (a multiple of the generator's padding
+            multiple); noise/class: mirrors ``GanModelConfig.image_size``.
         lr: Adam learning rate for both networks (2e-4).
         betas: Adam betas ((0.5, 0.999)).
         lambda_l1: weight of the L1 reconstruction term (100).
@@ -278,9 +302,9 @@ class TrainConfig(_FromDict):
     """
 
     mode: Mode = Mode.PAIRED
-    epochs: int = 100
-    batch_size: int = 4
-    image_size: int = 64
+    epochs: int | None = None
+    batch_size: int | None = None
+    image_size: int | None = None
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     lambda_l1: float = 100.0
@@ -307,6 +331,9 @@ class TrainConfig(_FromDict):
 
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
+        for name, value in MODE_DEFAULTS[self.mode].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         self.gan_loss = _check_enum("TrainConfig", "gan_loss", self.gan_loss, GanLoss)  # type: ignore[assignment]
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         for name in ("epochs", "batch_size", "image_size"):
@@ -332,12 +359,76 @@ class TrainConfig(_FromDict):
 
 @dataclass
 class RunConfig:
-    """Everything a run was started with; ``config.json`` in the run folder."""
+    """Everything a run was started with; ``config.json`` in the run folder and a JSON string in every checkpoint.
+
+    ``model`` holds the paired networks (generator and PatchGAN), ``gan`` the noise/class networks; ``train.mode``
+    says which of them a run uses. Build one from flat option names (as the CLI does) with :meth:`from_options`, so
+    Python callers and the command line get the same defaults.
+
+    Example:
+        >>> cfg = RunConfig.from_options("noise")
+        >>> (cfg.mode.value, cfg.train.epochs, cfg.train.batch_size, cfg.gan.image_size)
+        ('noise', 200, 32, 32)
+        >>> RunConfig.from_options("paired", src="t1", dst="ct", filters=32).model.base_filters
+        32
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     gan: GanModelConfig = field(default_factory=GanModelConfig)
+
+    @property
+    def mode(self) -> Mode:
+        return self.train.mode
+
+    @property
+    def nets(self) -> ModelConfig | GanModelConfig:
+        """The section of the networks this run's mode uses."""
+        return self.model if self.mode == Mode.PAIRED else self.gan
+
+    def run_name(self) -> str:
+        """Short name of the run (``t1-ct`` style for paired runs, the mode otherwise) for default run folders."""
+        return f"{self.data.src}2{self.data.dst}" if self.mode == Mode.PAIRED else self.mode.value
+
+    @classmethod
+    def from_options(cls, mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
+        """A configuration from flat option names (those of ``pix2gan train``); None values mean "the default".
+
+        Options that name a network setting go to the section of the mode (``filters`` is the U-Net's ``ngf`` in
+        paired mode and the DCGAN's in noise/class modes). ``data`` defaults to the bundled phantoms; folders are made
+        absolute so a run can be resumed from anywhere.
+
+        Raises:
+            ValueError: an unknown mode, option or value.
+        """
+        from pix2gan.data.images import TORCHVISION_SETS  # local: the data package imports this module
+
+        try:
+            mode = Mode(mode)
+        except ValueError:
+            raise ValueError(f"--mode {mode!r} is not one of {', '.join(m.value for m in Mode)}") from None
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)}")
+        sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}}
+        paired = mode == Mode.PAIRED
+        for name, value in given.items():
+            for section, key in OPTIONS[name]:
+                if section in ("model", "gan") and (section == "model") != paired:
+                    continue
+                sections[section][key] = value
+        if "beta1" in given or "beta2" in given:  # each overrides one of the pair
+            default = TrainConfig.__dataclass_fields__["betas"].default
+            sections["train"]["betas"] = (given.get("beta1", default[0]), given.get("beta2", default[1]))
+        data = sections["data"]
+        root = str(data.get("root", bundled_samples()))
+        data["root"] = root if not paired and root in TORCHVISION_SETS else str(Path(root).resolve())
+        if data.get("mask") == "":
+            data["mask"] = None
+        return cls(data=DataConfig(**data), model=ModelConfig(**sections["model"]),
+                   train=TrainConfig(**sections["train"]), gan=GanModelConfig(**sections["gan"]))  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -349,9 +440,91 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Rebuild from :meth:`to_dict`'s output; configs written before the architecture names existed get the
+        defaults (``unet`` / ``patchgan``, ``dcgan``), which are what they trained."""
         return cls(
             data=DataConfig.from_dict(data["data"]),
             model=ModelConfig.from_dict(data["model"]),
             train=TrainConfig.from_dict(data["train"]),
             gan=GanModelConfig.from_dict(data.get("gan", {})),
         )
+
+
+# option name of `pix2gan train` -> (section, field) it sets; options naming a network setting appear once per
+# network family and go to the family of the run's mode (see RunConfig.from_options)
+OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "data": (("data", "root"),),
+    "src": (("data", "src"),),
+    "dst": (("data", "dst"),),
+    "mask": (("data", "mask"),),
+    "slice_axis": (("data", "slice_axis"),),
+    "val_fraction": (("data", "val_fraction"),),
+    "test_fraction": (("data", "test_fraction"),),
+    "split_seed": (("data", "split_seed"),),
+    "labels": (("data", "labels"),),
+    "data_root": (("data", "data_root"),),
+    "download": (("data", "download"),),
+    "generator": (("model", "generator"), ("gan", "generator")),
+    "discriminator": (("model", "discriminator"), ("gan", "discriminator")),
+    "depth": (("model", "depth"),),
+    "filters": (("model", "base_filters"), ("gan", "gen_filters")),
+    "disc_filters": (("model", "disc_filters"), ("gan", "disc_filters")),
+    "disc_layers": (("model", "disc_layers"),),
+    "norm": (("model", "norm"),),
+    "dropout": (("model", "dropout"),),
+    "latent_dim": (("gan", "latent_dim"),),
+    "channels": (("gan", "channels"),),
+    "embed_dim": (("gan", "embed_dim"),),
+    "image_size": (("train", "image_size"), ("gan", "image_size")),
+    "epochs": (("train", "epochs"),),
+    "batch_size": (("train", "batch_size"),),
+    "lr": (("train", "lr"),),
+    "lr_d": (("train", "lr_d"),),
+    "beta1": (),
+    "beta2": (),
+    "lambda_l1": (("train", "lambda_l1"),),
+    "gan_loss": (("train", "gan_loss"),),
+    "seed": (("train", "seed"),),
+    "flip": (("train", "flip"),),
+    "workers": (("train", "num_workers"),),
+    "device": (("train", "device"),),
+    "threads": (("train", "threads"),),
+    "d_steps": (("train", "d_steps"),),
+    "label_smoothing": (("train", "label_smoothing"),),
+    "augment": (("train", "augment"),),
+    "checkpoint_every": (("train", "checkpoint_every"),),
+    "checkpoint_minutes": (("train", "checkpoint_minutes"),),
+    "keep_last": (("train", "keep_last"),),
+    "max_nonfinite": (("train", "max_nonfinite"),),
+    "precision": (("train", "precision"),),
+    "channels_last": (("train", "channels_last"),),
+    "compile": (("train", "compile"),),
+    "device_crop": (("train", "device_crop"),),
+}
+
+
+def option_default(name: str, mode: Mode | str = Mode.PAIRED) -> Any:
+    """The value option ``name`` takes when it is not given, in ``mode`` (for help texts).
+
+    Example:
+        >>> option_default("epochs", "paired"), option_default("epochs", "class"), option_default("filters", "noise")
+        (100, 200, 32)
+    """
+    cfg = RunConfig.from_options(mode) if name != "data" else None
+    if cfg is None:
+        return "the bundled samples/"
+    if name in ("beta1", "beta2"):
+        return cfg.train.betas[name == "beta2"]
+    mode = Mode(mode)
+    for section, key in OPTIONS[name]:
+        if section in ("model", "gan") and (section == "model") != (mode == Mode.PAIRED):
+            continue
+        value = getattr(getattr(cfg, section), key)
+        return value.value if isinstance(value, enum.Enum) else value
+    return None
+
+
+def bundled_samples() -> Path:
+    """The phantoms shipped in the source tree's ``samples/`` folder (``./samples`` when pix2gan is installed elsewhere)."""
+    here = Path(__file__).resolve().parent.parent / "samples"
+    return here if here.is_dir() else Path("samples")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2gan.volumes import atomic_path
+from pix2gan.io import atomic_path
 
-__all__ = ["compose_panel", "save_panel", "save_loss_curve", "compose_grid", "save_grid"]
+__all__ = ["compose_panel", "save_panel", "panel_rows", "save_loss_curve", "compose_grid", "save_grid"]
 
 _TILE = 192  # target tile side in pixels; images are scaled up by an integer factor (nearest neighbour)
 _HEADER, _MARGIN, _GAP = 22, 130, 4
@@ -170,3 +170,27 @@ def save_grid(path: str | Path, images: np.ndarray, nrow: int, *, row_labels: Se
     image = compose_grid(images, nrow, row_labels=row_labels)
     with atomic_path(path, overwrite=True) as tmp:
         image.save(tmp, format="PNG")
+
+
+def panel_rows(
+    source: np.ndarray | None, pred: np.ndarray, target: np.ndarray | None, axis: int, mask: np.ndarray | None
+) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """Three slices through the body (25 %, 50 %, 75 % of the masked extent) along ``axis``.
+
+    Each row holds ``prediction``, and ``source`` / ``target`` and ``|error|`` when those volumes are given.
+    """
+    fg = (mask if mask is not None else np.ones(pred.shape, dtype=bool)).astype(bool)
+    per_slice = np.moveaxis(fg, axis, 0).reshape(fg.shape[axis], -1).sum(1)
+    filled = np.flatnonzero(per_slice > 0) if per_slice.any() else np.arange(fg.shape[axis])
+    picks = sorted({int(filled[int(round(q * (len(filled) - 1)))]) for q in (0.25, 0.5, 0.75)})
+    rows = []
+    for k in picks:
+        p = np.take(pred, k, axis=axis)
+        row = {"prediction": p}
+        if target is not None:
+            t = np.take(target, k, axis=axis)
+            row.update({"target": t, "|error|": np.abs(p - t)})
+        if source is not None:
+            row["source"] = np.take(source, k, axis=axis)
+        rows.append(row)
+    return rows, [f"slice {k}" for k in picks]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pix2gan.baseline import LookupTable
+from pix2gan.evaluation.baseline import LookupTable
 
 
 def test_median_per_bin_minimises_l1():

@@ -3,9 +3,11 @@ import json
 import pytest
 import torch
 
-from pix2gan.checkpoint import FORMAT_VERSION, RunLayout, find_latest_run, load_checkpoint, resolve_checkpoint, save_checkpoint
+from pix2gan.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+
+from pix2gan.runs import RunLayout, find_latest_run, resolve_checkpoint
 from pix2gan.config import Mode
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 
 
 def test_run_folder_has_everything(tiny_run):

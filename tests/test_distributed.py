@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pix2gan.checkpoint import RunLayout
+from pix2gan.runs import RunLayout
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
 

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 import pix2gan.train as train_mod
-from pix2gan.checkpoint import RunLayout
+from pix2gan.runs import RunLayout
 from pix2gan.config import TrainConfig
-from pix2gan.engine import StepContext, resolve_precision
-from pix2gan.train import TrainingInterrupted, fit, paired_step, resume_run
+from pix2gan.train.hardware import StepContext
+from pix2gan.device import resolve_precision
+from pix2gan.errors import TrainingInterrupted
+from pix2gan.train import fit, paired_step, resume_run
 from conftest import tiny_config
 
 CPU = torch.device("cpu")
@@ -102,8 +104,8 @@ def test_fp16_channels_last_run_resumes_bit_identical_with_its_scaler(tiny_data,
 def test_translate_in_bf16_is_close_to_fp32(tiny_run, tiny_data):
     import numpy as np
 
-    from pix2gan.translate import Translator
-    from pix2gan.volumes import load_volume
+    from pix2gan.infer.translate import Translator
+    from pix2gan.io import load_volume
 
     volume = load_volume(tiny_data / "sub-001" / "t1.nii.gz").data
     fp32 = Translator.from_checkpoint(RunLayout(tiny_run).latest, device="cpu").translate_array(volume)

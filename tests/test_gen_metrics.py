@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from pix2gan.gen_metrics import (
+from pix2gan.evaluation.features import (
     InceptionFeatures,
     SmallClassifier,
     _shift,
@@ -27,7 +27,7 @@ from pix2gan.gen_metrics import (
     train_classifier,
     train_rotation_features,
 )
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 
 # ------------------------------------------------------------------------------------------------ Fréchet, KID, diversity
 

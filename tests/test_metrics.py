@@ -5,7 +5,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.util import crop
 
-from pix2gan.metrics import evaluate, mae, psnr, ssim
+from pix2gan.evaluation.metrics import evaluate, mae, psnr, ssim
 
 WINDOW = (-1024.0, 3000.0)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pix2gan.baseline import LookupTable
+from pix2gan.evaluation.baseline import LookupTable
 from pix2gan.config import IntensityKind
 from pix2gan.data.intensity import IntensityMap
 from pix2gan.data.phantom import Tissue, make_subject, write_dataset

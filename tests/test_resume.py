@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from pix2gan.checkpoint import RunLayout, load_checkpoint, save_run_checkpoint
+from pix2gan.runs import RunLayout
+
+from pix2gan.checkpoint import load_checkpoint, save_run_checkpoint
 from pix2gan.data.digits import write_digit_folder
 
 PAIRED = ["--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2", "--image-size", "32",

@@ -14,7 +14,7 @@ from pix2gan.config import ModelConfig, RunConfig
 from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.slices import from_slices, to_slices
 from pix2gan.nets import UNetGenerator, init_weights
-from pix2gan.translate import Translator, predict_slices
+from pix2gan.infer.translate import Translator, predict_slices
 
 
 def make_translator(axis: int = 2, batch_size: int = 4, generator: torch.nn.Module | None = None) -> Translator:

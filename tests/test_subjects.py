@@ -5,7 +5,7 @@ import pytest
 
 from helpers import write_nifti
 from pix2gan.data.subjects import find_subjects, load_subject, split_subjects
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 
 
 def test_find_subjects_in_generated_data(tiny_data):

@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
-from pix2gan.checkpoint import RunLayout
+from pix2gan.runs import RunLayout
 from pix2gan.config import ModelConfig, RunConfig, TrainConfig
 from pix2gan.train import fit, linear_decay
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 from conftest import tiny_config
 
 

@@ -13,12 +13,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import pix2gan.train as train_mod
-from pix2gan.checkpoint import RunLayout, load_checkpoint
+from pix2gan.runs import RunLayout
+from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import RunConfig
-from pix2gan.engine import StepContext
-from pix2gan.train import TrainingError, fit, resume_run
-from pix2gan.translate import Translator
-from pix2gan.volumes import InputError
+from pix2gan.train.hardware import StepContext
+from pix2gan.errors import TrainingError
+from pix2gan.train import fit, resume_run
+from pix2gan.infer.translate import Translator
+from pix2gan.errors import InputError
 from conftest import tiny_config
 
 

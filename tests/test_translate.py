@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from helpers import oblique_affine, write_nifti
-from pix2gan.checkpoint import RunLayout
+from pix2gan.runs import RunLayout
 from pix2gan.config import ModelConfig, RunConfig
 from pix2gan.data.intensity import intensity_maps
 from pix2gan.nets import UNetGenerator
-from pix2gan.translate import Translator, plan_outputs, predict_slices
-from pix2gan.volumes import GEOMETRY_FIELDS, InputError
+from pix2gan.infer.translate import Translator, predict_slices
+from pix2gan.infer.outputs import plan_outputs
+from pix2gan.io import GEOMETRY_FIELDS
+from pix2gan.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from helpers import oblique_affine, write_nifti
-from pix2gan.volumes import GEOMETRY_FIELDS, InputError, atomic_path, check_same_grid, load_volume, save_like
+from pix2gan.io import GEOMETRY_FIELDS, atomic_path, check_same_grid, load_volume, save_like
+from pix2gan.errors import InputError
 
 
 def test_load_applies_scaling_and_keeps_header(tmp_path):

@@ -30,14 +30,14 @@ def crop_batch(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Ten
     """Crop every item of a collated ``crop_on_device`` batch at its ``(top, left)`` and flip those with ``flip``.
 
     Args:
-        batch: ``src``, ``dst`` (B, 1, Hc, Wc) float, ``mask`` (B, 1, Hc, Wc) bool, and ``top``, ``left`` (B,)
+        batch: ``src``, ``dst`` (B, 1, Hc, Wc) float, optionally ``mask`` (B, 1, Hc, Wc) bool, and ``top``, ``left`` (B,)
             integers and ``flip`` (B,) bool, as collated from ``PairedSlices(..., crop_on_device=True)`` items.
             The images may be on any device; ``top`` and ``left`` are best left on the CPU (reading them back from
             the GPU costs one synchronisation per batch).
         size: crop size S, the data set's ``image_size``.
 
     Returns:
-        ``src``, ``dst`` (B, 1, S, S) contiguous and ``mask`` (B, 1, S, S) bool, on the images' device.
+        ``src``, ``dst`` (B, 1, S, S) contiguous (and ``mask`` (B, 1, S, S) bool), on the images' device.
 
     Raises:
         ValueError: a crop reaching outside the canvas.
@@ -55,7 +55,7 @@ def crop_batch(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Ten
     boxes = torch.stack([x0, y0, x1, y0, x1, y1, x0, y1], -1).reshape(-1, 4, 2)  # (B, 4, 2) on the CPU
     flip = batch["flip"].to(src.device, torch.bool, non_blocking=True).reshape(-1, 1, 1, 1)
     out = {}
-    for key in ("src", "dst", "mask"):
+    for key in (k for k in ("src", "dst", "mask") if k in batch):
         crop = crop_by_indices(batch[key], boxes, (size, size), interpolation="nearest")
         out[key] = torch.where(flip, vflip(crop), crop).contiguous()
     return out

@@ -176,7 +176,7 @@ def write_digit_folder(
     """
     from PIL import Image
 
-    from pix2gan.volumes import atomic_path, atomic_write_json  # local: volumes imports nibabel
+    from pix2gan.io import atomic_path, atomic_write_json  # local: volumes imports nibabel
 
     out = Path(out_dir)
     folders = [out / str(d) for d in range(10)]

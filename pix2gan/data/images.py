@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 
 if TYPE_CHECKING:
     from pix2gan.config import RunConfig
@@ -373,7 +373,7 @@ def load_nifti_slices(
     from pix2gan.config import DataConfig
     from pix2gan.data.intensity import IntensityMap
     from pix2gan.data.subjects import find_subjects
-    from pix2gan.volumes import load_volume
+    from pix2gan.io import load_volume
 
     root = Path(root)
     image_size = _check_size(image_size)

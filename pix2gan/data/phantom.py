@@ -261,7 +261,7 @@ def write_dataset(
     Returns:
         The subject folders written.
     """
-    from pix2gan.volumes import atomic_write_json, check_output_folder, save_nifti  # local: volumes imports nibabel
+    from pix2gan.io import atomic_write_json, check_output_folder, save_nifti  # local: volumes imports nibabel
 
     if n_subjects < 1:
         raise ValueError(f"--subjects must be >= 1, got {n_subjects}")

@@ -17,7 +17,7 @@ from pix2gan.config import DataConfig
 from pix2gan.data.batches import item_generator
 from pix2gan.data.intensity import IntensityMap, Scale
 from pix2gan.data.subjects import Subject, load_subject
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 
 __all__ = ["SubjectSlices", "SliceCache", "PairedSlices", "to_slices", "from_slices", "pad_to"]
 
@@ -123,7 +123,8 @@ class SliceCache:
 
 
 class PairedSlices(Dataset):
-    """Paired (source, target, mask) crops of size ``image_size`` from a :class:`SliceCache`.
+    """Paired (source, target) crops of size ``image_size`` from a :class:`SliceCache`, and the body mask's crop
+    when ``with_mask`` (a loss that weights by the mask asks for it; otherwise it is not shipped).
 
     Slices smaller than the crop are padded with -1 (air after normalisation). Training crops are random and
     optionally flipped left-right; evaluation crops are centred.
@@ -134,8 +135,8 @@ class PairedSlices(Dataset):
     exactly the items of the default mode.
 
     Shape:
-        Each item is a dict with ``src`` and ``dst`` of shape (1, S, S) float32 and ``mask`` (1, S, S) bool.
-        With ``crop_on_device``: ``src``, ``dst`` (1, Hc, Wc) float32 and ``mask`` (1, Hc, Wc) bool, where
+        Each item is a dict with ``src`` and ``dst`` of shape (1, S, S) float32 (and ``mask`` (1, S, S) bool).
+        With ``crop_on_device``: ``src``, ``dst`` (1, Hc, Wc) float32 (and ``mask`` (1, Hc, Wc) bool), where
         (Hc, Wc) = (max(S, largest slice height), max(S, largest slice width)) over the cache, plus ``top`` and
         ``left`` (int64 scalars: the crop's corner on that canvas) and ``flip`` (bool scalar: flip the crop along
         dim -2).
@@ -150,6 +151,7 @@ class PairedSlices(Dataset):
         flip: bool = True,
         min_foreground: float = 0.0,
         crop_on_device: bool = False,
+        with_mask: bool = False,
     ) -> None:
         if any(s.dst is None for s in cache.subjects):
             raise ValueError("PairedSlices needs a SliceCache built with the target modality")
@@ -158,6 +160,7 @@ class PairedSlices(Dataset):
         self.train = train
         self.flip = flip and train
         self.crop_on_device = crop_on_device and train
+        self.with_mask = with_mask
         # one canvas for every item of the cache, so that uncropped items batch together
         self.canvas = (
             max([image_size] + [s.src.shape[-2] for s in cache.subjects]),
@@ -200,21 +203,17 @@ class PairedSlices(Dataset):
         region = (slice(None), slice(pt, pt + h), slice(pl, pl + w))
         # (x + 1) - 1 as in _crop, which shifts before padding: float32 rounding makes it differ from x near 0
         images[region] = torch.stack([src, dst]) + 1.0 - 1.0
-        canvas_mask = torch.zeros((1, hc, wc), dtype=torch.bool)
-        canvas_mask[region] = mask
-        return {
-            "src": images[0:1],
-            "dst": images[1:2],
-            "mask": canvas_mask,
-            "top": top.to(torch.int64),
-            "left": left.to(torch.int64),
-            "flip": torch.tensor(flip),
-        }
+        item = {"src": images[0:1], "dst": images[1:2]}
+        if self.with_mask:
+            item["mask"] = torch.zeros((1, hc, wc), dtype=torch.bool)
+            item["mask"][region] = mask
+        return {**item, "top": top.to(torch.int64), "left": left.to(torch.int64), "flip": torch.tensor(flip)}
 
     def _crop(self, s: SubjectSlices, k: int, rng: torch.Generator | None) -> dict[str, torch.Tensor]:
-        stack = torch.stack([s.src[k], s.dst[k], s.mask[k].float()])  # type: ignore[index]  # (3, H, W)
+        channels = [s.src[k], s.dst[k], *([s.mask[k].float()] if self.with_mask else [])]  # type: ignore[index]
+        stack = torch.stack(channels)  # (2 or 3, H, W)
         # pad with the background of each channel: -1 (air) for images, 0 for the mask
-        shift = torch.tensor([1.0, 1.0, 0.0])[:, None, None]
+        shift = torch.tensor([1.0, 1.0, 0.0][: len(channels)])[:, None, None]
         stack, _ = pad_to(stack + shift, self.size, self.size, 0.0)
         stack = stack - shift
         h, w = stack.shape[-2:]
@@ -226,4 +225,7 @@ class PairedSlices(Dataset):
         crop = stack[:, top : top + self.size, left : left + self.size]
         if self.flip and bool(torch.rand((), generator=rng) < 0.5):
             crop = crop.flip(-2)  # first in-plane axis: left-right for axial slices of an RAS-ordered volume
-        return {"src": crop[0:1].contiguous(), "dst": crop[1:2].contiguous(), "mask": crop[2:3] > 0.5}
+        item = {"src": crop[0:1].contiguous(), "dst": crop[1:2].contiguous()}
+        if self.with_mask:
+            item["mask"] = crop[2:3] > 0.5
+        return item

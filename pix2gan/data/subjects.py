@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2gan.volumes import NIFTI_SUFFIXES, InputError, Volume, check_same_grid, load_volume
+from pix2gan.io import NIFTI_SUFFIXES, Volume, check_same_grid, load_volume
+
+from pix2gan.errors import InputError
 
 __all__ = ["Subject", "find_subjects", "split_subjects", "load_subject", "modality_file"]
 

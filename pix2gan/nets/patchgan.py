@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pix2gan.config import ModelConfig, Norm
-from pix2gan.nets.unet import norm_layer
+from pix2gan.config import ModelConfig, Norm, RunConfig
+from pix2gan.nets.layers import norm_layer
 
 __all__ = ["PatchDiscriminator", "receptive_field"]
 
@@ -68,6 +68,10 @@ class PatchDiscriminator(nn.Module):
     def from_config(cls, config: ModelConfig) -> PatchDiscriminator:
         """Conditional discriminator for a paired model: input is source (+) target channels."""
         return cls(config.in_channels + config.out_channels, config.disc_filters, config.disc_layers, config.norm)
+
+    @classmethod
+    def from_run_config(cls, cfg: RunConfig) -> PatchDiscriminator:
+        return cls.from_config(cfg.model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

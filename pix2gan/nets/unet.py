@@ -11,28 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pix2gan.config import ModelConfig, Norm
+from pix2gan.config import ModelConfig, Norm, RunConfig
+from pix2gan.nets.layers import norm_layer
 
-__all__ = ["UNetGenerator", "norm_layer", "init_weights"]
-
-
-def norm_layer(norm: Norm, channels: int) -> nn.Module:
-    """The normalisation pix2pix uses: affine BatchNorm, or InstanceNorm without affine or running stats."""
-    if norm == Norm.BATCH:
-        return nn.BatchNorm2d(channels)
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-
-
-def init_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """pix2pix's ``normal`` init: conv weights ~ N(0, gain), norm scales ~ N(1, gain), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, gain)
-            nn.init.zeros_(m.bias)
+__all__ = ["UNetGenerator"]
 
 
 class UNetGenerator(nn.Module):
@@ -82,8 +64,17 @@ class UNetGenerator(nn.Module):
                     layers.append(nn.Dropout(0.5))
             self.up.append(nn.Sequential(*layers))
 
+    @classmethod
+    def from_run_config(cls, cfg: RunConfig) -> UNetGenerator:
+        return cls(cfg.model)
+
+    @property
+    def multiple(self) -> int:
+        """In-plane sizes the generator accepts are multiples of this (each level halves them)."""
+        return 2**self.config.depth
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        multiple = self.config.multiple
+        multiple = self.multiple
         if x.ndim != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple:
             raise ValueError(
                 f"UNetGenerator(depth={self.config.depth}) needs (B, C, H, W) with H, W multiples of {multiple}, "

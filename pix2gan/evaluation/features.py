@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pix2gan.volumes import InputError
+from pix2gan.errors import InputError
 
 __all__ = [
     "INCEPTION_SKIPPED",

@@ -1,6 +1,6 @@
 """How a training step uses the hardware: precision, gradient scaling, channels-last, compile, and DDP.
 
-The step functions in :mod:`pix2gan.train` are written once; a :class:`StepContext` decides how their forward passes
+The step in :mod:`pix2gan.train.step` is written once; a :class:`StepContext` decides how their forward passes
 run (autocast to bf16/fp16 or plain fp32) and how a loss becomes an update (gradient scaler for fp16, skipping
 non-finite losses, agreeing on that skip across DDP ranks). :func:`init_distributed` reads torchrun's environment.
 
@@ -27,29 +27,10 @@ import torch.distributed as dist
 from torch import nn
 
 
-__all__ = ["PRECISIONS", "DistInfo", "broadcast_buffers", "StepContext", "init_distributed", "resolve_precision", "wrap_for_training"]
+from pix2gan.device import resolve_device
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``--precision`` (None = fp32): ``auto`` is bf16 on a GPU that has it, else fp32.
-
-    Example:
-        >>> resolve_precision("auto", torch.device("cpu")) is None
-        True
-        >>> resolve_precision("bf16", torch.device("cpu"))
-        torch.bfloat16
-    """
-    if name not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16 support; use fp16")
-    return _DTYPES[name]
-
+__all__ = ["DistInfo", "StepContext", "broadcast_buffers", "init_distributed", "mean_over_ranks", "rank0_decides",
+           "sync_batchnorm", "wrap_for_training"]  # fmt: skip
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -79,7 +60,6 @@ def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     ``auto``/``cuda`` map to ``cuda:LOCAL_RANK`` under torchrun; NCCL on GPUs, gloo on CPUs. Without torchrun this
     only resolves the device.
     """
-    from pix2gan.translate import resolve_device
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -217,3 +197,24 @@ class StepContext:
             out = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
                    for k, v in out.items()}  # fmt: skip
         return out
+
+
+def mean_over_ranks(losses: dict[str, float], stopping: bool) -> tuple[dict[str, float], bool]:
+    """Mean losses over the ranks, and whether any rank was asked to stop (one all-reduce per step)."""
+    keys = list(losses)
+    t = torch.tensor([*(losses[k] for k in keys), float(stopping)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    world = dist.get_world_size()
+    values = t.cpu().tolist()
+    return {k: v / world for k, v in zip(keys, values, strict=False)}, values[-1] > 0
+
+
+def rank0_decides(flag: bool) -> bool:
+    """Rank 0's value of ``flag`` on every rank (e.g. a time-based checkpoint: rank clocks differ)."""
+    t = torch.tensor([float(flag)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, src=0)
+    return bool(t.item())

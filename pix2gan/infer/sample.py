@@ -12,11 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2gan.checkpoint import LoadedCheckpoint, RunLayout
+from pix2gan.checkpoint import LoadedCheckpoint
+
+from pix2gan.runs import RunLayout
 from pix2gan.config import Mode
 from pix2gan.report import save_grid, save_panel
-from pix2gan.translate import resolve_device
-from pix2gan.volumes import InputError
+from pix2gan.device import resolve_device
+from pix2gan.errors import InputError
 
 __all__ = ["GanSampler", "slerp", "paired_panels"]
 
@@ -43,20 +45,12 @@ class GanSampler:
     """A noise- or class-mode generator with its configuration and class names."""
 
     def __init__(self, ckpt: LoadedCheckpoint, device: str = "auto") -> None:
-        from pix2gan.train import build_gan_networks
-
         if ckpt.mode == Mode.PAIRED:
             raise InputError(f"{ckpt.path}: a paired-mode model; use paired_panels for it")
         self.config = ckpt.config
         self.class_names: list[str] = list(ckpt.info.get("class_names", []))
         self.device = resolve_device(device)
-        generator, _ = build_gan_networks(ckpt.config)
-        try:
-            generator.load_state_dict(ckpt.raw["generator"])
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InputError(f"{ckpt.path}: generator weights do not match its model config ({first})") from None
-        self.generator: nn.Module = generator.to(self.device).eval()
+        self.generator: nn.Module = ckpt.generator(self.device)
         self.conditional = ckpt.mode == Mode.CLASS
 
     @property
@@ -148,8 +142,8 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
                   device: str = "auto", overwrite: bool = False) -> Path:  # fmt: skip
     """Source | prediction panels (three slices each) for a paired run's held-out subjects."""
     from pix2gan.data.subjects import find_subjects, load_subject
-    from pix2gan.evaluation import panel_rows
-    from pix2gan.translate import Translator
+    from pix2gan.infer.translate import Translator
+    from pix2gan.report import panel_rows
 
     layout = RunLayout(run_dir)
     if not layout.split.is_file():

@@ -1,14 +1,16 @@
 """Volume -> slices -> generator -> volume in physical units, on the input's exact grid.
 
 The source volume is normalised with its own scale, cut into slices along the slice axis stored with the model,
-padded symmetrically with background (-1) up to a multiple of ``2 ** depth`` in-plane, translated in batches,
+padded symmetrically with background (-1) up to the generator's padding multiple in-plane, translated in batches,
 cropped back, mapped to physical units (HU for CT) and written as float32 with the input's header: same shape,
 affine, qform/sform codes and pixdim.
 
 Translation streams: :func:`stream_slices` normalises, translates and maps back one batch of slices at a time,
 writing each batch straight into one preallocated output volume (or over the source itself, which
 :meth:`Translator.translate_file` does), so memory is bounded by the volume(s) plus one batch, not by several
-full-volume copies. See ``docs/scaling.md``.
+full-volume copies. The generator's inputs are always read from the source, never from slices already replaced by
+predictions: a prediction is written only once no later batch needs its source slice (with neighbouring slices as
+context, that holds back at most ``context`` slices). See ``docs/scaling.md``.
 """
 
 from __future__ import annotations
@@ -26,23 +28,12 @@ from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 from pix2gan.config import Mode, RunConfig
 from pix2gan.data.intensity import IntensityMap
 from pix2gan.data.slices import pad_to
-from pix2gan.nets import UNetGenerator
-from pix2gan.volumes import InputError, Volume, load_volume, save_like
+from pix2gan.device import resolve_device, resolve_precision
+from pix2gan.errors import InputError
+from pix2gan.io import Volume, load_volume, save_like
+from pix2gan.nets import padding_multiple
 
-__all__ = ["predict_slices", "stream_slices", "Translator", "resolve_device", "plan_outputs"]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r} (use auto, cpu or cuda[:N])") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
-    return device
+__all__ = ["predict_slices", "stream_slices", "Translator"]
 
 
 def _forward(
@@ -96,20 +87,23 @@ def stream_slices(
     batch_size: int = 16,
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
+    context: int = 0,
 ) -> np.ndarray:
-    """Translate a volume batch of slices by batch of slices, writing straight into ``out``.
+    """Translate a volume batch of slices by batch of slices, writing into ``out``.
 
-    For each run of ``batch_size`` slices along ``axis``: ``forward`` maps just those slices to [-1, 1], they are
-    padded, translated (under ``torch.inference_mode``) and cropped, and ``inverse`` maps the (B, H, W) prediction to
-    output values, written into the same slices of ``out``. Besides ``volume`` and ``out`` only one batch (and the
-    generator's activations for it) is in memory. ``out`` may be ``volume`` itself: a batch is read before its slices
-    are overwritten, and no slice is read again.
+    For each run of ``batch_size`` slices along ``axis``: ``forward`` maps those source slices (and ``context``
+    neighbours on each side) to [-1, 1]; each slice goes to the generator as a stack of ``2 * context + 1``
+    channels (neighbours beyond the volume's ends repeat the end slice); the prediction is cropped and ``inverse``
+    maps it (B, H, W) to output values, cast to ``out``'s dtype. Besides ``volume`` and ``out`` only one batch, its
+    context and the generator's activations are in memory. ``out`` may be ``volume`` itself: every input is read
+    from the source, and a prediction is written only when no later batch reads its slice.
 
     Args:
         volume: the 3-D source in physical units (any layout; it is only sliced, never copied whole).
         axis: the slice axis.
-        out: array of ``volume``'s shape to fill; the values of ``inverse`` are cast to its dtype.
+        out: array of ``volume``'s shape to fill.
         dtype: autocast dtype of the generator's forward pass (None: fp32).
+        context: neighbouring slices on each side fed as extra channels (0: one slice, pix2pix).
 
     Returns:
         ``out``.
@@ -118,12 +112,21 @@ def stream_slices(
         raise ValueError(f"stream_slices: out shape {out.shape} differs from the volume's {volume.shape}")
     device = device or next(generator.parameters()).device
     src, dst = np.moveaxis(volume, axis, 0), np.moveaxis(out, axis, 0)  # views: (N, H, W)
+    n = src.shape[0]
+    offsets = np.arange(-context, context + 1)
+    held: list[tuple[int, np.ndarray]] = []  # predictions whose source slices a later batch still reads
     with torch.inference_mode():
-        for start in range(0, src.shape[0], batch_size):
-            stop = min(start + batch_size, src.shape[0])
-            batch = np.ascontiguousarray(forward(src[start:stop]), dtype=np.float32)  # (B, H, W) in [-1, 1]
-            pred = _forward(generator, torch.from_numpy(batch)[:, None], multiple, device, dtype)[:, 0].numpy()
-            dst[start:stop] = inverse(pred)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            lo, hi = max(0, start - context), min(n, stop + context)
+            window = np.ascontiguousarray(forward(src[lo:hi]), dtype=np.float32)  # (hi - lo, H, W) in [-1, 1]
+            stacks = window[np.clip(np.arange(start, stop)[:, None] + offsets, 0, n - 1) - lo]  # (B, 2K + 1, H, W)
+            pred = _forward(generator, torch.from_numpy(stacks), multiple, device, dtype)[:, 0].numpy()
+            held += zip(range(start, stop), inverse(pred), strict=True)
+            free = stop - context if stop < n else n  # the next batch reads source slices from stop - context on
+            while held and held[0][0] < free:
+                k, values = held.pop(0)
+                dst[k] = values
     return out
 
 
@@ -132,9 +135,10 @@ class Translator:
 
     Example:
         >>> from pix2gan.config import ModelConfig
-        >>> cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4))
         >>> from pix2gan.data.intensity import intensity_maps
-        >>> tr = Translator(UNetGenerator(cfg.model), cfg, *intensity_maps(cfg.data))
+        >>> from pix2gan.nets import build_generator
+        >>> cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4))
+        >>> tr = Translator(build_generator(cfg), cfg, *intensity_maps(cfg.data))
         >>> tr.translate_array(np.random.rand(10, 12, 5).astype(np.float32) * 500).shape
         (10, 12, 5)
     """
@@ -150,7 +154,7 @@ class Translator:
         batch_size: int = 16,
         precision: str = "auto",
     ) -> None:
-        from pix2gan.engine import resolve_precision
+        from pix2gan.device import resolve_precision
 
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.dtype = resolve_precision(precision, self.device)  # auto: bf16 on GPUs that have it, fp32 on CPU
@@ -159,6 +163,7 @@ class Translator:
         self.src_map = src_map
         self.dst_map = dst_map
         self.batch_size = batch_size
+        self.multiple = padding_multiple(config)
 
     @classmethod
     def from_checkpoint(
@@ -166,14 +171,11 @@ class Translator:
         precision: str = "auto",
     ) -> Translator:  # fmt: skip
         """Rebuild the generator from a checkpoint (which must be a paired-mode one)."""
-        ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
-        generator = UNetGenerator(ckpt.config.model)
-        try:
-            generator.load_state_dict(ckpt.raw["generator"])
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InputError(f"{ckpt.path}: generator weights do not match its model config ({first})") from None
-        return cls(generator, ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device), batch_size=batch_size,
+        if isinstance(checkpoint, LoadedCheckpoint):
+            ckpt = checkpoint.require(Mode.PAIRED)
+        else:
+            ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
+        return cls(ckpt.generator(), ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device), batch_size=batch_size,
                    precision=precision)  # fmt: skip
 
     @property
@@ -213,7 +215,7 @@ class Translator:
             self.generator,
             volume,
             self.slice_axis,
-            self.config.model.multiple,
+            self.multiple,
             out=out,
             forward=lambda batch: self.src_map.forward(batch, scale),
             inverse=inverse,
@@ -254,79 +256,3 @@ class Translator:
         pred = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype)
         save_like(out_path, pred, source, dtype=out_dtype, overwrite=overwrite, describe=f"pix2gan {self.config.data.dst}")
         return out_path
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
-
-
-def plan_outputs(
-    inputs: list[Path], output: Path | None, *, src: str, dst: str, overwrite: bool = False
-) -> list[tuple[Path, Path]]:
-    """Pair every input volume with its output path, and refuse the plan before anything is written.
-
-    Inputs may be NIfTI files, subject folders (holding ``<src>.nii.gz``) or folders of NIfTI files. Outputs go:
-
-    * with no ``output``: a file input gets ``<name>_<dst>.nii.gz`` beside it; a folder input gets the sibling
-      folder ``<folder>_<dst>/`` (so outputs never land among the inputs);
-    * with one input file and an ``output`` ending in ``.nii``/``.nii.gz``: to that file;
-    * otherwise into the folder ``output``, keeping the input's file name (a subject folder gives ``<subject>.nii.gz``).
-
-    Raises:
-        InputError: a missing input, a folder without NIfTI files, two inputs mapped to one output, an existing
-            output without ``overwrite``, or an output folder that cannot be created or written.
-    """
-    from pix2gan.data.subjects import modality_file
-    from pix2gan.volumes import NIFTI_SUFFIXES, check_output_folder
-
-    if not inputs:
-        raise InputError("no input given")
-    files: list[tuple[Path, str, Path | None]] = []  # (volume, name inside an output folder, input folder)
-    for item in inputs:
-        if not item.exists():
-            raise InputError(f"{item}: file not found")
-        if item.is_dir():
-            subject_file = modality_file(item, src)
-            if subject_file is not None:
-                files.append((subject_file, f"{item.name}.nii.gz", None))
-                continue
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
-            if not found:
-                raise InputError(f"{item}: folder holds no .nii or .nii.gz files (nor {src}.nii.gz)")
-            files += [(p, p.name, item) for p in found]
-        else:
-            files.append((item, item.name, None))
-    single_file = output is not None and len(files) == 1 and output.name.endswith(NIFTI_SUFFIXES)
-    if output is not None and not single_file:
-        if output.name.endswith(NIFTI_SUFFIXES):
-            raise InputError(f"{output}: {len(files)} inputs need an output folder, not a file name")
-        if output.exists() and not output.is_dir():
-            raise InputError(f"{output}: exists and is not a folder")
-    plan = []
-    for volume, name, folder in files:
-        if output is None and folder is not None:
-            folder = folder.resolve()  # "." has no name to suffix
-            target = folder.with_name(f"{folder.name}_{dst}") / name
-        elif output is None:
-            target = volume.with_name(f"{_stem(volume)}_{dst}.nii.gz")
-        elif single_file:
-            target = output
-        else:
-            target = output / name
-        plan.append((volume, target))
-    seen: dict[Path, Path] = {}
-    for volume, target in plan:
-        if target in seen:
-            raise InputError(f"{volume}: output {target} would also be written for {seen[target]}")
-        if target.resolve() == volume.resolve():
-            raise InputError(f"{volume}: output would replace the input itself; choose another --output")
-        seen[target] = volume
-        if target.exists() and not overwrite:
-            raise InputError(f"{target}: already exists (use --overwrite to replace it)")
-    for folder in dict.fromkeys(target.parent for _, target in plan):
-        check_output_folder(folder)
-    return plan

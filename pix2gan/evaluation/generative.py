@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 
-from pix2gan.checkpoint import LoadedCheckpoint, RunLayout, load_checkpoint
+from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
+
+from pix2gan.runs import RunLayout
 from pix2gan.config import Mode
-from pix2gan.gen_metrics import (
+from pix2gan.evaluation.features import (
     class_consistency,
     diversity,
     extract_features,
@@ -32,8 +34,9 @@ from pix2gan.gen_metrics import (
     train_classifier,
     train_rotation_features,
 )
-from pix2gan.sampling import GanSampler
-from pix2gan.volumes import InputError, atomic_write_json
+from pix2gan.infer.sample import GanSampler
+from pix2gan.errors import InputError
+from pix2gan.io import atomic_write_json
 
 __all__ = ["GanEvalReport", "evaluate_gan_run"]
 
@@ -85,7 +88,7 @@ def evaluate_gan_run(
     if isinstance(checkpoint, LoadedCheckpoint):
         ckpt = checkpoint
     else:
-        ckpt = load_checkpoint(Path(checkpoint) if checkpoint else layout.latest)
+        ckpt = load_checkpoint(Path(checkpoint) if checkpoint else layout.model_checkpoint())
     if ckpt.mode == Mode.PAIRED:
         raise InputError(f"{ckpt.path}: a paired-mode run; evaluate it with `pix2gan eval --run` (SynthRAD metrics)")
     cfg, conditional = ckpt.config, ckpt.mode == Mode.CLASS

@@ -16,16 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from pix2gan.baseline import LookupTable
-from pix2gan.checkpoint import LoadedCheckpoint, RunLayout, load_checkpoint
+from pix2gan.evaluation.baseline import LookupTable
+from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
+from pix2gan.runs import RunLayout
 from pix2gan.config import IntensityKind, Mode
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
-from pix2gan.metrics import METRICS, evaluate
-from pix2gan.report import save_panel
-from pix2gan.translate import Translator
-from pix2gan.volumes import NIFTI_SUFFIXES, InputError, atomic_write_json, check_same_grid, load_volume, save_like
+from pix2gan.evaluation.metrics import METRICS, evaluate
+from pix2gan.report import panel_rows, save_panel
+from pix2gan.infer.translate import Translator
+from pix2gan.io import NIFTI_SUFFIXES, atomic_write_json, check_same_grid, load_volume, save_like
+from pix2gan.errors import InputError
 
-__all__ = ["EvalReport", "evaluate_run", "evaluate_folders", "summarise", "panel_rows"]
+__all__ = ["EvalReport", "evaluate_run", "evaluate_folders", "summarise"]
 
 
 def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
@@ -76,30 +78,6 @@ class EvalReport:
         atomic_write_json(path, self.to_dict())
 
 
-def panel_rows(
-    source: np.ndarray | None, pred: np.ndarray, target: np.ndarray | None, axis: int, mask: np.ndarray | None
-) -> tuple[list[dict[str, np.ndarray]], list[str]]:
-    """Three slices through the body (25 %, 50 %, 75 % of the masked extent) along ``axis``.
-
-    Each row holds ``prediction``, and ``source`` / ``target`` and ``|error|`` when those volumes are given.
-    """
-    fg = (mask if mask is not None else np.ones(pred.shape, dtype=bool)).astype(bool)
-    per_slice = np.moveaxis(fg, axis, 0).reshape(fg.shape[axis], -1).sum(1)
-    filled = np.flatnonzero(per_slice > 0) if per_slice.any() else np.arange(fg.shape[axis])
-    picks = sorted({int(filled[int(round(q * (len(filled) - 1)))]) for q in (0.25, 0.5, 0.75)})
-    rows = []
-    for k in picks:
-        p = np.take(pred, k, axis=axis)
-        row = {"prediction": p}
-        if target is not None:
-            t = np.take(target, k, axis=axis)
-            row.update({"target": t, "|error|": np.abs(p - t)})
-        if source is not None:
-            row["source"] = np.take(source, k, axis=axis)
-        rows.append(row)
-    return rows, [f"slice {k}" for k in picks]
-
-
 def _write_subject_panel(path: Path, rows, labels, hu: bool) -> None:  # noqa: ANN001
     windows = {"prediction": (-1000.0, 2000.0), "target": (-1000.0, 2000.0), "|error|": (0.0, 500.0)} if hu else None
     titles = ("source", "prediction", "target", "|error|") if "source" in rows[0] else ("prediction", "target", "|error|")
@@ -136,7 +114,7 @@ def evaluate_run(
     if isinstance(checkpoint, LoadedCheckpoint):
         ckpt = checkpoint.require(Mode.PAIRED)
     else:
-        ckpt_path = Path(checkpoint) if checkpoint else (layout.best if layout.best.is_file() else layout.latest)
+        ckpt_path = Path(checkpoint) if checkpoint else layout.model_checkpoint()
         ckpt = load_checkpoint(ckpt_path, expect_mode=Mode.PAIRED)
     if not layout.split.is_file():
         raise InputError(f"{layout.split}: run has no split.json")

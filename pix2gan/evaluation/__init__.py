@@ -1,0 +1,53 @@
+"""Evaluation: paired runs with SynthRAD's image metrics (``paired.py``, ``metrics.py``, the lookup-table baseline in
+``baseline.py``), noise/class runs with offline generative metrics (``generative.py`` over learned feature spaces in
+``features.py``). :func:`evaluate` picks the evaluation of a run's mode, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pix2gan.checkpoint import load_checkpoint
+from pix2gan.config import Mode
+from pix2gan.evaluation.generative import GanEvalReport, evaluate_gan_run
+from pix2gan.evaluation.metrics import METRICS
+from pix2gan.evaluation.paired import EvalReport, evaluate_folders, evaluate_run, summarise
+from pix2gan.runs import RunRef
+
+__all__ = ["EvalOptions", "evaluate", "EvalReport", "GanEvalReport", "evaluate_run", "evaluate_gan_run",
+           "evaluate_folders", "summarise", "METRICS"]  # fmt: skip
+
+
+@dataclass
+class EvalOptions:
+    """Settings of ``pix2gan eval``; each evaluation uses those of its mode.
+
+    Args:
+        metrics, split, data_root, baseline: paired runs (see :func:`evaluate_run`).
+        n_per_class, n_samples, inception_weights: noise/class runs (see :func:`evaluate_gan_run`).
+        out_dir: where predictions, panels and sample grids go (default inside the run folder).
+    """
+
+    metrics: tuple[str, ...] = METRICS
+    split: str = "test"
+    data_root: Path | None = None
+    baseline: bool = True
+    n_per_class: int = 200
+    n_samples: int = 1000
+    inception_weights: Path | None = None
+    out_dir: Path | None = None
+    device: str = "auto"
+    progress: bool = False
+
+
+def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | GanEvalReport:
+    """Evaluate the model of ``ref`` (a checkpoint inside a run folder) the way its mode is evaluated."""
+    o = options or EvalOptions()
+    run_dir = ref.require_run("evaluation needs the run's data and split")
+    ckpt = load_checkpoint(ref.checkpoint)  # loaded once; its mode picks the evaluation
+    if ckpt.mode == Mode.PAIRED:
+        return evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
+                            out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress)  # fmt: skip
+    return evaluate_gan_run(run_dir, checkpoint=ckpt, n_per_class=o.n_per_class, n_samples=o.n_samples,
+                            inception_weights=o.inception_weights, out_dir=o.out_dir, device=o.device)  # fmt: skip

@@ -1,0 +1,134 @@
+"""Run folders: where a run's files are, where new runs go, and which checkpoint a command uses.
+
+One rule for every command (``translate``, ``eval``, ``sample``): ``--checkpoint FILE`` when given, else the run's
+``best.pt`` (paired runs), else its ``latest.pt``; the run is ``--run``, else the folder holding the checkpoint, else
+the newest run under ``./runs``.
+
+Run folder::
+
+    RUN_DIR/config.json  split.json  log.csv  epochs.csv  loss_curve.png  panels/epoch_NNN.png
+    RUN_DIR/checkpoints/step_SSSSSSSS.pt   the last ``keep_last`` saves
+    RUN_DIR/checkpoints/latest.pt          the newest save (a hard link to its step file)
+    RUN_DIR/checkpoints/best.pt            paired mode: lowest validation MAE (a hard link as well)
+
+Example:
+    >>> RunLayout(Path("runs/t1ct")).latest.as_posix()
+    'runs/t1ct/checkpoints/latest.pt'
+    >>> run_of_checkpoint(Path("/nowhere/model.pt")) is None
+    True
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pix2gan.errors import InputError
+
+__all__ = ["RUNS_ROOT", "RunLayout", "RunRef", "new_run_dir", "find_latest_run", "run_of_checkpoint", "resolve_run",
+           "resolve_checkpoint"]  # fmt: skip
+
+RUNS_ROOT = Path("runs")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths inside a run folder."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def split(self) -> Path:
+        return self.root / "split.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.csv"
+
+    @property
+    def epochs(self) -> Path:
+        return self.root / "epochs.csv"
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.root / "loss_curve.png"
+
+    @property
+    def panels(self) -> Path:
+        return self.root / "panels"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def latest(self) -> Path:
+        return self.checkpoints / "latest.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    def model_checkpoint(self) -> Path:
+        """The checkpoint to use the run's model from: ``best.pt`` when there is one, else ``latest.pt``."""
+        for candidate in (self.best, self.latest):
+            if candidate.is_file():
+                return candidate
+        raise InputError(f"{self.root}: run folder has no checkpoints/best.pt or latest.pt")
+
+
+def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
+    """``root/<name>-<YYYYmmdd-HHMMSS>``: the folder of a new run when none is given."""
+    return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def find_latest_run(root: str | Path = RUNS_ROOT) -> Path:
+    """The most recently written run folder under ``root`` that has a ``checkpoints/latest.pt``."""
+    root = Path(root)
+    runs = [p for p in root.glob("*/checkpoints/latest.pt")] if root.is_dir() else []
+    if not runs:
+        raise InputError(f"{root}: no trained run found (train one with `pix2gan train`, or pass --run / --checkpoint)")
+    return max(runs, key=lambda p: p.stat().st_mtime).parent.parent
+
+
+def run_of_checkpoint(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint file lies in (``RUN/checkpoints/X.pt`` next to ``RUN/config.json``), or None."""
+    run = checkpoint.parent.parent
+    if checkpoint.parent.name == "checkpoints" and RunLayout(run).config.is_file():
+        return run
+    return None
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The checkpoint a command uses, and the run folder it belongs to (None for a checkpoint outside any run)."""
+
+    checkpoint: Path
+    run_dir: Path | None
+
+    def require_run(self, why: str) -> Path:
+        """The run folder, or one clear error saying why it is needed."""
+        if self.run_dir is None:
+            raise InputError(f"{self.checkpoint}: not inside a run folder; pass --run RUN_DIR as well ({why})")
+        return self.run_dir
+
+
+def resolve_run(run: Path | None = None, checkpoint: Path | None = None, runs_root: Path = RUNS_ROOT) -> RunRef:
+    """The checkpoint and run folder a command should use (see the module's rule)."""
+    if checkpoint is not None:
+        return RunRef(checkpoint=checkpoint, run_dir=run if run is not None else run_of_checkpoint(checkpoint))
+    if run is None:
+        run = find_latest_run(runs_root)
+    if not run.is_dir():
+        raise InputError(f"{run}: run folder not found")
+    return RunRef(checkpoint=RunLayout(run).model_checkpoint(), run_dir=run)
+
+
+def resolve_checkpoint(run: Path | None = None, checkpoint: Path | None = None, runs_root: Path = RUNS_ROOT) -> Path:
+    """The checkpoint file of :func:`resolve_run`."""
+    return resolve_run(run, checkpoint, runs_root).checkpoint

@@ -1,0 +1,164 @@
+"""Paired modality synthesis (pix2pix): source slice -> target slice, GAN loss on (source, target) pairs + L1.
+
+Subjects are split by subject, read once into slice caches, and served as random crops; every epoch ends with a
+whole-slice validation in physical units (MAE inside the mask, which picks ``best.pt``) and a panel PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pix2gan.config import GanLoss, RunConfig
+from pix2gan.data.device_crop import crop_batch
+from pix2gan.data.intensity import IntensityMap, intensity_maps
+from pix2gan.data.slices import PairedSlices, SliceCache
+from pix2gan.data.subjects import Subject, find_subjects, split_subjects
+from pix2gan.errors import InputError
+from pix2gan.infer.translate import predict_slices
+from pix2gan.losses import gan_loss, l1_loss
+from pix2gan.nets import padding_multiple
+from pix2gan.report import save_panel
+from pix2gan.runs import RunLayout
+from pix2gan.tasks.base import LossDisplay
+
+__all__ = ["PairedObjective", "PairedTask", "validate"]
+
+log = logging.getLogger("pix2gan")
+
+
+@dataclass(frozen=True)
+class PairedObjective:
+    """pix2pix's losses: D on (src, real) vs (src, G(src)), halved; G against D plus ``lambda_l1`` * L1.
+
+    Batches hold ``src`` and ``dst`` of shape (B, C, S, S) in [-1, 1].
+    """
+
+    gan_kind: GanLoss = GanLoss.LSGAN
+    lambda_l1: float = 100.0
+    reuse_fake: bool = True  # one G(src) per batch: D sees it detached, G's loss back-propagates through it
+    d_steps: int = 1
+
+    def generate(self, batch: dict[str, torch.Tensor], generator: nn.Module) -> torch.Tensor:
+        return generator(batch["src"])
+
+    def d_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        src, dst = batch["src"], batch["dst"]  # (B, C, S, S)
+        loss_d_fake = gan_loss(discriminator(torch.cat([src, fake], 1)), False, self.gan_kind)
+        loss_d_real = gan_loss(discriminator(torch.cat([src, dst], 1)), True, self.gan_kind)
+        loss_d = 0.5 * (loss_d_fake + loss_d_real)  # halved as in pix2pix: slows D relative to G
+        return {"loss_d": loss_d, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake}
+
+    def g_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss_g_gan = gan_loss(discriminator(torch.cat([batch["src"], fake], 1)), True, self.gan_kind,
+                              for_discriminator=False)  # fmt: skip
+        loss_g_l1 = l1_loss(fake, batch["dst"])
+        return {"loss_g": loss_g_gan + self.lambda_l1 * loss_g_l1, "loss_g_gan": loss_g_gan, "loss_g_l1": loss_g_l1}
+
+
+def _select(subjects: list[Subject], ids: list[str]) -> list[Subject]:
+    by_id = {s.id: s for s in subjects}
+    return [by_id[i] for i in ids]
+
+
+@torch.no_grad()
+def validate(
+    generator: nn.Module, cache: SliceCache, dst_map: IntensityMap, multiple: int, device: torch.device
+) -> dict[str, float]:
+    """Whole-slice validation: L1 in [-1, 1] units and MAE in physical units, both inside the mask."""
+    generator.eval()
+    l1_sum = mae_sum = count = 0.0
+    for subject in cache.subjects:
+        pred = predict_slices(generator, subject.src[:, None], multiple, device=device)[:, 0]  # (N, H, W)
+        target, mask = subject.dst, subject.mask
+        n = float(mask.sum())
+        l1_sum += float((pred - target).abs()[mask].sum())
+        phys_pred = torch.from_numpy(dst_map.inverse(pred.numpy(), subject.dst_scale))
+        phys_target = torch.from_numpy(dst_map.inverse(target.numpy(), subject.dst_scale))
+        mae_sum += float((phys_pred - phys_target).abs()[mask].sum())
+        count += n
+    generator.train()
+    return {"val_l1": l1_sum / max(count, 1.0), "val_mae": mae_sum / max(count, 1.0)}
+
+
+def _panel_slices(cache: SliceCache, n: int) -> list[tuple[int, int]]:
+    """Up to ``n`` well-filled slices spread over the first validation subject."""
+    if not cache.subjects or n <= 0:
+        return []
+    s = cache.subjects[0]
+    fg = s.mask.flatten(1).float().mean(1)
+    candidates = torch.nonzero(fg >= 0.5 * float(fg.max())).flatten().tolist()
+    picks = np.linspace(0, len(candidates) - 1, min(n, len(candidates))).round().astype(int)
+    return [(0, candidates[i]) for i in sorted(set(picks.tolist()))]
+
+
+class PairedTask:
+    """Paired data, pix2pix's losses, whole-slice validation in physical units and a panel per epoch."""
+
+    display = LossDisplay(bar=(("G_gan", "loss_g_gan", ".3f"), ("L1", "loss_g_l1", ".4f"), ("D", "loss_d", ".3f")),
+                          epoch=("loss_g_l1", "loss_d"))  # fmt: skip
+
+    def __init__(self, cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: Callable[[], None]) -> None:
+        tc, dc = cfg.train, cfg.data
+        if dc.src == dc.dst:
+            raise InputError(f"--src and --dst are both {dc.src!r}; paired mode translates between two modalities")
+        self.multiple = padding_multiple(cfg)
+        if tc.image_size % self.multiple:
+            raise InputError(f"--image-size {tc.image_size} is not a multiple of {self.multiple}, the padding multiple "
+                             f"of the {cfg.model.generator} generator (model depth {cfg.model.depth})")  # fmt: skip
+        subjects = find_subjects(dc.root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])
+        if dc.mask and not any(dc.mask in s.files for s in subjects):
+            log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)
+        self.split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
+        check_new()
+        self.src_map, dst_map = intensity_maps(dc)
+        train_cache = SliceCache(_select(subjects, self.split["train"]), dc, self.src_map, dst_map)
+        self.val_cache = SliceCache(_select(subjects, self.split["val"]), dc, self.src_map, dst_map)
+        # a generated target of a percentile modality is mapped back with the training volumes' median scale
+        self.dst_map = IntensityMap(dst_map.kind, dst_map.window, dst_map.percentiles, train_cache.reference_scale("dst"))
+        crop_on_device = tc.device_crop if tc.device_crop is not None else device.type == "cuda"
+        self.dataset = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip,
+                                    min_foreground=dc.min_foreground, crop_on_device=crop_on_device)  # fmt: skip
+        self.on_device = (lambda batch: crop_batch(batch, tc.image_size)) if crop_on_device else None
+        self.objective = PairedObjective(tc.gan_loss, tc.lambda_l1)
+        self.checkpoint_extra = {"intensity": json.dumps({"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()})}
+        self.description = (f"training {dc.src} -> {dc.dst} on {len(self.dataset)} slices from "
+                            f"{len(self.split['train'])} subjects (val {len(self.split['val'])}, test "
+                            f"{len(self.split['test'])})")  # fmt: skip
+        self.panels = layout.panels
+        self.picks = _panel_slices(self.val_cache, tc.panel_slices)
+
+    def end_epoch(self, epoch: int, generator: nn.Module, device: torch.device) -> dict[str, float]:
+        if self.picks:
+            self._write_panel(self.panels / f"epoch_{epoch:03d}.png", generator, device)
+        if not self.val_cache.subjects:
+            return {}
+        return validate(generator, self.val_cache, self.dst_map, self.multiple, device)
+
+    def score(self, means: dict[str, float], val: dict[str, float]) -> float | None:
+        """Validation MAE; without validation subjects, the training L1."""
+        return val.get("val_mae", means.get("loss_g_l1"))
+
+    def _write_panel(self, path: Path, generator: nn.Module, device: torch.device) -> None:
+        rows = []
+        generator.eval()
+        for s_idx, k in self.picks:
+            s = self.val_cache.subjects[s_idx]
+            pred = predict_slices(generator, s.src[k : k + 1, None], self.multiple, device=device)[0, 0].numpy()
+            rows.append({
+                "source": self.src_map.inverse(s.src[k].numpy(), s.src_scale),
+                "prediction": self.dst_map.inverse(pred, s.dst_scale),
+                "target": self.dst_map.inverse(s.dst[k].numpy(), s.dst_scale),  # type: ignore[index]
+            })  # fmt: skip
+        generator.train()
+        window = (-1000.0, 2000.0) if self.dst_map.kind == "hu" else None
+        windows = {"prediction": window, "target": window} if window else None
+        save_panel(path, rows, titles=("source", "prediction", "target"), windows=windows,
+                   row_labels=[f"{self.val_cache.subjects[i].id} slice {k}" for i, k in self.picks])  # fmt: skip

@@ -1,0 +1,295 @@
+"""One training loop for every mode, readable top to bottom.
+
+``fit`` builds the task of the run's mode (its data, losses, validation), the networks through the registry, the
+optimisers and the data loader, then runs steps (:func:`~pix2gan.train.step.train_step`) until the last one. After
+every epoch the task validates and draws its PNG, the loss logs grow, and a checkpoint is saved atomically
+(``best.pt`` follows the task's score). Ctrl-C / SIGTERM finish the current step and save; ``resume_run`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pix2gan.checkpoint import save_run_checkpoint
+from pix2gan.config import Mode, RunConfig
+from pix2gan.data.batches import EpochBatchSampler
+from pix2gan.device import resolve_precision
+from pix2gan.errors import InputError
+from pix2gan.io import atomic_write_json, check_output_folder
+from pix2gan.nets import build_networks, check_architectures
+from pix2gan.report import save_loss_curve
+from pix2gan.runs import RunLayout
+from pix2gan.tasks import Task, build_task
+from pix2gan.train.hardware import (
+    DistInfo,
+    StepContext,
+    broadcast_buffers,
+    init_distributed,
+    mean_over_ranks,
+    rank0_decides,
+    sync_batchnorm,
+    wrap_for_training,
+)
+from pix2gan.train.loader import batches, make_loader, workers_stopped
+from pix2gan.train.optim import build_optimizers, build_schedulers
+from pix2gan.train.progress import CsvLog, Progress
+from pix2gan.train.runstate import StopSignals
+from pix2gan.train.state import (
+    LoopState,
+    Trainables,
+    check_finite_weights,
+    checkpoint_payload,
+    interrupted,
+    nonfinite_error,
+    number,
+    restore,
+    resume_checkpoint,
+)
+from pix2gan.train.step import train_step
+
+__all__ = ["fit", "resume_run", "FitResult", "seed_everything"]
+
+log = logging.getLogger("pix2gan")
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    split: dict[str, list[str]]
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    mode: Mode = Mode.PAIRED
+    generator: nn.Module | None = None  # the trained networks (bare modules, in training mode)
+    discriminator: nn.Module | None = None
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.run_dir)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def fit(
+    cfg: RunConfig, run_dir: str | Path, *, progress: bool = True, console: Any = None, resume: bool = False
+) -> FitResult:
+    """Train a model of any mode (paired, noise, class) and write the run folder.
+
+    Args:
+        cfg: data, model and training configuration; ``cfg.train.mode`` picks the task. Build it with
+            :meth:`RunConfig.from_options` to get the same per-mode defaults as the CLI.
+        run_dir: folder to create; must not already hold a run (unless ``resume``).
+        progress: show a rich progress bar (epoch, step, losses, ETA).
+        console: rich console to draw on (default: a new one on stderr).
+        resume: continue the run in ``run_dir`` from its newest loadable checkpoint (``cfg`` must be its config;
+            see :func:`resume_run`). On CPU the result is bit-identical to a run that was never interrupted.
+
+    Returns:
+        :class:`FitResult` with the run folder, the subject split (paired mode) and per-epoch figures.
+
+    Raises:
+        TrainingInterrupted: Ctrl-C or SIGTERM; a checkpoint of the last finished step was saved first.
+        TrainingError: ``max_nonfinite`` non-finite steps in a row, or the data loader failed.
+    """
+    check_architectures(cfg)  # before anything is read or written
+    layout = RunLayout(Path(run_dir))
+    info, device = init_distributed(cfg.train.device)
+    try:
+        return _fit(cfg, layout, info, device, progress=progress, console=console, resume=resume)
+    finally:
+        if info.distributed and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def resume_run(run_dir: str | Path, *, progress: bool = True, console: Any = None) -> FitResult:
+    """Continue the run in ``run_dir`` with the configuration it was started with (its ``config.json``)."""
+    layout = RunLayout(Path(run_dir))
+    if not layout.root.is_dir():
+        raise InputError(f"{layout.root}: run folder not found")
+    if not layout.config.is_file():
+        raise InputError(f"{layout.config}: not found; {layout.root} is not a pix2gan run folder")
+    try:
+        cfg = RunConfig.from_dict(json.loads(layout.config.read_text()))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"{layout.config}: unreadable run configuration ({type(exc).__name__}: {exc})") from None
+    return fit(cfg, layout.root, progress=progress, console=console, resume=True)
+
+
+def _check_new_run(root: Path) -> None:
+    if RunLayout(root).latest.exists() or RunLayout(root).config.exists():
+        raise InputError(f"{root}: already holds a run; choose another --run-dir")
+
+
+def _fit(
+    cfg: RunConfig, layout: RunLayout, info: DistInfo, device: torch.device, *, progress: bool, console: Any,
+    resume: bool,
+) -> FitResult:  # fmt: skip
+    tc = cfg.train
+    if info.main:
+        check_output_folder(layout.root)  # before the data are read
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels once
+    dtype = resolve_precision(tc.precision, device)
+    seed_everything(tc.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+
+    # --- the task reads its data; then the networks, optimisers and loader ------------------------------------------
+    fresh = info.main and not resume
+    task = build_task(cfg, layout, device, check_new=lambda: _check_new_run(layout.root) if fresh else None)
+    if resume and task.split and layout.split.is_file() and json.loads(layout.split.read_text()) != task.split:
+        raise InputError(f"{layout.root}: the data differ from those the run started with (split); resume needs the same data")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    generator, discriminator = build_networks(cfg)
+    generator.to(device)
+    discriminator.to(device)
+    opt_g, opt_d = build_optimizers(generator, discriminator, tc)
+    start = resume_checkpoint(layout, task.checkpoint_extra) if resume else None
+    if fresh:
+        atomic_write_json(layout.config, cfg.to_dict())
+        if task.split:
+            atomic_write_json(layout.split, task.split)
+    info.barrier()
+    sync_batchnorm(generator, device, info)
+    sync_batchnorm(discriminator, device, info)
+    g = wrap_for_training(generator, device, info, channels_last=tc.channels_last, compile=tc.compile)
+    d = wrap_for_training(discriminator, device, info, channels_last=tc.channels_last, compile=tc.compile)
+    # G's phase calls D without DDP (D's gradients are not wanted there, so they must not be all-reduced)
+    d_frozen = (torch.compile(discriminator) if tc.compile else discriminator) if info.distributed else d
+    ctx = StepContext(device=device, dtype=dtype, distributed=info.distributed, channels_last=tc.channels_last,
+                      on_device=task.on_device)  # fmt: skip
+    sampler = EpochBatchSampler(len(task.dataset), tc.batch_size, tc.seed, rank=info.rank, world=info.world)  # type: ignore[arg-type]
+    loader = make_loader(task.dataset, sampler, tc, device)
+    per_epoch = len(sampler)
+    if per_epoch < 1:
+        raise InputError(f"{cfg.data.root}: too few training items for {info.world} ranks of batch size {tc.batch_size}")
+    total_steps = tc.epochs * per_epoch
+    sched_g, sched_d = build_schedulers(opt_g, opt_d, total_steps)  # constant, then linear decay to 0
+    parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, ctx.scaler)
+    state = LoopState(world=info.world, per_epoch=per_epoch)
+    if start is not None:
+        restore(start, parts, state)
+        log.info("resuming %s from %s: epoch %d, step %d of %d", layout.root, start.path.name, state.epoch,
+                 state.step, total_steps)  # fmt: skip
+        if state.step >= total_steps:
+            log.info("%s: the run is already complete; nothing to do", layout.root)
+    step_log, epoch_log = CsvLog(layout.log), CsvLog(layout.epochs)
+    if info.main:  # rows after the checkpoint's step are written again by this run
+        step_log.cut(state.step)
+    state.epoch_rows = [{k: number(v) for k, v in r.items()} for r in epoch_log.cut(state.step, write=info.main)]
+    if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
+        seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + state.step)
+    _log_start(task, generator, discriminator, device, info, dtype)
+
+    def save(best: bool = False) -> None:
+        if info.main and state.saved_step != state.step:
+            check_finite_weights(generator, discriminator, state.step, layout)
+            step_log.flush()
+            epoch_log.flush()
+            payload = checkpoint_payload(cfg, task.checkpoint_extra, parts, state)
+            save_run_checkpoint(layout, payload, step=state.step, keep_last=tc.keep_last, best=best)
+        state.saved_step = state.step
+        info.barrier()
+
+    # --- the loop ------------------------------------------------------------------------------------------------
+    last_curve = last_save = time.monotonic()
+    bar = Progress(total_steps, tc.epochs, enabled=progress and info.main, console=console, completed=state.step)
+    with bar, StopSignals() as stop, workers_stopped(loader):
+        while state.step < total_steps:
+            epoch = state.epoch
+            sampler.set_epoch(epoch, state.step % per_epoch)
+            t0 = time.perf_counter()
+            generator.train()
+            discriminator.train()
+            first = state.step
+            for batch in batches(loader, ctx, stop):
+                losses = train_step(task.objective, batch, g, d, opt_g, opt_d, ctx=ctx, frozen_discriminator=d_frozen)
+                stopping = bool(stop.requested)
+                if info.distributed:  # every rank logs the mean losses and stops at the same step
+                    losses, stopping = mean_over_ranks(losses, stopping)
+                state.step += 1
+                lr = opt_g.param_groups[0]["lr"]
+                sched_g.step()
+                sched_d.step()
+                step_log.append({"epoch": epoch, "step": state.step, "lr": f"{lr:.6g}",
+                                 **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
+                if not state.count(losses) and state.nonfinite >= tc.max_nonfinite:
+                    if info.main:
+                        step_log.flush()
+                    raise nonfinite_error(state, losses, layout)
+                bar.update(epoch, task.display.bar_text(losses))
+                if not info.distributed:
+                    stopping = bool(stop.requested)  # (DDP: the flag all ranks agreed on above)
+                if state.step % per_epoch == 0:
+                    break  # the end of the epoch is handled below
+                due = (tc.checkpoint_every and state.step % tc.checkpoint_every == 0) or (
+                    tc.checkpoint_minutes and time.monotonic() - last_save >= 60.0 * tc.checkpoint_minutes
+                )
+                if info.distributed and tc.checkpoint_minutes:  # rank clocks differ: rank 0's decides
+                    due = rank0_decides(bool(due))
+                if due or stopping:
+                    save()
+                    last_save = time.monotonic()
+                if stopping:
+                    stop.requested = stop.requested or "SIGTERM"
+                    break
+            if stop.requested and (state.step % per_epoch or state.step == first):
+                save()  # interrupted inside the epoch (possibly while fetching a batch); once per step
+                raise interrupted(stop.requested, state, total_steps, layout)
+
+            # --- end of epoch: validate and draw, log, checkpoint (rank 0) ----------------------------------------
+            means = state.end_epoch()
+            val: dict[str, float] = {}
+            if info.main:
+                layout.panels.mkdir(parents=True, exist_ok=True)
+                val = task.end_epoch(epoch, generator, device)
+            seconds = time.perf_counter() - t0
+            row = {"epoch": epoch, "step": state.step, **{k: round(v, 6) for k, v in means.items()},
+                   **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
+            state.epoch_rows.append(row)
+            epoch_log.append(row)
+            score = task.score(means, val)
+            is_best = score is not None and score <= state.best
+            if is_best:
+                state.best = float(score)  # type: ignore[arg-type]
+            save(best=is_best)
+            last_save = time.monotonic()
+            if info.main and (epoch == tc.epochs or time.monotonic() - last_curve > 20.0):  # matplotlib: ~1 s a plot
+                save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
+                last_curve = time.monotonic()
+            if info.main:
+                bar.log(f"epoch {epoch}/{tc.epochs}  {_summary(task, means, val)}  ({seconds:.1f} s)")
+            if stop.requested:
+                raise interrupted(stop.requested, state, total_steps, layout)
+    for net in (generator, discriminator):
+        broadcast_buffers(net, info)  # the ranks end with identical networks, buffers included
+    return FitResult(run_dir=layout.root, split=task.split, epochs=state.epoch_rows, mode=cfg.mode,
+                     generator=generator, discriminator=discriminator)  # fmt: skip
+
+
+def _summary(task: Task, means: dict[str, float], val: dict[str, float]) -> str:
+    text = "  ".join(f"{k.removeprefix('loss_').upper()} {means[k]:.4g}" for k in task.display.epoch if k in means)
+    if "val_mae" in val:
+        text += f"  val MAE {val['val_mae']:.1f}"
+    return text
+
+
+def _log_start(task: Task, g: nn.Module, d: nn.Module, device: torch.device, info: DistInfo, dtype: Any) -> None:
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    log.info(
+        "%s on %s%s (%s); G %.2fM params, D %.2fM params", task.description, device,
+        f" x {info.world} ranks" if info.distributed else "", precision,
+        sum(p.numel() for p in g.parameters()) / 1e6, sum(p.numel() for p in d.parameters()) / 1e6,
+    )  # fmt: skip
