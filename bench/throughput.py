@@ -28,7 +28,9 @@ from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.phantom import write_dataset
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import find_subjects
-from pix2gan.train import build_networks, build_optimizers, paired_step
+from pix2gan.nets import build_networks
+from pix2gan.tasks.paired import PairedObjective
+from pix2gan.train import build_optimizers, train_step
 from pix2gan.infer.translate import Translator
 from pix2gan.io import load_volume
 
@@ -78,7 +80,7 @@ def bench_train(model: ModelConfig, batch: int, size: int, seconds: float) -> fl
     g, d = build_networks(RunConfig(model=model))
     opt_g, opt_d = build_optimizers(g, d, DEFAULTS)
     x = {"src": torch.rand(batch, 1, size, size) * 2 - 1, "dst": torch.rand(batch, 1, size, size) * 2 - 1}
-    n, dt = timed(lambda: paired_step(x, g, d, opt_g, opt_d), seconds)
+    n, dt = timed(lambda: train_step(PairedObjective(), x, g, d, opt_g, opt_d), seconds)
     return n * batch / dt
 
 

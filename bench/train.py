@@ -73,10 +73,11 @@ def run_child(spec: dict) -> dict:
     from pix2gan.data.intensity import intensity_maps
     from pix2gan.data.slices import PairedSlices, SliceCache
     from pix2gan.data.subjects import find_subjects
+    from pix2gan.device import resolve_device, resolve_precision
+    from pix2gan.nets import build_networks
+    from pix2gan.tasks.paired import PairedObjective
+    from pix2gan.train import build_optimizers, train_step
     from pix2gan.train.hardware import DistInfo, StepContext, wrap_for_training
-    from pix2gan.device import resolve_precision
-    from pix2gan.train import build_networks, build_optimizers, paired_step
-    from pix2gan.device import resolve_device
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
@@ -85,7 +86,7 @@ def run_child(spec: dict) -> dict:
         torch.backends.cudnn.benchmark = True
     depth, ngf, ndf, crop = ARCHS[spec["arch"]]
     cfg = RunConfig(data=DataConfig(root=str(ROOT / "samples")),
-                    model=ModelConfig(depth=depth, base_filters=ngf, disc_filters=ndf))  # fmt: skip
+                    model=ModelConfig(generator=spec["generator"], depth=depth, base_filters=ngf, disc_filters=ndf))  # fmt: skip
     subjects = find_subjects(cfg.data.root, ["t1", "ct"], ["mask"])[:4]
     cache = SliceCache(subjects, cfg.data, *intensity_maps(cfg.data))
     dataset = PairedSlices(cache, crop, train=True, min_foreground=0.01)
@@ -106,6 +107,7 @@ def run_child(spec: dict) -> dict:
     d = wrap_for_training(discriminator, device, info, channels_last=spec["channels_last"], compile=spec["compile"])
     dtype = resolve_precision(spec["precision"], device)
     timings: dict[str, float] = {}
+    objective = PairedObjective()
     ctx = StepContext(device=device, dtype=dtype, channels_last=spec["channels_last"], timings=timings)
 
     def batches():
@@ -120,7 +122,7 @@ def run_child(spec: dict) -> dict:
         batch = ctx.prepare(next(source))
         ctx._sync()
         timings["data"] = timings.get("data", 0.0) + time.perf_counter() - t0
-        paired_step(batch, g, d, opt_g, opt_d, ctx=ctx)
+        train_step(objective, batch, g, d, opt_g, opt_d, ctx=ctx)
 
     warmup = 3 if spec["compile"] else 1
     for _ in range(warmup):
@@ -164,6 +166,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="at least this many timed steps per row (default: 3 on CPU, 20 on GPU)")
     parser.add_argument("--seconds", type=float, default=4.0, help="and at least this many seconds of timed steps per row")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--generator", default="unet", help="generator architecture (a name of the network registry)")
     parser.add_argument("--compile", action="store_true", help="include torch.compile rows (slow to start on CPU)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -178,12 +181,13 @@ def main() -> None:
     steps = args.steps or (20 if device.type == "cuda" else 3)
     console = Console(width=max(160, Console().width))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    console.print(f"[bold]bench/train.py[/] on {name}, torch {torch.__version__}, at least {steps} timed steps and "
+    console.print(f"[bold]bench/train.py[/] ({args.generator} generator) on {name}, torch {torch.__version__}, at least {steps} timed steps and "
                   f"{args.seconds:g} s per row")  # fmt: skip
     results = []
     t_start = time.perf_counter()
     for spec in configs(device.type, args.compile):
-        spec = {**spec, "device": str(device), "steps": steps, "seconds": args.seconds, "threads": args.threads}
+        spec = {**spec, "device": str(device), "steps": steps, "seconds": args.seconds, "threads": args.threads,
+                "generator": args.generator}
         done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
         if done.returncode:

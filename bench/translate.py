@@ -39,10 +39,11 @@ import torch
 from pix2gan.config import ModelConfig, RunConfig
 from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.slices import from_slices, pad_to, to_slices
-from pix2gan.nets import UNetGenerator, init_weights
+from pix2gan.nets import build_generator
 from pix2gan.infer.translate import Translator
 from pix2gan.device import resolve_device
-from pix2gan.io import GEOMETRY_FIELDS, _write_image, load_volume
+from pix2gan.io import GEOMETRY_FIELDS, load_volume
+from pix2gan.io.nifti import _write_image
 
 MIB = 2**20
 
@@ -68,7 +69,7 @@ def old_translate_array(tr: Translator, volume: np.ndarray) -> np.ndarray:
     scale = tr.src_map.scale_of(volume)
     slices = to_slices(tr.src_map.forward(volume, scale), tr.slice_axis)  # (N, H, W)
     pred = old_predict_slices(
-        tr.generator, torch.from_numpy(slices)[:, None], tr.config.model.multiple, batch_size=tr.batch_size, device=tr.device
+        tr.generator, torch.from_numpy(slices)[:, None], tr.multiple, batch_size=tr.batch_size, device=tr.device
     )[:, 0].numpy()
     return np.ascontiguousarray(from_slices(tr.dst_map.inverse(pred), tr.slice_axis))
 
@@ -114,19 +115,18 @@ def _reset_peak() -> bool:
     return True
 
 
-def build_translator(checkpoint: Path | None, device: str, batch_size: int) -> Translator:
+def build_translator(checkpoint: Path | None, device: str, batch_size: int, generator_name: str) -> Translator:
     if checkpoint is not None:
         return Translator.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
     torch.manual_seed(0)
-    cfg = RunConfig(model=ModelConfig())  # the demo-sized default, random weights
-    generator = UNetGenerator(cfg.model)
-    init_weights(generator)
+    cfg = RunConfig(model=ModelConfig(generator=generator_name))  # the demo-sized default, random weights
+    generator = build_generator(cfg)
     src_map, dst_map = intensity_maps(cfg.data)
     return Translator(generator, cfg, src_map, dst_map, device=resolve_device(device), batch_size=batch_size)
 
 
 def child(args: argparse.Namespace) -> None:
-    tr = build_translator(args.checkpoint, args.device, args.batch_size)
+    tr = build_translator(args.checkpoint, args.device, args.batch_size, args.generator)
     with torch.inference_mode():  # warm-up: thread pools, kernels; not part of the measured growth
         tr.generator(torch.zeros(1, tr.config.model.in_channels, 64, 64, device=tr.device))
     model_bytes = sum(t.numel() * t.element_size() for t in [*tr.generator.parameters(), *tr.generator.buffers()])
@@ -146,7 +146,8 @@ def child(args: argparse.Namespace) -> None:
 
 def run_child(mode: str, src: Path, out: Path, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--src", str(src), "--out", str(out),
-           "--batch-size", str(args.batch_size), "--device", args.device, "--threads", str(args.threads)]  # fmt: skip
+           "--batch-size", str(args.batch_size), "--device", args.device, "--threads", str(args.threads),
+           "--generator", args.generator]  # fmt: skip
     if args.checkpoint is not None:
         cmd += ["--checkpoint", str(args.checkpoint)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="a paired checkpoint (default: random demo model)")
     parser.add_argument("--gzip", action="store_true", help="source and outputs as .nii.gz (level 9) instead of .nii")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    parser.add_argument("--generator", default="unet", help="generator of the random model (a network registry name)")
     parser.add_argument("--child", choices=["streaming", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

@@ -18,18 +18,33 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer >= 0.20 vendors click; the bare ``click`` package may then be another, unrelated copy
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - typer on top of the click package
     from click.exceptions import UsageError
 
-from pix2gan.config import DataConfig, GanModelConfig, Mode, ModelConfig, RunConfig, TrainConfig
 from rich.table import Table
 
+from pix2gan.config import Mode
 
-class _OneLineUsageErrors(TyperGroup):
+
+class _FlagHelp:
+    """``--help`` shown as the flag it is (typer's rich help gives it a ``<bool>`` value placeholder)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_FlagHelp, TyperCommand):
+    """A command whose help reads well (see :class:`_FlagHelp`)."""
+
+
+class _OneLineUsageErrors(_FlagHelp, TyperGroup):
     """Bad usage of a command (a value out of range, an unknown option, a missing argument) as one ``error:`` line
     and exit code 2, like every other user error, instead of Click's usage box (which ``--debug`` keeps)."""
 
@@ -57,9 +72,6 @@ err = Console(stderr=True)
 _state = {"debug": False}
 
 F = TypeVar("F", bound=Callable[..., Any])
-_D, _M, _T, _G = DataConfig(), ModelConfig(), TrainConfig(), GanModelConfig()  # the library's defaults
-# noise/class modes: DCGAN-sized defaults where the paired (pix2pix) ones do not fit
-_GAN_TRAIN = {"epochs": 200, "batch_size": 32}
 
 
 def _user_errors(func: F) -> F:
@@ -106,26 +118,6 @@ def _os_message(exc: OSError) -> str:
     return f"{exc.filename}{target}: {exc.strerror.lower()}"
 
 
-def _check_new_file(path: Path, overwrite: bool) -> None:
-    """Refuse an output file before any work: it exists (without --overwrite), is a folder, or cannot be written."""
-    from pix2gan.errors import InputError
-    from pix2gan.io import check_output_folder
-
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file name")
-    if path.exists() and not overwrite:
-        raise InputError(f"{path}: already exists (use --overwrite to replace it)")
-    check_output_folder(path.parent)
-
-
-def _bundled_samples() -> Path:
-    """The samples/ folder shipped with the source tree (or ./samples when run from elsewhere)."""
-    import pix2gan
-
-    here = Path(pix2gan.__file__).resolve().parent.parent / "samples"
-    return here if here.is_dir() else Path("samples")
-
-
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks (for bug reports).")] = False,
@@ -147,133 +139,120 @@ def _main(
 # --------------------------------------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------------------------------------
-@app.command()
+def _default(name: str) -> str:
+    """``[default: ...]`` from the library's defaults (per mode where they differ); options themselves default to
+    None, so a value the user did not give is the library's."""
+    from pix2gan.config import option_default
+
+    def text(value: Any) -> str:
+        return {True: "on", False: "off", None: "-"}.get(value, str(value)) if isinstance(value, bool) or value is None else str(value)
+
+    paired, gan = option_default(name, "paired"), option_default(name, "noise")
+    if name in {"depth", "disc_layers", "norm", "dropout", "src", "dst", "mask", "slice_axis", "val_fraction", "test_fraction", "split_seed", "lambda_l1", "flip", "device_crop"}:
+        return f"[default: {text(paired)}]"
+    if name in {"latent_dim", "embed_dim", "d_steps", "label_smoothing", "augment"}:
+        return f"[default: {text(gan)}]"
+    return f"[default: {text(paired)}]" if paired == gan else f"[default: {text(paired)} paired, {text(gan)} noise/class]"
+
+
+def _opt(name: str, help: str, *decls: str, **kwargs: Any) -> Any:
+    """A ``pix2gan train`` option whose default lives in the library (shown in the help, None here)."""
+    return typer.Option(*decls, help=f"{help} {escape(_default(name))}", show_default=False, **kwargs)
+
+
+def _flag(help: str, *decls: str, **kwargs: Any) -> Any:
+    """An on/off option, shown as a flag (no value placeholder) in the help."""
+    return typer.Option(*decls, help=escape(help), show_default=False, metavar="", **kwargs)
+
+
+@app.command(cls=_Command)
 @_user_errors
 def train(
+    ctx: typer.Context,
     mode: Annotated[str, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN).")] = "paired",
-    src: Annotated[str, typer.Option(help="Source modality (file name without .nii.gz), the network input.")] = "t1",
-    dst: Annotated[str, typer.Option(help="Target modality to synthesise.")] = "ct",
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="Paired: <DATA>/<subject>/<modality>.nii.gz. Noise/class: an image folder (class = subfolder), a NIfTI "
-            "folder (slices of --src), or mnist / fashion-mnist / cifar10. Default: the bundled samples/."
-        ),
-    ] = None,
-    mask: Annotated[str, typer.Option(help="Body-mask modality used for metrics and slice selection ('' for none).")] = "mask",
-    run_dir: Annotated[
-        Path | None, typer.Option(help="Run folder to create. Default: runs/<src>2<dst>-<date>-<time>.")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Epochs; the learning rate decays linearly to 0 over the second half. [default: {_T.epochs} paired, {_GAN_TRAIN['epochs']} noise/class]")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Images per step. [default: {_T.batch_size} paired, {_GAN_TRAIN['batch_size']} noise/class]")] = None,
-    image_size: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Paired: side of the random training crop, a multiple of 2^depth. Noise/class: 28, 32, 64 or 128. [default: {_T.image_size} paired, {_G.image_size} noise/class]")] = None,
-    depth: Annotated[int, typer.Option(min=2, max=10, help="U-Net down-sampling steps (8 = pix2pix unet_256).")] = _M.depth,
-    filters: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Generator filters (ngf; pix2pix and DCGAN use 64). [default: {_M.base_filters} paired, {_G.gen_filters} noise/class]")] = None,
-    disc_filters: Annotated[int | None, typer.Option(min=1, show_default=False, help=f"Discriminator filters in the first layer (ndf; 64 in the papers). [default: {_M.disc_filters} paired, {_G.disc_filters} noise/class]")] = None,
-    disc_layers: Annotated[int, typer.Option(min=1, max=6, help="PatchGAN strided layers (3 = 70x70 patches).")] = _M.disc_layers,
-    norm: Annotated[str, typer.Option(help="Normalisation layers: batch or instance.")] = _M.norm.value,
-    dropout: Annotated[bool, typer.Option(help="Dropout in the deepest decoder levels (pix2pix).")] = _M.dropout,
-    gan_loss: Annotated[str, typer.Option(help="Adversarial loss: lsgan (least squares), vanilla (BCE with logits) or hinge.")] = _T.gan_loss.value,
-    lambda_l1: Annotated[float, typer.Option(min=0.0, help="Weight of the L1 reconstruction term.")] = _T.lambda_l1,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0).")] = _T.lr,
-    lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). [default: --lr]", show_default=False)] = None,
-    beta1: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta1.")] = _T.betas[0],
-    beta2: Annotated[float, typer.Option(min=0.0, max=1.0, help="Adam beta2.")] = _T.betas[1],
-    slice_axis: Annotated[int, typer.Option(min=0, max=2, help="Array axis to slice along (2 = axial).")] = _D.slice_axis,
-    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of subjects held out for validation.")] = _D.val_fraction,
-    test_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of subjects held out for testing.")] = _D.test_fraction,
-    split_seed: Annotated[int, typer.Option(help="Seed of the subject split.")] = _D.split_seed,
-    seed: Annotated[int, typer.Option(help="Seed of weights, crops and batch order.")] = _T.seed,
-    flip: Annotated[bool, typer.Option(help="Random left-right flips of training pairs.")] = _T.flip,
-    device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda[:N].")] = "auto",
-    workers: Annotated[int, typer.Option(min=0, help="DataLoader worker processes.")] = 0,
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads for torch (0 = torch's default).")] = 0,
-    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
-    latent_dim: Annotated[int, typer.Option(min=1, help="Noise/class: size of the latent vector z.")] = _G.latent_dim,
-    channels: Annotated[int | None, typer.Option(min=1, max=3, show_default=False, help="Noise/class: image channels, 1 or 3. [default: from the data]")] = None,
-    embed_dim: Annotated[int, typer.Option(min=1, help="Class: size of the label embedding concatenated with z.")] = _G.embed_dim,
-    d_steps: Annotated[int, typer.Option(min=1, help="Noise/class: discriminator updates per generator update.")] = _T.d_steps,
-    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.49, help="Noise/class: one-sided label smoothing (real label = 1 - this).")] = _T.label_smoothing,
-    augment: Annotated[bool, typer.Option(help="Noise/class: differentiable augmentation of D's inputs (DiffAugment), against D memorising small data.")] = _T.augment,
-    labels: Annotated[str | None, typer.Option(help="Class mode on NIfTI data: 'level' (anatomical level of the slice, the default) or a CSV subject,label.")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Folder holding the mnist / fashion-mnist / cifar10 files.")] = None,
-    download: Annotated[bool, typer.Option(help="Let torchvision download --data (never done otherwise).")] = False,
+    src: Annotated[str | None, _opt("src", "Source modality (file name without .nii.gz), the network input.")] = None,
+    dst: Annotated[str | None, _opt("dst", "Target modality to synthesise.")] = None,
+    data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz. Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
+    mask: Annotated[str | None, _opt("mask", "Body-mask modality used for metrics and slice selection ('' for none).")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run folder to create. \\[default: runs/<src>2<dst>-<date>-<time>, runs/<mode>-... for GANs]", show_default=False)] = None,
+    generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs; dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
+    discriminator: Annotated[str | None, _opt("discriminator", "Discriminator architecture: patchgan for paired runs; dcgan for noise/class runs.")] = None,
+    epochs: Annotated[int | None, _opt("epochs", "Epochs; the learning rate decays linearly to 0 over the second half.", min=1)] = None,
+    batch_size: Annotated[int | None, _opt("batch_size", "Images per step.", min=1)] = None,
+    image_size: Annotated[int | None, _opt("image_size", "Paired: side of the random training crop, a multiple of the generator's padding multiple (2^depth for the U-Net). Noise/class: 28, 32, 64 or 128.", min=1)] = None,
+    depth: Annotated[int | None, _opt("depth", "U-Net down-sampling steps (8 = pix2pix unet_256).", min=2, max=10)] = None,
+    filters: Annotated[int | None, _opt("filters", "Generator filters (ngf; pix2pix and DCGAN use 64).", min=1)] = None,
+    disc_filters: Annotated[int | None, _opt("disc_filters", "Discriminator filters in the first layer (ndf; 64 in the papers).", min=1)] = None,
+    disc_layers: Annotated[int | None, _opt("disc_layers", "PatchGAN strided layers (3 = 70x70 patches).", min=1, max=6)] = None,
+    norm: Annotated[str | None, _opt("norm", "Normalisation layers: batch or instance.")] = None,
+    dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {_default('dropout')}", "--dropout/--no-dropout")] = None,
+    gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits) or hinge.")] = None,
+    lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term.", min=0.0)] = None,
+    lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0).")] = None,
+    lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). \\[default: --lr]", show_default=False)] = None,
+    beta1: Annotated[float | None, _opt("beta1", "Adam beta1.", min=0.0, max=1.0)] = None,
+    beta2: Annotated[float | None, _opt("beta2", "Adam beta2.", min=0.0, max=1.0)] = None,
+    slice_axis: Annotated[int | None, _opt("slice_axis", "Array axis to slice along (2 = axial).", min=0, max=2)] = None,
+    val_fraction: Annotated[float | None, _opt("val_fraction", "Share of subjects held out for validation.", min=0.0, max=0.9)] = None,
+    test_fraction: Annotated[float | None, _opt("test_fraction", "Share of subjects held out for testing.", min=0.0, max=0.9)] = None,
+    split_seed: Annotated[int | None, _opt("split_seed", "Seed of the subject split.")] = None,
+    seed: Annotated[int | None, _opt("seed", "Seed of weights, crops and batch order.")] = None,
+    flip: Annotated[bool | None, _flag(f"Random left-right flips of training pairs. {_default('flip')}", "--flip/--no-flip")] = None,
+    device: Annotated[str | None, _opt("device", "auto (CUDA if available), cpu or cuda[:N].")] = None,
+    workers: Annotated[int | None, _opt("workers", "DataLoader worker processes.", min=0)] = None,
+    threads: Annotated[int | None, _opt("threads", "CPU threads for torch (0 = torch's default).", min=0)] = None,
+    progress: Annotated[bool, _flag("Show the progress bar. [default: on]", "--progress/--no-progress")] = True,
+    latent_dim: Annotated[int | None, _opt("latent_dim", "Noise/class: size of the latent vector z.", min=1)] = None,
+    channels: Annotated[int | None, typer.Option(min=1, max=3, show_default=False, help="Noise/class: image channels, 1 or 3. \\[default: from the data]")] = None,
+    embed_dim: Annotated[int | None, _opt("embed_dim", "Class: size of the label embedding concatenated with z.", min=1)] = None,
+    d_steps: Annotated[int | None, _opt("d_steps", "Noise/class: discriminator updates per generator update.", min=1)] = None,
+    label_smoothing: Annotated[float | None, _opt("label_smoothing", "Noise/class: one-sided label smoothing (real label = 1 - this).", min=0.0, max=0.49)] = None,
+    augment: Annotated[bool | None, _flag(f"Noise/class: differentiable augmentation of D's inputs (DiffAugment), against D memorising small data. {_default('augment')}", "--augment/--no-augment")] = None,
+    labels: Annotated[str | None, typer.Option(help="Class mode on NIfTI data: 'level' (anatomical level of the slice, the default) or a CSV subject,label.", show_default=False)] = None,
+    data_root: Annotated[Path | None, typer.Option(help="Folder holding the mnist / fashion-mnist / cifar10 files.", show_default=False)] = None,
+    download: Annotated[bool | None, _flag("Let torchvision download --data (never done otherwise). [default: off]", "--download/--no-download")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its newest checkpoint, with the options it was started with (other options are ignored).", show_default=False)] = None,
-    checkpoint_every: Annotated[int, typer.Option(min=0, help="Also save a checkpoint every N steps (0: at the end of each epoch only).")] = _T.checkpoint_every,
-    checkpoint_minutes: Annotated[float, typer.Option(min=0.0, help="Also save a checkpoint when this many minutes passed since the last one (0: off).")] = _T.checkpoint_minutes,
-    keep_last: Annotated[int, typer.Option(min=1, help="Step checkpoints to keep besides latest.pt and best.pt.")] = _T.keep_last,
-    max_nonfinite: Annotated[int, typer.Option(min=1, help="Stop after this many steps in a row with a non-finite loss (each is skipped).")] = _T.max_nonfinite,
-    precision: Annotated[str, typer.Option(help="Forward passes in auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16 (with a gradient scaler).")] = _T.precision,
-    channels_last: Annotated[bool, typer.Option(help="Channels-last memory format for networks and batches (faster convolutions on GPUs).")] = _T.channels_last,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the networks (slow start, faster steps on GPUs).")] = _T.compile,
-    device_crop: Annotated[bool | None, typer.Option(help="Paired: random crops and flips on the device with kornia (identical results). [default: on with CUDA]", show_default=False)] = None,
+    checkpoint_every: Annotated[int | None, _opt("checkpoint_every", "Also save a checkpoint every N steps (0: at the end of each epoch only).", min=0)] = None,
+    checkpoint_minutes: Annotated[float | None, _opt("checkpoint_minutes", "Also save a checkpoint when this many minutes passed since the last one (0: off).", min=0.0)] = None,
+    keep_last: Annotated[int | None, _opt("keep_last", "Step checkpoints to keep besides latest.pt and best.pt.", min=1)] = None,
+    max_nonfinite: Annotated[int | None, _opt("max_nonfinite", "Stop after this many steps in a row with a non-finite loss (each is skipped).", min=1)] = None,
+    precision: Annotated[str | None, _opt("precision", "Forward passes in auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16 (with a gradient scaler).")] = None,
+    channels_last: Annotated[bool | None, _flag("Channels-last memory format for networks and batches (faster convolutions on GPUs). [default: off]", "--channels-last/--no-channels-last")] = None,
+    compile: Annotated[bool | None, _flag("torch.compile the networks (slow start, faster steps on GPUs). [default: off]", "--compile")] = None,
+    device_crop: Annotated[bool | None, _flag("Paired: random crops and flips on the device with kornia (identical results). [default: on with CUDA]", "--device-crop/--no-device-crop")] = None,
     nproc: Annotated[int, typer.Option(min=1, help="Train with DDP on this many processes on this machine (launches torchrun; one GPU each, or CPU ranks with gloo).")] = 1,
 ) -> None:
     """Train a model: paired T1 -> CT style synthesis (default), noise-to-image (DCGAN) or class-conditional GAN.
 
     Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to continue with --resume.
     """
+    from pix2gan.config import OPTIONS, RunConfig
+    from pix2gan.runs import new_run_dir
     from pix2gan.train import fit, resume_run
 
+    under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if resume is None:
+        cfg = RunConfig.from_options(mode, **{k: v for k, v in ctx.params.items() if k in OPTIONS})
+        if under_torchrun and run_dir is None:
+            raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
+        run_dir = run_dir or new_run_dir(cfg.run_name())
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        _launch_torchrun(nproc, run_dir, resume, f"{src}2{dst}" if mode == "paired" else mode)
+        _launch_torchrun(nproc, run_dir, resume)
         return
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and run_dir is None and resume is None:
-        raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
     if resume is not None:
         result = resume_run(resume, progress=progress and err.is_terminal, console=err)
-        _report_trained(result.run_dir, result.epochs, result.mode)
-        return
-
-    run_mode = Mode(mode) if mode in {m.value for m in Mode} else None
-    if run_mode is None:
-        raise ValueError(f"--mode {mode!r} is not one of paired, noise, class")
-    paired = run_mode == Mode.PAIRED
-    spec = data if data is not None else str(_bundled_samples())
-    from pix2gan.data.images import TORCHVISION_SETS
-
-    if paired or spec not in TORCHVISION_SETS:  # a folder; torchvision data set names stay names
-        spec = str(Path(spec).resolve())
-    pick = lambda value, paired_default, gan_default: value if value is not None else (paired_default if paired else gan_default)  # noqa: E731
-    cfg = RunConfig(
-        data=DataConfig(
-            root=spec, src=src, dst=dst, mask=mask or None, slice_axis=slice_axis,
-            src_intensity=DataConfig.default_intensity(src), dst_intensity=DataConfig.default_intensity(dst),
-            val_fraction=val_fraction, test_fraction=test_fraction, split_seed=split_seed, labels=labels,
-            data_root=str(data_root) if data_root else None, download=download,
-        ),
-        model=ModelConfig(
-            depth=depth, base_filters=filters or _M.base_filters, norm=norm, dropout=dropout,
-            disc_filters=disc_filters or _M.disc_filters, disc_layers=disc_layers,
-        ),
-        train=TrainConfig(
-            mode=run_mode, epochs=pick(epochs, _T.epochs, _GAN_TRAIN["epochs"]),
-            batch_size=pick(batch_size, _T.batch_size, _GAN_TRAIN["batch_size"]),
-            image_size=pick(image_size, _T.image_size, _G.image_size), lr=lr, lr_d=lr_d, betas=(beta1, beta2),
-            lambda_l1=lambda_l1, gan_loss=gan_loss, seed=seed, flip=flip, num_workers=workers, device=device,
-            threads=threads, d_steps=d_steps, label_smoothing=label_smoothing, augment=augment,
-            checkpoint_every=checkpoint_every, checkpoint_minutes=checkpoint_minutes, keep_last=keep_last,
-            max_nonfinite=max_nonfinite, precision=precision, channels_last=channels_last, compile=compile,
-            device_crop=device_crop,
-        ),
-        gan=GanModelConfig() if paired else GanModelConfig(
-            latent_dim=latent_dim, channels=channels or 0, image_size=image_size or _G.image_size,
-            gen_filters=filters or _G.gen_filters, disc_filters=disc_filters or _G.disc_filters, embed_dim=embed_dim,
-        ),
-    )  # fmt: skip
-    name = f"{src}2{dst}" if paired else run_mode.value
-    run = run_dir if run_dir is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = fit(cfg, run, progress=progress and err.is_terminal, console=err)
-    _report_trained(run, result.epochs, result.mode)
+    else:
+        result = fit(cfg, run_dir, progress=progress and err.is_terminal, console=err)
+    _report_trained(result.run_dir, result.epochs, result.mode)
 
 
-def _launch_torchrun(nproc: int, run_dir: Path | None, resume: Path | None, name: str) -> None:
+def _launch_torchrun(nproc: int, run_dir: Path | None, resume: Path | None) -> None:
     """``pix2gan train --nproc N ...``: the same command under ``torchrun --standalone --nproc-per-node N``."""
     import subprocess
 
     args = _without_option(sys.argv[1:], "--nproc")
-    if run_dir is None and resume is None:  # one name for every rank (a timestamp could differ between them)
-        args += ["--run-dir", str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")]
+    if resume is None and "--run-dir" not in args:  # one name for every rank (a timestamp could differ between them)
+        args += ["--run-dir", str(run_dir)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "pix2gan_cli.app", *args]  # fmt: skip
     err.print(f"launching {nproc} DDP processes: torchrun --standalone --nproc-per-node={nproc} -m pix2gan_cli.app "
@@ -317,7 +296,7 @@ def _report_trained(run: Path, epochs: list[dict[str, Any]], mode: Mode) -> None
 # --------------------------------------------------------------------------------------------------------------------
 # translate
 # --------------------------------------------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def translate(
     inputs: Annotated[
@@ -338,10 +317,9 @@ def translate(
 ) -> None:
     """Translate volumes with a trained model; outputs keep the input's shape, affine, q/s-form codes and pixdim."""
     from pix2gan.checkpoint import load_checkpoint
-    from pix2gan.runs import resolve_checkpoint
-    from pix2gan.config import Mode
-    from pix2gan.infer.translate import Translator
     from pix2gan.infer.outputs import plan_outputs
+    from pix2gan.infer.translate import Translator
+    from pix2gan.runs import resolve_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(run, checkpoint), expect_mode=Mode.PAIRED)
     plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite)
@@ -369,6 +347,7 @@ def translate(
 # --------------------------------------------------------------------------------------------------------------------
 @app.command(
     "eval",
+    cls=_Command,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
 )
 @_user_errors
@@ -395,19 +374,13 @@ def eval_(
     inception_weights: Annotated[Path | None, typer.Option(help="Noise/class runs: InceptionV3 weights file for FID/KID (never downloaded).")] = None,
 ) -> None:
     """Score a run on its held-out test subjects (SynthRAD rules for CT), or external predictions with --pred/--target."""
-    from pix2gan.runs import find_latest_run
-    from pix2gan.evaluation.paired import evaluate_folders, evaluate_run
-    from pix2gan.evaluation.metrics import METRICS
+    from pix2gan.evaluation import check_metrics, check_split, evaluate_folders
+    from pix2gan.io import check_new_file
 
-    names = [m.strip().lower() for item in [*metrics, *ctx.args] for m in item.split(",") if m.strip()]
-    for name in names:
-        if name not in METRICS:
-            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    names = list(dict.fromkeys(names))
-    if split not in ("test", "val", "train"):
-        raise ValueError(f"--split must be test, val or train, got {split!r}")
+    names = check_metrics([m for item in [*metrics, *ctx.args] for m in item.split(",")])
+    check_split(split)
     if json_path is not None:
-        _check_new_file(json_path, overwrite=True)  # refused now rather than after the evaluation
+        check_new_file(json_path, overwrite=True)  # refused now rather than after the evaluation
     if out is not None:
         from pix2gan.io import check_output_folder
 
@@ -421,36 +394,21 @@ def eval_(
         )
         title = f"{pred} vs {target}"
     else:
-        from pix2gan.checkpoint import load_checkpoint
-        from pix2gan.runs import resolve_checkpoint
+        from pix2gan.evaluation import EvalOptions, GanEvalReport, evaluate
+        from pix2gan.runs import resolve_run
 
-        if run is not None:
-            run_dir = run
-        elif checkpoint is not None and (checkpoint.parent.parent / "config.json").is_file():
-            run_dir = checkpoint.parent.parent  # RUN/checkpoints/X.pt: the checkpoint's own run
-        elif checkpoint is not None:
-            raise ValueError(f"{checkpoint}: not inside a run folder; pass --run RUN_DIR as well")
-        else:
-            run_dir = find_latest_run()
-        ckpt = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))  # loaded once; its mode picks the metrics
-        mode = ckpt.mode
-        if mode != Mode.PAIRED:
-            from pix2gan.evaluation.generative import evaluate_gan_run
-
-            gan_report = evaluate_gan_run(
-                run_dir, checkpoint=ckpt, n_per_class=n_per_class, n_samples=n_samples,
-                inception_weights=inception_weights, out_dir=out, device=device,
-            )  # fmt: skip
-            _print_gan_report(gan_report, f"{run_dir} - {mode.value} mode")
+        ref = resolve_run(run, checkpoint)
+        options = EvalOptions(metrics=tuple(names), split=split, data_root=data, baseline=baseline,
+                              n_per_class=n_per_class, n_samples=n_samples, inception_weights=inception_weights,
+                              out_dir=out, device=device, progress=err.is_terminal)  # fmt: skip
+        report = evaluate(ref, options)
+        if isinstance(report, GanEvalReport):
+            _print_gan_report(report, f"{ref.run_dir} - {report.mode} mode")
             if json_path is not None:
-                gan_report.write_json(json_path)
+                report.write_json(json_path)
                 err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
             return
-        report = evaluate_run(
-            run_dir, checkpoint=ckpt, metrics=names, split=split, data_root=data, out_dir=out,
-            baseline=baseline, device=device, progress=err.is_terminal,
-        )  # fmt: skip
-        title = f"{run_dir} - {split} subjects"
+        title = f"{ref.run_dir} - {split} subjects"
     _print_report(report, title)
     if json_path is not None:
         report.write_json(json_path)
@@ -516,7 +474,7 @@ def _print_report(report, title: str) -> None:  # noqa: ANN001
 # --------------------------------------------------------------------------------------------------------------------
 # sample
 # --------------------------------------------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
 def sample(
     run: Annotated[Path | None, typer.Option(help="Run folder (default: newest under ./runs).")] = None,
@@ -534,43 +492,21 @@ def sample(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
 ) -> None:
     """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired)."""
-    from pix2gan.runs import find_latest_run, resolve_checkpoint
-    from pix2gan.checkpoint import load_checkpoint
-    from pix2gan.infer.sample import GanSampler, paired_panels
+    from pix2gan.infer.sample import SampleRequest, draw
+    from pix2gan.runs import resolve_run
 
-    run_dir = run if run is not None else (checkpoint.parent.parent if checkpoint is not None else find_latest_run())
-    ckpt = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
-    if ckpt.mode == Mode.PAIRED:
-        out = output or run_dir / "samples" / f"panels-seed{seed}.png"
-        _check_new_file(out, overwrite)
-        paired_panels(ckpt, run_dir, out, device=device, overwrite=overwrite)
-        console.print(f"source | prediction panels -> {out}", highlight=False, soft_wrap=True)
-        return
-    if walk is not None:
-        kind = f"walk{walk}"
-    elif interpolate:
-        kind = f"interp{seed_b}"
-    else:
-        kind = f"grid-{label}" if label not in (None, "all") else "grid"
-    out = output or run_dir / "samples" / f"{kind}-seed{seed}.png"
-    _check_new_file(out, overwrite)  # before the generator runs
-    sampler = GanSampler(ckpt, device=device)
-    if walk is not None:
-        images, nrow, rows = sampler.walk(walk, steps=steps, span=span, label=label, seed=seed)
-    elif interpolate:
-        images, nrow, rows = sampler.interpolate(seed, seed_b, steps=steps, label=label)
-    else:
-        images, nrow, rows = sampler.grid(n, label=label, seed=seed)
-    sampler.save(out, images, nrow, rows, overwrite=overwrite)
-    console.print(f"{len(images)} samples -> {out}", highlight=False, soft_wrap=True)
+    request = SampleRequest(n=n, label=label, seed=seed, walk=walk, span=span, steps=steps, interpolate=interpolate,
+                            seed_b=seed_b)  # fmt: skip
+    out, what = draw(resolve_run(run, checkpoint), request, output=output, overwrite=overwrite, device=device)
+    console.print(f"{what} -> {out}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# samples
+# phantoms (also as the hidden alias `samples`, its first name)
 # --------------------------------------------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=_Command)
 @_user_errors
-def samples(
+def phantoms(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write <subject>/{t1,ct,mask}.nii.gz into.", show_default=False)],
     subjects: Annotated[int, typer.Option(min=1, max=1000, help="Number of subjects.")] = 14,
     size: Annotated[int, typer.Option(min=16, max=512, help="In-plane matrix size (voxels).")] = 128,
@@ -584,6 +520,9 @@ def samples(
         raise ValueError(f"{out_dir}: exists and is not a folder")
     written = write_dataset(out_dir, n_subjects=subjects, size=size, seed=seed, overwrite=overwrite)
     console.print(f"wrote {len(written)} subjects to {out_dir}/ ({written[0].name} .. {written[-1].name})", highlight=False, soft_wrap=True)
+
+
+app.command("samples", cls=_Command, hidden=True)(phantoms)
 
 
 def main() -> None:

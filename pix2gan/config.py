@@ -224,7 +224,8 @@ class GanModelConfig(_FromDict):
         generator: generator architecture (``dcgan``: DCGAN, conditioned by a label embedding in class mode; ``mlp``).
         discriminator: discriminator architecture (``dcgan``: DCGAN, a projection discriminator in class mode; ``mlp``).
         latent_dim: size of the noise vector z.
-        channels: image channels (1 grayscale, 3 RGB; 0 = take them from the data when training starts).
+        channels: image channels (1 grayscale, 3 RGB); 0, the default, takes them from the data when training
+            starts (the checkpoint records the number). Networks are built with 1 or 3.
         image_size: side of the square images: 28, 32, 64 or 128.
         gen_filters: filters of the generator's last (highest-resolution) transposed convolution (DCGAN ``ngf``).
         disc_filters: filters of the discriminator's first convolution (DCGAN ``ndf``).
@@ -235,7 +236,7 @@ class GanModelConfig(_FromDict):
     generator: str = "dcgan"
     discriminator: str = "dcgan"
     latent_dim: int = 64
-    channels: int = 1
+    channels: int = 0
     image_size: int = 32
     gen_filters: int = 32
     disc_filters: int = 32

@@ -492,7 +492,7 @@ def _(env: Env) -> Case:
 
 @case("train-paired-image-size-not-multiple")
 def _(env: Env) -> Case:
-    return _train_case(env, env.fixture("tiny_data"), "--image-size 20 is not a multiple of 2^depth = 8",
+    return _train_case(env, env.fixture("tiny_data"), "--image-size 20 is not a multiple of 8, the padding multiple of the unet generator",
                        extra=("--image-size", "20"))  # fmt: skip
 
 

@@ -221,7 +221,7 @@ def test_train_bad_data(workspace, tmp_path, kind):
         (["--data", "{tmp}/nowhere"], "nowhere: data folder not found"),
         (["--data", "{tmp}/empty"], "empty: no subject folders"),
         (["--src", "flair"], "unknown modality 'flair'"),
-        (["--image-size", "20"], "--image-size 20 is not a multiple of 2^depth = 8"),
+        (["--image-size", "20"], "--image-size 20 is not a multiple of 8, the padding multiple of the unet generator"),
         (["--norm", "group"], "'group' is not one of batch, instance"),
         (["--gan-loss", "wgan"], "'wgan' is not one of lsgan, vanilla"),
         (["--src", "ct", "--dst", "ct"], "both 'ct'"),
@@ -330,7 +330,7 @@ def test_sample_on_a_paired_run_draws_source_prediction_panels(workspace, tmp_pa
 
 
 def test_failed_panel_drawing_leaves_no_file(workspace, tmp_path, monkeypatch):
-    import pix2gan.sampling as sampling
+    import pix2gan.infer.sample as sampling
 
     def broken(*args, **kwargs):
         raise ValueError("drawing failed")

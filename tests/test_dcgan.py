@@ -108,12 +108,12 @@ def test_dcgan_64_discriminator_is_the_paper_layout():
 
 
 def test_28_starts_at_7x7_and_128_is_capped_at_8ngf():
-    g28 = DCGANGenerator(GanModelConfig(latent_dim=10, image_size=28, gen_filters=8))
+    g28 = DCGANGenerator(GanModelConfig(latent_dim=10, channels=1, image_size=28, gen_filters=8))
     first = g28.net[0]
     assert first.kernel_size == (7, 7) and first.out_channels == 16
-    d28 = DCGANDiscriminator(GanModelConfig(image_size=28, disc_filters=8))
+    d28 = DCGANDiscriminator(GanModelConfig(channels=1, image_size=28, disc_filters=8))
     assert d28.head.kernel_size == (7, 7)
-    g128 = DCGANGenerator(GanModelConfig(latent_dim=10, image_size=128, gen_filters=8))
+    g128 = DCGANGenerator(GanModelConfig(latent_dim=10, channels=1, image_size=128, gen_filters=8))
     assert [m.out_channels for m in g128.modules() if isinstance(m, nn.ConvTranspose2d)] == [64, 64, 32, 16, 8, 1]
 
 

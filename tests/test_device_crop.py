@@ -46,8 +46,8 @@ def keys(n_items, n=48, seed=0):
 
 
 def check_equal(cache, size, flip, ks=None):
-    cpu = PairedSlices(cache, size, train=True, flip=flip)
-    dev = PairedSlices(cache, size, train=True, flip=flip, crop_on_device=True)
+    cpu = PairedSlices(cache, size, train=True, flip=flip, with_mask=True)
+    dev = PairedSlices(cache, size, train=True, flip=flip, crop_on_device=True, with_mask=True)
     ks = keys(len(cpu)) if ks is None else ks
     items = [dev[k] for k in ks]
     batch = default_collate(items)
@@ -81,7 +81,7 @@ def test_same_crops_as_cpu_mixed_sizes(mixed_cache, size, flip):
 
 
 def test_sampler_batches_and_canvas_background(mixed_cache):
-    ds = PairedSlices(mixed_cache, 24, train=True, crop_on_device=True)
+    ds = PairedSlices(mixed_cache, 24, train=True, crop_on_device=True, with_mask=True)
     sampler = EpochBatchSampler(len(ds), batch_size=4, seed=5)
     sampler.set_epoch(3)
     for ks in sampler:
@@ -91,8 +91,8 @@ def test_sampler_batches_and_canvas_background(mixed_cache):
 
 
 def test_evaluation_ignores_the_flag(tiny_cache):
-    ev = PairedSlices(tiny_cache, 24, train=False, crop_on_device=True)
-    ref = PairedSlices(tiny_cache, 24, train=False)
+    ev = PairedSlices(tiny_cache, 24, train=False, crop_on_device=True, with_mask=True)
+    ref = PairedSlices(tiny_cache, 24, train=False, with_mask=True)
     assert not ev.crop_on_device
     for key, value in ev[(3, 9)].items():
         assert torch.equal(value, ref[(3, 9)][key])
@@ -107,8 +107,8 @@ def test_crop_outside_canvas_rejected():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_same_crops_on_cuda(mixed_cache):
-    dev = PairedSlices(mixed_cache, 24, train=True, crop_on_device=True)
-    cpu = PairedSlices(mixed_cache, 24, train=True)
+    dev = PairedSlices(mixed_cache, 24, train=True, crop_on_device=True, with_mask=True)
+    cpu = PairedSlices(mixed_cache, 24, train=True, with_mask=True)
     ks = keys(len(dev))
     batch = default_collate([dev[k] for k in ks])
     images = {k: v.cuda() if k in ("src", "dst", "mask") else v for k, v in batch.items()}

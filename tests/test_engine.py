@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-import pix2gan.train as train_mod
+import pix2gan.train.state as state_mod
 from pix2gan.runs import RunLayout
 from pix2gan.config import TrainConfig
 from pix2gan.train.hardware import StepContext
 from pix2gan.device import resolve_precision
 from pix2gan.errors import TrainingInterrupted
-from pix2gan.train import fit, paired_step, resume_run
+from pix2gan.tasks.paired import PairedObjective
+from pix2gan.train import fit, resume_run, train_step
 from conftest import tiny_config
 
 CPU = torch.device("cpu")
@@ -29,7 +30,8 @@ def test_resolve_precision():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_runs_the_forward_in_low_precision_and_keeps_fp32_weights(dtype):
     from pix2gan.config import ModelConfig, RunConfig
-    from pix2gan.train import build_networks, build_optimizers
+    from pix2gan.nets import build_networks
+    from pix2gan.train import build_optimizers
 
     cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4, disc_filters=4, disc_layers=2))
     g, d = build_networks(cfg)
@@ -41,7 +43,7 @@ def test_autocast_runs_the_forward_in_low_precision_and_keeps_fp32_weights(dtype
     before = [p.detach().clone() for p in g.parameters()]
     batch = {"src": torch.rand(2, 1, 32, 32) * 2 - 1, "dst": torch.rand(2, 1, 32, 32) * 2 - 1}
     for _ in range(20):  # fp16: the scaler skips the first steps while it lowers its scale from 2^16
-        losses = paired_step(batch, g, d, opt_g, opt_d, ctx=ctx)
+        losses = train_step(PairedObjective(), batch, g, d, opt_g, opt_d, ctx=ctx)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert all(p.dtype == torch.float32 for p in g.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, g.parameters(), strict=True))  # it did update
@@ -49,13 +51,15 @@ def test_autocast_runs_the_forward_in_low_precision_and_keeps_fp32_weights(dtype
 
 def test_timings_are_charged_per_phase():
     from pix2gan.config import ModelConfig, RunConfig
-    from pix2gan.train import build_networks, build_optimizers
+    from pix2gan.nets import build_networks
+    from pix2gan.train import build_optimizers
 
     cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4, disc_filters=4, disc_layers=2))
     g, d = build_networks(cfg)
     opt_g, opt_d = build_optimizers(g, d, cfg.train)
     ctx = StepContext(device=CPU, timings={})
-    paired_step({"src": torch.zeros(1, 1, 32, 32), "dst": torch.zeros(1, 1, 32, 32)}, g, d, opt_g, opt_d, ctx=ctx)
+    train_step(PairedObjective(), {"src": torch.zeros(1, 1, 32, 32), "dst": torch.zeros(1, 1, 32, 32)}, g, d, opt_g, opt_d,
+               ctx=ctx)
     assert set(ctx.timings) == {"G", "D", "optimiser"} and all(v > 0 for v in ctx.timings.values())
 
 
@@ -81,19 +85,20 @@ def test_fp16_channels_last_run_resumes_bit_identical_with_its_scaler(tiny_data,
     reference = torch.load(RunLayout(tmp_path / "reference").latest, weights_only=True)
     assert reference["scaler"]["scale"] > 0
 
-    real_count = train_mod._count
+    real_count = state_mod.LoopState.count
 
-    def stop_at_step_3(state, losses, limit, layout):  # as if Ctrl-C arrived during step 3
-        real_count(state, losses, limit, layout)
+    def stop_at_step_3(state, losses):  # as if Ctrl-C arrived during step 3
+        ok = real_count(state, losses)
         if state.step == 3:
             import signal
 
             signal.raise_signal(signal.SIGINT)
+        return ok
 
-    monkeypatch.setattr(train_mod, "_count", stop_at_step_3)
+    monkeypatch.setattr(state_mod.LoopState, "count", stop_at_step_3)
     with pytest.raises(TrainingInterrupted, match="step 3 of"):
         fit(cfg(), tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(train_mod, "_count", real_count)
+    monkeypatch.setattr(state_mod.LoopState, "count", real_count)
     resume_run(tmp_path / "resumed", progress=False)
     resumed = torch.load(RunLayout(tmp_path / "resumed").latest, weights_only=True)
     for key in ("generator", "discriminator"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 import types
 from pathlib import Path
 from typing import ClassVar
@@ -14,6 +13,7 @@ import torch
 from helpers import write_nifti
 from PIL import Image
 
+from pix2gan import InputError
 from pix2gan.data.digits import render_digits, write_digit_folder
 from pix2gan.data.images import (
     LEVEL_CLASSES,
@@ -24,7 +24,6 @@ from pix2gan.data.images import (
     load_torchvision,
 )
 from pix2gan.data.phantom import write_dataset
-from pix2gan.volumes import InputError
 
 
 def _save(path: Path, array: np.ndarray, fmt: str | None = None) -> Path:
@@ -409,7 +408,6 @@ def test_digits_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_digits_are_separable() -> None:
-    start = time.perf_counter()
     train_x, train_y = render_digits(30, seed=0)
     test_x, test_y = render_digits(20, seed=0, start=30)  # 200 held-out samples
 
@@ -419,7 +417,6 @@ def test_digits_are_separable() -> None:
     means = np.stack([flat(train_x)[train_y == d].mean(0) for d in range(10)])
     pred = ((flat(test_x)[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)
     assert (pred == test_y).mean() > 0.6
-    assert time.perf_counter() - start < 5.0
 
 
 def test_digit_folder_round_trip(tmp_path: Path) -> None:

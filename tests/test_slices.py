@@ -21,7 +21,7 @@ def test_each_volume_decoded_once(tiny_data, monkeypatch):
     monkeypatch.setattr(subjects_mod, "load_volume", lambda p, **k: calls.append(p) or real(p, **k))
     cache, subjects = make_cache(tiny_data)
     assert len(calls) == 3 * len(subjects)  # t1, ct, mask once each
-    ds = PairedSlices(cache, 32, train=True)
+    ds = PairedSlices(cache, 32, train=True, with_mask=True)
     for i in range(len(ds)):
         ds[i]
     for i in range(len(ds)):
@@ -58,7 +58,7 @@ def test_pad_to_is_symmetric_and_reports_padding():
 def test_paired_crops_stay_aligned_and_pad_with_background(tiny_data):
     cache, _ = make_cache(tiny_data)
     torch.manual_seed(0)
-    ds = PairedSlices(cache, 48, train=True, flip=True)  # larger than the 32x32 slices: padded
+    ds = PairedSlices(cache, 48, train=True, flip=True, with_mask=True)  # larger than the 32x32 slices: padded
     item = ds[3]
     assert item["src"].shape == item["dst"].shape == item["mask"].shape == (1, 48, 48)
     assert item["src"][0, 0, 0] == -1 and item["dst"][0, 0, 0] == -1 and not item["mask"][0, 0, 0]
@@ -71,5 +71,5 @@ def test_paired_crops_stay_aligned_and_pad_with_background(tiny_data):
 def test_foreground_filter(tiny_data):
     cache, _ = make_cache(tiny_data)
     assert len(PairedSlices(cache, 32, train=False, min_foreground=0.0)) == len(cache)
-    strict = PairedSlices(cache, 32, train=False, min_foreground=0.3)
+    strict = PairedSlices(cache, 32, train=False, min_foreground=0.3, with_mask=True)
     assert 0 < len(strict) < len(cache)

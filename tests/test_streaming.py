@@ -31,7 +31,7 @@ def old_translate_array(tr: Translator, volume: np.ndarray) -> np.ndarray:
     """The pipeline before streaming: normalised volume -> slice-first copy -> all outputs -> inverse map."""
     scale = tr.src_map.scale_of(volume)
     slices = to_slices(tr.src_map.forward(volume, scale), tr.slice_axis)
-    pred = predict_slices(tr.generator, torch.from_numpy(slices)[:, None], tr.config.model.multiple,
+    pred = predict_slices(tr.generator, torch.from_numpy(slices)[:, None], tr.multiple,
                           batch_size=tr.batch_size, device=tr.device)[:, 0].numpy()  # fmt: skip
     return np.ascontiguousarray(from_slices(tr.dst_map.inverse(pred), tr.slice_axis))
 
@@ -126,3 +126,34 @@ def test_memory_stays_bounded(tmp_path):
     assert old > 3 * nbytes  # measured 4.41: the measurement sees the copies it is meant to catch
     assert array < 1.75 * nbytes, array / nbytes  # measured 1.40 (4-slice batches of float64 temporaries)
     assert file < 3 * nbytes, file / nbytes  # measured 2.05: the decoded file, then the percentile copy
+
+
+class _MeanOfStack(torch.nn.Module):
+    """A 'generator' whose output depends on every input channel: the mean of the slice stack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # gives the module a device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 2K + 1, H, W) -> (B, 1, H, W)
+        return x.mean(1, keepdim=True)
+
+
+@pytest.mark.parametrize("context", [0, 1, 3])
+@pytest.mark.parametrize("batch_size", [1, 4, 7])
+def test_neighbouring_slices_are_read_from_the_source_even_in_place(context, batch_size):
+    """With context, in-place streaming must never feed a slice already replaced by a prediction."""
+    from pix2gan.infer.translate import stream_slices
+
+    vol = volume((6, 5, 11), seed=4)
+    forward, inverse = (lambda x: x / 100.0), (lambda y: y * 100.0 + 1000.0)  # predictions differ from the source
+    n = vol.shape[2]
+    expected = np.stack([np.mean([vol[:, :, min(max(k + o, 0), n - 1)] / 100.0 for o in range(-context, context + 1)],
+                                 axis=0) * 100.0 + 1000.0 for k in range(n)], axis=2)  # fmt: skip
+    separate = stream_slices(_MeanOfStack(), vol, 2, 1, out=np.empty_like(vol), forward=forward, inverse=inverse,
+                             batch_size=batch_size, context=context)  # fmt: skip
+    in_place = vol.copy()
+    stream_slices(_MeanOfStack(), in_place, 2, 1, out=in_place, forward=forward, inverse=inverse,
+                  batch_size=batch_size, context=context)  # fmt: skip
+    np.testing.assert_allclose(separate, expected, rtol=1e-6)
+    np.testing.assert_array_equal(in_place, separate)

@@ -61,7 +61,7 @@ def test_refusals(tiny_data, tiny_run, tmp_path):
     with pytest.raises(InputError, match="already holds a run"):
         fit(tiny_config(tiny_data), tiny_run, progress=False)
     bad = tiny_config(tiny_data, image_size=20)
-    with pytest.raises(InputError, match=r"--image-size 20 is not a multiple of 2\^depth = 8"):
+    with pytest.raises(InputError, match=r"--image-size 20 is not a multiple of 8, the padding multiple of the unet generator"):
         fit(bad, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
     same = tiny_config(tiny_data)
@@ -73,7 +73,8 @@ def test_refusals(tiny_data, tiny_run, tmp_path):
 
 
 def test_separate_discriminator_learning_rate():
-    from pix2gan.train import build_networks, build_optimizers
+    from pix2gan.nets import build_networks
+    from pix2gan.train import build_optimizers
 
     cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4, disc_filters=4))
     g, d = build_networks(cfg)

@@ -12,7 +12,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-import pix2gan.train as train_mod
+import pix2gan.tasks as tasks_mod
+from pix2gan.config import Mode
+import pix2gan.tasks.paired as paired_mod
+from pix2gan.train.loader import batches
 from pix2gan.runs import RunLayout
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import RunConfig
@@ -25,7 +28,7 @@ from conftest import tiny_config
 
 
 def test_nonfinite_steps_are_skipped_then_stop_with_one_line(tiny_data, tmp_path, monkeypatch):
-    real_l1 = train_mod.l1_loss
+    real_l1 = paired_mod.l1_loss
     calls = [0]
 
     def l1_after_a_while(fake, target):  # finite for the first epoch's steps, then NaN for good
@@ -33,7 +36,7 @@ def test_nonfinite_steps_are_skipped_then_stop_with_one_line(tiny_data, tmp_path
         loss = real_l1(fake, target)
         return loss if calls[0] <= 7 else loss * float("nan")
 
-    monkeypatch.setattr(train_mod, "l1_loss", l1_after_a_while)
+    monkeypatch.setattr(paired_mod, "l1_loss", l1_after_a_while)
     cfg = tiny_config(tiny_data, epochs=5, max_nonfinite=3)
     run = tmp_path / "run"
     with pytest.raises(TrainingError) as info:
@@ -76,21 +79,19 @@ class _Dies(Dataset):
 def test_a_killed_worker_stops_with_one_line_not_a_hang():
     loader = DataLoader(_Dies(), batch_size=2, num_workers=1)
     with pytest.raises(TrainingError, match=r"data loading failed: DataLoader worker .* exited unexpectedly") as info:
-        list(train_mod._batches(loader, StepContext()))
+        list(batches(loader, StepContext()))
     assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_a_corrupt_slice_mid_run_names_the_file(workers, tiny_data, tmp_path, monkeypatch):
-    real_setup = train_mod._setup_paired
+    class Damaged(paired_mod.PairedTask):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            subject = self.dataset.cache.subjects[1]
+            subject.dst = subject.dst[:, :5]  # no longer the source's shape: fails when one of its slices is cropped
 
-    def damaged(*args, **kwargs):
-        setup = real_setup(*args, **kwargs)
-        subject = setup.dataset.cache.subjects[1]
-        subject.dst = subject.dst[:, :5]  # no longer the source's shape: fails when one of its slices is cropped
-        return setup
-
-    monkeypatch.setattr(train_mod, "_setup_paired", damaged)
+    monkeypatch.setitem(tasks_mod.TASKS, Mode.PAIRED, Damaged)
     with pytest.raises(InputError) as info:
         fit(tiny_config(tiny_data, num_workers=workers), tmp_path / "run", progress=False)
     message = str(info.value)

@@ -22,11 +22,29 @@ def test_unet_128_parameter_count():
 
 
 def test_instance_norm_adds_biases_not_affine():
+    """Exact counts for depth 5, ngf 8, 1 -> 1 channels: level widths 8, 16, 32, 64, 64; all kernels 4 x 4.
+
+    Convolution weights (the same with either norm):
+        down  1->8 128, 8->16 2048, 16->32 8192, 32->64 32768, 64->64 65536         = 108672
+        up    64->64 65536 (innermost), 128->32 65536, 64->16 16384, 32->8 4096, 16->1 256 = 151808
+    Batch norm: affine BatchNorm (scale + shift) on down levels 1-3 (16 + 32 + 64 channels) and on every up level
+        but the outermost (64 + 32 + 16 + 8): 2 * (112 + 120) = 464; convolutions have no bias except the
+        outermost (1): 108672 + 151808 + 464 + 1 = 260945.
+    Instance norm: no affine parameters; every convolution has a bias instead: down 8 + 16 + 32 + 64 + 64 = 184,
+        up 64 + 32 + 16 + 8 + 1 = 121: 108672 + 151808 + 184 + 121 = 260785.
+    """
     batch = UNetGenerator(ModelConfig(depth=5, base_filters=8, norm=Norm.BATCH))
     inst = UNetGenerator(ModelConfig(depth=5, base_filters=8, norm=Norm.INSTANCE))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in inst.modules())
-    assert all(not m.affine for m in inst.modules() if isinstance(m, nn.InstanceNorm2d))
-    assert n_params(inst) != n_params(batch)
+    norms = [m for m in inst.modules() if isinstance(m, nn.InstanceNorm2d)]
+    assert len(norms) == 7 and all(not m.affine and not m.track_running_stats for m in norms)
+    assert n_params(batch) == 260_945
+    assert n_params(inst) == 260_785
+    bn = sum(p.numel() for m in batch.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters())
+    assert bn == 464
+    biases = [m.bias.numel() for m in inst.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    assert biases == [8, 16, 32, 64, 64, 1, 8, 16, 32, 64]  # down 0..4, then up 0..4 (outermost first)
+    assert sum(biases) == 184 + 121
 
 
 @pytest.mark.parametrize("depth,size", [(2, (4, 8)), (3, (16, 24)), (5, (64, 32)), (6, (64, 128))])

@@ -527,7 +527,7 @@ def load_images(
         >>> load_images("/no/such/folder", image_size=32, labelled=False)
         Traceback (most recent call last):
         ...
-        pix2gan.volumes.InputError: /no/such/folder: data folder not found
+        pix2gan.errors.InputError: /no/such/folder: data folder not found
     """
     spec = str(spec)
     _check_channels(channels, spec)

@@ -15,8 +15,31 @@ from pix2gan.evaluation.metrics import METRICS
 from pix2gan.evaluation.paired import EvalReport, evaluate_folders, evaluate_run, summarise
 from pix2gan.runs import RunRef
 
-__all__ = ["EvalOptions", "evaluate", "EvalReport", "GanEvalReport", "evaluate_run", "evaluate_gan_run",
+__all__ = ["EvalOptions", "evaluate", "check_metrics", "check_split", "SPLITS", "EvalReport", "GanEvalReport", "evaluate_run", "evaluate_gan_run",
            "evaluate_folders", "summarise", "METRICS"]  # fmt: skip
+
+
+SPLITS = ("test", "val", "train")
+
+
+def check_metrics(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Metric names cleaned (lower case, no blanks or repeats), each one known.
+
+    Example:
+        >>> check_metrics(["PSNR", " ssim", "psnr"])
+        ('psnr', 'ssim')
+    """
+    cleaned = [m.strip().lower() for m in names if m.strip()]
+    for name in cleaned:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    return tuple(dict.fromkeys(cleaned))
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"--split must be {', '.join(SPLITS[:-1])} or {SPLITS[-1]}, got {split!r}")
+    return split
 
 
 @dataclass
@@ -39,6 +62,10 @@ class EvalOptions:
     out_dir: Path | None = None
     device: str = "auto"
     progress: bool = False
+
+    def __post_init__(self) -> None:
+        self.metrics = check_metrics(self.metrics)
+        check_split(self.split)
 
 
 def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | GanEvalReport:

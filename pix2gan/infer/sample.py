@@ -6,6 +6,7 @@ Every image is a function of explicit seeds, so a grid can be reproduced exactly
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,14 @@ from torch import nn
 
 from pix2gan.checkpoint import LoadedCheckpoint
 
-from pix2gan.runs import RunLayout
+from pix2gan.io import check_new_file
+from pix2gan.runs import RunLayout, RunRef
 from pix2gan.config import Mode
 from pix2gan.report import save_grid, save_panel
 from pix2gan.device import resolve_device
 from pix2gan.errors import InputError
 
-__all__ = ["GanSampler", "slerp", "paired_panels"]
+__all__ = ["GanSampler", "SampleRequest", "draw", "slerp", "paired_panels"]
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -168,3 +170,55 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
     windows = {"prediction": (-1000.0, 2000.0)} if ckpt.dst_map is not None and ckpt.dst_map.kind == "hu" else None
     save_panel(out, rows, titles=("source", "prediction"), windows=windows, row_labels=labels)
     return out
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What ``pix2gan sample`` draws. Noise/class runs: a grid of ``n`` (``label`` a class or ``all``), a latent walk
+    over coordinate ``walk``, or an interpolation from ``seed`` to ``seed_b``; paired runs: source | prediction panels
+    of held-out subjects."""
+
+    n: int = 64
+    label: str | None = None
+    seed: int = 0
+    walk: int | None = None
+    span: float = 3.0
+    steps: int = 9
+    interpolate: bool = False
+    seed_b: int = 1
+
+    @property
+    def kind(self) -> str:
+        if self.walk is not None:
+            return f"walk{self.walk}"
+        if self.interpolate:
+            return f"interp{self.seed_b}"
+        return f"grid-{self.label}" if self.label not in (None, "all") else "grid"
+
+
+def draw(ref: RunRef, request: SampleRequest, *, output: Path | None = None, overwrite: bool = False,
+         device: str = "auto") -> tuple[Path, str]:  # fmt: skip
+    """Draw what ``request`` asks from the model of ``ref``; returns the PNG written and what it shows.
+
+    The default output is ``RUN/samples/<kind>-seed<K>.png`` (``panels-seed<K>.png`` for paired runs). An existing
+    output is refused before the generator runs.
+    """
+    from pix2gan.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(ref.checkpoint)
+    kind = "panels" if ckpt.mode == Mode.PAIRED else request.kind
+    out = output or ref.require_run("the default output goes into it; or pass -o FILE") / "samples" / f"{kind}-seed{request.seed}.png"
+    check_new_file(out, overwrite)
+    if ckpt.mode == Mode.PAIRED:
+        paired_panels(ckpt, ref.require_run("panels show its held-out subjects"), out, device=device, overwrite=overwrite)
+        return out, "source | prediction panels"
+    sampler = GanSampler(ckpt, device=device)
+    r = request
+    if r.walk is not None:
+        images, nrow, rows = sampler.walk(r.walk, steps=r.steps, span=r.span, label=r.label, seed=r.seed)
+    elif r.interpolate:
+        images, nrow, rows = sampler.interpolate(r.seed, r.seed_b, steps=r.steps, label=r.label)
+    else:
+        images, nrow, rows = sampler.grid(r.n, label=r.label, seed=r.seed)
+    sampler.save(out, images, nrow, rows, overwrite=overwrite)
+    return out, f"{len(images)} samples"

@@ -4,7 +4,14 @@ One place a new format plugs in: a reader returning a :class:`Volume` and a writ
 Today: NIfTI (``.nii``, ``.nii.gz``) through nibabel.
 """
 
-from pix2gan.io.atomic import atomic_path, atomic_write_json, atomic_write_text, check_output_folder, fsync_folder
+from pix2gan.io.atomic import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    check_new_file,
+    check_output_folder,
+    fsync_folder,
+)
 from pix2gan.io.nifti import (
     GEOMETRY_FIELDS,
     NIFTI_SUFFIXES,
@@ -28,6 +35,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_json",
     "atomic_write_text",
+    "check_new_file",
     "check_output_folder",
     "fsync_folder",
 ]

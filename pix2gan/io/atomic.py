@@ -8,8 +8,8 @@ Example:
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> atomic_write_json(folder / "a.json", {"x": 1})
-    >>> (folder / "a.json").read_text()
-    '{\n  "x": 1\n}\n'
+    >>> json.loads((folder / "a.json").read_text())
+    {'x': 1}
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from pix2gan.errors import InputError
 
-__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "check_output_folder", "fsync_folder"]
+__all__ = ["atomic_path", "atomic_write_json", "atomic_write_text", "check_new_file", "check_output_folder", "fsync_folder"]
 
 
 def check_output_folder(folder: str | Path) -> None:
@@ -44,6 +44,15 @@ def check_output_folder(folder: str | Path) -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         where = "folder is not writable" if existing == folder else f"cannot be created, {existing} is not writable"
         raise InputError(f"{folder}: {where}")
+
+
+def check_new_file(path: Path, overwrite: bool) -> None:
+    """Refuse an output file before any work: it exists (without ``overwrite``), is a folder, or cannot be written."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+    check_output_folder(path.parent)
 
 
 @contextlib.contextmanager

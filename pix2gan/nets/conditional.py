@@ -75,7 +75,7 @@ class ConditionalGenerator(nn.Module):
         - Output: :math:`(B, C, S, S)` in [-1, 1].
 
     Example:
-        >>> cfg = GanModelConfig(latent_dim=16, image_size=28, gen_filters=8, num_classes=10, embed_dim=4)
+        >>> cfg = GanModelConfig(latent_dim=16, channels=1, image_size=28, gen_filters=8, num_classes=10, embed_dim=4)
         >>> g = ConditionalGenerator(cfg)
         >>> g(torch.randn(3, 16), torch.tensor([0, 1, 9])).shape
         torch.Size([3, 1, 28, 28])

@@ -58,6 +58,12 @@ def dcgan_layout(image_size: int) -> tuple[int, int]:
     return layouts[image_size]
 
 
+def _check_channels(owner: str, config: GanModelConfig) -> None:
+    if config.channels not in (1, 3):
+        raise ValueError(f"{owner} needs GanModelConfig.channels 1 or 3, got {config.channels} (0 means: from the data, "
+                         "which training sets before building the networks)")  # fmt: skip
+
+
 def _widths(filters: int, levels: int) -> list[int]:
     """Channels per level from fine to coarse: ``filters * min(2 ** i, 8)``."""
     return [filters * min(2**i, _MAX_MULT) for i in range(levels)]
@@ -90,6 +96,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, config: GanModelConfig) -> None:
         super().__init__()
+        _check_channels("DCGANGenerator", config)
         self.config = config
         start, levels = dcgan_layout(config.image_size)
         self.start_size = start
@@ -147,6 +154,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, config: GanModelConfig) -> None:
         super().__init__()
+        _check_channels("DCGANDiscriminator", config)
         self.config = config
         start, levels = dcgan_layout(config.image_size)
         widths = _widths(config.disc_filters, levels)  # fine to coarse: (ndf, 2ndf, 4ndf, 8ndf) at 64

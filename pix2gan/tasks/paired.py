@@ -112,7 +112,7 @@ class PairedTask:
         self.multiple = padding_multiple(cfg)
         if tc.image_size % self.multiple:
             raise InputError(f"--image-size {tc.image_size} is not a multiple of {self.multiple}, the padding multiple "
-                             f"of the {cfg.model.generator} generator (model depth {cfg.model.depth})")  # fmt: skip
+                             f"of the {cfg.model.generator} generator")  # fmt: skip
         subjects = find_subjects(dc.root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])
         if dc.mask and not any(dc.mask in s.files for s in subjects):
             log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)

@@ -186,9 +186,10 @@ def _fit(
         if state.step >= total_steps:
             log.info("%s: the run is already complete; nothing to do", layout.root)
     step_log, epoch_log = CsvLog(layout.log), CsvLog(layout.epochs)
+    saved = int(start.raw["step"]) if start is not None else 0  # in the steps of the run that saved it
     if info.main:  # rows after the checkpoint's step are written again by this run
-        step_log.cut(state.step)
-    state.epoch_rows = [{k: number(v) for k, v in r.items()} for r in epoch_log.cut(state.step, write=info.main)]
+        step_log.cut(saved)
+    state.epoch_rows = [{k: number(v) for k, v in r.items()} for r in epoch_log.cut(saved, write=info.main)]
     if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
         seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + state.step)
     _log_start(task, generator, discriminator, device, info, dtype)

@@ -12,7 +12,7 @@ Example:
     >>> cfg = RunConfig(model=ModelConfig(depth=3, base_filters=4, disc_filters=4))
     >>> g, d = build_networks(cfg)
     >>> opt_g, opt_d = build_optimizers(g, d, cfg.train)
-    >>> batch = {"src": torch.zeros(2, 1, 16, 16), "dst": torch.zeros(2, 1, 16, 16)}
+    >>> batch = {"src": torch.zeros(2, 1, 32, 32), "dst": torch.zeros(2, 1, 32, 32)}
     >>> sorted(train_step(PairedObjective(), batch, g, d, opt_g, opt_d))
     ['loss_d', 'loss_d_fake', 'loss_d_real', 'loss_g', 'loss_g_gan', 'loss_g_l1']
 """
