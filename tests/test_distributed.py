@@ -56,12 +56,14 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.parametrize("mode", ["paired", "class"])
+@pytest.mark.parametrize("mode", ["paired", "paired-resnet9", "class"])
 def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
     from pix2gan.data.digits import write_digit_folder
 
-    if mode == "paired":
+    if mode.startswith("paired"):
         args = ["train", "--data", tiny_data, *TINY, "--epochs", "2"]
+        if mode == "paired-resnet9":
+            args += ["--generator", "resnet9"]
     else:
         digits = tmp_path / "digits"
         write_digit_folder(digits, per_class=4, size=28, seed=0)

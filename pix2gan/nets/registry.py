@@ -26,6 +26,7 @@ from pix2gan.nets.conditional import ConditionalDiscriminator, ConditionalGenera
 from pix2gan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from pix2gan.nets.layers import init_weights
 from pix2gan.nets.patchgan import PatchDiscriminator
+from pix2gan.nets.resnet import resnet6, resnet9
 from pix2gan.nets.unet import UNetGenerator
 
 __all__ = ["Architecture", "GENERATORS", "DISCRIMINATORS", "build_networks", "build_generator", "check_architectures",
@@ -55,6 +56,10 @@ def _dcgan_discriminator(cfg: RunConfig) -> nn.Module:
 GENERATORS: dict[str, Architecture] = {
     "unet": Architecture(UNetGenerator.from_run_config, PAIRED, "pix2pix U-Net with skip connections (--depth levels)",
                          multiple=lambda cfg: 2**cfg.model.depth),
+    "resnet9": Architecture(resnet9, PAIRED, "pix2pix resnet_9blocks: 2 down-samplings, 9 residual blocks",
+                            multiple=lambda cfg: 4),
+    "resnet6": Architecture(resnet6, PAIRED, "pix2pix resnet_6blocks: 2 down-samplings, 6 residual blocks",
+                            multiple=lambda cfg: 4),
     "dcgan": Architecture(_dcgan_generator, GANS, "DCGAN; class mode: label embedding concatenated to z"),
 }
 
