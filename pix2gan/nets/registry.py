@@ -25,6 +25,7 @@ from pix2gan.config import Mode, RunConfig
 from pix2gan.nets.conditional import ConditionalDiscriminator, ConditionalGenerator
 from pix2gan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from pix2gan.nets.layers import init_weights
+from pix2gan.nets.mlp import mlp_discriminator, mlp_generator
 from pix2gan.nets.patchgan import PatchDiscriminator
 from pix2gan.nets.resnet import resnet6, resnet9
 from pix2gan.nets.unet import UNetGenerator
@@ -61,11 +62,13 @@ GENERATORS: dict[str, Architecture] = {
     "resnet6": Architecture(resnet6, PAIRED, "pix2pix resnet_6blocks: 2 down-samplings, 6 residual blocks",
                             multiple=lambda cfg: 4),
     "dcgan": Architecture(_dcgan_generator, GANS, "DCGAN; class mode: label embedding concatenated to z"),
+    "mlp": Architecture(mlp_generator, GANS, "fully connected z -> 128 -> 256 -> 512 -> 1024 -> image (the classic GAN)"),
 }
 
 DISCRIMINATORS: dict[str, Architecture] = {
     "patchgan": Architecture(PatchDiscriminator.from_run_config, PAIRED, "pix2pix PatchGAN on (source, target) pairs"),
     "dcgan": Architecture(_dcgan_discriminator, GANS, "DCGAN; class mode: projection discriminator"),
+    "mlp": Architecture(mlp_discriminator, GANS, "fully connected image -> 512 -> 256 -> logit"),
 }
 
 
