@@ -25,9 +25,9 @@ try:  # typer >= 0.20 vendors click; the bare ``click`` package may then be anot
 except ImportError:  # pragma: no cover - typer on top of the click package
     from click.exceptions import UsageError
 
-from rich.table import Table
-
 from pix2gan.config import Mode
+from pix2gan.options import default_help
+from pix2gan_cli.launch import launch_torchrun
 
 
 class _FlagHelp:
@@ -139,25 +139,9 @@ def _main(
 # --------------------------------------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------------------------------------
-def _default(name: str) -> str:
-    """``[default: ...]`` from the library's defaults (per mode where they differ); options themselves default to
-    None, so a value the user did not give is the library's."""
-    from pix2gan.config import option_default
-
-    def text(value: Any) -> str:
-        return {True: "on", False: "off", None: "-"}.get(value, str(value)) if isinstance(value, bool) or value is None else str(value)
-
-    paired, gan = option_default(name, "paired"), option_default(name, "noise")
-    if name in {"depth", "disc_layers", "norm", "dropout", "src", "dst", "mask", "slice_axis", "val_fraction", "test_fraction", "split_seed", "lambda_l1", "flip", "device_crop"}:
-        return f"[default: {text(paired)}]"
-    if name in {"latent_dim", "embed_dim", "d_steps", "label_smoothing", "augment"}:
-        return f"[default: {text(gan)}]"
-    return f"[default: {text(paired)}]" if paired == gan else f"[default: {text(paired)} paired, {text(gan)} noise/class]"
-
-
 def _opt(name: str, help: str, *decls: str, **kwargs: Any) -> Any:
     """A ``pix2gan train`` option whose default lives in the library (shown in the help, None here)."""
-    return typer.Option(*decls, help=f"{help} {escape(_default(name))}", show_default=False, **kwargs)
+    return typer.Option(*decls, help=f"{help} {escape(default_help(name))}", show_default=False, **kwargs)
 
 
 def _flag(help: str, *decls: str, **kwargs: Any) -> Any:
@@ -185,7 +169,7 @@ def train(
     disc_filters: Annotated[int | None, _opt("disc_filters", "Discriminator filters in the first layer (ndf; 64 in the papers).", min=1)] = None,
     disc_layers: Annotated[int | None, _opt("disc_layers", "PatchGAN strided layers (3 = 70x70 patches).", min=1, max=6)] = None,
     norm: Annotated[str | None, _opt("norm", "Normalisation layers: batch or instance.")] = None,
-    dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {_default('dropout')}", "--dropout/--no-dropout")] = None,
+    dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {default_help('dropout')}", "--dropout/--no-dropout")] = None,
     gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits) or hinge.")] = None,
     lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term.", min=0.0)] = None,
     lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0).")] = None,
@@ -197,7 +181,7 @@ def train(
     test_fraction: Annotated[float | None, _opt("test_fraction", "Share of subjects held out for testing.", min=0.0, max=0.9)] = None,
     split_seed: Annotated[int | None, _opt("split_seed", "Seed of the subject split.")] = None,
     seed: Annotated[int | None, _opt("seed", "Seed of weights, crops and batch order.")] = None,
-    flip: Annotated[bool | None, _flag(f"Random left-right flips of training pairs. {_default('flip')}", "--flip/--no-flip")] = None,
+    flip: Annotated[bool | None, _flag(f"Random left-right flips of training pairs. {default_help('flip')}", "--flip/--no-flip")] = None,
     device: Annotated[str | None, _opt("device", "auto (CUDA if available), cpu or cuda[:N].")] = None,
     workers: Annotated[int | None, _opt("workers", "DataLoader worker processes.", min=0)] = None,
     threads: Annotated[int | None, _opt("threads", "CPU threads for torch (0 = torch's default).", min=0)] = None,
@@ -207,7 +191,7 @@ def train(
     embed_dim: Annotated[int | None, _opt("embed_dim", "Class: size of the label embedding concatenated with z.", min=1)] = None,
     d_steps: Annotated[int | None, _opt("d_steps", "Noise/class: discriminator updates per generator update.", min=1)] = None,
     label_smoothing: Annotated[float | None, _opt("label_smoothing", "Noise/class: one-sided label smoothing (real label = 1 - this).", min=0.0, max=0.49)] = None,
-    augment: Annotated[bool | None, _flag(f"Noise/class: differentiable augmentation of D's inputs (DiffAugment), against D memorising small data. {_default('augment')}", "--augment/--no-augment")] = None,
+    augment: Annotated[bool | None, _flag(f"Noise/class: differentiable augmentation of D's inputs (DiffAugment), against D memorising small data. {default_help('augment')}", "--augment/--no-augment")] = None,
     labels: Annotated[str | None, typer.Option(help="Class mode on NIfTI data: 'level' (anatomical level of the slice, the default) or a CSV subject,label.", show_default=False)] = None,
     data_root: Annotated[Path | None, typer.Option(help="Folder holding the mnist / fashion-mnist / cifar10 files.", show_default=False)] = None,
     download: Annotated[bool | None, _flag("Let torchvision download --data (never done otherwise). [default: off]", "--download/--no-download")] = None,
@@ -226,71 +210,26 @@ def train(
 
     Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to continue with --resume.
     """
-    from pix2gan.config import OPTIONS, RunConfig
+    from pix2gan.options import OPTIONS, run_config
     from pix2gan.runs import new_run_dir
     from pix2gan.train import fit, resume_run
 
     under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if resume is None:
-        cfg = RunConfig.from_options(mode, **{k: v for k, v in ctx.params.items() if k in OPTIONS})
+        cfg = run_config(mode, **{k: v for k, v in ctx.params.items() if k in OPTIONS})
         if under_torchrun and run_dir is None:
             raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
         run_dir = run_dir or new_run_dir(cfg.run_name())
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        _launch_torchrun(nproc, run_dir, resume)
+        launch_torchrun(nproc, run_dir, resume, err)
         return
     if resume is not None:
         result = resume_run(resume, progress=progress and err.is_terminal, console=err)
     else:
         result = fit(cfg, run_dir, progress=progress and err.is_terminal, console=err)
-    _report_trained(result.run_dir, result.epochs, result.mode)
-
-
-def _launch_torchrun(nproc: int, run_dir: Path | None, resume: Path | None) -> None:
-    """``pix2gan train --nproc N ...``: the same command under ``torchrun --standalone --nproc-per-node N``."""
-    import subprocess
-
-    args = _without_option(sys.argv[1:], "--nproc")
-    if resume is None and "--run-dir" not in args:  # one name for every rank (a timestamp could differ between them)
-        args += ["--run-dir", str(run_dir)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "pix2gan_cli.app", *args]  # fmt: skip
-    err.print(f"launching {nproc} DDP processes: torchrun --standalone --nproc-per-node={nproc} -m pix2gan_cli.app "
-              f"{' '.join(args)}", highlight=False, soft_wrap=True)  # fmt: skip
-    code = subprocess.call(command)
-    if code:
-        raise typer.Exit(code)
-
-
-def _without_option(argv: list[str], name: str) -> list[str]:
-    """``argv`` without ``name VALUE`` / ``name=VALUE``.
-
-    Example:
-        >>> _without_option(["train", "--nproc", "2", "--epochs", "3", "--nproc=4"], "--nproc")
-        ['train', '--epochs', '3']
-    """
-    out, skip = [], False
-    for i, a in enumerate(argv):
-        if skip:
-            skip = False
-        elif a == name:
-            skip = i + 1 < len(argv)
-        elif not a.startswith(name + "="):
-            out.append(a)
-    return out
-
-
-def _report_trained(run: Path, epochs: list[dict[str, Any]], mode: Mode) -> None:
-    if "RANK" in os.environ and os.environ["RANK"] != "0":
-        return
-    last = epochs[-1] if epochs else {}
-    err.print(f"[green]done[/] run folder {run}", highlight=False, soft_wrap=True)
-    if "val_mae" in last:
-        err.print(f"last epoch: validation MAE {float(last['val_mae']):.1f} (physical units, inside the mask)", highlight=False, soft_wrap=True)
-    if mode == Mode.PAIRED:
-        err.print(f"next: pix2gan eval --run {run}   |   pix2gan translate SCAN.nii.gz --run {run}", highlight=False, soft_wrap=True)
-    else:
-        err.print(f"next: pix2gan sample --run {run}   |   pix2gan eval --run {run}", highlight=False, soft_wrap=True)
+    if os.environ.get("RANK", "0") == "0":
+        for line in result.summary_lines():
+            err.print(line, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -403,72 +342,22 @@ def eval_(
                               out_dir=out, device=device, progress=err.is_terminal)  # fmt: skip
         report = evaluate(ref, options)
         if isinstance(report, GanEvalReport):
-            _print_gan_report(report, f"{ref.run_dir} - {report.mode} mode")
+            from pix2gan_cli.show import print_gan_report
+
+            print_gan_report(console, err, report, f"{ref.run_dir} - {report.mode} mode")
             if json_path is not None:
                 report.write_json(json_path)
                 err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
             return
         title = f"{ref.run_dir} - {split} subjects"
-    _print_report(report, title)
+    from pix2gan_cli.show import print_paired_report
+
+    print_paired_report(console, report, title)
     if json_path is not None:
         report.write_json(json_path)
         err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
     if report.panels:
         err.print(f"panels: {report.panels[0].parent}/", highlight=False, soft_wrap=True)
-
-
-def _print_gan_report(report, title: str) -> None:  # noqa: ANN001
-    labels = {
-        "classifier_accuracy": "real-image classifier accuracy (held out)",
-        "class_consistency": "class consistency of generated images",
-        "frechet_distance": "Fréchet distance (learned features)",
-        "kid": "KID (learned features)",
-        "diversity_generated": "diversity, generated",
-        "diversity_real": "diversity, real",
-        "diversity_ratio": "diversity ratio generated / real",
-        "fid": "FID (InceptionV3)",
-        "kid_inception": "KID (InceptionV3)",
-    }
-    table = Table(title=title, title_justify="left")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in report.metrics.items():
-        pct = key in ("classifier_accuracy", "class_consistency")
-        table.add_row(labels.get(key, key), f"{100 * value:.1f} %" if pct else f"{value:.4g}")
-    if report.per_class:
-        table.add_section()
-        for name, value in report.per_class.items():
-            table.add_row(f"  consistency, class {name}", f"{100 * value:.1f} %")
-    console.print(table)
-    for note in report.notes:
-        err.print(note, highlight=False, soft_wrap=True)
-    for grid in report.grids:
-        err.print(f"samples: {grid}", highlight=False, soft_wrap=True)
-
-
-def _fmt(metric: str, value: float) -> str:
-    return f"{value:.4f}" if metric == "ssim" else f"{value:.2f}"
-
-
-def _print_report(report, title: str) -> None:  # noqa: ANN001
-    from pix2gan.evaluation.paired import summarise
-
-    units = {"mae": f"MAE ({report.unit})" if report.unit else "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
-    table = Table(title=title, title_justify="left")
-    table.add_column("subject")
-    for m in report.metrics:
-        table.add_column(units[m], justify="right")
-    for sid, row in report.per_subject.items():
-        table.add_row(sid, *(_fmt(m, row[m]) for m in report.metrics))
-    mean, std = report.mean, report.std
-    table.add_section()
-    table.add_row("[bold]mean ± std", *(f"[bold]{_fmt(m, mean[m])} ± {_fmt(m, std[m])}" for m in report.metrics))
-    if report.baseline_per_subject:
-        bmean, bstd = summarise(report.baseline_per_subject)
-        table.add_row(
-            "[dim]lookup-table baseline", *(f"[dim]{_fmt(m, bmean[m])} ± {_fmt(m, bstd[m])}" for m in report.metrics)
-        )
-    console.print(table)
 
 
 # --------------------------------------------------------------------------------------------------------------------

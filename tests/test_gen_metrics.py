@@ -14,19 +14,16 @@ import pytest
 import torch
 from torch import nn
 
+from pix2gan.evaluation.distances import diversity, frechet_distance, kid
 from pix2gan.evaluation.features import (
-    InceptionFeatures,
     SmallClassifier,
     _shift,
     class_consistency,
-    diversity,
     extract_features,
-    frechet_distance,
-    kid,
-    load_inception,
     train_classifier,
     train_rotation_features,
 )
+from pix2gan.evaluation.inception import InceptionFeatures, load_inception
 from pix2gan.errors import InputError
 
 # ------------------------------------------------------------------------------------------------ Fréchet, KID, diversity

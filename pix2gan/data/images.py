@@ -7,7 +7,9 @@
   never downloaded unless ``download=True``).
 
 Every file is decoded exactly once into an in-memory ``(N, C, S, S)`` float32 tensor in [-1, 1], so training only
-indexes memory. Every problem with the inputs is an :class:`~pix2gan.volumes.InputError` naming the file or folder.
+indexes memory. Every problem with the inputs is an :class:`~pix2gan.errors.InputError` naming the file or folder.
+NIfTI slices are read in ``nifti_slices.py``, torchvision sets in ``torchvision_sets.py``; both return the
+:class:`~pix2gan.data.imageset.ImageSet` of ``imageset.py``.
 
 Example:
     >>> import tempfile
@@ -24,17 +26,24 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import csv
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from pix2gan.data.imageset import (
+    LEVEL_CLASSES,
+    TORCHVISION_SETS,
+    ImageSet,
+    _check_channels,
+    _check_size,
+    _convert_channels,
+    _reason,
+    _sort_key,
+)
+from pix2gan.data.nifti_slices import load_nifti_slices
+from pix2gan.data.torchvision_sets import load_torchvision
 from pix2gan.errors import InputError
 
 if TYPE_CHECKING:
@@ -53,84 +62,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-TORCHVISION_SETS = ("mnist", "fashion-mnist", "cifar10")
-LEVEL_CLASSES = ["lower", "middle", "upper"]
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's RGB -> L
-
-
-@dataclass
-class ImageSet:
-    """Images decoded into memory, with optional integer class labels.
-
-    Args:
-        images: (N, C, S, S) float32 in [-1, 1], C = 1 (grayscale) or 3 (RGB).
-        labels: (N,) int64 class indices into ``class_names``, or ``None`` when unlabelled.
-        class_names: name of each class (empty when unlabelled).
-        source: where the images came from (a folder, ``nifti:<root>:<modality>`` or ``torchvision:<name>``).
-
-    Example:
-        >>> s = ImageSet(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 1, 0]), ["a", "b"], "demo")
-        >>> len(s), s.num_classes, s.channels, s.image_size
-        (4, 2, 1, 8)
-        >>> ImageSet(torch.zeros(2, 3, 8, 8), None, [], "demo").num_classes
-        0
-    """
-
-    images: torch.Tensor  # (N, C, S, S) float32 in [-1, 1]
-    labels: torch.Tensor | None  # (N,) int64
-    class_names: list[str] = field(default_factory=list)
-    source: str = ""
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes; 0 when unlabelled."""
-        return 0 if self.labels is None else len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[-1])
-
-
-# --- shared helpers --------------------------------------------------------------------------------------------
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def _check_size(image_size: int) -> int:
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
-    return int(image_size)
-
-
-def _check_channels(channels: int | None, where: object) -> None:
-    if channels not in (None, 1, 3):
-        raise InputError(f"{where}: channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-
-
-def _convert_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
-    """(N, C, H, W) with C in {1, 3} -> ``channels`` (luminance for RGB -> gray, replication for gray -> RGB)."""
-    if channels is None or images.shape[1] == channels:
-        return images
-    if channels == 1:
-        weights = torch.tensor(_LUMA, dtype=images.dtype).view(1, 3, 1, 1)
-        return (images * weights).sum(1, keepdim=True)
-    return images.expand(-1, 3, -1, -1).contiguous()
-
-
-def _sort_key(name: str) -> tuple[int, Any]:
-    """Integer names numerically (2 before 10), then everything else alphabetically."""
-    return (0, int(name)) if name.lstrip("-").isdigit() else (1, name)
 
 
 # --- image folders ---------------------------------------------------------------------------------------------
@@ -286,202 +218,6 @@ def load_image_folder(
             raise InputError(f"{root}: no {kinds} images found")
     arrays = [_decode(f, image_size) for f in files]  # decoded once: this is the cache
     return ImageSet(_to_tensor(arrays, channels), labels, class_names, str(root))
-
-
-# --- NIfTI slices ----------------------------------------------------------------------------------------------
-
-
-def _read_label_csv(path: Path) -> dict[str, str]:
-    """``subject,label`` rows -> {subject: label}."""
-    if not path.is_file():
-        raise InputError(f"{path}: labels file not found (expected 'level' or a CSV with header subject,label)")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read the labels CSV ({_reason(exc)})") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    header = [c.strip().lower() for c in rows[0]] if rows else []
-    if header[:2] != ["subject", "label"]:
-        raise InputError(f"{path}: expected the header 'subject,label', found {','.join(header) or 'an empty file'!r}")
-    table: dict[str, str] = {}
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
-            raise InputError(f"{path}: line {line} needs a subject and a label, got {','.join(row)!r}")
-        subject, label = row[0].strip(), row[1].strip()
-        if table.get(subject, label) != label:
-            raise InputError(f"{path}: subject {subject!r} has two labels, {table[subject]!r} and {label!r}")
-        table[subject] = label
-    return table
-
-
-def _slice_direction(affine: np.ndarray, axis: int) -> int:
-    """+1 when increasing index along ``axis`` moves superior (RAS z grows), -1 when it moves inferior."""
-    return -1 if float(affine[2, axis]) < 0 else 1
-
-
-def _resize_slices(slices: np.ndarray, spacing: tuple[float, float], image_size: int) -> torch.Tensor:
-    """(N, H, W) in [-1, 1] -> (N, 1, S, S): keep the physical aspect ratio, pad with background (-1) to a square."""
-    h, w = slices.shape[1:]
-    extent_h, extent_w = h * spacing[0], w * spacing[1]
-    longest = max(extent_h, extent_w)
-    out_h = max(1, round(image_size * extent_h / longest))
-    out_w = max(1, round(image_size * extent_w / longest))
-    x = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32)).unsqueeze(1)  # (N, 1, H, W)
-    if (out_h, out_w) != (h, w):
-        x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
-    ph, pw = image_size - out_h, image_size - out_w
-    if ph or pw:
-        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=-1.0)
-    return x.clamp_(-1.0, 1.0)
-
-
-def load_nifti_slices(
-    root: str | Path,
-    modality: str,
-    *,
-    image_size: int,
-    slice_axis: int = 2,
-    min_foreground: float = 0.05,
-    labels: str | None = None,
-) -> ImageSet:
-    """2-D slices of one modality of every subject, normalised per modality and resized to ``image_size``.
-
-    Each volume is decoded once and normalised to [-1, 1] like the paired mode (HU window for CT, per-volume
-    percentiles for MR). Slices whose fraction of voxels above -0.9 is below ``min_foreground`` (air, the empty ends
-    of the stack) are skipped. Each slice is resized with antialiased bilinear interpolation keeping its physical
-    aspect ratio (voxel spacing from the affine) and padded with background to a square.
-
-    Args:
-        root: data folder in the subject layout ``root/<subject>/<modality>.nii[.gz]``.
-        modality: which file of each subject, e.g. ``t1`` or ``ct``.
-        image_size: side of the output images in pixels.
-        slice_axis: array axis to slice along (2 = axial for RAS-ordered volumes).
-        min_foreground: smallest fraction of foreground voxels for a slice to be used, in [0, 1].
-        labels: ``None`` (unlabelled); ``"level"``: the slice's anatomical level within the volume's used slices,
-            ``lower`` / ``middle`` / ``upper`` thirds from inferior to superior (by the affine; index order when the
-            slice axis has no superior component); or a CSV file with header ``subject,label`` giving each
-            subject's class (class names sorted, integer names numerically).
-
-    Returns:
-        An :class:`ImageSet` of (N, 1, S, S) slices with ``source`` ``nifti:<root>:<modality>``.
-
-    Raises:
-        InputError: no subjects, unknown modality, unreadable or constant volumes, no slice with enough foreground,
-            a bad labels CSV or a subject missing from it, fewer than 2 classes.
-    """
-    from pix2gan.config import DataConfig
-    from pix2gan.data.intensity import IntensityMap
-    from pix2gan.data.subjects import find_subjects
-    from pix2gan.io import load_volume
-
-    root = Path(root)
-    image_size = _check_size(image_size)
-    if slice_axis not in (0, 1, 2):
-        raise ValueError(f"slice_axis must be 0, 1 or 2, got {slice_axis!r}")
-    if not 0.0 <= min_foreground <= 1.0:
-        raise ValueError(f"min_foreground must be in [0, 1], got {min_foreground!r}")
-    table: dict[str, str] | None = None
-    if labels is not None and labels != "level":
-        table = _read_label_csv(Path(labels))
-    subjects = find_subjects(root, [modality])
-    if table is not None:
-        for s in subjects:
-            if s.id not in table:
-                raise InputError(f"{labels}: no label for subject {s.id!r} of {root}")
-        class_names = sorted({table[s.id] for s in subjects}, key=_sort_key)
-        if len(class_names) < 2:
-            raise InputError(f"{labels}: needs at least 2 classes among the subjects of {root}, found {class_names}")
-    else:
-        class_names = list(LEVEL_CLASSES) if labels == "level" else []
-
-    imap = IntensityMap(DataConfig.default_intensity(modality))
-    chunks: list[torch.Tensor] = []
-    label_chunks: list[np.ndarray] = []
-    for subject in subjects:
-        volume = load_volume(subject.files[modality])
-        try:
-            scale = imap.scale_of(volume.data)
-        except ValueError as exc:
-            raise InputError(f"{volume.path}: cannot normalise ({_reason(exc)})") from None
-        norm = np.moveaxis(imap.forward(volume.data, scale), slice_axis, 0)  # (N, H, W) in [-1, 1]
-        foreground = (norm > -0.9).mean(axis=(1, 2))
-        keep = np.flatnonzero(foreground >= min_foreground)
-        if keep.size == 0:
-            continue
-        spacing = np.linalg.norm(volume.affine[:3, :3], axis=0)  # mm per voxel along each array axis
-        in_plane = tuple(float(s) for i, s in enumerate(spacing) if i != slice_axis)
-        chunks.append(_resize_slices(norm[keep], in_plane, image_size))  # type: ignore[arg-type]
-        if labels == "level":
-            first, last = int(keep[0]), int(keep[-1])
-            position = (keep - first + 0.5) / (last - first + 1)  # slice centre in (0, 1) along the index
-            if _slice_direction(volume.affine, slice_axis) < 0:
-                position = 1.0 - position
-            label_chunks.append(np.minimum((position * 3).astype(np.int64), 2))
-        elif table is not None:
-            label_chunks.append(np.full(keep.size, class_names.index(table[subject.id]), dtype=np.int64))
-    if not chunks:
-        raise InputError(f"{root}: no {modality} slice has at least {min_foreground:.0%} foreground (values above -0.9)")
-    images = torch.cat(chunks)
-    label_tensor = torch.from_numpy(np.concatenate(label_chunks)) if labels is not None else None
-    return ImageSet(images, label_tensor, class_names, f"nifti:{root}:{modality}")
-
-
-# --- torchvision data sets -------------------------------------------------------------------------------------
-
-
-def load_torchvision(
-    name: str, root: str | Path, *, image_size: int, train: bool = True, download: bool = False
-) -> ImageSet:
-    """MNIST, Fashion-MNIST or CIFAR-10 through torchvision, imported only here; downloaded only if ``download``.
-
-    Args:
-        name: ``mnist``, ``fashion-mnist`` or ``cifar10``.
-        root: folder holding (or receiving) the data set files, as torchvision lays them out.
-        image_size: side of the output images (antialiased bilinear resize from 28 or 32).
-        train: the training split (else the test split).
-        download: allow torchvision to download the files into ``root``.
-
-    Returns:
-        An :class:`ImageSet` with labels and class names from the data set: (N, 1, S, S) for MNIST and
-        Fashion-MNIST, (N, 3, S, S) for CIFAR-10; ``source`` ``torchvision:<name>``.
-
-    Raises:
-        InputError: unknown name; torchvision missing or broken; the files are not under ``root`` (and no download).
-    """
-    key = name.lower()
-    if key not in TORCHVISION_SETS:
-        raise InputError(f"{name}: unknown data set; choose one of {', '.join(TORCHVISION_SETS)} or an image folder")
-    image_size = _check_size(image_size)
-    try:
-        import torchvision.datasets as tv_datasets  # lazy: heavy, optional, and tied to one torch build
-    except Exception as exc:  # ImportError, or RuntimeError/OSError from a build that does not match torch
-        raise InputError(
-            f"{name}: needs torchvision, which could not be imported ({_reason(exc)}); "
-            "install a torchvision build matching your torch, or use an image folder instead"
-        ) from None
-    root = Path(root)
-    try:
-        cls = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}[key]
-        dataset = getattr(tv_datasets, cls)(root=str(root), train=train, download=download)
-        raw = dataset.data
-        targets = dataset.targets
-        classes = [str(c) for c in dataset.classes]
-    except Exception as exc:  # RuntimeError "Dataset not found", checksum or network errors, ...
-        if download:
-            raise InputError(f"{root}: could not download {name} ({_reason(exc)})") from None
-        raise InputError(f"{root}: {name} files not found; place the {name} data set there or pass --download") from None
-    pixels = torch.as_tensor(np.asarray(raw))  # (N, H, W) uint8 for MNIST, (N, H, W, 3) for CIFAR-10
-    pixels = pixels.unsqueeze(1) if pixels.ndim == 3 else pixels.permute(0, 3, 1, 2)  # (N, C, H, W)
-    n, c = int(pixels.shape[0]), int(pixels.shape[1])
-    images = torch.empty((n, c, image_size, image_size), dtype=torch.float32)
-    for start in range(0, n, 4096):  # in chunks: a float copy of all of CIFAR-10 at once would double the memory
-        x = pixels[start : start + 4096].float().div_(127.5).sub_(1.0)
-        if tuple(x.shape[-2:]) != (image_size, image_size):
-            x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
-        images[start : start + 4096] = x.clamp_(-1.0, 1.0)
-    labels = torch.as_tensor(np.asarray(targets), dtype=torch.int64)
-    return ImageSet(images, labels, classes, f"torchvision:{key}")
 
 
 # --- one entry point -------------------------------------------------------------------------------------------

@@ -8,48 +8,24 @@ Nothing here touches the network. The features come from a small CNN trained on 
 * unlabelled data (noise mode): :func:`train_rotation_features` trains the same network to tell which of four
   rotations was applied (RotNet, Gidaris et al. 2018), a self-supervised task whose features separate image content.
 
-On those features, :func:`frechet_distance` (the FID formula), :func:`kid` (the KID estimator) and :func:`diversity`
-(mean pairwise distance, which collapses with the generator) compare real and generated sets. These numbers are only
-comparable between runs that share one feature network (same data, seed and settings), and are not the published
-FID/KID: for those, :func:`load_inception` wraps a torchvision InceptionV3 from a weights file the user supplies; it
-never downloads anything.
-
-Example:
-    >>> rng = np.random.default_rng(0)
-    >>> real, fake = rng.normal(size=(500, 4)), rng.normal(size=(500, 4)) + [2.0, 0.0, 0.0, 0.0]
-    >>> round(frechet_distance(real, real), 6), 3.5 < frechet_distance(real, fake) < 4.5
-    (0.0, True)
+On those features the distances of :mod:`pix2gan.evaluation.distances` compare real and generated sets. These numbers
+are only comparable between runs that share one feature network (same data, seed and settings), and are not the
+published FID/KID: for those, :mod:`pix2gan.evaluation.inception` wraps an InceptionV3 from a weights file.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pix2gan.errors import InputError
 
-__all__ = [
-    "INCEPTION_SKIPPED",
-    "InceptionFeatures",
-    "SmallClassifier",
-    "class_consistency",
-    "diversity",
-    "extract_features",
-    "frechet_distance",
-    "kid",
-    "load_inception",
-    "train_classifier",
-    "train_rotation_features",
-]
+__all__ = ["SmallClassifier", "class_consistency", "extract_features", "train_classifier", "train_rotation_features"]
 
-INCEPTION_SKIPPED = "FID/KID skipped: no InceptionV3 weights given (--inception-weights PATH)"
 _SHIFT = 2  # random translation of the augmentation, in pixels
 _MIN_SIZE = 8  # three 2x max-pools need at least 8 pixels
 
@@ -426,210 +402,3 @@ def class_consistency(classifier: nn.Module, images: Tensor, labels: Tensor) -> 
 
 
 # ------------------------------------------------------------------------------------------------------------ metrics
-
-
-def _check_pair(feats_a: np.ndarray, feats_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(feats_a, dtype=np.float64), np.asarray(feats_b, dtype=np.float64)
-    for name, f in (("feats_a", a), ("feats_b", b)):
-        if f.ndim != 2 or f.shape[0] < 2:
-            raise ValueError(f"{name} must have shape (N, F) with N >= 2, got {f.shape}")
-        if not np.isfinite(f).all():
-            raise ValueError(f"{name} holds NaN or Inf values")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature sizes differ: {a.shape[1]} vs {b.shape[1]}")
-    return a, b
-
-
-def _sqrt_psd(m: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a symmetric positive semi-definite matrix (tiny negative eigenvalues -> 0)."""
-    w, v = np.linalg.eigh(m)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (the FID formula).
-
-    ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with sample covariances (``ddof=1``, as FID). The
-    trace of the matrix square root is computed from the symmetric, PSD form ``sqrt(S_a) S_b sqrt(S_a)`` (same
-    eigenvalues as ``S_a S_b``) by ``eigh``, so it is real and stable even for singular covariances; the result is
-    clamped at 0.
-
-    Args:
-        feats_a, feats_b: (N_a, F) and (M, F) features, at least 2 rows each.
-
-    Returns:
-        The distance (>= 0; 0 up to rounding for identical sets).
-
-    Example:
-        >>> a = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
-        >>> round(frechet_distance(a, a + [3.0, 4.0]), 9)  # same covariance: the squared mean shift
-        25.0
-    """
-    a, b = _check_pair(feats_a, feats_b)
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root_a = _sqrt_psd(cov_a)
-    middle = root_a @ cov_b @ root_a
-    eig = np.linalg.eigvalsh((middle + middle.T) / 2)
-    tr_sqrt = float(np.sqrt(np.clip(eig, 0, None)).sum())
-    dist = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_sqrt)
-    scale = float(np.trace(cov_a) + np.trace(cov_b)) + 1.0
-    return 0.0 if dist < 1e-12 * scale else dist
-
-
-def kid(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 10, subset_size: int = 1000, seed: int = 0) -> float:
-    """Kernel Inception Distance estimator on any features: unbiased MMD^2, cubic polynomial kernel, subset mean.
-
-    ``k(x, y) = (x . y / F + 1)^3``; each of ``subsets`` rounds draws ``m = min(subset_size, N_a, M)`` rows of each
-    set without replacement and computes the unbiased MMD^2 (Binkowski et al. 2018); the result is their mean (it may
-    be slightly negative when the sets match).
-
-    Args:
-        feats_a, feats_b: (N_a, F) and (M, F) features, at least 2 rows each.
-        subsets: number of random subsets (at least 1).
-        subset_size: rows drawn from each set per subset (at least 2).
-        seed: seed of the subset draws.
-
-    Returns:
-        The mean MMD^2 over the subsets.
-
-    Example:
-        >>> rng = np.random.default_rng(1)
-        >>> x = rng.normal(size=(300, 8))
-        >>> abs(kid(x, rng.normal(size=(300, 8)), subset_size=100)) < 0.05 < kid(x, x + 1.0, subset_size=100)
-        True
-    """
-    a, b = _check_pair(feats_a, feats_b)
-    if subsets < 1:
-        raise ValueError(f"subsets must be at least 1, got {subsets}")
-    if subset_size < 2:
-        raise ValueError(f"subset_size must be at least 2, got {subset_size}")
-    m, d = min(subset_size, len(a), len(b)), a.shape[1]
-    rng = np.random.default_rng(seed)
-    total = 0.0
-    for _ in range(subsets):
-        x = a[rng.choice(len(a), m, replace=False)]
-        y = b[rng.choice(len(b), m, replace=False)]
-        k_xx, k_yy, k_xy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
-        off_xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
-        off_yy = (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
-        total += off_xx + off_yy - 2 * k_xy.mean()
-    return float(total / subsets)
-
-
-def diversity(feats: np.ndarray, max_pairs: int = 20000, seed: int = 0) -> float:
-    """Mean Euclidean distance between pairs of distinct samples: low when a generator collapses.
-
-    With at most ``max_pairs`` pairs in all (N <= ~200 for the default) every pair is used; otherwise ``max_pairs``
-    random pairs ``(i, j)``, ``i != j``, are drawn with ``seed``.
-
-    Args:
-        feats: (N, F) features, N >= 2.
-        max_pairs: most pairs to average (at least 1).
-        seed: seed of the pair draws.
-
-    Returns:
-        The mean pairwise distance.
-
-    Example:
-        >>> diversity(np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]]))  # pairs: 5, 0, 5
-        3.3333333333333335
-    """
-    f = np.asarray(feats, dtype=np.float64)
-    if f.ndim != 2 or f.shape[0] < 2:
-        raise ValueError(f"feats must have shape (N, F) with N >= 2, got {f.shape}")
-    if max_pairs < 1:
-        raise ValueError(f"max_pairs must be at least 1, got {max_pairs}")
-    n = len(f)
-    if n * (n - 1) // 2 <= max_pairs:
-        i, j = np.triu_indices(n, k=1)
-    else:
-        rng = np.random.default_rng(seed)
-        i = rng.integers(0, n, max_pairs)
-        j = (i + rng.integers(1, n, max_pairs)) % n  # never i
-    chunk = max(1, 2**22 // max(1, f.shape[1]))  # bound the (pairs, F) temporary to ~32 MB
-    total = sum(
-        float(np.linalg.norm(f[i[s : s + chunk]] - f[j[s : s + chunk]], axis=1).sum()) for s in range(0, len(i), chunk)
-    )
-    return total / len(i)
-
-
-# ---------------------------------------------------------------------------------------------------------- inception
-
-
-class InceptionFeatures(nn.Module):
-    """2048-d pool features of a torchvision InceptionV3 (its ``fc`` replaced by identity), for FID/KID.
-
-    Images in [-1, 1] with 1 or 3 channels and any size are mapped to [0, 1], gray is repeated to RGB, resized
-    (bilinear) to 299 x 299 and normalised with the ImageNet mean and std; the network is built with
-    ``transform_input=True``, as torchvision does for its ImageNet weights. Build it with :func:`load_inception`.
-
-    Shape:
-        - Input: (B, 1 or 3, H, W) in [-1, 1]; output: (B, 2048).
-    """
-
-    feature_dim = 2048
-    _MEAN = (0.485, 0.456, 0.406)
-    _STD = (0.229, 0.224, 0.225)
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", torch.tensor(self._MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(self._STD).view(1, 3, 1, 1), persistent=False)
-
-    def features(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"expected images of shape (B, 1 or 3, H, W), got {tuple(x.shape)}")
-        x = (x.float().clamp(-1, 1) + 1) / 2
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
-        return self.net((x - self.mean) / self.std).flatten(1)  # (B, 2048)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.features(x)
-
-
-def load_inception(weights: str | Path | None) -> InceptionFeatures | None:
-    """Build the InceptionV3 feature extractor from a local weights file; never downloads.
-
-    Args:
-        weights: path to a torchvision ``inception_v3`` state dict (e.g. the ``inception_v3_google-*.pth`` file
-            from torchvision's ImageNet weights, fetched by the user), or None to skip FID/KID.
-
-    Returns:
-        An :class:`InceptionFeatures` in eval mode on the CPU, or None when ``weights`` is None (the caller reports
-        :data:`INCEPTION_SKIPPED`).
-
-    Raises:
-        InputError: the file does not exist or cannot be loaded, or torchvision cannot be imported.
-
-    Example:
-        >>> load_inception(None) is None
-        True
-    """
-    if weights is None:
-        return None
-    path = Path(weights)
-    if not path.is_file():
-        raise InputError(f"{path}: InceptionV3 weights not found")
-    try:
-        import torchvision  # optional and heavy: only here
-    except Exception as exc:
-        raise InputError(
-            f"{path}: FID/KID need torchvision, which cannot be imported ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no message'}); install the torchvision build matching "
-            f"torch {torch.__version__} (pip install torchvision)"
-        ) from exc
-    try:
-        state: Any = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
-        net.load_state_dict(state)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: not loadable InceptionV3 weights ({type(exc).__name__}: {first})") from exc
-    net.fc = nn.Identity()
-    return InceptionFeatures(net).eval()

@@ -24,16 +24,9 @@ from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 
 from pix2gan.runs import RunLayout
 from pix2gan.config import Mode
-from pix2gan.evaluation.features import (
-    class_consistency,
-    diversity,
-    extract_features,
-    frechet_distance,
-    kid,
-    load_inception,
-    train_classifier,
-    train_rotation_features,
-)
+from pix2gan.evaluation.distances import diversity, frechet_distance, kid
+from pix2gan.evaluation.features import class_consistency, extract_features, train_classifier, train_rotation_features
+from pix2gan.evaluation.inception import load_inception
 from pix2gan.infer.sample import GanSampler
 from pix2gan.errors import InputError
 from pix2gan.io import atomic_write_json

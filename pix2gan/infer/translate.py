@@ -154,8 +154,6 @@ class Translator:
         batch_size: int = 16,
         precision: str = "auto",
     ) -> None:
-        from pix2gan.device import resolve_precision
-
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.dtype = resolve_precision(precision, self.device)  # auto: bf16 on GPUs that have it, fp32 on CPU
         self.generator = generator.to(self.device).eval()

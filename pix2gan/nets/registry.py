@@ -10,8 +10,8 @@ Example:
     >>> g, d = build_networks(RunConfig())
     >>> type(g).__name__, type(d).__name__, padding_multiple(RunConfig())
     ('UNetGenerator', 'PatchDiscriminator', 32)
-    >>> sorted(generator_names("paired"))[:1]
-    ['unet']
+    >>> generator_names("paired"), generator_names("noise")
+    (['unet', 'resnet9', 'resnet6'], ['dcgan', 'mlp'])
 """
 
 from __future__ import annotations

@@ -93,12 +93,12 @@ class GanTask:
 
     display = LossDisplay(bar=(("G", "loss_g", ".3f"), ("D", "loss_d", ".3f")), epoch=("loss_g", "loss_d"))
     on_device = None
-    split: dict[str, list[str]] = {}
 
     def __init__(self, cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: Callable[[], None]) -> None:
         from pix2gan.data.images import images_for_run
 
         tc = cfg.train
+        self.split: dict[str, list[str]] = {}  # no subjects: nothing to hold out
         self.conditional = cfg.mode == Mode.CLASS
         data = images_for_run(cfg)
         check_new()

@@ -75,6 +75,18 @@ class FitResult:
     def layout(self) -> RunLayout:
         return RunLayout(self.run_dir)
 
+    def summary_lines(self) -> list[str]:
+        """What a person wants to read when training ends: where the run is, how it did, what to do next."""
+        last = self.epochs[-1] if self.epochs else {}
+        lines = [f"done run folder {self.run_dir}"]
+        if "val_mae" in last:
+            lines.append(f"last epoch: validation MAE {float(last['val_mae']):.1f} (physical units, inside the mask)")
+        if self.mode == Mode.PAIRED:
+            lines.append(f"next: pix2gan eval --run {self.run_dir}   |   pix2gan translate SCAN.nii.gz --run {self.run_dir}")
+        else:
+            lines.append(f"next: pix2gan sample --run {self.run_dir}   |   pix2gan eval --run {self.run_dir}")
+        return lines
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -136,6 +148,7 @@ def _fit(
     cfg: RunConfig, layout: RunLayout, info: DistInfo, device: torch.device, *, progress: bool, console: Any,
     resume: bool,
 ) -> FitResult:  # fmt: skip
+    """Set the run up (:class:`_Training`), then run its epochs until the last step."""
     tc = cfg.train
     if info.main:
         check_output_folder(layout.root)  # before the data are read
@@ -143,141 +156,171 @@ def _fit(
         torch.set_num_threads(tc.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: let cuDNN pick the fastest kernels once
-    dtype = resolve_precision(tc.precision, device)
     seed_everything(tc.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-
-    # --- the task reads its data; then the networks, optimisers and loader ------------------------------------------
-    fresh = info.main and not resume
-    task = build_task(cfg, layout, device, check_new=lambda: _check_new_run(layout.root) if fresh else None)
-    if resume and task.split and layout.split.is_file() and json.loads(layout.split.read_text()) != task.split:
-        raise InputError(f"{layout.root}: the data differ from those the run started with (split); resume needs the same data")
-    layout.root.mkdir(parents=True, exist_ok=True)
-    generator, discriminator = build_networks(cfg)
-    generator.to(device)
-    discriminator.to(device)
-    opt_g, opt_d = build_optimizers(generator, discriminator, tc)
-    start = resume_checkpoint(layout, task.checkpoint_extra) if resume else None
-    if fresh:
-        atomic_write_json(layout.config, cfg.to_dict())
-        if task.split:
-            atomic_write_json(layout.split, task.split)
-    info.barrier()
-    sync_batchnorm(generator, device, info)
-    sync_batchnorm(discriminator, device, info)
-    g = wrap_for_training(generator, device, info, channels_last=tc.channels_last, compile=tc.compile)
-    d = wrap_for_training(discriminator, device, info, channels_last=tc.channels_last, compile=tc.compile)
-    # G's phase calls D without DDP (D's gradients are not wanted there, so they must not be all-reduced)
-    d_frozen = (torch.compile(discriminator) if tc.compile else discriminator) if info.distributed else d
-    ctx = StepContext(device=device, dtype=dtype, distributed=info.distributed, channels_last=tc.channels_last,
-                      on_device=task.on_device)  # fmt: skip
-    sampler = EpochBatchSampler(len(task.dataset), tc.batch_size, tc.seed, rank=info.rank, world=info.world)  # type: ignore[arg-type]
-    loader = make_loader(task.dataset, sampler, tc, device)
-    per_epoch = len(sampler)
-    if per_epoch < 1:
-        raise InputError(f"{cfg.data.root}: too few training items for {info.world} ranks of batch size {tc.batch_size}")
-    total_steps = tc.epochs * per_epoch
-    sched_g, sched_d = build_schedulers(opt_g, opt_d, total_steps)  # constant, then linear decay to 0
-    parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, ctx.scaler)
-    state = LoopState(world=info.world, per_epoch=per_epoch)
-    if start is not None:
-        restore(start, parts, state)
-        log.info("resuming %s from %s: epoch %d, step %d of %d", layout.root, start.path.name, state.epoch,
-                 state.step, total_steps)  # fmt: skip
-        if state.step >= total_steps:
-            log.info("%s: the run is already complete; nothing to do", layout.root)
-    step_log, epoch_log = CsvLog(layout.log), CsvLog(layout.epochs)
-    saved = int(start.raw["step"]) if start is not None else 0  # in the steps of the run that saved it
-    if info.main:  # rows after the checkpoint's step are written again by this run
-        step_log.cut(saved)
-    state.epoch_rows = [{k: number(v) for k, v in r.items()} for r in epoch_log.cut(saved, write=info.main)]
-    if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
-        seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + state.step)
-    _log_start(task, generator, discriminator, device, info, dtype)
-
-    def save(best: bool = False) -> None:
-        if info.main and state.saved_step != state.step:
-            check_finite_weights(generator, discriminator, state.step, layout)
-            step_log.flush()
-            epoch_log.flush()
-            payload = checkpoint_payload(cfg, task.checkpoint_extra, parts, state)
-            save_run_checkpoint(layout, payload, step=state.step, keep_last=tc.keep_last, best=best)
-        state.saved_step = state.step
-        info.barrier()
-
-    # --- the loop ------------------------------------------------------------------------------------------------
-    last_curve = last_save = time.monotonic()
-    bar = Progress(total_steps, tc.epochs, enabled=progress and info.main, console=console, completed=state.step)
-    with bar, StopSignals() as stop, workers_stopped(loader):
-        while state.step < total_steps:
-            epoch = state.epoch
-            sampler.set_epoch(epoch, state.step % per_epoch)
-            t0 = time.perf_counter()
-            generator.train()
-            discriminator.train()
+    run = _Training(cfg, layout, info, device, resume=resume)
+    state = run.state
+    bar = Progress(run.total_steps, tc.epochs, enabled=progress and info.main, console=console, completed=state.step)
+    with bar, StopSignals() as stop, workers_stopped(run.loader):
+        while state.step < run.total_steps:
+            epoch, t0 = state.epoch, time.perf_counter()
             first = state.step
-            for batch in batches(loader, ctx, stop):
-                losses = train_step(task.objective, batch, g, d, opt_g, opt_d, ctx=ctx, frozen_discriminator=d_frozen)
-                stopping = bool(stop.requested)
-                if info.distributed:  # every rank logs the mean losses and stops at the same step
-                    losses, stopping = mean_over_ranks(losses, stopping)
-                state.step += 1
-                lr = opt_g.param_groups[0]["lr"]
-                sched_g.step()
-                sched_d.step()
-                step_log.append({"epoch": epoch, "step": state.step, "lr": f"{lr:.6g}",
-                                 **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
-                if not state.count(losses) and state.nonfinite >= tc.max_nonfinite:
-                    if info.main:
-                        step_log.flush()
-                    raise nonfinite_error(state, losses, layout)
-                bar.update(epoch, task.display.bar_text(losses))
-                if not info.distributed:
-                    stopping = bool(stop.requested)  # (DDP: the flag all ranks agreed on above)
-                if state.step % per_epoch == 0:
-                    break  # the end of the epoch is handled below
-                due = (tc.checkpoint_every and state.step % tc.checkpoint_every == 0) or (
-                    tc.checkpoint_minutes and time.monotonic() - last_save >= 60.0 * tc.checkpoint_minutes
-                )
-                if info.distributed and tc.checkpoint_minutes:  # rank clocks differ: rank 0's decides
-                    due = rank0_decides(bool(due))
-                if due or stopping:
-                    save()
-                    last_save = time.monotonic()
-                if stopping:
-                    stop.requested = stop.requested or "SIGTERM"
-                    break
-            if stop.requested and (state.step % per_epoch or state.step == first):
-                save()  # interrupted inside the epoch (possibly while fetching a batch); once per step
-                raise interrupted(stop.requested, state, total_steps, layout)
-
-            # --- end of epoch: validate and draw, log, checkpoint (rank 0) ----------------------------------------
-            means = state.end_epoch()
-            val: dict[str, float] = {}
-            if info.main:
-                layout.panels.mkdir(parents=True, exist_ok=True)
-                val = task.end_epoch(epoch, generator, device)
-            seconds = time.perf_counter() - t0
-            row = {"epoch": epoch, "step": state.step, **{k: round(v, 6) for k, v in means.items()},
-                   **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
-            state.epoch_rows.append(row)
-            epoch_log.append(row)
-            score = task.score(means, val)
-            is_best = score is not None and score <= state.best
-            if is_best:
-                state.best = float(score)  # type: ignore[arg-type]
-            save(best=is_best)
-            last_save = time.monotonic()
-            if info.main and (epoch == tc.epochs or time.monotonic() - last_curve > 20.0):  # matplotlib: ~1 s a plot
-                save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
-                last_curve = time.monotonic()
-            if info.main:
-                bar.log(f"epoch {epoch}/{tc.epochs}  {_summary(task, means, val)}  ({seconds:.1f} s)")
+            run.steps_of_epoch(epoch, stop, bar)
+            if stop.requested and (state.step % state.per_epoch or state.step == first):
+                run.save()  # interrupted inside the epoch (possibly while fetching a batch); once per step
+                raise interrupted(stop.requested, state, run.total_steps, layout)
+            run.end_epoch(epoch, t0, bar)
             if stop.requested:
-                raise interrupted(stop.requested, state, total_steps, layout)
-    for net in (generator, discriminator):
+                raise interrupted(stop.requested, state, run.total_steps, layout)
+    for net in (run.generator, run.discriminator):
         broadcast_buffers(net, info)  # the ranks end with identical networks, buffers included
-    return FitResult(run_dir=layout.root, split=task.split, epochs=state.epoch_rows, mode=cfg.mode,
-                     generator=generator, discriminator=discriminator)  # fmt: skip
+    return FitResult(run_dir=layout.root, split=run.task.split, epochs=state.epoch_rows, mode=cfg.mode,
+                     generator=run.generator, discriminator=run.discriminator)  # fmt: skip
+
+
+class _Training:
+    """One run being trained: its task, networks, optimisers, loader, state and logs, and how it steps and saves."""
+
+    def __init__(self, cfg: RunConfig, layout: RunLayout, info: DistInfo, device: torch.device, *, resume: bool) -> None:
+        tc = self.tc = cfg.train
+        self.cfg, self.layout, self.info, self.device = cfg, layout, info, device
+        # the task reads its data; then the networks and optimisers (this order fixes every random number)
+        fresh = info.main and not resume
+        self.task = task = build_task(cfg, layout, device, check_new=lambda: _check_new_run(layout.root) if fresh else None)
+        if resume and task.split and layout.split.is_file() and json.loads(layout.split.read_text()) != task.split:
+            raise InputError(f"{layout.root}: the data differ from those the run started with (split); resume needs the same data")
+        layout.root.mkdir(parents=True, exist_ok=True)
+        self.generator, self.discriminator = generator, discriminator = build_networks(cfg)
+        generator.to(device)
+        discriminator.to(device)
+        opt_g, opt_d = build_optimizers(generator, discriminator, tc)
+        start = resume_checkpoint(layout, task.checkpoint_extra) if resume else None
+        if fresh:
+            atomic_write_json(layout.config, cfg.to_dict())
+            if task.split:
+                atomic_write_json(layout.split, task.split)
+        info.barrier()
+        self._wrap(resolve_precision(tc.precision, device))
+        self.sampler = EpochBatchSampler(len(task.dataset), tc.batch_size, tc.seed, rank=info.rank, world=info.world)  # type: ignore[arg-type]
+        self.loader = make_loader(task.dataset, self.sampler, tc, device)
+        per_epoch = len(self.sampler)
+        if per_epoch < 1:
+            raise InputError(f"{cfg.data.root}: too few training items for {info.world} ranks of batch size {tc.batch_size}")
+        self.total_steps = tc.epochs * per_epoch
+        sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps)  # constant, then linear decay to 0
+        self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler)
+        self.state = LoopState(world=info.world, per_epoch=per_epoch)
+        self._restore(start)
+        if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
+            seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + self.state.step)
+        _log_start(task, generator, discriminator, device, info, self.ctx.dtype)
+        self.last_save = self.last_curve = time.monotonic()
+
+    def _wrap(self, dtype: torch.dtype | None) -> None:
+        """The modules the step calls (channels-last, DDP, compile) and the step's context."""
+        tc, info, device = self.tc, self.info, self.device
+        sync_batchnorm(self.generator, device, info)
+        sync_batchnorm(self.discriminator, device, info)
+        self.g = wrap_for_training(self.generator, device, info, channels_last=tc.channels_last, compile=tc.compile)
+        self.d = wrap_for_training(self.discriminator, device, info, channels_last=tc.channels_last, compile=tc.compile)
+        # G's phase calls D without DDP (D's gradients are not wanted there, so they must not be all-reduced)
+        bare = torch.compile(self.discriminator) if tc.compile else self.discriminator
+        self.d_frozen = bare if info.distributed else self.d
+        self.ctx = StepContext(device=device, dtype=dtype, distributed=info.distributed, channels_last=tc.channels_last,
+                               on_device=self.task.on_device)  # fmt: skip
+
+    def _restore(self, start: Any) -> None:
+        """Continue from ``start`` (a checkpoint, or None for a new run); logs are cut back to its step."""
+        state, layout = self.state, self.layout
+        if start is not None:
+            restore(start, self.parts, state)
+            log.info("resuming %s from %s: epoch %d, step %d of %d", layout.root, start.path.name, state.epoch,
+                     state.step, self.total_steps)  # fmt: skip
+            if state.step >= self.total_steps:
+                log.info("%s: the run is already complete; nothing to do", layout.root)
+        self.step_log, self.epoch_log = CsvLog(layout.log), CsvLog(layout.epochs)
+        saved = int(start.raw["step"]) if start is not None else 0  # in the steps of the run that saved it
+        if self.info.main:  # rows after the checkpoint's step are written again by this run
+            self.step_log.cut(saved)
+        rows = self.epoch_log.cut(saved, write=self.info.main)
+        state.epoch_rows = [{k: number(v) for k, v in r.items()} for r in rows]
+
+    def save(self, best: bool = False) -> None:
+        """Checkpoint the current step (rank 0; at most once per step) with the logs flushed before it."""
+        state = self.state
+        if self.info.main and state.saved_step != state.step:
+            check_finite_weights(self.generator, self.discriminator, state.step, self.layout)
+            self.step_log.flush()
+            self.epoch_log.flush()
+            payload = checkpoint_payload(self.cfg, self.task.checkpoint_extra, self.parts, state)
+            save_run_checkpoint(self.layout, payload, step=state.step, keep_last=self.tc.keep_last, best=best)
+        state.saved_step = state.step
+        self.info.barrier()
+        self.last_save = time.monotonic()
+
+    def steps_of_epoch(self, epoch: int, stop: StopSignals, bar: Progress) -> None:
+        """Train until the epoch's last step, or until a stop was asked for (a checkpoint saved first)."""
+        tc, info, state, parts = self.tc, self.info, self.state, self.parts
+        self.sampler.set_epoch(epoch, state.step % state.per_epoch)
+        self.generator.train()
+        self.discriminator.train()
+        for batch in batches(self.loader, self.ctx, stop):
+            losses = train_step(self.task.objective, batch, self.g, self.d, parts.opt_g, parts.opt_d, ctx=self.ctx,
+                                frozen_discriminator=self.d_frozen)  # fmt: skip
+            stopping = bool(stop.requested)
+            if info.distributed:  # every rank logs the mean losses and stops at the same step
+                losses, stopping = mean_over_ranks(losses, stopping)
+            state.step += 1
+            lr = parts.opt_g.param_groups[0]["lr"]
+            parts.sched_g.step()
+            parts.sched_d.step()
+            self.step_log.append({"epoch": epoch, "step": state.step, "lr": f"{lr:.6g}",
+                                  **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
+            if not state.count(losses) and state.nonfinite >= tc.max_nonfinite:
+                if info.main:
+                    self.step_log.flush()
+                raise nonfinite_error(state, losses, self.layout)
+            bar.update(epoch, self.task.display.bar_text(losses))
+            if not info.distributed:
+                stopping = bool(stop.requested)  # (DDP: the flag all ranks agreed on above)
+            if state.step % state.per_epoch == 0:
+                return  # the end of the epoch is handled by end_epoch
+            due = (tc.checkpoint_every and state.step % tc.checkpoint_every == 0) or (
+                tc.checkpoint_minutes and time.monotonic() - self.last_save >= 60.0 * tc.checkpoint_minutes
+            )
+            if info.distributed and tc.checkpoint_minutes:  # rank clocks differ: rank 0's decides
+                due = rank0_decides(bool(due))
+            if due or stopping:
+                self.save()
+            if stopping:
+                stop.requested = stop.requested or "SIGTERM"
+                return
+
+    def end_epoch(self, epoch: int, t0: float, bar: Progress) -> None:
+        """Validate and draw (rank 0), log the epoch's row, checkpoint (``best.pt`` by the task's score), plot.
+
+        ``t0``: when the epoch started (``time.perf_counter``); its time includes the validation.
+        """
+        state, info, layout = self.state, self.info, self.layout
+        means = state.end_epoch()
+        val: dict[str, float] = {}
+        if info.main:
+            layout.panels.mkdir(parents=True, exist_ok=True)
+            val = self.task.end_epoch(epoch, self.generator, self.device)
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch, "step": state.step, **{k: round(v, 6) for k, v in means.items()},
+               **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
+        state.epoch_rows.append(row)
+        self.epoch_log.append(row)
+        score = self.task.score(means, val)
+        is_best = score is not None and score <= state.best
+        if is_best:
+            state.best = float(score)  # type: ignore[arg-type]
+        self.save(best=is_best)
+        if info.main and (epoch == self.tc.epochs or time.monotonic() - self.last_curve > 20.0):  # ~1 s a plot
+            save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
+            self.last_curve = time.monotonic()
+        if info.main:
+            bar.log(f"epoch {epoch}/{self.tc.epochs}  {_summary(self.task, means, val)}  ({seconds:.1f} s)")
 
 
 def _summary(task: Task, means: dict[str, float], val: dict[str, float]) -> str:
