@@ -1,8 +1,9 @@
 """Training speed: images/s, time per phase, peak memory and (on GPUs) model FLOPs utilisation, per configuration.
 
 Every configuration runs in its own subprocess (so its peak memory is its own) over the real data path: the bundled
-phantoms' slice cache, the epoch-seeded batch sampler and the DataLoader, then ``paired_step`` under a
-:class:`~pix2gan.engine.StepContext`. The first row of each architecture is the same step written the
+phantoms' slice cache, the epoch-seeded batch sampler and the DataLoader, then the one training step
+(:func:`pix2gan.train.step.train_step` over pix2pix's losses) under a :class:`~pix2gan.train.hardware.StepContext`,
+with the generator named by ``--generator`` (any paired entry of the network registry). The first row of each architecture is the same step written the
 straightforward way (fp32, batch 1, NCHW, eager, Adam's default implementation); every other row is reported as a
 ratio to it, measured in the same run.
 
@@ -14,7 +15,8 @@ ratio to it, measured in the same run.
 
 Usage::
 
-    python bench/train.py [--device auto] [--steps 3] [--seconds 4] [--compile] [--threads 0] [--json out.json]
+    python bench/train.py [--device auto] [--steps 3] [--seconds 4] [--compile] [--threads 0] [--generator unet]
+                          [--json out.json]
 """
 
 from __future__ import annotations

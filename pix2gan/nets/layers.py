@@ -8,11 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from pix2gan.config import Norm
 
-__all__ = ["norm_layer", "init_weights"]
+__all__ = ["norm_layer", "init_weights", "check_multiple"]
 
 
 def norm_layer(norm: Norm, channels: int) -> nn.Module:
@@ -35,3 +36,16 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
+
+
+def check_multiple(x: torch.Tensor, multiple: int, owner: str) -> None:
+    """Refuse anything but a (B, C, H, W) batch with H and W multiples of ``multiple``.
+
+    Example:
+        >>> check_multiple(torch.zeros(1, 1, 8, 12), 4, "G")
+        >>> check_multiple(torch.zeros(1, 1, 8, 10), 4, "G")
+        Traceback (most recent call last):
+        ValueError: G needs (B, C, H, W) with H, W multiples of 4, got (1, 1, 8, 10)
+    """
+    if x.ndim != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple:
+        raise ValueError(f"{owner} needs (B, C, H, W) with H, W multiples of {multiple}, got {tuple(x.shape)}")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from pix2gan.config import ModelConfig, Norm, RunConfig
-from pix2gan.nets.layers import norm_layer
+from pix2gan.nets.layers import check_multiple, norm_layer
 
 __all__ = ["ResidualBlock", "ResnetGenerator", "resnet6", "resnet9"]
 
@@ -115,12 +115,7 @@ class ResnetGenerator(nn.Module):
         return 2**_LEVELS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        multiple = self.multiple
-        if x.ndim != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple:
-            raise ValueError(
-                f"ResnetGenerator(blocks={self.blocks}) needs (B, C, H, W) with H, W multiples of {multiple}, "
-                f"got {tuple(x.shape)}"
-            )
+        check_multiple(x, self.multiple, f"ResnetGenerator(blocks={self.blocks})")
         return self.net(x)  # (B, C_out, H, W)
 
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pix2gan.config import ModelConfig, Norm, RunConfig
-from pix2gan.nets.layers import norm_layer
+from pix2gan.nets.layers import check_multiple, norm_layer
 
 __all__ = ["UNetGenerator"]
 
@@ -74,12 +74,7 @@ class UNetGenerator(nn.Module):
         return 2**self.config.depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        multiple = self.multiple
-        if x.ndim != 4 or x.shape[-1] % multiple or x.shape[-2] % multiple:
-            raise ValueError(
-                f"UNetGenerator(depth={self.config.depth}) needs (B, C, H, W) with H, W multiples of {multiple}, "
-                f"got {tuple(x.shape)}"
-            )
+        check_multiple(x, self.multiple, f"UNetGenerator(depth={self.config.depth})")
         skips = []
         for down in self.down:  # (B, widths[i], H / 2^(i+1), W / 2^(i+1))
             x = down(x)
