@@ -91,3 +91,31 @@ def test_best_checkpoint_without_validation_subjects(tiny_data, tmp_path):
     cfg.data.val_fraction = 0.0
     result = fit(cfg, tmp_path / "noval", progress=False)
     assert result.split["val"] == [] and result.layout.best.is_file()  # chosen by training L1
+
+
+def test_an_interrupt_inside_an_epoch_saves_its_step_once(tiny_data, tmp_path, monkeypatch):
+    """Ctrl-C on a step that is also a --checkpoint-every step: one save of that step, not two."""
+    import signal
+
+    import pix2gan.train.loop as loop_mod
+    import pix2gan.train.state as state_mod
+    from pix2gan.errors import TrainingInterrupted
+
+    saved: list[int] = []
+    real_save, real_count = loop_mod.save_run_checkpoint, state_mod.LoopState.count
+
+    def counting_save(layout, payload, *, step, keep_last, best):
+        saved.append(step)
+        return real_save(layout, payload, step=step, keep_last=keep_last, best=best)
+
+    def interrupt_at_step_2(state, losses):
+        ok = real_count(state, losses)
+        if state.step == 2:
+            signal.raise_signal(signal.SIGINT)
+        return ok
+
+    monkeypatch.setattr(loop_mod, "save_run_checkpoint", counting_save)
+    monkeypatch.setattr(state_mod.LoopState, "count", interrupt_at_step_2)
+    with pytest.raises(TrainingInterrupted, match="step 2 of"):
+        fit(tiny_config(tiny_data, epochs=3, checkpoint_every=2), tmp_path / "run", progress=False)
+    assert saved == [2]
