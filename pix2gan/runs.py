@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,16 @@ class RunLayout:
     @property
     def best(self) -> Path:
         return self.checkpoints / "best.pt"
+
+    def read_split(self) -> dict[str, list[str]]:
+        """The run's subject split (``split.json``: train / val / test lists of subject ids), checked."""
+        if not self.split.is_file():
+            raise InputError(f"{self.split}: run has no split.json")
+        try:
+            splits = json.loads(self.split.read_text())
+            return {name: list(splits[name]) for name in ("train", "val", "test") if name in splits}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise InputError(f"{self.split}: not a valid split file (train / val / test lists of subject ids)") from None
 
     def model_checkpoint(self) -> Path:
         """The checkpoint to use the run's model from: ``best.pt`` when there is one, else ``latest.pt``."""

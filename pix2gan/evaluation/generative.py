@@ -108,14 +108,7 @@ def evaluate_gan_run(
 
     pick = torch.randperm(len(real), generator=g)[: max(n_samples, len(fake))]
     real_images = real.images[pick]
-    f_real, f_fake = extract_features(features, real_images), extract_features(features, fake)
-    report.metrics["frechet_distance"] = frechet_distance(f_real, f_fake)
-    size = min(1000, len(f_real), len(f_fake))
-    report.metrics["kid"] = kid(f_real, f_fake, subset_size=size) if size >= 2 else float("nan")
-    report.metrics["diversity_generated"] = diversity(f_fake, seed=seed)
-    report.metrics["diversity_real"] = diversity(f_real, seed=seed)
-    report.metrics["diversity_ratio"] = report.metrics["diversity_generated"] / max(report.metrics["diversity_real"], 1e-12)
-
+    report.metrics.update(_distances(features, real_images, fake, seed))
     inception = load_inception(inception_weights)
     if inception is None:
         report.notes.append("FID/KID in InceptionV3 space skipped: no weights given (--inception-weights PATH)")
@@ -134,3 +127,14 @@ def evaluate_gan_run(
         + ("a classifier trained on the real images" if conditional else "a rotation predictor trained on the real images")
     )
     return report
+
+
+def _distances(features: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, seed: int) -> dict[str, float]:
+    """Fréchet distance, KID and diversity of real vs generated images in a learned feature space."""
+    f_real, f_fake = extract_features(features, real), extract_features(features, fake)
+    size = min(1000, len(f_real), len(f_fake))
+    out = {"frechet_distance": frechet_distance(f_real, f_fake),
+           "kid": kid(f_real, f_fake, subset_size=size) if size >= 2 else float("nan"),
+           "diversity_generated": diversity(f_fake, seed=seed), "diversity_real": diversity(f_real, seed=seed)}  # fmt: skip
+    out["diversity_ratio"] = out["diversity_generated"] / max(out["diversity_real"], 1e-12)
+    return out

@@ -8,7 +8,6 @@ next to the report.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,15 +113,9 @@ def evaluate_run(
     if isinstance(checkpoint, LoadedCheckpoint):
         ckpt = checkpoint.require(Mode.PAIRED)
     else:
-        ckpt_path = Path(checkpoint) if checkpoint else layout.model_checkpoint()
-        ckpt = load_checkpoint(ckpt_path, expect_mode=Mode.PAIRED)
-    if not layout.split.is_file():
-        raise InputError(f"{layout.split}: run has no split.json")
-    try:
-        splits = json.loads(layout.split.read_text())
-        ids = list(splits[split])
-    except (ValueError, KeyError, TypeError):
-        raise InputError(f"{layout.split}: not a valid split file (need a {split!r} list)") from None
+        ckpt = load_checkpoint(Path(checkpoint) if checkpoint else layout.model_checkpoint(), expect_mode=Mode.PAIRED)
+    splits = layout.read_split()
+    ids = splits.get(split, [])
     if not ids:
         raise InputError(f"{layout.split}: the {split!r} split is empty")
     dc = ckpt.config.data

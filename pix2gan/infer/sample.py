@@ -5,7 +5,6 @@ Every image is a function of explicit seeds, so a grid can be reproduced exactly
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,9 +147,7 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
     from pix2gan.report import panel_rows
 
     layout = RunLayout(run_dir)
-    if not layout.split.is_file():
-        raise InputError(f"{layout.split}: run has no split.json")
-    ids = json.loads(layout.split.read_text()).get(split, [])[:n_subjects]
+    ids = layout.read_split().get(split, [])[:n_subjects]
     if not ids:
         raise InputError(f"{layout.split}: the {split!r} split is empty")
     if out.exists() and not overwrite:
