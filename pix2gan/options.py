@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -80,18 +81,28 @@ def option_default(name: str, mode: Mode | str = Mode.PAIRED) -> Any:
         >>> option_default("epochs", "paired"), option_default("epochs", "class"), option_default("filters", "noise")
         (100, 200, 32)
     """
-    cfg = run_config(mode) if name != "data" else None
-    if cfg is None:
+    if name == "data":
         return "the bundled samples/"
+    mode = Mode(mode)
+    cfg = _defaults(mode)
     if name in ("beta1", "beta2"):
         return cfg.train.betas[name == "beta2"]
-    mode = Mode(mode)
-    for section, key in OPTIONS[name]:
-        if section in ("model", "gan") and (section == "model") != (mode == Mode.PAIRED):
-            continue
+    for section, key in _targets(name, mode):
         value = getattr(getattr(cfg, section), key)
         return value.value if isinstance(value, enum.Enum) else value
     return None
+
+
+@functools.cache
+def _defaults(mode: Mode) -> RunConfig:
+    """The configuration of ``mode`` with no option given (read only: the help texts ask it ~100 times)."""
+    return run_config(mode)
+
+
+def _targets(name: str, mode: Mode) -> list[tuple[str, str]]:
+    """The (section, field) pairs option ``name`` sets in ``mode``: network options go to the mode's family only."""
+    paired = mode == Mode.PAIRED
+    return [(s, k) for s, k in OPTIONS[name] if s not in ("model", "gan") or (s == "model") == paired]
 
 
 def bundled_samples() -> Path:
@@ -121,9 +132,7 @@ def run_config(mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
     sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}}
     paired = mode == Mode.PAIRED
     for name, value in given.items():
-        for section, key in OPTIONS[name]:
-            if section in ("model", "gan") and (section == "model") != paired:
-                continue
+        for section, key in _targets(name, mode):
             sections[section][key] = value
     if "beta1" in given or "beta2" in given:  # each overrides one of the pair
         default = TrainConfig.__dataclass_fields__["betas"].default

@@ -134,8 +134,7 @@ class GanSampler:
 
     @staticmethod
     def save(path: Path, images: np.ndarray, nrow: int, row_labels: list[str] | None, *, overwrite: bool) -> None:
-        if path.exists() and not overwrite:
-            raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+        check_new_file(path, overwrite)
         save_grid(path, images, nrow, row_labels=row_labels)
 
 
@@ -150,8 +149,7 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
     ids = layout.read_split().get(split, [])[:n_subjects]
     if not ids:
         raise InputError(f"{layout.split}: the {split!r} split is empty")
-    if out.exists() and not overwrite:
-        raise InputError(f"{out}: already exists (use --overwrite to replace it)")
+    check_new_file(out, overwrite)
     dc = ckpt.config.data
     subjects = {s.id: s for s in find_subjects(dc.root, [dc.src])}
     translator = Translator.from_checkpoint(ckpt, device=device)

@@ -78,6 +78,9 @@ class LoopState:
         return means
 
 
+_PARTS = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d")  # the state dicts a checkpoint holds
+
+
 @dataclass
 class Trainables:
     """Everything a checkpoint saves and a resume restores, besides the loop state."""
@@ -91,8 +94,7 @@ class Trainables:
     scaler: Any = None  # the fp16 GradScaler
 
     def state_dicts(self) -> dict[str, Any]:
-        names = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d")
-        out = {name: getattr(self, name).state_dict() for name in names}
+        out = {name: getattr(self, name).state_dict() for name in _PARTS}
         return {**out, **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {})}
 
 
@@ -138,7 +140,7 @@ def restore(ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState) -> None
     """
     raw = ckpt.raw
     try:
-        for name in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d"):
+        for name in _PARTS:
             getattr(parts, name).load_state_dict(raw[name])
         if parts.scaler is not None and "scaler" in raw:
             parts.scaler.load_state_dict(raw["scaler"])
