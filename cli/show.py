@@ -1,8 +1,8 @@
 """Evaluation reports as tables on the terminal.
 
 Example:
-    >>> fmt("ssim", 0.91234), fmt("mae", 78.6123)
-    ('0.9123', '78.61')
+    >>> fmt("ssim", 0.91234), fmt("mae", 78.6123), fmt("std_error_spearman", 0.41234), fmt("mae_bone", float("nan"))
+    ('0.9123', '78.61', '0.412', '–')
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pix2gan.evaluation import EvalReport, GanEvalReport, summarise
+from pix2gan.evaluation.metrics import TISSUES
+
+NAN = float("nan")
 
 __all__ = ["print_gan_report", "print_paired_report", "fmt"]
 
@@ -46,24 +49,48 @@ def print_gan_report(console: Console, err: Console, report: GanEvalReport, titl
 
 
 def fmt(metric: str, value: float) -> str:
-    return f"{value:.4f}" if metric == "ssim" else f"{value:.2f}"
+    if value != value:  # nan: a tissue class absent from a subject, a constant uncertainty map
+        return "–"
+    if metric == "ssim":
+        return f"{value:.4f}"
+    return f"{value:.3f}" if metric == "std_error_spearman" else f"{value:.2f}"
+
+
+def _columns(report: EvalReport) -> dict[str, str]:
+    """Metric key -> column header: the metrics asked for, the tissue MAEs after MAE (CT targets) and the
+    uncertainty ranking, each only when the report has it."""
+    unit = f" ({report.unit})" if report.unit else ""
+    present = {key for row in report.per_subject.values() for key in row}
+    columns: dict[str, str] = {}
+    for m in report.metrics:
+        columns[m] = {"mae": f"MAE{unit}", "psnr": "PSNR (dB)", "ssim": "SSIM"}[m]
+        if m == "mae":
+            columns.update({f"mae_{t}": f"MAE {t}{unit}" for t in TISSUES if f"mae_{t}" in present})
+    if "std_error_spearman" in present:
+        columns["std_error_spearman"] = "std~|err| ρ"
+    return columns
+
+
+def _mean_std(metric: str, mean: float, std: float) -> str:
+    return fmt(metric, mean) if mean != mean else f"{fmt(metric, mean)} ± {fmt(metric, std)}"
 
 
 def print_paired_report(console: Console, report: EvalReport, title: str) -> None:
-    """Per-subject metrics, mean ± std and the lookup-table baseline as a table."""
-    units = {"mae": f"MAE ({report.unit})" if report.unit else "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+    """Per-subject metrics, mean ± std and the lookup-table baseline as a table; "–" where a figure has no value."""
+    columns = _columns(report)
     table = Table(title=title, title_justify="left")
     table.add_column("subject")
-    for m in report.metrics:
-        table.add_column(units[m], justify="right")
+    for header in columns.values():
+        table.add_column(header, justify="right")
     for sid, row in report.per_subject.items():
-        table.add_row(sid, *(fmt(m, row[m]) for m in report.metrics))
+        table.add_row(sid, *(fmt(m, row.get(m, NAN)) for m in columns))
     mean, std = report.mean, report.std
     table.add_section()
-    table.add_row("[bold]mean ± std", *(f"[bold]{fmt(m, mean[m])} ± {fmt(m, std[m])}" for m in report.metrics))
+    table.add_row("[bold]mean ± std", *(f"[bold]{_mean_std(m, mean.get(m, NAN), std.get(m, NAN))}" for m in columns))
     if report.baseline_per_subject:
         bmean, bstd = summarise(report.baseline_per_subject)
         table.add_row(
-            "[dim]lookup-table baseline", *(f"[dim]{fmt(m, bmean[m])} ± {fmt(m, bstd[m])}" for m in report.metrics)
+            "[dim]lookup-table baseline",
+            *(f"[dim]{_mean_std(m, bmean.get(m, NAN), bstd.get(m, NAN))}" for m in columns),
         )
     console.print(table)

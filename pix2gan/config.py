@@ -29,11 +29,16 @@ __all__ = [
     "DataConfig",
     "ModelConfig",
     "TrainConfig",
+    "InferConfig",
+    "PLANES",
+    "FUSIONS",
     "to_dict",
 ]
 
 
 TORCHVISION_SETS = ("mnist", "fashion-mnist", "cifar10")  # names --data takes in noise/class modes, not folders
+PLANES = ("axial", "coronal", "sagittal")  # anatomical slice planes, found in each volume from its affine
+FUSIONS = ("mean", "median")  # how the predictions of several planes, flips and models are combined
 
 
 class Mode(enum.StrEnum):
@@ -53,11 +58,12 @@ class Norm(enum.StrEnum):
 
 class GanLoss(enum.StrEnum):
     """Adversarial objective: ``lsgan`` least squares (Mao et al.), ``vanilla`` BCE with logits (Goodfellow et al.),
-    ``hinge`` (Lim & Ye; SAGAN, BigGAN)."""
+    ``hinge`` (Lim & Ye; SAGAN, BigGAN); ``none``: no adversarial term, pure regression (paired mode only)."""
 
     LSGAN = "lsgan"
     VANILLA = "vanilla"
     HINGE = "hinge"
+    NONE = "none"
 
 
 class IntensityKind(enum.StrEnum):
@@ -120,7 +126,12 @@ class DataConfig(_FromDict):
         src: source modality name (network input), e.g. ``t1``.
         dst: target modality name (network output), e.g. ``ct``.
         mask: optional body-mask modality name; used for metrics and to skip empty slices.
-        slice_axis: array axis the volume is sliced along (2 = axial for RAS-ordered scans).
+        slice_axis: array axis the volume is sliced along (2 = axial for RAS-ordered scans); the one-plane case.
+        planes: anatomical planes to slice along (any of ``axial``, ``coronal``, ``sagittal``), each found in every
+            volume from its affine; empty: the one array axis ``slice_axis``. One model learns all planes; slices
+            keep their voxels (no resampling: non-square slices are padded), so outputs stay on the input's grid.
+        context: neighbouring slices on each side fed to the generator as extra channels (2.5-D; 0 = 2-D pix2pix).
+            Neighbours beyond the volume's ends repeat the end slice.
         src_intensity / dst_intensity: normalisation of each modality (``hu`` or ``percentile``); default from the
             modality's name: CT-like names (``ct``, ``cbct``, ``sct``) get the HU window, others percentiles.
         percentiles: lower/upper percentiles for ``percentile`` normalisation.
@@ -138,6 +149,8 @@ class DataConfig(_FromDict):
     dst: str = "ct"
     mask: str | None = "mask"
     slice_axis: int = 2
+    planes: tuple[str, ...] = ()
+    context: int = 0
     src_intensity: IntensityKind | None = None  # None: from the modality's name (default_intensity)
     dst_intensity: IntensityKind | None = None
     percentiles: tuple[float, float] = (0.5, 99.5)
@@ -161,6 +174,14 @@ class DataConfig(_FromDict):
         self.hu_window = tuple(float(p) for p in self.hu_window)  # type: ignore[assignment]
         if self.slice_axis not in (0, 1, 2):
             raise ValueError(f"DataConfig.slice_axis must be 0, 1 or 2, got {self.slice_axis}")
+        self.planes = tuple(str(p).lower() for p in self.planes)
+        for plane in self.planes:
+            if plane not in PLANES:
+                raise ValueError(f"DataConfig.planes: {plane!r} is not one of {', '.join(PLANES)}")
+        if len(set(self.planes)) != len(self.planes):
+            raise ValueError(f"DataConfig.planes: a plane is named twice in {', '.join(self.planes)}")
+        if not 0 <= self.context <= 16:
+            raise ValueError(f"DataConfig.context must be in [0, 16], got {self.context}")
         lo, hi = self.percentiles
         if not 0.0 <= lo < hi <= 100.0:
             raise ValueError(f"DataConfig.percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}")
@@ -280,7 +301,10 @@ class TrainConfig(_FromDict):
         lr: Adam learning rate for both networks (2e-4).
         betas: Adam betas ((0.5, 0.999)).
         lambda_l1: weight of the L1 reconstruction term (100).
-        gan_loss: ``lsgan`` or ``vanilla``.
+        mask_weight: paired: weight of the body-mask voxels in the L1 term (e.g. 0.95; the voxels outside get
+            1 - mask_weight); None: every voxel counts the same.
+        lambda_ssim: paired: weight of an SSIM term (kornia's ``ssim_loss``, (1 - SSIM) / 2, 11-pixel window); 0: off.
+        gan_loss: ``lsgan``, ``vanilla``, ``hinge``, or ``none`` (paired only: no discriminator, pure regression).
         init_gain: std of the N(0, gain) weight initialisation (0.02).
         seed: seed of weights, crops and batch order.
         flip: random left-right flips of training pairs.
@@ -310,6 +334,8 @@ class TrainConfig(_FromDict):
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     lambda_l1: float = 100.0
+    mask_weight: float | None = None
+    lambda_ssim: float = 0.0
     gan_loss: GanLoss = GanLoss.LSGAN
     init_gain: float = 0.02
     seed: int = 0
@@ -343,8 +369,12 @@ class TrainConfig(_FromDict):
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
             raise ValueError(f"TrainConfig.lr and lr_d must be > 0, got {self.lr} and {self.lr_d}")
-        if self.lambda_l1 < 0:
-            raise ValueError(f"TrainConfig.lambda_l1 must be >= 0, got {self.lambda_l1}")
+        if self.lambda_l1 < 0 or self.lambda_ssim < 0:
+            raise ValueError(f"TrainConfig.lambda_l1 and lambda_ssim must be >= 0, got {self.lambda_l1}, {self.lambda_ssim}")
+        if self.mask_weight is not None and not 0.0 < self.mask_weight <= 1.0:
+            raise ValueError(f"TrainConfig.mask_weight must be in (0, 1], got {self.mask_weight}")
+        if self.gan_loss == GanLoss.NONE and self.mode != Mode.PAIRED:
+            raise ValueError("--gan-loss none is for paired runs (noise and class modes are adversarial by nature)")
         if self.num_workers < 0 or self.threads < 0:
             raise ValueError("TrainConfig.num_workers and threads must be >= 0")
         if self.d_steps < 1:
@@ -357,6 +387,24 @@ class TrainConfig(_FromDict):
             raise ValueError(f"TrainConfig.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.keep_last < 1 or self.max_nonfinite < 1:
             raise ValueError(f"TrainConfig.keep_last and max_nonfinite must be >= 1, got {self.keep_last}, {self.max_nonfinite}")
+
+
+@dataclass
+class InferConfig(_FromDict):
+    """How a paired model is best used at inference, stored with it so ``translate`` needs no flags.
+
+    Args:
+        fusion: how predictions of several planes, flips and ensemble members are combined: ``mean`` or ``median``
+            (the median holds one volume per prediction in memory).
+        tta: test-time augmentation: also predict the left-right mirrored volume and average (2x the time).
+    """
+
+    fusion: str = "mean"
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"InferConfig.fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
 
 
 @dataclass
@@ -379,6 +427,12 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     gan: GanModelConfig = field(default_factory=GanModelConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+    @property
+    def generator_model(self) -> ModelConfig:
+        """The paired generator's architecture: ``model`` with one input channel per slice of the 2.5-D stack."""
+        return dataclasses.replace(self.model, in_channels=self.model.in_channels * (2 * self.data.context + 1))
 
     @property
     def mode(self) -> Mode:
@@ -409,15 +463,17 @@ class RunConfig:
             "model": to_dict(self.model),
             "train": to_dict(self.train),
             "gan": to_dict(self.gan),
+            "infer": to_dict(self.infer),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Rebuild from :meth:`to_dict`'s output; configs written before the architecture names existed get the
-        defaults (``unet`` / ``patchgan``, ``dcgan``), which are what they trained."""
+        """Rebuild from :meth:`to_dict`'s output; configs written before a field existed get its default, which is
+        what they trained (``unet`` / ``patchgan``, ``dcgan``, one plane, no context, mean fusion without TTA)."""
         return cls(
             data=DataConfig.from_dict(data["data"]),
             model=ModelConfig.from_dict(data["model"]),
             train=TrainConfig.from_dict(data["train"]),
             gan=GanModelConfig.from_dict(data.get("gan", {})),
+            infer=InferConfig.from_dict(data.get("infer", {})),
         )

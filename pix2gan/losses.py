@@ -12,7 +12,7 @@ from torch import nn
 
 from pix2gan.config import GanLoss
 
-__all__ = ["gan_loss", "GANLoss", "l1_loss", "L1Loss", "diff_augment"]
+__all__ = ["gan_loss", "GANLoss", "l1_loss", "L1Loss", "mask_weighted_l1", "ssim_loss", "diff_augment"]
 
 
 def gan_loss(
@@ -45,6 +45,8 @@ def gan_loss(
         0.25
     """
     kind = GanLoss(kind)
+    if kind == GanLoss.NONE:
+        raise ValueError("gan_loss: kind 'none' means no adversarial term; there is no loss to compute")
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"gan_loss: logits must be a tensor, got {type(logits).__name__}")
     if kind == GanLoss.HINGE:
@@ -92,6 +94,37 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor |
         return F.l1_loss(prediction, target)
     weight = mask.to(prediction.dtype).expand_as(prediction)
     return ((prediction - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def mask_weighted_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, inside: float) -> torch.Tensor:
+    """L1 with the voxels inside ``mask`` weighted ``inside`` and the others ``1 - inside`` (a weighted mean).
+
+    With ``inside = 0.5`` it is the plain L1; with 0.95 the body dominates and the air around it still counts a
+    little (as in MR -> CT work that weights the loss by the body mask).
+
+    Example:
+        >>> p, t, m = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0]), torch.tensor([True, False])
+        >>> mask_weighted_l1(p, t, m, 0.5).item(), round(mask_weighted_l1(p, t, m, 0.9).item(), 4)
+        (1.5, 1.1)
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(f"mask_weighted_l1: shapes differ, {tuple(prediction.shape)} vs {tuple(target.shape)}")
+    weight = torch.where(mask, inside, 1.0 - inside).to(prediction.dtype).expand_as(prediction)
+    return ((prediction - target).abs() * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def ssim_loss(prediction: torch.Tensor, target: torch.Tensor, window: int = 11) -> torch.Tensor:
+    """Structural dissimilarity (1 - SSIM) / 2 of images in [-1, 1] (kornia's ``ssim_loss`` of the images mapped to
+    [0, 1], data range 1: kornia's SSIM expects non-negative images).
+
+    Example:
+        >>> x = torch.rand(1, 1, 16, 16) * 2 - 1
+        >>> ssim_loss(x, x).item() < 1e-6, ssim_loss(x, -x).item() > 0.9
+        (True, True)
+    """
+    from kornia.losses import ssim_loss as kornia_ssim_loss  # imported when used: kornia takes a while to import
+
+    return kornia_ssim_loss((prediction + 1) * 0.5, (target + 1) * 0.5, window_size=window, max_val=1.0)
 
 
 class L1Loss(nn.Module):

@@ -16,7 +16,16 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from pix2gan.config import TORCHVISION_SETS, DataConfig, GanModelConfig, Mode, ModelConfig, RunConfig, TrainConfig
+from pix2gan.config import (
+    TORCHVISION_SETS,
+    DataConfig,
+    GanModelConfig,
+    InferConfig,
+    Mode,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
 
 __all__ = ["OPTIONS", "run_config", "option_default", "default_help", "bundled_samples"]
 
@@ -29,6 +38,8 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "dst": (("data", "dst"),),
     "mask": (("data", "mask"),),
     "slice_axis": (("data", "slice_axis"),),
+    "planes": (("data", "planes"),),
+    "context": (("data", "context"),),
     "val_fraction": (("data", "val_fraction"),),
     "test_fraction": (("data", "test_fraction"),),
     "split_seed": (("data", "split_seed"),),
@@ -54,6 +65,8 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "beta1": (),
     "beta2": (),
     "lambda_l1": (("train", "lambda_l1"),),
+    "mask_weight": (("train", "mask_weight"),),
+    "lambda_ssim": (("train", "lambda_ssim"),),
     "gan_loss": (("train", "gan_loss"),),
     "seed": (("train", "seed"),),
     "flip": (("train", "flip"),),
@@ -71,6 +84,8 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "channels_last": (("train", "channels_last"),),
     "compile": (("train", "compile"),),
     "device_crop": (("train", "device_crop"),),
+    "fusion": (("infer", "fusion"),),
+    "tta": (("infer", "tta"),),
 }
 
 
@@ -129,7 +144,7 @@ def run_config(mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
     unknown = sorted(set(given) - set(OPTIONS))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}")
-    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}}
+    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}, "infer": {}}
     paired = mode == Mode.PAIRED
     for name, value in given.items():
         for section, key in _targets(name, mode):
@@ -143,12 +158,14 @@ def run_config(mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
     if data.get("mask") == "":
         data["mask"] = None
     return RunConfig(data=DataConfig(**data), model=ModelConfig(**sections["model"]),
-                     train=TrainConfig(**sections["train"]), gan=GanModelConfig(**sections["gan"]))  # fmt: skip
+                     train=TrainConfig(**sections["train"]), gan=GanModelConfig(**sections["gan"]),
+                     infer=InferConfig(**sections["infer"]))  # fmt: skip
 
 
 # options only the paired mode reads, and options only the noise/class modes read (for the help text)
 PAIRED_ONLY = {"depth", "disc_layers", "norm", "dropout", "src", "dst", "mask", "slice_axis", "val_fraction",
-               "test_fraction", "split_seed", "lambda_l1", "flip", "device_crop"}  # fmt: skip
+               "test_fraction", "split_seed", "lambda_l1", "flip", "device_crop", "planes", "context", "mask_weight",
+               "lambda_ssim", "fusion", "tta"}  # fmt: skip
 GAN_ONLY = {"latent_dim", "embed_dim", "d_steps", "label_smoothing", "augment"}
 
 

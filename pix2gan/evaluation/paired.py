@@ -40,10 +40,22 @@ def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
 
 
 def summarise(per_subject: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (population) standard deviation of each metric over subjects."""
+    """Mean and (population) standard deviation of each metric over subjects, skipping nan (a subject without bone
+    has no bone MAE); nan where no subject has a value."""
     names = list(next(iter(per_subject.values()))) if per_subject else []
-    values = {m: np.array([row[m] for row in per_subject.values()]) for m in names}
-    return ({m: float(v.mean()) for m, v in values.items()}, {m: float(v.std()) for m, v in values.items()})
+    values = {m: np.array([row[m] for row in per_subject.values()], dtype=np.float64) for m in names}
+    values = {m: v[~np.isnan(v)] for m, v in values.items()}
+    return (
+        {m: float(v.mean()) if v.size else float("nan") for m, v in values.items()},
+        {m: float(v.std()) if v.size else float("nan") for m, v in values.items()},
+    )
+
+
+def _nan_to_none(obj: Any) -> Any:
+    """``obj`` with every float nan replaced by None, so JSON gets null (json.dumps would write NaN, not JSON)."""
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    return None if isinstance(obj, float) and obj != obj else obj
 
 
 @dataclass
@@ -71,7 +83,7 @@ class EvalReport:
             mean, std = summarise(self.baseline_per_subject)
             out["baseline"] = {"method": "per-voxel lookup table (median per source-intensity bin)",
                                "per_subject": self.baseline_per_subject, "mean": mean, "std": std}  # fmt: skip
-        return out
+        return _nan_to_none(out)
 
     def write_json(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict())

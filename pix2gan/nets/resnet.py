@@ -107,7 +107,7 @@ class ResnetGenerator(nn.Module):
     @classmethod
     def from_run_config(cls, cfg: RunConfig, blocks: int = 9) -> ResnetGenerator:
         """The generator of a paired run (``cfg.model``)."""
-        return cls(cfg.model, blocks=blocks)
+        return cls(cfg.generator_model, blocks=blocks)  # one input channel per slice of the 2.5-D stack
 
     @property
     def multiple(self) -> int:

@@ -66,7 +66,7 @@ class UNetGenerator(nn.Module):
 
     @classmethod
     def from_run_config(cls, cfg: RunConfig) -> UNetGenerator:
-        return cls(cfg.model)
+        return cls(cfg.generator_model)  # one input channel per slice of the 2.5-D stack
 
     @property
     def multiple(self) -> int:

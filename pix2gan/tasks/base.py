@@ -49,11 +49,13 @@ class LossDisplay:
     epoch: tuple[str, ...] = field(default=("loss_g", "loss_d"))
 
     def bar_text(self, losses: dict[str, float]) -> str:
-        """Example:
-        >>> LossDisplay(bar=(("G", "loss_g", ".3f"),)).bar_text({"loss_g": 0.5})
-        'G 0.500'
+        """The losses the bar shows (those a step did not report, e.g. D's without a GAN term, are left out).
+
+        Example:
+            >>> LossDisplay(bar=(("G", "loss_g", ".3f"), ("D", "loss_d", ".3f"))).bar_text({"loss_g": 0.5})
+            'G 0.500'
         """
-        return "  ".join(f"{label} {losses[key]:{fmt}}" for label, key, fmt in self.bar)
+        return "  ".join(f"{label} {losses[key]:{fmt}}" for label, key, fmt in self.bar if key in losses)
 
 
 class Task(Protocol):

@@ -19,11 +19,12 @@ from torch import nn
 from pix2gan.config import GanLoss, RunConfig
 from pix2gan.data.device_crop import crop_batch
 from pix2gan.data.intensity import IntensityMap, intensity_maps
+from pix2gan.data.planes import context_stack
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
 from pix2gan.errors import InputError
 from pix2gan.infer.translate import predict_slices
-from pix2gan.losses import gan_loss, l1_loss
+from pix2gan.losses import gan_loss, l1_loss, mask_weighted_l1, ssim_loss
 from pix2gan.nets import padding_multiple
 from pix2gan.report import save_panel
 from pix2gan.runs import RunLayout
@@ -36,31 +37,62 @@ log = logging.getLogger("pix2gan")
 
 @dataclass(frozen=True)
 class PairedObjective:
-    """pix2pix's losses: D on (src, real) vs (src, G(src)), halved; G against D plus ``lambda_l1`` * L1.
+    """pix2pix's losses: D on (src, real) vs (src, G(src)), halved; G against D plus ``lambda_l1`` * L1, and the
+    options beyond pix2pix: an L1 weighted by the body mask, an SSIM term, no adversarial term at all.
 
-    Batches hold ``src`` and ``dst`` of shape (B, C, S, S) in [-1, 1].
+    Batches hold ``src`` (B, 2K + 1, S, S) (the slice and its ``context`` neighbours), ``dst`` (B, 1, S, S) in
+    [-1, 1], and ``mask`` (B, 1, S, S) bool when ``mask_weight`` is set. D judges (centre source slice, target).
+
+    Args:
+        gan_kind: the adversarial loss; ``none``: no discriminator updates, G is trained by regression alone.
+        lambda_l1: weight of the L1 term.
+        mask_weight: weight of the mask's voxels in the L1 term (the others get ``1 - mask_weight``); None: plain L1.
+        lambda_ssim: weight of the SSIM term (0: off).
+        context: neighbouring slices on each side in ``src``.
     """
 
     gan_kind: GanLoss = GanLoss.LSGAN
     lambda_l1: float = 100.0
     reuse_fake: bool = True  # one G(src) per batch: D sees it detached, G's loss back-propagates through it
-    d_steps: int = 1
+    mask_weight: float | None = None
+    lambda_ssim: float = 0.0
+    context: int = 0
+
+    @property
+    def d_steps(self) -> int:
+        return 0 if self.gan_kind == GanLoss.NONE else 1
 
     def generate(self, batch: dict[str, torch.Tensor], generator: nn.Module) -> torch.Tensor:
         return generator(batch["src"])
 
+    def _pair(self, batch: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        """What D judges: the centre source slice and an image, as channels."""
+        k = self.context
+        return torch.cat([batch["src"][:, k : k + 1], image], 1)
+
     def d_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        src, dst = batch["src"], batch["dst"]  # (B, C, S, S)
-        loss_d_fake = gan_loss(discriminator(torch.cat([src, fake], 1)), False, self.gan_kind)
-        loss_d_real = gan_loss(discriminator(torch.cat([src, dst], 1)), True, self.gan_kind)
+        loss_d_fake = gan_loss(discriminator(self._pair(batch, fake)), False, self.gan_kind)
+        loss_d_real = gan_loss(discriminator(self._pair(batch, batch["dst"])), True, self.gan_kind)
         loss_d = 0.5 * (loss_d_fake + loss_d_real)  # halved as in pix2pix: slows D relative to G
         return {"loss_d": loss_d, "loss_d_real": loss_d_real, "loss_d_fake": loss_d_fake}
 
     def g_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss_g_gan = gan_loss(discriminator(torch.cat([batch["src"], fake], 1)), True, self.gan_kind,
-                              for_discriminator=False)  # fmt: skip
-        loss_g_l1 = l1_loss(fake, batch["dst"])
-        return {"loss_g": loss_g_gan + self.lambda_l1 * loss_g_l1, "loss_g_gan": loss_g_gan, "loss_g_l1": loss_g_l1}
+        dst = batch["dst"]
+        if self.mask_weight is None:
+            loss_g_l1 = l1_loss(fake, dst)
+        else:
+            loss_g_l1 = mask_weighted_l1(fake, dst, batch["mask"], self.mask_weight)
+        terms = {"loss_g_l1": loss_g_l1}
+        loss_g = self.lambda_l1 * loss_g_l1
+        if self.gan_kind != GanLoss.NONE:
+            terms["loss_g_gan"] = gan_loss(discriminator(self._pair(batch, fake)), True, self.gan_kind,
+                                           for_discriminator=False)  # fmt: skip
+            loss_g = terms["loss_g_gan"] + loss_g
+        if self.lambda_ssim:
+            terms["loss_g_ssim"] = ssim_loss(fake, dst)
+            loss_g = loss_g + self.lambda_ssim * terms["loss_g_ssim"]
+        order = ("loss_g_gan", "loss_g_l1", "loss_g_ssim")
+        return {"loss_g": loss_g, **{k: terms[k] for k in order if k in terms}}
 
 
 def _select(subjects: list[Subject], ids: list[str]) -> list[Subject]:
@@ -70,13 +102,16 @@ def _select(subjects: list[Subject], ids: list[str]) -> list[Subject]:
 
 @torch.no_grad()
 def validate(
-    generator: nn.Module, cache: SliceCache, dst_map: IntensityMap, multiple: int, device: torch.device
-) -> dict[str, float]:
-    """Whole-slice validation: L1 in [-1, 1] units and MAE in physical units, both inside the mask."""
+    generator: nn.Module, cache: SliceCache, dst_map: IntensityMap, multiple: int, device: torch.device,
+    context: int = 0,
+) -> dict[str, float]:  # fmt: skip
+    """Whole-slice validation along each subject's first plane: L1 in [-1, 1] units and MAE in physical units, both
+    inside the mask (``context``: neighbouring slices fed on each side, as in training)."""
     generator.eval()
     l1_sum = mae_sum = count = 0.0
     for subject in cache.subjects:
-        pred = predict_slices(generator, subject.src[:, None], multiple, device=device)[:, 0]  # (N, H, W)
+        stacks = context_stack(subject.src, torch.arange(subject.src.shape[0]), context)  # (N, 2K + 1, H, W)
+        pred = predict_slices(generator, stacks, multiple, device=device)[:, 0]  # (N, H, W)
         target, mask = subject.dst, subject.mask
         n = float(mask.sum())
         l1_sum += float((pred - target).abs()[mask].sum())
@@ -102,8 +137,8 @@ def _panel_slices(cache: SliceCache, n: int) -> list[tuple[int, int]]:
 class PairedTask:
     """Paired data, pix2pix's losses, whole-slice validation in physical units and a panel per epoch."""
 
-    display = LossDisplay(bar=(("G_gan", "loss_g_gan", ".3f"), ("L1", "loss_g_l1", ".4f"), ("D", "loss_d", ".3f")),
-                          epoch=("loss_g_l1", "loss_d"))  # fmt: skip
+    display = LossDisplay(bar=(("G_gan", "loss_g_gan", ".3f"), ("L1", "loss_g_l1", ".4f"), ("SSIM", "loss_g_ssim", ".4f"),
+                               ("D", "loss_d", ".3f")), epoch=("loss_g_l1", "loss_g_ssim", "loss_d"))  # fmt: skip
 
     def __init__(self, cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: Callable[[], None]) -> None:
         tc, dc = cfg.train, cfg.data
@@ -125,11 +160,16 @@ class PairedTask:
         self.dst_map = IntensityMap(dst_map.kind, dst_map.window, dst_map.percentiles, train_cache.reference_scale("dst"))
         crop_on_device = tc.device_crop if tc.device_crop is not None else device.type == "cuda"
         self.dataset = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip,
-                                    min_foreground=dc.min_foreground, crop_on_device=crop_on_device)  # fmt: skip
+                                    min_foreground=dc.min_foreground, crop_on_device=crop_on_device,
+                                    with_mask=tc.mask_weight is not None, context=dc.context)  # fmt: skip
         self.on_device = (lambda batch: crop_batch(batch, tc.image_size)) if crop_on_device else None
-        self.objective = PairedObjective(tc.gan_loss, tc.lambda_l1)
+        self.objective = PairedObjective(tc.gan_loss, tc.lambda_l1, mask_weight=tc.mask_weight,
+                                         lambda_ssim=tc.lambda_ssim, context=dc.context)  # fmt: skip
+        self.context = dc.context
         self.checkpoint_extra = {"intensity": json.dumps({"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()})}
-        self.description = (f"training {dc.src} -> {dc.dst} on {len(self.dataset)} slices from "
+        how = (f"{'+'.join(dc.planes) if dc.planes else f'axis {dc.slice_axis}'}"
+               f"{f', {2 * dc.context + 1}-slice stacks' if dc.context else ''}")
+        self.description = (f"training {dc.src} -> {dc.dst} on {len(self.dataset)} slices ({how}) from "
                             f"{len(self.split['train'])} subjects (val {len(self.split['val'])}, test "
                             f"{len(self.split['test'])})")  # fmt: skip
         self.panels = layout.panels
@@ -140,7 +180,7 @@ class PairedTask:
             self._write_panel(self.panels / f"epoch_{epoch:03d}.png", generator, device)
         if not self.val_cache.subjects:
             return {}
-        return validate(generator, self.val_cache, self.dst_map, self.multiple, device)
+        return validate(generator, self.val_cache, self.dst_map, self.multiple, device, self.context)
 
     def score(self, means: dict[str, float], val: dict[str, float]) -> float | None:
         """Validation MAE; without validation subjects, the training L1."""
@@ -151,7 +191,8 @@ class PairedTask:
         generator.eval()
         for s_idx, k in self.picks:
             s = self.val_cache.subjects[s_idx]
-            pred = predict_slices(generator, s.src[k : k + 1, None], self.multiple, device=device)[0, 0].numpy()
+            stack = context_stack(s.src, [k], self.context)  # (1, 2K + 1, H, W)
+            pred = predict_slices(generator, stack, self.multiple, device=device)[0, 0].numpy()
             rows.append({
                 "source": self.src_map.inverse(s.src[k].numpy(), s.src_scale),
                 "prediction": self.dst_map.inverse(pred, s.dst_scale),

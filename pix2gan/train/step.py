@@ -48,7 +48,7 @@ def train_step(
             are not wanted there, so they must not be all-reduced); default ``discriminator``.
 
     Returns:
-        The generator's losses then the discriminator's, as floats. An update whose loss is not finite is skipped
+        The generator's losses then the discriminator's (none when ``objective.d_steps`` is 0), as floats. An update whose loss is not finite is skipped
         (weights and optimiser state untouched).
     """
     ctx = StepContext(device=next(iter(batch.values())).device) if ctx is None else ctx
@@ -61,6 +61,8 @@ def train_step(
         ctx.mark("G")
 
     # discriminator phase: generated data carry no graph back to G; D learns to tell them from real data
+    # (an objective without an adversarial term has no D phase: d_steps 0)
+    d_terms: dict[str, torch.Tensor] = {}
     discriminator.requires_grad_(True)
     for _ in range(objective.d_steps):
         if fake is None or not objective.reuse_fake:

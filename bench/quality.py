@@ -1,0 +1,594 @@
+"""Synthesis quality per configuration at an equal wall-clock training budget (issue 10).
+
+Every configuration trains for the same wall-clock time on phantoms it has never been scored on, then its held-out
+subjects are translated and scored with the SynthRAD rules (MAE in HU inside the body mask, also per tissue class;
+PSNR; SSIM). One table per held-out set:
+
+    configuration | steps | train s | img/s | vs plain | MAE | air | soft | bone | PSNR | SSIM | MAE vs 2-D
+
+* **steps**: optimisation steps the configuration got in its budget (epochs x steps per epoch).
+* **img/s, vs plain**: training images per second of the row's own run (the time of its steps: epoch time minus
+  the per-epoch validation), and that rate over a straightforward fp32 pix2pix loop (G forward, D update, G update,
+  Adam's default for-each implementation, NCHW, eager, random crops from memory) with the *same* generator and
+  discriminator (input channels included) and batch size, timed in this process. The plain loop always runs the full
+  adversarial step, so ``no-gan`` shows what dropping D buys.
+* **MAE vs 2-D**: the row's MAE over the ``default`` row's MAE (today's 2-D pix2pix configuration); < 1 is better.
+
+Usage::
+
+    python bench/quality.py [--minutes 2] [--only default,context,...] [--threads 2] [--device cpu]
+                            [--work DIR] [--keep] [--json out.json]
+
+With the defaults (2 minutes of training per row) the whole benchmark takes about 30-40 minutes on 2 CPU cores:
+per row a 2-epoch timing probe, the training, a few seconds of the plain loop, and three evaluations.
+``--minutes 0.1 --only default,resnet,l1-1000`` is a smoke run of about 2 minutes.
+
+Rows (each is today's default plus the change named, unless it says otherwise):
+
+==============  ====================================================================================================
+default         today's 2-D default: U-Net depth 5 / 16 filters, PatchGAN, 64-px crops, batch 4, LSGAN + 100 x L1
+context         + 2.5-D context: ``context=2`` (2 neighbouring slices on each side as extra input channels)
+planes          + the three planes: ``planes=(axial, coronal, sagittal)``, predictions fused with ``fusion=mean``
+tta             + test-time augmentation: ``tta=True`` (left-right mirrored prediction averaged in). Its training is
+                the default's (``tta`` only records the recommended inference), so it reuses the default's weights
+mask-ssim       + ``mask_weight=0.95`` (L1 weighted to the body mask) and ``lambda_ssim=1.0`` (SSIM loss term)
+resnet          the ResNet generator: ``generator=resnet9``
+no-gan          no adversarial term: ``gan_loss=none`` (pure L1 regression, no discriminator)
+whole-slices    whole 128 x 128 slices instead of 64-px random crops: ``image_size=128``
+bf16            bf16 autocast: ``precision=bf16``; only on CPUs with native bf16 (``avx512_bf16`` / ``amx_bf16``
+                flags), skipped with a note elsewhere
+l1-1000         ``lambda_l1=1000``
+best            the options of every row above that beat ``default`` on the *validation* subject, merged (on a
+                clash the better row's value wins), then trained and evaluated like the others
+==============  ====================================================================================================
+
+A row whose options the library does not accept (``run_config`` raises ValueError, e.g. "unknown option(s)"), or
+whose inference option ``evaluate_run`` does not take yet, is listed as skipped with the reason; the rest run.
+
+**Nothing evaluated is ever trained on, and nothing is tuned on what it is scored on.** Training uses a phantom
+family generated with seed ``TRAIN_SEED`` (the bundled ``samples/`` are seed 0; checked at start), split by subject
+the normal way (train / val / test). Two held-out sets are scored:
+
+(a) ``samples/``: the test-split subjects (the same ``sub-0NN`` names the run's ``split.json`` lists) of the bundled
+    phantoms: another family (seed 0), so no anatomy, noise or bone density of it was seen in training;
+(b) the test-split subjects of a third family, seed ``HELDOUT_SEED``.
+
+The only data that steer a choice are the training family's validation subject(s): the loop picks ``best.pt`` by
+validation MAE, and the ``best`` row picks its options by each row's validation MAE (scored with the row's
+inference options). The held-out sets only ever receive finished models. Each table ends with the per-voxel
+lookup-table baseline, fitted on the training-split subjects of that held-out folder (never the scored ones).
+
+**Equal wall clock.** For each row a probe trains 2 epochs of the row's exact configuration into a throwaway folder;
+the steady-state time of one epoch is the time between the ends of the two validations: epoch 1's checkpoint and
+loss curve, epoch 2's steps and epoch 2's validation, i.e. everything the loop does per epoch. The run then gets
+``epochs = max(1, round(60 * minutes / epoch_time))`` (its learning-rate schedule is sized for that many), so every
+row spends about ``--minutes`` in its training loop; ``train s`` shows the time it really took (one-off data
+decoding before the first step is not counted; rows whose epoch is longer than the budget get one epoch).
+Per-epoch checkpoints are kept (they are part of the loop), time-based ones are off (``checkpoint_minutes=0``) and no
+validation panel is drawn (``panel_slices=0``), so the overhead is the same small per-epoch cost for every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import json
+import logging
+import math
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TRAIN_SEED = 1  # phantom family trained on (the bundled samples/ are family 0)
+HELDOUT_SEED = 2  # a third family, only ever evaluated
+N_SUBJECTS, SIZE = 14, 128  # as the bundled samples
+PROBE_EPOCHS = 2
+DEFAULT_MINUTES = 2.0
+CLASS_KEYS = ("mae_air", "mae_soft", "mae_bone")
+
+
+@dataclass
+class Row:
+    name: str
+    what: str
+    options: dict[str, Any] = field(default_factory=dict)  # flat options of run_config("paired", ...)
+    infer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of evaluate_run
+    needs: str | None = None  # a capability the row needs ("bf16")
+
+
+ROWS = [
+    Row("default", "today's 2-D default"),
+    Row("context", "+ 2.5-D context (2 slices each side)", {"context": 2}),
+    Row("planes", "+ 3 planes, mean fusion", {"planes": ("axial", "coronal", "sagittal"), "fusion": "mean"}),
+    Row("tta", "+ test-time flip", {"tta": True}, {"tta": True}),
+    Row("mask-ssim", "+ mask-weighted L1, SSIM loss", {"mask_weight": 0.95, "lambda_ssim": 1.0}),
+    Row("resnet", "ResNet generator (resnet9)", {"generator": "resnet9"}),
+    Row("no-gan", "no GAN (L1 only)", {"gan_loss": "none"}),
+    Row("whole-slices", "whole 128-px slices", {"image_size": 128}),
+    Row("bf16", "bf16 autocast", {"precision": "bf16"}, needs="bf16"),
+    Row("l1-1000", "lambda_l1 1000", {"lambda_l1": 1000.0}),
+]
+BEST = "best"
+ROW_NAMES = [r.name for r in ROWS] + [BEST]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# data
+
+
+def phantom_family(folder: Path, seed: int) -> Path:
+    """``N_SUBJECTS`` phantoms of family ``seed`` in ``folder`` (reused when a previous run left the same ones)."""
+    from pix2gan.data.phantom import write_dataset
+
+    meta = folder / "phantom.json"
+    if meta.is_file():
+        info = json.loads(meta.read_text())
+        if info.get("seed") == seed and info.get("size") == SIZE and len(info.get("subjects", {})) == N_SUBJECTS:
+            return folder
+        shutil.rmtree(folder)
+    write_dataset(folder, n_subjects=N_SUBJECTS, size=SIZE, seed=seed)
+    return folder
+
+
+def bundled_seed() -> int | None:
+    meta = ROOT / "samples" / "phantom.json"
+    return json.loads(meta.read_text()).get("seed") if meta.is_file() else None
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether bf16 autocast runs on native instructions here, and what says so."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, f"{torch.cuda.get_device_name(device)} {'has' if ok else 'lacks'} bf16"
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    capability = torch.backends.cpu.get_cpu_capability()
+    found = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    if found or "AMX" in capability.upper():
+        return True, f"CPU capability {capability}, flags {', '.join(found) or 'AMX'}"
+    return False, f"no native bf16 on this CPU (capability {capability}, no avx512_bf16 / amx_bf16 flag)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# configurations
+
+
+def build_config(options: dict[str, Any], common: dict[str, Any], epochs: int):  # noqa: ANN201
+    """The run configuration of a row (raises ValueError for options the library does not take)."""
+    from pix2gan.options import run_config
+
+    cfg = run_config("paired", **{**common, **options, "epochs": epochs})
+    if hasattr(cfg.train, "panel_slices"):
+        cfg.train.panel_slices = 0  # no PNG per epoch (not a command-line option)
+    return cfg
+
+
+def unsupported_infer(infer: dict[str, Any]) -> list[str]:
+    from pix2gan.evaluation import evaluate_run
+
+    params = inspect.signature(evaluate_run).parameters
+    return [k for k in infer if k not in params]
+
+
+def training_key(cfg) -> str:  # noqa: ANN001
+    """The configuration minus its recorded inference settings: rows with equal keys train identical weights."""
+    d = cfg.to_dict()
+    d.pop("infer", None)
+    d["train"].pop("epochs", None)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def infer_differences(cfg, other) -> set[str]:  # noqa: ANN001
+    a, b = cfg.to_dict().get("infer", {}), other.to_dict().get("infer", {})
+    return {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+def combine_best(results: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Options and inference settings of every row that beat ``default`` on validation MAE, merged.
+
+    Rows are taken best first, so on a clash (two rows setting one option differently) the better row's value wins.
+
+    Example:
+        >>> r = {"default": {"val_mae": 100.0}, "a": {"val_mae": 90.0, "options": {"x": 1}, "infer": {}},
+        ...      "b": {"val_mae": 95.0, "options": {"x": 2, "y": 3}, "infer": {"tta": True}},
+        ...      "c": {"val_mae": 120.0, "options": {"z": 1}, "infer": {}}}
+        >>> combine_best(r)
+        ({'x': 1, 'y': 3}, {'tta': True}, ['a', 'b'])
+    """
+    ref = results.get("default", {}).get("val_mae")
+    if ref is None or not math.isfinite(ref):
+        return {}, {}, []
+    winners = sorted((n for n, r in results.items() if n not in ("default", BEST) and r.get("val_mae") is not None
+                      and r["val_mae"] < ref), key=lambda n: results[n]["val_mae"])  # fmt: skip
+    options: dict[str, Any] = {}
+    infer: dict[str, Any] = {}
+    for name in winners:
+        for k, v in results[name]["options"].items():
+            options.setdefault(k, v)
+        for k, v in results[name]["infer"].items():
+            infer.setdefault(k, v)
+    return options, infer, winners
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# timing
+
+
+@contextlib.contextmanager
+def instrumented(record: dict[str, Any]):  # noqa: ANN201
+    """Time the loop from outside: when the task was built, and each validation (``task.end_epoch``) of the run.
+
+    Wraps ``build_task`` as the loop sees it; if the loop no longer calls it by that name the records stay empty
+    and the callers fall back to the epoch times of ``epochs.csv`` (which include validation).
+    """
+    from pix2gan.train import loop
+
+    record.update(built=None, val_s=[], val_end=[])
+    original = getattr(loop, "build_task", None)
+    if original is None:
+        yield record
+        return
+
+    def build_task(*args: Any, **kwargs: Any):  # noqa: ANN202
+        task = original(*args, **kwargs)
+        inner = task.end_epoch
+
+        def end_epoch(*a: Any, **k: Any):  # noqa: ANN202
+            t0 = time.perf_counter()
+            try:
+                return inner(*a, **k)
+            finally:
+                t1 = time.perf_counter()
+                record["val_s"].append(t1 - t0)
+                record["val_end"].append(t1)
+
+        with contextlib.suppress(AttributeError, TypeError):
+            task.end_epoch = end_epoch
+        record["built"] = time.perf_counter()
+        return task
+
+    loop.build_task = build_task
+    try:
+        yield record
+    finally:
+        loop.build_task = original
+
+
+def train(cfg, run_dir: Path) -> dict[str, Any]:  # noqa: ANN001
+    """``fit`` with timings: loop seconds (after the data are decoded), step seconds (epochs minus validation)."""
+    from pix2gan.train.loop import fit
+
+    with instrumented({}) as rec:
+        result = fit(cfg, run_dir, progress=False)
+        end = time.perf_counter()
+    rows = result.epochs
+    epoch_s = [float(r["seconds"]) for r in rows]
+    val_s = rec["val_s"] if len(rec["val_s"]) == len(rows) else [0.0] * len(rows)
+    return {
+        "steps": int(rows[-1]["step"]) if rows else 0,
+        "epochs": len(rows),
+        "loop_s": end - rec["built"] if rec["built"] else sum(epoch_s),
+        "step_s": sum(e - v for e, v in zip(epoch_s, val_s)),
+        "step_s_includes_validation": not rec["val_s"],
+        "val_end": rec["val_end"],
+        "epoch_s": epoch_s,
+        "val_mae_last": float(rows[-1].get("val_mae", float("nan"))) if rows else float("nan"),
+    }
+
+
+def probe_epoch_seconds(cfg, folder: Path) -> float:  # noqa: ANN001
+    """Steady-state seconds of one epoch, everything the loop does per epoch included (see the module docstring)."""
+    t = train(cfg, folder)
+    ends = t["val_end"]
+    if len(ends) >= 2:
+        return float(ends[-1] - ends[-2])
+    return t["epoch_s"][-1]  # epochs.csv: steps + validation, without the checkpoint
+
+
+def first_conv(net: torch.nn.Module) -> torch.nn.Conv2d:
+    return next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def plain_images_per_s(cfg, device: torch.device, seconds: float) -> float:  # noqa: ANN001
+    """Images/s of the straightforward fp32 pix2pix step with the row's networks and batch size."""
+    from pix2gan.nets import build_networks
+
+    torch.manual_seed(0)
+    g, d = build_networks(cfg)
+    g.to(device)
+    d.to(device)
+    size, batch = cfg.train.image_size, cfg.train.batch_size
+    g_in, d_in = first_conv(g).in_channels, first_conv(d).in_channels
+    g.eval()
+    with torch.no_grad():
+        g_out = g(torch.zeros(1, g_in, size, size, device=device)).shape[1]
+    g.train()
+    d_src = d_in - g_out  # D sees (source channels, target): the centre ones when G gets a 2.5-D stack
+    lo = (g_in - d_src) // 2
+    side = max(size, SIZE)
+    pool = torch.rand(16, g_in + g_out, side, side, device=device) * 2 - 1
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    mse, l1 = torch.nn.MSELoss(), torch.nn.L1Loss()
+
+    def step() -> None:
+        idx = torch.randint(len(pool), (batch,)).tolist()
+        offs = torch.randint(side - size + 1, (batch, 2)).tolist()
+        crops = torch.stack([pool[i, :, y : y + size, x : x + size] for i, (y, x) in zip(idx, offs)])
+        src, real = crops[:, :g_in], crops[:, g_in:]
+        src_d = src[:, lo : lo + d_src]
+        fake = g(src)
+        for p in d.parameters():
+            p.requires_grad_(True)
+        opt_d.zero_grad()
+        pred_real, pred_fake = d(torch.cat([src_d, real], 1)), d(torch.cat([src_d, fake.detach()], 1))
+        loss_d = 0.5 * (mse(pred_real, torch.ones_like(pred_real)) + mse(pred_fake, torch.zeros_like(pred_fake)))
+        loss_d.backward()
+        opt_d.step()
+        for p in d.parameters():
+            p.requires_grad_(False)
+        opt_g.zero_grad()
+        pred = d(torch.cat([src_d, fake], 1))
+        loss_g = mse(pred, torch.ones_like(pred)) + 100.0 * l1(fake, real)
+        loss_g.backward()
+        opt_g.step()
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(2):
+        step()
+    sync()
+    t0, steps = time.perf_counter(), 0
+    while steps < 3 or time.perf_counter() - t0 < seconds:
+        step()
+        steps += 1
+    sync()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+def evaluate(run_dir: Path, data_root: Path, split: str, out: Path, infer: dict[str, Any], device: str,
+             baseline: bool = False) -> dict[str, Any]:  # fmt: skip
+    from pix2gan.evaluation import evaluate_run
+
+    report = evaluate_run(run_dir, data_root=data_root, split=split, out_dir=out, baseline=baseline, device=device,
+                          **infer)  # fmt: skip
+    d = report.to_dict()
+    return {"mean": d["mean"], "per_subject": d["per_subject"], "baseline": d.get("baseline", {}).get("mean")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the benchmark
+
+
+def run_row(name: str, what: str, options: dict[str, Any], infer: dict[str, Any], ctx: dict[str, Any],
+            results: dict[str, dict[str, Any]], console: Console) -> dict[str, Any]:  # fmt: skip
+    """Probe, train, time the plain loop, evaluate; returns the row's figures (or ``skipped`` with the reason)."""
+    out: dict[str, Any] = {"name": name, "what": what, "options": options, "infer": infer}
+    try:
+        cfg = build_config(options, ctx["common"], PROBE_EPOCHS)
+    except (ValueError, TypeError) as exc:
+        return {**out, "skipped": f"run_config: {exc}"}
+    missing = unsupported_infer(infer)
+    if missing:
+        return {**out, "skipped": f"evaluate_run takes no {', '.join(missing)}= yet"}
+    work: Path = ctx["work"]
+    device = torch.device(ctx["device"])
+
+    # a row whose training equals an earlier row's (only recorded inference settings differ) reuses its weights
+    key = training_key(cfg)
+    twin = next((r for r in results.values() if r.get("key") == key and "run_dir" in r), None)
+    if twin is not None and infer_differences(cfg, twin["cfg"]) <= set(infer):
+        console.print(f"  {name}: same training as {twin['name']}; evaluating its weights with {infer}")
+        out.update({k: twin[k] for k in ("steps", "epochs", "epoch_probe_s", "loop_s", "step_s", "images_per_s",
+                                          "plain_images_per_s", "run_dir", "batch")})  # fmt: skip
+        out["reuses"] = twin["name"]
+    else:
+        t0 = time.perf_counter()
+        probe_dir = work / "probes" / name
+        shutil.rmtree(probe_dir, ignore_errors=True)
+        per_epoch = probe_epoch_seconds(cfg, probe_dir)
+        shutil.rmtree(probe_dir, ignore_errors=True)
+        epochs = max(1, round(60.0 * ctx["minutes"] / per_epoch))
+        cfg = build_config(options, ctx["common"], epochs)
+        run_dir = work / "runs" / name
+        shutil.rmtree(run_dir, ignore_errors=True)
+        console.print(f"  {name}: probe {per_epoch:.2f} s/epoch ({time.perf_counter() - t0:.0f} s) -> {epochs} epochs",
+                      highlight=False)  # fmt: skip
+        t = train(cfg, run_dir)
+        batch = cfg.train.batch_size
+        arch = (cfg.model.generator, cfg.model.depth, cfg.model.base_filters, cfg.model.disc_filters,
+                cfg.train.image_size, batch, getattr(cfg.data, "context", 0))  # fmt: skip
+        if arch not in ctx["plain"]:
+            ctx["plain"][arch] = plain_images_per_s(cfg, device, ctx["plain_seconds"])
+        out.update(steps=t["steps"], epochs=t["epochs"], epoch_probe_s=per_epoch, loop_s=t["loop_s"], step_s=t["step_s"],
+                   images_per_s=t["steps"] * batch / max(t["step_s"], 1e-9), plain_images_per_s=ctx["plain"][arch],
+                   run_dir=run_dir, batch=batch)  # fmt: skip
+    out["key"], out["cfg"] = key, cfg
+    out["vs_plain"] = out["images_per_s"] / out["plain_images_per_s"]
+
+    ev = work / "eval" / name
+    val = evaluate(out["run_dir"], ctx["train_data"], "val", ev / "val", infer, ctx["device"])
+    out["val_mae"] = val["mean"].get("mae", float("nan"))
+    out["heldout"] = {}
+    for set_name, folder in ctx["heldout"].items():
+        res = evaluate(out["run_dir"], folder, "test", ev / set_name, infer, ctx["device"],
+                       baseline=set_name not in ctx["lut"])  # fmt: skip
+        if res["baseline"] is not None:
+            ctx["lut"][set_name] = res["baseline"]
+        out["heldout"][set_name] = res
+    m = {s: r["mean"] for s, r in out["heldout"].items()}
+    console.print(f"  {name}: {out['steps']} steps, {out['images_per_s']:.1f} img/s ({out['vs_plain']:.2f}x plain), "
+                  f"val MAE {out['val_mae']:.1f}, " + ", ".join(f"{s} MAE {v.get('mae', float('nan')):.1f}"
+                                                               for s, v in m.items()), highlight=False)  # fmt: skip
+    return out
+
+
+def guarded(name: str, what: str, options: dict[str, Any], infer: dict[str, Any], ctx: dict[str, Any],
+            results: dict[str, dict[str, Any]], console: Console) -> dict[str, Any]:  # fmt: skip
+    """:func:`run_row`, with a failure (e.g. a library mid-change) reported as the row's reason instead of ending all."""
+    try:
+        return run_row(name, what, options, infer, ctx, results, console)
+    except Exception as exc:  # noqa: BLE001
+        return {"name": name, "what": what, "options": options, "infer": infer,
+                "skipped": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+
+
+def fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return format(value, spec)
+
+
+def table_for(set_name: str, title: str, results: dict[str, dict[str, Any]], lut: dict[str, float] | None) -> Table:
+    table = Table(title=title)
+    for col in ("configuration", "steps", "train s", "img/s", "vs plain", "MAE", "air", "soft", "bone", "PSNR",
+                "SSIM", "MAE vs 2-D"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "configuration" else "right")
+    ref = results.get("default", {}).get("heldout", {}).get(set_name, {}).get("mean", {}).get("mae")
+    for name, r in results.items():
+        label = f"{name} [dim]{r['what']}[/]"
+        if "skipped" in r:
+            table.add_row(label, *["–"] * 10, "[yellow]skipped[/]")
+            continue
+        m = r["heldout"][set_name]["mean"]
+        rel = m.get("mae") / ref if ref and m.get("mae") is not None else None
+        if r.get("reuses"):
+            label += f" [dim](weights of {r['reuses']})[/]"
+        table.add_row(label, str(r["steps"]), fmt(r["loop_s"], ".0f"), fmt(r["images_per_s"], ".1f"),
+                      fmt(r["vs_plain"], ".2f") + "x", fmt(m.get("mae"), ".1f"),
+                      *(fmt(m.get(k), ".1f") for k in CLASS_KEYS), fmt(m.get("psnr"), ".2f"), fmt(m.get("ssim"), ".4f"),
+                      fmt(rel, ".3f"))  # fmt: skip
+    if lut:
+        rel = lut.get("mae") / ref if ref and lut.get("mae") is not None else None
+        table.add_row("[dim]lookup table (no context, no training loop)[/]", "", "", "", "", fmt(lut.get("mae"), ".1f"),
+                      *(fmt(lut.get(k), ".1f") for k in CLASS_KEYS), fmt(lut.get("psnr"), ".2f"),
+                      fmt(lut.get("ssim"), ".4f"), fmt(rel, ".3f"))  # fmt: skip
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="training wall clock per row")
+    parser.add_argument("--only", default="", help=f"comma-separated rows ({', '.join(ROW_NAMES)})")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--plain-seconds", type=float, default=4.0, help="timing of the plain loop per architecture")
+    parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (runs, predictions, panels)")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    only = [n.strip() for n in args.only.split(",") if n.strip()] or ROW_NAMES
+    unknown = [n for n in only if n not in ROW_NAMES]
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROW_NAMES)}")
+    if args.minutes <= 0:
+        parser.error("--minutes must be > 0")
+
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from pix2gan.device import resolve_device
+
+    device = resolve_device(args.device)
+    console = Console(width=max(170, Console().width))
+    seed0 = bundled_seed()
+    if seed0 in (TRAIN_SEED, HELDOUT_SEED):
+        sys.exit(f"samples/phantom.json says seed {seed0}: it must differ from TRAIN_SEED and HELDOUT_SEED")
+    keep = args.keep or args.work is not None
+    work = args.work or Path(tempfile.mkdtemp(prefix="pix2gan-quality-"))
+    work = work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    bf16_ok, bf16_note = native_bf16(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    console.print(f"[bold]bench/quality.py[/] on {name}, torch {torch.__version__}: {args.minutes:g} min of training "
+                  f"per row, rows {', '.join(only)}; work folder {work}", highlight=False)  # fmt: skip
+
+    t0 = time.perf_counter()
+    train_data = phantom_family(work / f"phantoms-seed{TRAIN_SEED}", TRAIN_SEED)
+    heldout = {"samples": ROOT / "samples", f"seed {HELDOUT_SEED}": phantom_family(work / f"phantoms-seed{HELDOUT_SEED}", HELDOUT_SEED)}
+    console.print(f"  phantoms: training family seed {TRAIN_SEED}, held out: samples/ (seed {seed0}) and seed "
+                  f"{HELDOUT_SEED} ({time.perf_counter() - t0:.0f} s)", highlight=False)  # fmt: skip
+    ctx: dict[str, Any] = {
+        "work": work, "device": str(device), "minutes": args.minutes, "plain": {}, "plain_seconds": args.plain_seconds,
+        "train_data": train_data, "heldout": heldout, "lut": {},
+        "common": {"data": str(train_data), "src": "t1", "dst": "ct", "device": str(device), "threads": args.threads,
+                   "checkpoint_minutes": 0, "keep_last": 1},
+    }  # fmt: skip
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for row in ROWS:
+            if row.name not in only:
+                continue
+            if row.needs == "bf16" and not bf16_ok:
+                results[row.name] = {"name": row.name, "what": row.what, "options": row.options, "infer": row.infer,
+                                     "skipped": bf16_note}  # fmt: skip
+            else:
+                results[row.name] = guarded(row.name, row.what, row.options, row.infer, ctx, results, console)
+            if "skipped" in results[row.name]:
+                console.print(f"  [yellow]{row.name}: skipped: {results[row.name]['skipped']}", highlight=False)
+        if BEST in only:
+            options, infer, winners = combine_best(results)
+            what = "best: " + (" + ".join(winners) if winners else "nothing beat default")
+            if "default" not in results or "skipped" in results.get("default", {}):
+                results[BEST] = {"name": BEST, "what": "best", "options": {}, "infer": {},
+                                 "skipped": "needs the default row"}  # fmt: skip
+            elif len(winners) <= 1:
+                same = winners[0] if winners else "default"
+                results[BEST] = {**results[same], "name": BEST, "what": what, "reuses": same}
+                console.print(f"  best: = {same} (no other row beat default on validation)")
+            else:
+                console.print(f"  best: combining {', '.join(winners)}: {options} {infer or ''}", highlight=False)
+                results[BEST] = guarded(BEST, what, options, infer, ctx, results, console)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    for set_name in heldout:
+        title = (f"held-out {set_name}: test subjects, SynthRAD metrics (MAE in HU inside the mask; air / soft tissue /"
+                 f" bone by the target's HU), {args.minutes:g} min of training per row")  # fmt: skip
+        console.print(table_for(set_name, title, results, ctx["lut"].get(set_name)))
+    done = [r for r in results.values() if "val_mae" in r]
+    if done:
+        console.print("validation MAE (training family's val subject; what 'best' chooses by): "
+                      + ", ".join(f"{r['name']} {r['val_mae']:.1f}" for r in done), highlight=False)  # fmt: skip
+    for r in results.values():
+        if "skipped" in r:
+            console.print(f"[yellow]skipped {r['name']}[/]: {r['skipped']}", highlight=False)
+    console.print(f"[dim]img/s: the row's training steps (epoch time minus validation); vs plain: over the fp32 "
+                  f"textbook step with the same networks and batch; bf16: {bf16_note}; "
+                  f"{time.perf_counter() - t_start:.0f} s in all[/]", highlight=False)  # fmt: skip
+    if args.json:
+        clean = {n: {k: v for k, v in r.items() if k not in ("cfg", "key")} for n, r in results.items()}
+        meta = {"minutes": args.minutes, "threads": torch.get_num_threads(), "device": str(device),
+                "torch": torch.__version__, "train_seed": TRAIN_SEED, "heldout_seed": HELDOUT_SEED,
+                "bundled_seed": seed0, "bf16": bf16_note, "lookup_table": ctx["lut"]}  # fmt: skip
+        args.json.write_text(json.dumps({"meta": meta, "rows": clean}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
