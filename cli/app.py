@@ -170,13 +170,19 @@ def train(
     disc_layers: Annotated[int | None, _opt("disc_layers", "PatchGAN strided layers (3 = 70x70 patches).", min=1, max=6)] = None,
     norm: Annotated[str | None, _opt("norm", "Normalisation layers: batch or instance.")] = None,
     dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {default_help('dropout')}", "--dropout/--no-dropout")] = None,
-    gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits) or hinge.")] = None,
+    gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits), hinge, or none (paired: pure regression, no discriminator).")] = None,
     lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term.", min=0.0)] = None,
     lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0).")] = None,
     lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). \\[default: --lr]", show_default=False)] = None,
     beta1: Annotated[float | None, _opt("beta1", "Adam beta1.", min=0.0, max=1.0)] = None,
     beta2: Annotated[float | None, _opt("beta2", "Adam beta2.", min=0.0, max=1.0)] = None,
-    slice_axis: Annotated[int | None, _opt("slice_axis", "Array axis to slice along (2 = axial).", min=0, max=2)] = None,
+    slice_axis: Annotated[int | None, _opt("slice_axis", "Array axis to slice along (2 = axial); the one-plane case.", min=0, max=2)] = None,
+    planes: Annotated[list[str] | None, typer.Option(help="Paired: anatomical planes to train on, any of axial coronal sagittal (e.g. --planes axial,coronal,sagittal); one model learns them all and translate fuses them. \\[default: --slice-axis only]", show_default=False)] = None,
+    context: Annotated[int | None, _opt("context", "Paired: neighbouring slices on each side fed to the generator as channels (2.5-D).", min=0, max=16)] = None,
+    mask_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, show_default=False, help="Paired: weight of the body-mask voxels in the L1 term, e.g. 0.95 (0.05 outside). \\[default: off, every voxel the same]")] = None,
+    lambda_ssim: Annotated[float | None, _opt("lambda_ssim", "Paired: weight of an SSIM term (kornia) added to the generator's loss.", min=0.0)] = None,
+    fusion: Annotated[str | None, _opt("fusion", "Paired: how translate combines planes, flips and models by default: mean or median.")] = None,
+    tta: Annotated[bool | None, _flag(f"Paired: translate also mirrors each volume left-right and averages, by default (test-time augmentation). {default_help('tta')}", "--tta/--no-tta")] = None,
     val_fraction: Annotated[float | None, _opt("val_fraction", "Share of subjects held out for validation.", min=0.0, max=0.9)] = None,
     test_fraction: Annotated[float | None, _opt("test_fraction", "Share of subjects held out for testing.", min=0.0, max=0.9)] = None,
     split_seed: Annotated[int | None, _opt("split_seed", "Seed of the subject split.")] = None,
@@ -216,7 +222,10 @@ def train(
 
     under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if resume is None:
-        cfg = run_config(mode, **{k: v for k, v in ctx.params.items() if k in OPTIONS})
+        options = {k: v for k, v in ctx.params.items() if k in OPTIONS}
+        if planes is not None:  # --planes axial,coronal or --planes axial --planes coronal
+            options["planes"] = tuple(p.strip() for item in planes for p in item.split(",") if p.strip())
+        cfg = run_config(mode, **options)
         if under_torchrun and run_dir is None:
             raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
         run_dir = run_dir or new_run_dir(cfg.run_name())
@@ -246,25 +255,29 @@ def translate(
         Path | None,
         typer.Option("--output", "-o", help="Output file (one input) or folder. Default: <name>_<dst>.nii.gz beside each input file; <folder>_<dst>/ for a folder."),
     ] = None,
-    run: Annotated[Path | None, typer.Option(help="Run folder whose best checkpoint to use. Default: newest under ./runs.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint file to use instead of a run folder.")] = None,
+    run: Annotated[list[Path] | None, typer.Option(help="Run folder whose best checkpoint to use; repeat for an ensemble (--run A --run B averages their predictions). Default: newest under ./runs.", show_default=False)] = None,
+    checkpoint: Annotated[list[Path] | None, typer.Option(help="Checkpoint file to use instead of a run folder; repeatable like --run.", show_default=False)] = None,
+    tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Also translate the left-right mirrored volume and average (test-time augmentation). \\[default: as the model was trained to recommend]", show_default=False)] = None,
+    fusion: Annotated[str | None, typer.Option(help="Combine planes, flips and models by their mean or median. \\[default: the model's]", show_default=False)] = None,
+    uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std.nii.gz: the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Slices per forward pass; volumes stream through in batches of this size, so it sets the memory used beyond the volume itself.")] = 16,
     dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0).")] = "float32",
     precision: Annotated[str, typer.Option(help="Generator arithmetic: auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16.")] = "auto",
 ) -> None:
-    """Translate volumes with a trained model; outputs keep the input's shape, affine, q/s-form codes and pixdim."""
-    from pix2gan.checkpoint import load_checkpoint
+    """Translate volumes with a trained model (or an ensemble); outputs keep the input's shape, affine, q/s-form codes
+    and pixdim. Models are used as they were trained: their planes, context and recommended test-time augmentation."""
     from pix2gan.infer.outputs import plan_outputs
-    from pix2gan.infer.translate import Translator
-    from pix2gan.runs import resolve_checkpoint
+    from pix2gan.infer.translate import load_ensemble
 
-    ckpt = load_checkpoint(resolve_checkpoint(run, checkpoint), expect_mode=Mode.PAIRED)
-    plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite)
-    translator = Translator.from_checkpoint(ckpt, device=device, batch_size=batch_size, precision=precision)
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
+    translator = load_ensemble(run or [], checkpoint or [], device=device, batch_size=batch_size, precision=precision,
+                               tta=tta, fusion=fusion)  # fmt: skip
+    ckpt = translator.members[0]
+    plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite,
+                        uncertainty=uncertainty)  # fmt: skip
     items = plan
     if len(plan) > 1 and err.is_terminal:
         from rich.progress import track
@@ -272,11 +285,12 @@ def translate(
         items = track(plan, description=f"translating {len(plan)} volumes", console=err, transient=True)
     for in_path, out_path in items:
         t0 = time.perf_counter()
-        translator.translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype)
+        translator.translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype, uncertainty=uncertainty)
         console.print(f"{in_path} -> {out_path} ({time.perf_counter() - t0:.1f} s)", highlight=False, soft_wrap=True)
+    models = ", ".join(m.name for m in translator.members)
     err.print(
-        f"translated {len(plan)} volume(s) with {ckpt.path} ({ckpt.config.data.src} -> {ckpt.config.data.dst}, "
-        f"{translator.device})",
+        f"translated {len(plan)} volume(s) with {models} ({ckpt.config.data.src} -> {ckpt.config.data.dst}, "
+        f"{translator.describe()}, {ckpt.device})",
         highlight=False, soft_wrap=True,
     )
 
@@ -308,6 +322,9 @@ def eval_(
     out: Annotated[Path | None, typer.Option(help="Folder for predictions and panels (default RUN/eval/<split> or <pred>_eval).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write per-subject, mean and std metrics to this JSON file.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Paired runs: test-time flips as translate would use them. \\[default: the model's recommendation]", show_default=False)] = None,
+    fusion: Annotated[str | None, typer.Option(help="Paired runs: mean or median over planes and flips. \\[default: the model's]", show_default=False)] = None,
+    uncertainty: Annotated[bool | None, typer.Option("--uncertainty/--no-uncertainty", help="Paired runs: write and score the standard deviation across predictions (Spearman with the error). \\[default: on when a model makes several predictions]", show_default=False)] = None,
     n_per_class: Annotated[int, typer.Option(min=1, help="Class runs: generated images per class.")] = 200,
     n_samples: Annotated[int, typer.Option(min=2, help="Noise runs: generated images (also caps the real images used).")] = 1000,
     inception_weights: Annotated[Path | None, typer.Option(help="Noise/class runs: InceptionV3 weights file for FID/KID (never downloaded).")] = None,
@@ -339,7 +356,8 @@ def eval_(
         ref = resolve_run(run, checkpoint)
         options = EvalOptions(metrics=tuple(names), split=split, data_root=data, baseline=baseline,
                               n_per_class=n_per_class, n_samples=n_samples, inception_weights=inception_weights,
-                              out_dir=out, device=device, progress=err.is_terminal)  # fmt: skip
+                              out_dir=out, device=device, progress=err.is_terminal, tta=tta, fusion=fusion,
+                              uncertainty=uncertainty)  # fmt: skip
         report = evaluate(ref, options)
         if isinstance(report, GanEvalReport):
             from pix2gan_cli.show import print_gan_report

@@ -75,9 +75,7 @@ def _mean_std(metric: str, mean: float, std: float) -> str:
     return fmt(metric, mean) if mean != mean else f"{fmt(metric, mean)} ± {fmt(metric, std)}"
 
 
-def print_paired_report(console: Console, report: EvalReport, title: str) -> None:
-    """Per-subject metrics, mean ± std and the lookup-table baseline as a table; "–" where a figure has no value."""
-    columns = _columns(report)
+def _paired_table(report: EvalReport, title: str, columns: dict[str, str]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("subject")
     for header in columns.values():
@@ -93,4 +91,21 @@ def print_paired_report(console: Console, report: EvalReport, title: str) -> Non
             "[dim]lookup-table baseline",
             *(f"[dim]{_mean_std(m, bmean.get(m, NAN), bstd.get(m, NAN))}" for m in columns),
         )
-    console.print(table)
+    return table
+
+
+def print_paired_report(console: Console, report: EvalReport, title: str) -> None:
+    """Per-subject metrics, mean ± std and the lookup-table baseline as a table; "–" where a figure has no value.
+
+    The tissue MAEs follow MAE and the uncertainty ranking comes last; when that table is wider than the terminal,
+    the metrics asked for keep their usual table and the added figures go to a second one below it.
+    """
+    columns = _columns(report)
+    table = _paired_table(report, title, columns)
+    asked = {m: columns[m] for m in report.metrics}
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum  # without wrapping
+    if len(asked) == len(columns) or natural <= console.width:
+        console.print(table)
+        return
+    console.print(_paired_table(report, title, asked))
+    console.print(_paired_table(report, f"{title} (continued)", {m: h for m, h in columns.items() if m not in asked}))

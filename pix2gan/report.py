@@ -120,6 +120,9 @@ def save_loss_curve(log_csv: str | Path, path: str | Path, *, epochs_csv: str | 
             ax.plot(steps[k - 1 :], smooth, label=key.removeprefix("loss_"), lw=1)
         ax.set_title(title)
         ax.set_xlabel("step")
+        if not group:  # --gan-loss none: no discriminator was trained
+            ax.text(0.5, 0.5, "not trained (no GAN term)", ha="center", va="center", transform=ax.transAxes)
+            continue
         if all(float(r[k]) > 0 for k in group for r in rows):  # hinge losses can be negative: stay linear then
             ax.set_yscale("log")
         ax.legend(fontsize=8)

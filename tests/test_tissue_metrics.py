@@ -219,3 +219,24 @@ def test_table_shows_dash_for_nan_and_the_rank_column():
     assert cells == ["s1", "80.00", "–", "40.00", "300.00", "0.9000", "0.500"]
     mean_row = next(line for line in text.splitlines() if "mean ± std" in line)
     assert [c.strip() for c in mean_row.split("│")[1:-1]][2] == "–"
+
+
+def test_narrow_terminal_keeps_the_usual_table_and_adds_a_second():
+    from rich.console import Console
+
+    from pix2gan_cli.show import print_paired_report
+
+    nan = math.nan
+    row = {"mae": 80.0, "mae_air": 1295.38, "mae_soft": 40.0, "mae_bone": nan, "psnr": 27.1, "ssim": 0.9,
+           "std_error_spearman": 0.5, "std_mean": 20.0}  # fmt: skip
+    report = EvalReport(metrics=["mae", "psnr", "ssim"], per_subject={"s1": row, "s2": dict(row, mae=90.0)}, unit="HU",
+                        baseline_per_subject={"s1": dict(row), "s2": dict(row)})  # fmt: skip
+    console = Console(width=80, record=True)
+    print_paired_report(console, report, "t")
+    text = console.export_text()
+    headers = [line for line in text.splitlines() if "┃ subject" in line]
+    assert len(headers) == 2 and all(len(line) <= 80 for line in text.splitlines())
+    assert "MAE (HU)" in headers[0] and "SSIM" in headers[0] and "air" not in headers[0]
+    assert "MAE air (HU)" in headers[1] and "std~|err| ρ" in headers[1] and "PSNR" not in headers[1]
+    assert "t (continued)" in text and "1295.38" in text and "…" not in text  # no figure cut short
+    assert "mean ± std" in text and "lookup-table baseline" in text

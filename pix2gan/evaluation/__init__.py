@@ -47,7 +47,7 @@ class EvalOptions:
     """Settings of ``pix2gan eval``; each evaluation uses those of its mode.
 
     Args:
-        metrics, split, data_root, baseline: paired runs (see :func:`evaluate_run`).
+        metrics, split, data_root, baseline, tta, fusion, uncertainty: paired runs (see :func:`evaluate_run`).
         n_per_class, n_samples, inception_weights: noise/class runs (see :func:`evaluate_gan_run`).
         out_dir: where predictions, panels and sample grids go (default inside the run folder).
     """
@@ -62,6 +62,9 @@ class EvalOptions:
     out_dir: Path | None = None
     device: str = "auto"
     progress: bool = False
+    tta: bool | None = None
+    fusion: str | None = None
+    uncertainty: bool | None = None
 
     def __post_init__(self) -> None:
         self.metrics = check_metrics(self.metrics)
@@ -75,6 +78,7 @@ def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | Ga
     ckpt = load_checkpoint(ref.checkpoint)  # loaded once; its mode picks the evaluation
     if ckpt.mode == Mode.PAIRED:
         return evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
-                            out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress)  # fmt: skip
+                            out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress, tta=o.tta,
+                            fusion=o.fusion, uncertainty=o.uncertainty)  # fmt: skip
     return evaluate_gan_run(run_dir, checkpoint=ckpt, n_per_class=o.n_per_class, n_samples=o.n_samples,
                             inception_weights=o.inception_weights, out_dir=o.out_dir, device=o.device)  # fmt: skip

@@ -22,7 +22,8 @@ from pix2gan.config import IntensityKind, Mode
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
 from pix2gan.evaluation.metrics import METRICS, evaluate
 from pix2gan.report import panel_rows, save_panel
-from pix2gan.infer.translate import Translator
+from pix2gan.infer.outputs import std_path
+from pix2gan.infer.translate import Ensemble, Translator
 from pix2gan.io import NIFTI_SUFFIXES, atomic_write_json, check_same_grid, load_volume, save_like
 from pix2gan.errors import InputError
 
@@ -106,8 +107,16 @@ def evaluate_run(
     baseline: bool = True,
     device: str = "auto",
     progress: bool = False,
+    tta: bool | None = None,
+    fusion: str | None = None,
+    uncertainty: bool | None = None,
 ) -> EvalReport:
     """Translate the run's ``split`` subjects, compare with their targets in physical units, write panels.
+
+    The model is used as ``translate`` uses it (its planes, context and recommended test-time augmentation, unless
+    ``tta`` / ``fusion`` override them). When it makes several predictions per volume (or ``uncertainty``), their
+    voxel-wise standard deviation is written beside each prediction and scored: ``std_error_spearman`` says how
+    well it ranks the absolute errors inside the mask, ``std_mean`` is its mean there.
 
     Args:
         run_dir: the run folder (its ``split.json`` names the subjects).
@@ -118,6 +127,8 @@ def evaluate_run(
         out_dir: where predictions and panels go (default ``RUN_DIR/eval/<split>``).
         baseline: also fit the per-voxel lookup table on the training subjects and score it the same way.
         progress: show a progress bar over subjects.
+        tta, fusion: override the model's recommended test-time augmentation and fusion.
+        uncertainty: score the standard deviation across predictions (default: when there are several).
     """
     layout = RunLayout(Path(run_dir))
     if not layout.root.is_dir():
@@ -137,7 +148,7 @@ def evaluate_run(
     if missing:
         raise InputError(f"{root}: subject {missing[0]!r} of the run's {split} split is not in the data folder")
     out = Path(out_dir) if out_dir else layout.root / "eval" / split
-    translator = Translator.from_checkpoint(ckpt, device=device)
+    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion)])
     hu = ckpt.dst_map.kind == IntensityKind.HU
     window = tuple(dc.hu_window) if hu else None
     names = [dc.src, dc.dst] + ([dc.mask] if dc.mask else [])
@@ -148,13 +159,17 @@ def evaluate_run(
         vols = load_subject(subjects[sid], names)
         source, target = vols[dc.src], vols[dc.dst]
         mask = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else None
-        pred = translator.translate_volume(source)
-        report.per_subject[sid] = evaluate(pred, target.data, mask, metrics=metrics, window=window)  # type: ignore[arg-type]
+        with_std = uncertainty if uncertainty is not None else len(translator.passes(source.affine)) > 1
+        result = translator.translate_volume(source, uncertainty=with_std)
+        pred = result.image
+        report.per_subject[sid] = evaluate(pred, target.data, mask, metrics=metrics, window=window, std=result.std)  # type: ignore[arg-type]
         if lut is not None:
             norm = ckpt.src_map.forward(source.data, ckpt.src_map.scale_of(source.data))
             report.baseline_per_subject[sid] = evaluate(lut.apply(norm), target.data, mask, metrics=metrics, window=window)  # type: ignore[arg-type]
         pred_path = out / f"{sid}_{dc.dst}.nii.gz"
         save_like(pred_path, pred, source, overwrite=True, describe=f"pix2gan {dc.dst}")
+        if result.std is not None:
+            save_like(std_path(pred_path), result.std, source, overwrite=True, describe=f"pix2gan {dc.dst} std")
         rows, labels = panel_rows(source.data, pred, target.data, dc.slice_axis, mask)
         panel = out / f"{sid}.png"
         _write_subject_panel(panel, rows, labels, hu)

@@ -13,7 +13,17 @@ from pix2gan.data.subjects import modality_file
 from pix2gan.errors import InputError
 from pix2gan.io import NIFTI_SUFFIXES, check_output_folder
 
-__all__ = ["plan_outputs"]
+
+def std_path(output: Path) -> Path:
+    """Where the uncertainty map of ``output`` goes: ``<name>_std.nii.gz`` beside it.
+
+    Example:
+        >>> std_path(Path("out/sub-001_ct.nii.gz")).as_posix()
+        'out/sub-001_ct_std.nii.gz'
+    """
+    return output.with_name(f"{_stem(output)}_std.nii.gz")
+
+__all__ = ["plan_outputs", "std_path"]
 
 
 def _stem(path: Path) -> str:
@@ -25,7 +35,7 @@ def _stem(path: Path) -> str:
 
 
 def plan_outputs(
-    inputs: list[Path], output: Path | None, *, src: str, dst: str, overwrite: bool = False
+    inputs: list[Path], output: Path | None, *, src: str, dst: str, overwrite: bool = False, uncertainty: bool = False
 ) -> list[tuple[Path, Path]]:
     """Pair every input volume with its output path, and refuse the plan before anything is written.
 
@@ -35,6 +45,9 @@ def plan_outputs(
       folder ``<folder>_<dst>/`` (so outputs never land among the inputs);
     * with one input file and an ``output`` ending in ``.nii``/``.nii.gz``: to that file;
     * otherwise into the folder ``output``, keeping the input's file name (a subject folder gives ``<subject>.nii.gz``).
+
+    With ``uncertainty`` each output also has its standard-deviation map beside it (``<output name>_std.nii.gz``),
+    which must not exist either.
 
     Raises:
         InputError: a missing input, a folder without NIfTI files, two inputs mapped to one output, an existing
@@ -82,8 +95,9 @@ def plan_outputs(
         if target.resolve() == volume.resolve():
             raise InputError(f"{volume}: output would replace the input itself; choose another --output")
         seen[target] = volume
-        if target.exists() and not overwrite:
-            raise InputError(f"{target}: already exists (use --overwrite to replace it)")
+        for path in (target, std_path(target)) if uncertainty else (target,):
+            if path.exists() and not overwrite:
+                raise InputError(f"{path}: already exists (use --overwrite to replace it)")
     for folder in dict.fromkeys(target.parent for _, target in plan):
         check_output_folder(folder)
     return plan

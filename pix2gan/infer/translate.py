@@ -1,23 +1,22 @@
 """Volume -> slices -> generator -> volume in physical units, on the input's exact grid.
 
-The source volume is normalised with its own scale, cut into slices along the slice axis stored with the model,
-padded symmetrically with background (-1) up to the generator's padding multiple in-plane, translated in batches,
-cropped back, mapped to physical units (HU for CT) and written as float32 with the input's header: same shape,
-affine, qform/sform codes and pixdim.
+The source volume is normalised with its own scale, cut into slices along each plane stored with the model (with
+their neighbouring slices as channels for 2.5-D models), padded symmetrically with background (-1) up to the
+generator's padding multiple in-plane, translated in batches, cropped back, mapped to physical units (HU for CT)
+and written as float32 with the input's header: same shape, affine, qform/sform codes and pixdim.
 
-Translation streams: :func:`stream_slices` normalises, translates and maps back one batch of slices at a time,
-writing each batch straight into one preallocated output volume (or over the source itself, which
-:meth:`Translator.translate_file` does), so memory is bounded by the volume(s) plus one batch, not by several
-full-volume copies. The generator's inputs are always read from the source, never from slices already replaced by
-predictions: a prediction is written only once no later batch needs its source slice (with neighbouring slices as
-context, that holds back at most ``context`` slices). See ``docs/scaling.md``.
+Translation streams (:func:`~pix2gan.infer.stream.stream_slices`): one prediction (one plane, no flip) goes
+straight into the output volume, or over the source itself (:meth:`Translator.translate_file`). Several
+predictions -- planes, the left-right mirrored volume for test-time augmentation, the members of an
+:class:`Ensemble` -- are fused slice by slice into one mean (or kept for the median) by an
+:class:`~pix2gan.infer.fusion.Accumulator`, which also gives the voxel-wise standard deviation across them. See
+``docs/scaling.md``.
 """
 
 from __future__ import annotations
 
-import contextlib
-
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,113 +24,36 @@ import torch
 from torch import nn
 
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
-from pix2gan.config import Mode, RunConfig
+from pix2gan.config import FUSIONS, Mode, RunConfig
 from pix2gan.data.intensity import IntensityMap
-from pix2gan.data.slices import pad_to
+from pix2gan.data.planes import lr_axis, slice_axes
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
+from pix2gan.infer.fusion import Accumulator, mirrored
+from pix2gan.infer.outputs import std_path
+from pix2gan.infer.stream import predict_slices, stream_slices
 from pix2gan.io import Volume, load_volume, save_like
 from pix2gan.nets import padding_multiple
 
-__all__ = ["predict_slices", "stream_slices", "Translator"]
+__all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path"]
+
+_RAS = np.eye(4)  # the orientation assumed for a bare array: axis 0 left-right, 1 back-front, 2 up-down
 
 
-def _forward(
-    generator: nn.Module, batch: torch.Tensor, multiple: int, device: torch.device, dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    """One forward pass over (B, C, H, W) normalised slices: pad with -1 up to a multiple, run (autocast to ``dtype``
-    when given), crop; float32 on the CPU."""
-    h, w = batch.shape[-2:]
-    ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    padded, (left, _, top, _) = pad_to(batch.to(device, non_blocking=True), ph, pw, value=-1.0)
-    with torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
-        pred = generator(padded)
-    return pred[..., top : top + h, left : left + w].float().cpu()
+@dataclass
+class Translation:
+    """A fused prediction and, when asked for, the voxel-wise standard deviation across its passes (same grid)."""
 
-
-@torch.no_grad()
-def predict_slices(
-    generator: nn.Module, slices: torch.Tensor, multiple: int, *, batch_size: int = 16, device: torch.device | None = None
-) -> torch.Tensor:
-    """Run the generator over normalised slices of any in-plane size.
-
-    Args:
-        generator: maps (B, C, H, W) in [-1, 1] to (B, C', H, W); its inputs must be multiples of ``multiple``.
-        slices: (N, C, H, W) normalised source slices.
-        multiple: in-plane sizes are padded (with -1, background) up to a multiple of this and cropped back.
-        batch_size: slices per forward pass.
-
-    Returns:
-        (N, C', H, W) float32 on the CPU (filled batch by batch; no list of batches concatenated at the end).
-    """
-    device = device or next(generator.parameters()).device
-    n, _, h, w = slices.shape
-    out: torch.Tensor | None = None
-    for start in range(0, n, batch_size):
-        pred = _forward(generator, slices[start : start + batch_size], multiple, device)
-        if out is None:
-            out = torch.empty((n, *pred.shape[1:]), dtype=pred.dtype)
-        out[start : start + len(pred)] = pred
-    return out if out is not None else torch.empty(0, 1, h, w)
-
-
-def stream_slices(
-    generator: nn.Module,
-    volume: np.ndarray,
-    axis: int,
-    multiple: int,
-    *,
-    out: np.ndarray,
-    forward: Callable[[np.ndarray], np.ndarray],
-    inverse: Callable[[np.ndarray], np.ndarray],
-    batch_size: int = 16,
-    device: torch.device | None = None,
-    dtype: torch.dtype | None = None,
-    context: int = 0,
-) -> np.ndarray:
-    """Translate a volume batch of slices by batch of slices, writing into ``out``.
-
-    For each run of ``batch_size`` slices along ``axis``: ``forward`` maps those source slices (and ``context``
-    neighbours on each side) to [-1, 1]; each slice goes to the generator as a stack of ``2 * context + 1``
-    channels (neighbours beyond the volume's ends repeat the end slice); the prediction is cropped and ``inverse``
-    maps it (B, H, W) to output values, cast to ``out``'s dtype. Besides ``volume`` and ``out`` only one batch, its
-    context and the generator's activations are in memory. ``out`` may be ``volume`` itself: every input is read
-    from the source, and a prediction is written only when no later batch reads its slice.
-
-    Args:
-        volume: the 3-D source in physical units (any layout; it is only sliced, never copied whole).
-        axis: the slice axis.
-        out: array of ``volume``'s shape to fill.
-        dtype: autocast dtype of the generator's forward pass (None: fp32).
-        context: neighbouring slices on each side fed as extra channels (0: one slice, pix2pix).
-
-    Returns:
-        ``out``.
-    """
-    if out.shape != volume.shape:
-        raise ValueError(f"stream_slices: out shape {out.shape} differs from the volume's {volume.shape}")
-    device = device or next(generator.parameters()).device
-    src, dst = np.moveaxis(volume, axis, 0), np.moveaxis(out, axis, 0)  # views: (N, H, W)
-    n = src.shape[0]
-    offsets = np.arange(-context, context + 1)
-    held: list[tuple[int, np.ndarray]] = []  # predictions whose source slices a later batch still reads
-    with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            lo, hi = max(0, start - context), min(n, stop + context)
-            window = np.ascontiguousarray(forward(src[lo:hi]), dtype=np.float32)  # (hi - lo, H, W) in [-1, 1]
-            stacks = window[np.clip(np.arange(start, stop)[:, None] + offsets, 0, n - 1) - lo]  # (B, 2K + 1, H, W)
-            pred = _forward(generator, torch.from_numpy(stacks), multiple, device, dtype)[:, 0].numpy()
-            held += zip(range(start, stop), inverse(pred), strict=True)
-            free = stop - context if stop < n else n  # the next batch reads source slices from stop - context on
-            while held and held[0][0] < free:
-                k, values = held.pop(0)
-                dst[k] = values
-    return out
+    image: np.ndarray
+    std: np.ndarray | None
+    passes: int
 
 
 class Translator:
-    """A trained generator with everything needed to translate volumes in physical units.
+    """A trained generator with everything needed to translate volumes in physical units, used as it was trained.
+
+    The model's planes and context come from its configuration; test-time augmentation and the fusion from the
+    configuration's recommendation (``config.infer``) unless ``tta`` / ``fusion`` override it.
 
     Example:
         >>> from pix2gan.config import ModelConfig
@@ -153,6 +75,9 @@ class Translator:
         device: torch.device | str = "cpu",
         batch_size: int = 16,
         precision: str = "auto",
+        tta: bool | None = None,
+        fusion: str | None = None,
+        name: str = "",
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.dtype = resolve_precision(precision, self.device)  # auto: bf16 on GPUs that have it, fp32 on CPU
@@ -162,27 +87,54 @@ class Translator:
         self.dst_map = dst_map
         self.batch_size = batch_size
         self.multiple = padding_multiple(config)
+        self.tta = config.infer.tta if tta is None else tta
+        self.fusion = config.infer.fusion if fusion is None else fusion
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"--fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        self.name = name or "model"  # the checkpoint, in messages
 
     @classmethod
     def from_checkpoint(
         cls, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "auto", batch_size: int = 16,
-        precision: str = "auto",
+        precision: str = "auto", tta: bool | None = None, fusion: str | None = None,
     ) -> Translator:  # fmt: skip
         """Rebuild the generator from a checkpoint (which must be a paired-mode one)."""
         if isinstance(checkpoint, LoadedCheckpoint):
             ckpt = checkpoint.require(Mode.PAIRED)
         else:
             ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
-        return cls(ckpt.generator(), ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device), batch_size=batch_size,
-                   precision=precision)  # fmt: skip
+        return cls(ckpt.generator(), ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device),
+                   batch_size=batch_size, precision=precision, tta=tta, fusion=fusion, name=str(ckpt.path))  # fmt: skip
 
     @property
     def slice_axis(self) -> int:
         return self.config.data.slice_axis
 
+    @property
+    def context(self) -> int:
+        return self.config.data.context
+
+    def passes(self, affine: np.ndarray | None = None) -> list[tuple[int, int | None]]:
+        """The predictions this model makes of a volume: (slice axis, axis mirrored first or None) pairs, one per
+        trained plane, twice with test-time augmentation. ``affine``: the volume's (RAS-ordered if None)."""
+        affine = _RAS if affine is None else affine
+        axes = slice_axes(self.config.data, affine)
+        flips = [None, lr_axis(affine)] if self.tta else [None]
+        return [(axis, flip) for axis in axes for flip in flips]
+
+    def run_pass(
+        self, volume: np.ndarray, scale: tuple[float, float], axis: int, flip_axis: int | None,
+        write: Callable[[int, np.ndarray], None],
+    ) -> None:  # fmt: skip
+        """Stream one prediction of ``volume`` (mirrored along ``flip_axis``) along ``axis`` into ``write``."""
+        stream_slices(self.generator, mirrored(volume, flip_axis), axis, self.multiple, write=write,
+                      forward=lambda batch: self.src_map.forward(batch, scale), inverse=self.dst_map.inverse,
+                      batch_size=self.batch_size, device=self.device, dtype=self.dtype, context=self.context)  # fmt: skip
+
     def translate_array(
-        self, volume: np.ndarray, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32
-    ) -> np.ndarray:
+        self, volume: np.ndarray, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
+        affine: np.ndarray | None = None,
+    ) -> np.ndarray:  # fmt: skip
         """Translate a 3-D source volume in physical units; returns the target modality in physical units.
 
         Streams (see :func:`stream_slices`): only one batch of slices is normalised and translated at a time.
@@ -191,66 +143,176 @@ class Translator:
             volume: the source, 3-D, in physical units.
             out: where to write the result, of ``volume``'s shape: float32, or an integer type (values rounded and
                 clipped to its range). It may be ``volume`` itself (float32) to translate in place, with no second
-                volume in memory. Default: a new array of ``dtype`` in ``volume``'s memory layout.
+                volume in memory, when the model makes one prediction (one plane, no test-time flip). Default: a new
+                array of ``dtype`` in ``volume``'s memory layout.
             dtype: the type of the new array when ``out`` is not given (float32, or e.g. int16 for rounded HU).
+            affine: the volume's voxel-to-world matrix, to find its planes and its left-right axis (default: the
+                array is taken as RAS-ordered).
 
         Raises:
             ValueError: the volume is not 3-D, or is constant (no percentile scale).
         """
+        return Ensemble([self]).translate_array(volume, out=out, dtype=dtype, affine=affine).image
+
+    def translate_volume(self, source: Volume, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32) -> np.ndarray:
+        """:meth:`translate_array` of a loaded volume, with errors naming its file."""
+        return Ensemble([self]).translate_volume(source, out=out, dtype=dtype).image
+
+    def translate_file(
+        self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32",
+        uncertainty: bool = False,
+    ) -> Path:  # fmt: skip
+        """Translate one NIfTI file onto the input's grid (atomic; refuses to overwrite); see :meth:`Ensemble.translate_file`."""
+        return Ensemble([self]).translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype, uncertainty=uncertainty)
+
+
+def _agree(first: Translator, other: Translator) -> None:
+    """Refuse ensemble members that translate between other modalities or normalise them differently."""
+    a, b = first.config.data, other.config.data
+    if (a.src, a.dst) != (b.src, b.dst):
+        raise InputError(f"{other.name}: translates {b.src} -> {b.dst}, but {first.name} translates {a.src} -> {a.dst}; "
+                         "ensemble members must agree")  # fmt: skip
+    for which in ("src_map", "dst_map"):
+        x, y = getattr(first, which), getattr(other, which)
+        if (x.kind, x.window, x.percentiles) != (y.kind, y.window, y.percentiles):
+            side = a.src if which == "src_map" else a.dst
+            raise InputError(f"{other.name}: normalises {side} differently from {first.name} ({y.kind} {y.window or y.percentiles} "
+                             f"vs {x.kind} {x.window or x.percentiles}); ensemble members must agree")  # fmt: skip
+
+
+class Ensemble:
+    """Several translators (or one) whose predictions -- every plane, flip and member -- are fused into one volume.
+
+    Args:
+        members: translators of the same modalities and intensity settings (else one clear InputError).
+        fusion: ``mean`` or ``median`` over all predictions (default: the first member's).
+    """
+
+    def __init__(self, members: list[Translator], *, fusion: str | None = None) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one model")
+        for other in members[1:]:
+            _agree(members[0], other)
+        self.members = members
+        self.fusion = fusion or members[0].fusion
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"--fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+
+    @property
+    def config(self) -> RunConfig:
+        return self.members[0].config
+
+    def describe(self) -> str:
+        """How volumes are predicted, in words (for the command line's summary)."""
+        if len(self.members) > 1:
+            parts = [f"{len(self.members)} models"]
+        else:
+            dc = self.config.data
+            parts = ["+".join(dc.planes) if dc.planes else f"axis {dc.slice_axis}"]
+            parts += [f"{2 * dc.context + 1}-slice context"] if dc.context else []
+        if any(m.tta for m in self.members):
+            parts.append("flip TTA")
+        if len(self.passes()) > 1:
+            parts.append(f"{self.fusion} fusion")
+        return ", ".join(parts)
+
+    def passes(self, affine: np.ndarray | None = None) -> list[tuple[Translator, int, int | None]]:
+        """Every prediction the ensemble makes: (member, slice axis, mirrored axis or None)."""
+        return [(m, axis, flip) for m in self.members for axis, flip in m.passes(affine)]
+
+    def translate_array(
+        self, volume: np.ndarray, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
+        affine: np.ndarray | None = None, uncertainty: bool = False,
+    ) -> Translation:  # fmt: skip
+        """Translate a 3-D volume with every member, plane and flip, fused; see :meth:`Translator.translate_array`.
+
+        With ``uncertainty`` the result also holds the voxel-wise standard deviation across the predictions (in
+        physical units; zero where they all agree, and everywhere for a single prediction). Memory: one prediction
+        streams into ``out`` (which may be ``volume``); several need the source kept, plus one float32 volume for
+        the mean, one more for the standard deviation, and one per prediction for the median.
+        """
         if volume.ndim != 3:
             raise ValueError(f"expected a 3-D volume, got shape {volume.shape}")
-        scale = self.src_map.scale_of(volume)  # before `out` exists: np.percentile holds one transient copy
+        first = self.members[0]
+        scale = first.src_map.scale_of(volume)  # before `out` exists: np.percentile holds one transient copy
         if out is None:
             out = np.empty_like(volume, dtype=dtype)  # keeps the volume's layout (F order from nibabel)
-        inverse = self.dst_map.inverse
-        if np.issubdtype(out.dtype, np.integer):
-            info = np.iinfo(out.dtype)
-
-            def inverse(pred: np.ndarray) -> np.ndarray:
-                return np.clip(np.rint(self.dst_map.inverse(pred)), info.min, info.max)
-
-        return stream_slices(
-            self.generator,
-            volume,
-            self.slice_axis,
-            self.multiple,
-            out=out,
-            forward=lambda batch: self.src_map.forward(batch, scale),
-            inverse=inverse,
-            batch_size=self.batch_size,
-            device=self.device,
-            dtype=self.dtype,
-        )
+        passes = self.passes(affine)
+        if len(passes) == 1 and not uncertainty:  # straight into `out`, which may be the source itself
+            member, axis, flip = passes[0]
+            member.run_pass(volume, scale, axis, flip, _cast_writer(np.moveaxis(mirrored(out, flip), axis, 0)))
+            return Translation(out, None, 1)
+        order = "F" if volume.flags.f_contiguous and not volume.flags.c_contiguous else "C"
+        acc = Accumulator(volume.shape, fusion=self.fusion, with_std=uncertainty, order=order)
+        for member, axis, flip in passes:
+            member.run_pass(volume, scale, axis, flip, acc.add_pass(axis, flip))
+        fused, std = acc.result()
+        _cast_writer(out[None])(0, fused)
+        return Translation(out, std, len(passes))
 
     def translate_volume(
-        self, source: Volume, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32
-    ) -> np.ndarray:
-        """:meth:`translate_array` of a loaded volume, with errors naming its file."""
+        self, source: Volume, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
+        uncertainty: bool = False,
+    ) -> Translation:  # fmt: skip
+        """:meth:`translate_array` of a loaded volume (its affine finds the planes), with errors naming its file."""
         try:
-            return self.translate_array(source.data, out=out, dtype=dtype)
+            return self.translate_array(source.data, out=out, dtype=dtype, affine=source.affine, uncertainty=uncertainty)
         except ValueError as exc:
             raise InputError(f"{source.path}: {exc}") from None
 
     def translate_file(
-        self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32"
-    ) -> Path:
+        self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32",
+        uncertainty: bool = False,
+    ) -> Path:  # fmt: skip
         """Translate one NIfTI file and write the result on the input's grid (atomic; refuses to overwrite).
 
-        ``dtype`` is ``float32`` or ``int16`` (rounded, e.g. integer HU, with slope 1 and intercept 0).
+        ``dtype`` is ``float32`` or ``int16`` (rounded, e.g. integer HU, with slope 1 and intercept 0). With
+        ``uncertainty`` the standard deviation across predictions goes to :func:`std_path` of the output (float32).
 
-        Memory: the decoded source is the only volume-sized array. A float32 result is written over it, batch by
-        batch (each batch of source slices is normalised before its outputs replace it); an int16 result goes into
-        one int16 volume. Saving then writes slice by slice, with no further copy.
+        Memory: with one prediction the decoded source is the only volume-sized array (a float32 result is written
+        over it, batch by batch; an int16 result goes into one int16 volume). Several predictions add the fused
+        volume (and the standard deviation); saving then writes slice by slice, with no further copy.
         """
         out_path = Path(out_path)
-        if out_path.exists() and not overwrite:
-            raise InputError(f"{out_path}: already exists (use --overwrite to replace it)")
+        targets = [out_path] + ([std_path(out_path)] if uncertainty else [])
+        for target in targets:
+            if target.exists() and not overwrite:
+                raise InputError(f"{target}: already exists (use --overwrite to replace it)")
         out_dtype = np.dtype(dtype)
         source = load_volume(in_path)
         data = source.data
-        in_place = out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
+        single = len(self.passes(source.affine)) == 1 and not uncertainty
+        in_place = single and out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
         if in_place:
             source.image.uncache()  # the image's cached array is `data`, about to hold the translation
-        pred = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype)
-        save_like(out_path, pred, source, dtype=out_dtype, overwrite=overwrite, describe=f"pix2gan {self.config.data.dst}")
+        result = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
+        describe = f"pix2gan {self.config.data.dst}"
+        save_like(out_path, result.image, source, dtype=out_dtype, overwrite=overwrite, describe=describe)
+        if uncertainty and result.std is not None:
+            save_like(targets[1], result.std, source, dtype=np.float32, overwrite=overwrite, describe=f"{describe} std")
         return out_path
+
+
+def load_ensemble(
+    runs: list[Path], checkpoints: list[Path], *, device: str = "auto", batch_size: int = 16, precision: str = "auto",
+    tta: bool | None = None, fusion: str | None = None,
+) -> Ensemble:  # fmt: skip
+    """The models of ``runs`` (each its best checkpoint) and ``checkpoints``, as one :class:`Ensemble` (the newest run
+    under ``./runs`` when both are empty). ``tta`` / ``fusion`` override what the models recommend."""
+    from pix2gan.runs import resolve_checkpoint
+
+    paths = [resolve_checkpoint(run, None) for run in runs] + [resolve_checkpoint(None, c) for c in checkpoints]
+    paths = paths or [resolve_checkpoint(None, None)]
+    members = [Translator.from_checkpoint(load_checkpoint(p, expect_mode=Mode.PAIRED), device=device, batch_size=batch_size,
+                                          precision=precision, tta=tta, fusion=fusion) for p in paths]  # fmt: skip
+    return Ensemble(members, fusion=fusion)
+
+
+def _cast_writer(dst: np.ndarray) -> Callable[[int, np.ndarray], None]:
+    """``write(k, values)`` into slice ``k`` of ``dst``: cast to its dtype, rounded and clipped for integer types."""
+    info = np.iinfo(dst.dtype) if np.issubdtype(dst.dtype, np.integer) else None
+
+    def write(k: int, values: np.ndarray) -> None:
+        dst[k] = values if info is None else np.clip(np.rint(values), info.min, info.max)
+
+    return write

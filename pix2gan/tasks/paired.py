@@ -23,7 +23,7 @@ from pix2gan.data.planes import context_stack
 from pix2gan.data.slices import PairedSlices, SliceCache
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
 from pix2gan.errors import InputError
-from pix2gan.infer.translate import predict_slices
+from pix2gan.infer.stream import predict_slices
 from pix2gan.losses import gan_loss, l1_loss, mask_weighted_l1, ssim_loss
 from pix2gan.nets import padding_multiple
 from pix2gan.report import save_panel

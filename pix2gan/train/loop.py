@@ -272,7 +272,8 @@ class _Training:
             state.step += 1
             lr = parts.opt_g.param_groups[0]["lr"]
             parts.sched_g.step()
-            parts.sched_d.step()
+            if self.task.objective.d_steps:  # (without a GAN term D is never updated, nor its schedule)
+                parts.sched_d.step()
             self.step_log.append({"epoch": epoch, "step": state.step, "lr": f"{lr:.6g}",
                                   **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
             if not state.count(losses) and state.nonfinite >= tc.max_nonfinite:
