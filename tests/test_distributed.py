@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -56,7 +57,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.parametrize("mode", ["paired", "paired-resnet9", "class"])
+@pytest.mark.parametrize("mode", ["paired", "paired-resnet9", "paired-context-planes", "class"])
 def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
     from pix2gan.data.digits import write_digit_folder
 
@@ -64,6 +65,9 @@ def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
         args = ["train", "--data", tiny_data, *TINY, "--epochs", "2"]
         if mode == "paired-resnet9":
             args += ["--generator", "resnet9"]
+        if mode == "paired-context-planes":  # issue 10's options: 2.5-D over two planes, masked L1 + SSIM, no GAN
+            args += ["--context", "1", "--planes", "axial,coronal", "--gan-loss", "none", "--mask-weight", "0.95",
+                     "--lambda-ssim", "0.5", "--batch-size", "8"]  # fmt: skip
     else:
         digits = tmp_path / "digits"
         write_digit_folder(digits, per_class=4, size=28, seed=0)
@@ -91,6 +95,11 @@ def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
     assert done.stderr.count("done run folder") == 1
     assert saved["step"] == len(steps)
     assert '"world": 2' in saved["progress"]
+    if mode == "paired-context-planes":
+        config = json.loads(saved["config"]) if isinstance(saved["config"], str) else saved["config"]
+        assert config["data"]["planes"] == ["axial", "coronal"] and config["data"]["context"] == 1
+        assert "loss_g_ssim" in steps[0] and "loss_g_gan" not in steps[0]
+        assert any(v.ndim == 4 and v.shape[1] == 3 for v in ranks[0]["g"].values())  # G takes the 3-slice stack
 
 
 def test_resume_on_another_number_of_ranks(tiny_data, tmp_path):

@@ -158,6 +158,39 @@ def test_kill_at_random_moments_then_resume_is_bit_identical(mode, driver, tiny_
     assert killed >= 2, "the kills should have landed during training"
 
 
+# issue 10's training options: 2.5-D context over two planes, mask-weighted L1 and SSIM, or no discriminator at all
+NEW_OPTIONS = {
+    "context-planes-ssim": ["--context", "1", "--planes", "axial,coronal", "--mask-weight", "0.95", "--lambda-ssim", "0.5"],
+    "context-planes-no-gan": ["--context", "1", "--planes", "axial,coronal", "--gan-loss", "none"],
+}
+SHORT = ["--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2", "--image-size", "32",
+         "--batch-size", "8", "--epochs", "2"]  # fmt: skip
+
+
+@pytest.mark.parametrize("options", NEW_OPTIONS.values(), ids=list(NEW_OPTIONS))
+def test_resume_with_context_planes_and_new_losses_is_bit_identical(options, driver, tiny_data, tmp_path):
+    """Killed inside its 8th checkpoint write (step 16 of 2 x 12, in the second epoch) and resumed from the one
+    before: the weights, optimiser states and step log of the uninterrupted run."""
+    args = ["train", "--data", tiny_data, *SHORT, *options, *COMMON]
+    code, stderr = _run(driver, [*args, "--run-dir", tmp_path / "reference"])
+    assert code == 0, stderr
+    reference = _final_state(tmp_path / "reference")
+    reference_log = (tmp_path / "reference" / "log.csv").read_text()
+    steps_per_epoch = reference["step"] // 2
+    assert 8 < steps_per_epoch < 16, reference["step"]  # the kill below lands in the second epoch
+    run = tmp_path / "killed"
+    code, stderr = _run(driver, [*args, "--run-dir", run], env={"P2G_KILL_AT_FSYNC": "8"})
+    assert code == -signal.SIGKILL, stderr
+    left = torch.load(RunLayout(run).latest, weights_only=True)["step"]
+    assert steps_per_epoch < left < reference["step"]  # resumed in the middle of the second epoch
+    code, stderr = _run(driver, ["train", "--resume", run, "--no-progress"])
+    assert code == 0 and "Traceback" not in stderr, stderr
+    _assert_identical(_final_state(run), reference, "killed")
+    assert (run / "log.csv").read_text() == reference_log
+    saved = load_checkpoint(RunLayout(run).latest).config
+    assert saved.data.planes == ("axial", "coronal") and saved.data.context == 1
+
+
 def test_ctrl_c_saves_and_says_how_to_resume(driver, tiny_data, tmp_path):
     args = ["train", "--data", tiny_data, *PAIRED, *COMMON]
     code, stderr = _run(driver, [*args, "--run-dir", tmp_path / "reference"])

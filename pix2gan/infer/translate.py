@@ -116,11 +116,18 @@ class Translator:
 
     def passes(self, affine: np.ndarray | None = None) -> list[tuple[int, int | None]]:
         """The predictions this model makes of a volume: (slice axis, axis mirrored first or None) pairs, one per
-        trained plane, twice with test-time augmentation. ``affine``: the volume's (RAS-ordered if None)."""
+        trained plane, twice with test-time augmentation (the left-right mirror; sagittal slices without context
+        only once, as mirroring just reorders them). ``affine``: the volume's (RAS-ordered if None)."""
         affine = _RAS if affine is None else affine
-        axes = slice_axes(self.config.data, affine)
-        flips = [None, lr_axis(affine)] if self.tta else [None]
-        return [(axis, flip) for axis in axes for flip in flips]
+        mirror = lr_axis(affine) if self.tta else None
+        passes = []
+        for axis in slice_axes(self.config.data, affine):
+            passes.append((axis, None))
+            # slices along the left-right axis itself are only reordered by the mirror: without context the
+            # mirrored pass would repeat the plain one exactly, so it is not made
+            if mirror is not None and (axis != mirror or self.context):
+                passes.append((axis, mirror))
+        return passes
 
     def run_pass(
         self, volume: np.ndarray, scale: tuple[float, float], axis: int, flip_axis: int | None,
@@ -172,12 +179,16 @@ def _agree(first: Translator, other: Translator) -> None:
     if (a.src, a.dst) != (b.src, b.dst):
         raise InputError(f"{other.name}: translates {b.src} -> {b.dst}, but {first.name} translates {a.src} -> {a.dst}; "
                          "ensemble members must agree")  # fmt: skip
-    for which in ("src_map", "dst_map"):
-        x, y = getattr(first, which), getattr(other, which)
-        if (x.kind, x.window, x.percentiles) != (y.kind, y.window, y.percentiles):
-            side = a.src if which == "src_map" else a.dst
-            raise InputError(f"{other.name}: normalises {side} differently from {first.name} ({y.kind} {y.window or y.percentiles} "
-                             f"vs {x.kind} {x.window or x.percentiles}); ensemble members must agree")  # fmt: skip
+    for which, side in (("src_map", a.src), ("dst_map", a.dst)):
+        x, y = _setting(getattr(first, which)), _setting(getattr(other, which))
+        if x != y:
+            raise InputError(f"{other.name}: normalises {side} differently from {first.name} ({y[0]} {y[1]} vs "
+                             f"{x[0]} {x[1]}); ensemble members must agree")  # fmt: skip
+
+
+def _setting(imap: IntensityMap) -> tuple[str, tuple[float, float] | None]:
+    """The normalisation a map really applies: its HU window, or its percentiles (the other setting is unused)."""
+    return str(imap.kind), (imap.window if imap.kind == "hu" else imap.percentiles)
 
 
 class Ensemble:
