@@ -23,7 +23,7 @@ Usage::
 
 With the defaults (2 minutes of training per row) the whole benchmark takes about 30-40 minutes on 2 CPU cores:
 per row a 2-epoch timing probe, the training, a few seconds of the plain loop, and three evaluations.
-``--minutes 0.1 --only default,resnet,l1-1000`` is a smoke run of about 2 minutes.
+``--minutes 0.1 --only default,resnet,l1-1000`` is a smoke run of 2-3 minutes.
 
 Rows (each is today's default plus the change named, unless it says otherwise):
 
@@ -498,7 +498,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--plain-seconds", type=float, default=4.0, help="seconds of timed plain-loop steps per row (after 1 s of warm-up)")
-    parser.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--work", type=Path, default=None, help="work folder, kept afterwards (default: a temporary one, removed unless --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (runs, predictions, panels)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -532,7 +532,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     train_data = phantom_family(work / f"phantoms-seed{TRAIN_SEED}", TRAIN_SEED)
-    heldout = {"samples": ROOT / "samples", f"seed {HELDOUT_SEED}": phantom_family(work / f"phantoms-seed{HELDOUT_SEED}", HELDOUT_SEED)}
+    third = phantom_family(work / f"phantoms-seed{HELDOUT_SEED}", HELDOUT_SEED)
+    heldout = {"samples": ROOT / "samples", f"seed {HELDOUT_SEED}": third}
     console.print(f"  phantoms: training family seed {TRAIN_SEED}, held out: samples/ (seed {seed0}) and seed "
                   f"{HELDOUT_SEED} ({time.perf_counter() - t0:.0f} s)", highlight=False)  # fmt: skip
     ctx: dict[str, Any] = {
@@ -571,8 +572,8 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     for set_name in heldout:
-        title = (f"held-out {set_name}: test subjects, SynthRAD metrics (MAE in HU inside the mask; air / soft tissue /"
-                 f" bone by the target's HU), {args.minutes:g} min of training per row")  # fmt: skip
+        title = (f"held out: {set_name}, test subjects (SynthRAD: MAE in HU inside the mask, air / soft tissue / bone "
+                 f"by the target's HU); {args.minutes:g} min of training per row")  # fmt: skip
         console.print(table_for(set_name, title, results, ctx["lut"].get(set_name)))
     done = [r for r in results.values() if "val_mae" in r]
     if done:
