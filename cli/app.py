@@ -6,60 +6,23 @@ shows the traceback instead.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperCommand, TyperGroup
 
-try:  # typer >= 0.20 vendors click; the bare ``click`` package may then be another, unrelated copy
-    from typer._click.exceptions import UsageError
-except ImportError:  # pragma: no cover - typer on top of the click package
-    from click.exceptions import UsageError
-
-from pix2gan.config import Mode
 from pix2gan.options import default_help
+from pix2gan_cli.common import Command, OneLineUsageErrors, console, err, state, user_errors
 from pix2gan_cli.launch import launch_torchrun
 
 
-class _FlagHelp:
-    """``--help`` shown as the flag it is (typer's rich help gives it a ``<bool>`` value placeholder)."""
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)  # type: ignore[misc]
-        if option is not None:
-            option.metavar = ""
-        return option
-
-
-class _Command(_FlagHelp, TyperCommand):
-    """A command whose help reads well (see :class:`_FlagHelp`)."""
-
-
-class _OneLineUsageErrors(_FlagHelp, TyperGroup):
-    """Bad usage of a command (a value out of range, an unknown option, a missing argument) as one ``error:`` line
-    and exit code 2, like every other user error, instead of Click's usage box (which ``--debug`` keeps)."""
-
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UsageError as exc:
-            if ctx.params.get("debug") or type(exc).__name__ == "NoArgsIsHelpError":
-                raise
-            _print_error(exc.format_message())
-            raise typer.Exit(2) from None
-
-
 app = typer.Typer(
-    cls=_OneLineUsageErrors,
+    cls=OneLineUsageErrors,
     name="pix2gan",
     help="Image-to-image translation for medical volumes: pix2pix U-Net + PatchGAN modality synthesis (e.g. T1 -> CT).",
     no_args_is_help=True,
@@ -67,55 +30,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-console = Console()
-err = Console(stderr=True)
-_state = {"debug": False}
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _user_errors(func: F) -> F:
-    """Turn user errors into one red line on stderr and exit code 2 (tracebacks only with --debug)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pix2gan.errors import InputError
-
-        try:
-            return func(*args, **kwargs)
-        except (InputError, ValueError, OSError) as exc:  # OSError: e.g. a path below a regular file, a full disk
-            if _state["debug"]:
-                raise
-            _print_error(_os_message(exc) if isinstance(exc, OSError) else str(exc))
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]", highlight=False, soft_wrap=True)
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            from pix2gan.errors import TrainingError, TrainingInterrupted
-
-            if _state["debug"] or not isinstance(exc, (TrainingError, TrainingInterrupted)):
-                raise
-            if isinstance(exc, TrainingInterrupted):
-                err.print(f"[yellow]interrupted:[/] {escape(' '.join(str(exc).split()))}", soft_wrap=True, highlight=False)
-                raise typer.Exit(130) from None
-            _print_error(str(exc))
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _print_error(message: str) -> None:
-    """``error: MESSAGE`` as one line on stderr (whitespace collapsed; brackets in paths are not rich markup)."""
-    err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", soft_wrap=True, highlight=False, markup=True)
-
-
-def _os_message(exc: OSError) -> str:
-    """``PATH: reason`` for an OSError (Python's own text reads ``[Errno 20] Not a directory: 'PATH'``)."""
-    if exc.filename is None or exc.strerror is None:
-        return str(exc)
-    target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
-    return f"{exc.filename}{target}: {exc.strerror.lower()}"
 
 
 @app.callback()
@@ -126,7 +40,7 @@ def _main(
     """pix2gan: train, translate, evaluate and make phantom data."""
     from rich.logging import RichHandler
 
-    _state["debug"] = debug
+    state["debug"] = debug
     quiet = quiet or os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 reports progress
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
@@ -149,8 +63,8 @@ def _flag(help: str, *decls: str, **kwargs: Any) -> Any:
     return typer.Option(*decls, help=escape(help), show_default=False, metavar="", **kwargs)
 
 
-@app.command(cls=_Command)
-@_user_errors
+@app.command(cls=Command)
+@user_errors
 def train(
     ctx: typer.Context,
     mode: Annotated[str, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN).")] = "paired",
@@ -244,8 +158,8 @@ def train(
 # --------------------------------------------------------------------------------------------------------------------
 # translate
 # --------------------------------------------------------------------------------------------------------------------
-@app.command(cls=_Command)
-@_user_errors
+@app.command(cls=Command)
+@user_errors
 def translate(
     inputs: Annotated[
         list[Path],
@@ -300,10 +214,10 @@ def translate(
 # --------------------------------------------------------------------------------------------------------------------
 @app.command(
     "eval",
-    cls=_Command,
+    cls=Command,
     context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
 )
-@_user_errors
+@user_errors
 def eval_(
     ctx: typer.Context,
     metrics: Annotated[
@@ -381,8 +295,8 @@ def eval_(
 # --------------------------------------------------------------------------------------------------------------------
 # sample
 # --------------------------------------------------------------------------------------------------------------------
-@app.command(cls=_Command)
-@_user_errors
+@app.command(cls=Command)
+@user_errors
 def sample(
     run: Annotated[Path | None, typer.Option(help="Run folder (default: newest under ./runs).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint to use instead of the run's latest/best.")] = None,
@@ -411,8 +325,8 @@ def sample(
 # --------------------------------------------------------------------------------------------------------------------
 # phantoms (also as the hidden alias `samples`, its first name)
 # --------------------------------------------------------------------------------------------------------------------
-@app.command(cls=_Command)
-@_user_errors
+@app.command(cls=Command)
+@user_errors
 def phantoms(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write <subject>/{t1,ct,mask}.nii.gz into.", show_default=False)],
     subjects: Annotated[int, typer.Option(min=1, max=1000, help="Number of subjects.")] = 14,
@@ -429,7 +343,7 @@ def phantoms(
     console.print(f"wrote {len(written)} subjects to {out_dir}/ ({written[0].name} .. {written[-1].name})", highlight=False, soft_wrap=True)
 
 
-app.command("samples", cls=_Command, hidden=True)(phantoms)
+app.command("samples", cls=Command, hidden=True)(phantoms)
 
 
 def main() -> None:

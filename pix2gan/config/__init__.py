@@ -1,0 +1,115 @@
+"""Typed configuration: what a run needs, saved as JSON in the run folder and inside every checkpoint.
+
+Each dataclass round-trips through :func:`to_dict` / ``from_dict`` so that a checkpoint carries everything needed
+to rebuild the generator and map its output back to physical units, and nothing has to be unpickled.
+
+The sections live one per module: ``base.py`` (choices and the JSON round trip), ``data.py``, ``networks.py``
+(paired and GAN networks), ``training.py`` (optimisation and inference recommendations); this module holds the
+whole, :class:`RunConfig`, and re-exports every name.
+
+Example:
+    >>> cfg = ModelConfig(depth=6, base_filters=16)
+    >>> ModelConfig.from_dict(to_dict(cfg)) == cfg
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from pix2gan.config.base import FUSIONS, PLANES, TORCHVISION_SETS, GanLoss, IntensityKind, Mode, Norm, to_dict
+from pix2gan.config.data import DataConfig
+from pix2gan.config.networks import GanModelConfig, ModelConfig
+from pix2gan.config.training import MODE_DEFAULTS, InferConfig, TrainConfig
+
+__all__ = [
+    "RunConfig",
+    "MODE_DEFAULTS",
+    "TORCHVISION_SETS",
+    "Mode",
+    "Norm",
+    "GanLoss",
+    "GanModelConfig",
+    "IntensityKind",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "InferConfig",
+    "PLANES",
+    "FUSIONS",
+    "to_dict",
+]
+
+
+@dataclass
+class RunConfig:
+    """Everything a run was started with; ``config.json`` in the run folder and a JSON string in every checkpoint.
+
+    ``model`` holds the paired networks (generator and PatchGAN), ``gan`` the noise/class networks; ``train.mode``
+    says which of them a run uses. Build one from flat option names (as the CLI does) with :meth:`from_options`, so
+    Python callers and the command line get the same defaults.
+
+    Example:
+        >>> cfg = RunConfig.from_options("noise")
+        >>> (cfg.mode.value, cfg.train.epochs, cfg.train.batch_size, cfg.gan.image_size)
+        ('noise', 200, 32, 32)
+        >>> RunConfig.from_options("paired", src="t1", dst="ct", filters=32).model.base_filters
+        32
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    gan: GanModelConfig = field(default_factory=GanModelConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+    @property
+    def generator_model(self) -> ModelConfig:
+        """The paired generator's architecture: ``model`` with one input channel per slice of the 2.5-D stack."""
+        return dataclasses.replace(self.model, in_channels=self.model.in_channels * (2 * self.data.context + 1))
+
+    @property
+    def mode(self) -> Mode:
+        return self.train.mode
+
+    @property
+    def nets(self) -> ModelConfig | GanModelConfig:
+        """The section of the networks this run's mode uses."""
+        return self.model if self.mode == Mode.PAIRED else self.gan
+
+    def run_name(self) -> str:
+        """Short name of the run (``t1-ct`` style for paired runs, the mode otherwise) for default run folders."""
+        return f"{self.data.src}2{self.data.dst}" if self.mode == Mode.PAIRED else self.mode.value
+
+    @classmethod
+    def from_options(cls, mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
+        """A configuration from flat option names (those of ``pix2gan train``); None values mean "the default".
+
+        See :func:`pix2gan.options.run_config`.
+        """
+        from pix2gan.options import run_config  # the option table builds on this module
+
+        return run_config(mode, **options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": to_dict(self.data),
+            "model": to_dict(self.model),
+            "train": to_dict(self.train),
+            "gan": to_dict(self.gan),
+            "infer": to_dict(self.infer),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Rebuild from :meth:`to_dict`'s output; configs written before a field existed get its default, which is
+        what they trained (``unet`` / ``patchgan``, ``dcgan``, one plane, no context, mean fusion without TTA)."""
+        return cls(
+            data=DataConfig.from_dict(data["data"]),
+            model=ModelConfig.from_dict(data["model"]),
+            train=TrainConfig.from_dict(data["train"]),
+            gan=GanModelConfig.from_dict(data.get("gan", {})),
+            infer=InferConfig.from_dict(data.get("infer", {})),
+        )

@@ -1,0 +1,139 @@
+"""The optimisation section of a run (``train``) and how its paired model is best used at inference (``infer``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pix2gan.config.base import FUSIONS, GanLoss, Mode, _check_enum, _FromDict
+
+__all__ = ["MODE_DEFAULTS", "TrainConfig", "InferConfig"]
+
+
+# defaults that differ between modes: pix2pix's (demo-sized crops) for paired runs, DCGAN-sized for GANs
+MODE_DEFAULTS: dict[Mode, dict[str, int]] = {
+    Mode.PAIRED: {"epochs": 100, "batch_size": 4, "image_size": 64},
+    Mode.NOISE: {"epochs": 200, "batch_size": 32, "image_size": 32},
+    Mode.CLASS: {"epochs": 200, "batch_size": 32, "image_size": 32},
+}
+
+
+@dataclass
+class TrainConfig(_FromDict):
+    """Optimisation settings (pix2pix defaults) and run bookkeeping.
+
+    ``epochs``, ``batch_size`` and ``image_size`` left at None take the defaults of the mode (:data:`MODE_DEFAULTS`):
+    pix2pix's for paired runs, DCGAN-sized ones for noise and class runs.
+
+    Args:
+        mode: training mode (``paired``, ``noise`` or ``class``).
+        epochs: epochs in total; the learning rate decays linearly to 0 over the second half.
+        batch_size: slices (images) per step.
+        image_size: paired: side of the square random crop fed to the networks (a multiple of the generator's padding
+            multiple); noise/class: mirrors ``GanModelConfig.image_size``.
+        lr: Adam learning rate for both networks (2e-4).
+        betas: Adam betas ((0.5, 0.999)).
+        lambda_l1: weight of the L1 reconstruction term (100).
+        mask_weight: paired: weight of the body-mask voxels in the L1 term (e.g. 0.95; the voxels outside get
+            1 - mask_weight); None: every voxel counts the same.
+        lambda_ssim: paired: weight of an SSIM term (kornia's ``ssim_loss``, (1 - SSIM) / 2, 11-pixel window); 0: off.
+        gan_loss: ``lsgan``, ``vanilla``, ``hinge``, or ``none`` (paired only: no discriminator, pure regression).
+        init_gain: std of the N(0, gain) weight initialisation (0.02).
+        seed: seed of weights, crops and batch order.
+        flip: random left-right flips of training pairs.
+        num_workers: DataLoader worker processes (0 = main process; the slice cache makes fetching cheap).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
+        threads: torch intra-op threads on CPU (0 = torch's default).
+        panel_slices: validation slices drawn in the per-epoch PNG panel.
+        d_steps: discriminator updates per generator update (noise and class modes).
+        label_smoothing: one-sided label smoothing: real label = 1 - label_smoothing (noise and class modes).
+        augment: differentiable augmentation of the discriminator's inputs (noise and class modes; DiffAugment).
+        lr_d: discriminator learning rate when it should differ from ``lr`` (two time-scale update rule).
+        checkpoint_every: also save a checkpoint every this many steps (0 = only at the end of each epoch).
+        checkpoint_minutes: also save one when this many minutes passed since the last save (0 = never).
+        keep_last: step checkpoints to keep besides ``latest`` and ``best``.
+        max_nonfinite: stop after this many steps in a row with a non-finite loss (each one is skipped).
+        precision: ``auto`` (bf16 on GPUs that have it, else fp32), ``fp32``, ``bf16`` or ``fp16`` (with a gradient
+            scaler): the autocast dtype of the forward passes; weights and optimiser states stay fp32.
+        channels_last: networks and batches in channels-last memory format (faster convolutions on GPUs).
+        compile: ``torch.compile`` the networks for training.
+        device_crop: paired random crops and flips on the device (kornia) instead of in the data set; None = on CUDA.
+    """
+
+    mode: Mode = Mode.PAIRED
+    epochs: int | None = None
+    batch_size: int | None = None
+    image_size: int | None = None
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    lambda_l1: float = 100.0
+    mask_weight: float | None = None
+    lambda_ssim: float = 0.0
+    gan_loss: GanLoss = GanLoss.LSGAN
+    init_gain: float = 0.02
+    seed: int = 0
+    flip: bool = True
+    num_workers: int = 0
+    device: str = "auto"
+    threads: int = 0
+    panel_slices: int = 3
+    d_steps: int = 1
+    label_smoothing: float = 0.0
+    augment: bool = True
+    lr_d: float | None = None
+    checkpoint_every: int = 0
+    checkpoint_minutes: float = 30.0
+    keep_last: int = 3
+    max_nonfinite: int = 20
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    device_crop: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
+        for name, value in MODE_DEFAULTS[self.mode].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        self.gan_loss = _check_enum("TrainConfig", "gan_loss", self.gan_loss, GanLoss)  # type: ignore[assignment]
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        for name in ("epochs", "batch_size", "image_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            raise ValueError(f"TrainConfig.lr and lr_d must be > 0, got {self.lr} and {self.lr_d}")
+        if self.lambda_l1 < 0 or self.lambda_ssim < 0:
+            raise ValueError(f"TrainConfig.lambda_l1 and lambda_ssim must be >= 0, got {self.lambda_l1}, {self.lambda_ssim}")
+        if self.mask_weight is not None and not 0.0 < self.mask_weight <= 1.0:
+            raise ValueError(f"TrainConfig.mask_weight must be in (0, 1], got {self.mask_weight}")
+        if self.gan_loss == GanLoss.NONE and self.mode != Mode.PAIRED:
+            raise ValueError("--gan-loss none is for paired runs (noise and class modes are adversarial by nature)")
+        if self.num_workers < 0 or self.threads < 0:
+            raise ValueError("TrainConfig.num_workers and threads must be >= 0")
+        if self.d_steps < 1:
+            raise ValueError(f"TrainConfig.d_steps must be >= 1, got {self.d_steps}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"TrainConfig.label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.checkpoint_every < 0 or self.checkpoint_minutes < 0:
+            raise ValueError("TrainConfig.checkpoint_every and checkpoint_minutes must be >= 0")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"TrainConfig.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.keep_last < 1 or self.max_nonfinite < 1:
+            raise ValueError(f"TrainConfig.keep_last and max_nonfinite must be >= 1, got {self.keep_last}, {self.max_nonfinite}")
+
+
+@dataclass
+class InferConfig(_FromDict):
+    """How a paired model is best used at inference, stored with it so ``translate`` needs no flags.
+
+    Args:
+        fusion: how predictions of several planes, flips and ensemble members are combined: ``mean`` or ``median``
+            (the median holds one volume per prediction in memory).
+        tta: test-time augmentation: also predict the left-right mirrored volume and average (2x the time).
+    """
+
+    fusion: str = "mean"
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"InferConfig.fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
