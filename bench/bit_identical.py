@@ -17,6 +17,7 @@ tensor differs, 2 when a run fails.
 Usage::
 
     python bench/bit_identical.py [--base 3a50455] [--head REV] [--runs paired class] [--epochs 2] [--keep]
+                                  [--head-options "--gan-loss lsgan ..."]
 """
 
 from __future__ import annotations
@@ -81,10 +82,10 @@ def check_imports(root: Path, env: dict[str, str]) -> None:
         raise RuntimeError(f"imports do not resolve to {root}: {files}")
 
 
-def train(root: Path, env: dict[str, str], args: list[str], run_dir: Path, seed: int) -> float:
+def train(root: Path, env: dict[str, str], args: list[str], run_dir: Path, seed: int, extra: list[str]) -> float:
     """One training in a fresh subprocess; returns its wall time in seconds."""
     start = time.perf_counter()
-    python(root, env, "-m", "pix2gan_cli.app", "train", *args, "--run-dir", str(run_dir), "--seed", str(seed),
+    python(root, env, "-m", "pix2gan_cli.app", "train", *args, *extra, "--run-dir", str(run_dir), "--seed", str(seed),
            "--threads", "1", "--device", "cpu", "--no-progress")  # fmt: skip
     return time.perf_counter() - start
 
@@ -146,6 +147,8 @@ def main() -> int:
     parser.add_argument("--samples", type=Path, default=REPO / "samples", help="Paired data. [default: samples/]")
     parser.add_argument("--per-class", type=int, default=24, help="Digit images per class. [default: 24]")
     parser.add_argument("--keep", action="store_true", help="Keep the run folders (printed) instead of removing them.")
+    parser.add_argument("--head-options", default="", help="Extra train options of the head's paired run only, e.g. "
+                        "the base's defaults when the head changed them on purpose (\"--gan-loss lsgan --lambda-l1 100\").")
     opts = parser.parse_args()
 
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -169,7 +172,8 @@ def main() -> int:
             "class": ["--mode", "class", "--data", str(digits), *epochs, "--image-size", "28", "--batch-size", "16"],
         }
         for run in opts.runs:
-            seconds = {side: train(root, env, specs[run], out / side / run, opts.seed)
+            extra = {side: opts.head_options.split() if side == "head" and run == "paired" else [] for side in trees}
+            seconds = {side: train(root, env, specs[run], out / side / run, opts.seed, extra[side])
                        for side, (root, env) in trees.items()}
             summary, diffs = compare(*(out / side / run / "checkpoints" / "latest.pt" for side in trees))
             verdict = "BIT-IDENTICAL" if not diffs else f"DIFFERENT ({len(diffs)} entries)"
