@@ -25,10 +25,12 @@ With the defaults (2 minutes of training per row) the whole benchmark takes abou
 per row a 2-epoch timing probe, the training, a few seconds of the plain loop, and three evaluations.
 ``--minutes 0.1 --only default,resnet,l1-1000`` is a smoke run of 2-3 minutes.
 
-Rows (each is today's default plus the change named, unless it says otherwise):
+Rows (each is the 2-D pix2pix configuration, pinned in :data:`PIX2PIX`, plus the change named, unless it says
+otherwise):
 
 ==============  ====================================================================================================
-default         today's 2-D default: U-Net depth 5 / 16 filters, PatchGAN, 64-px crops, batch 4, LSGAN + 100 x L1
+default         2-D pix2pix, the default before issue 10: U-Net depth 5 / 16 filters, PatchGAN, 64-px crops, batch
+                4, LSGAN + 100 x L1, lr 2e-4, dropout, one plane, no context, no TTA
 context         + 2.5-D context: ``context=2`` (2 neighbouring slices on each side as extra input channels)
 planes          + the three planes: ``planes=(axial, coronal, sagittal)``, predictions fused with ``fusion=mean``
 tta             + test-time augmentation: ``tta=True`` (left-right mirrored prediction averaged in). Its training is
@@ -40,8 +42,11 @@ whole-slices    whole 128 x 128 slices instead of 64-px random crops: ``image_si
 bf16            bf16 autocast: ``precision=bf16``; only on CPUs with native bf16 (``avx512_bf16`` / ``amx_bf16``
                 flags), skipped with a note elsewhere
 l1-1000         ``lambda_l1=1000``
-best            the options of every row above that beat ``default`` on the *validation* subject, merged (on a
+lr-1e-3         ``lr=1e-3``
+no-dropout      ``dropout=False``
+best            the changes of every row above that beat ``default`` on the *validation* subject, merged (on a
                 clash the better row's value wins), then trained and evaluated like the others
+pix2gan         the library's defaults today, no option given (what ``pix2gan train --src t1 --dst ct`` does)
 ==============  ====================================================================================================
 
 A row whose options the library does not accept (``run_config`` raises ValueError, e.g. "unknown option(s)"), or
@@ -102,17 +107,29 @@ DEFAULT_MINUTES = 2.0
 CLASS_KEYS = ("mae_air", "mae_soft", "mae_bone")
 
 
+# today's 2-D pix2pix default (before issue 10), pinned: the reference row and the base of every "+ X" row, so the
+# rows keep measuring the same thing whatever the library's defaults become
+PIX2PIX: dict[str, Any] = {"gan_loss": "lsgan", "lambda_l1": 100.0, "lambda_ssim": 0.0, "context": 0, "planes": (),
+                           "tta": False, "fusion": "mean", "lr": 2e-4, "dropout": True, "generator": "unet",
+                           "image_size": 64, "batch_size": 4, "precision": "auto"}  # fmt: skip
+
+
 @dataclass
 class Row:
     name: str
     what: str
-    options: dict[str, Any] = field(default_factory=dict)  # flat options of run_config("paired", ...)
+    change: dict[str, Any] = field(default_factory=dict)  # flat options of run_config("paired", ...) over PIX2PIX
     infer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of evaluate_run
     needs: str | None = None  # a capability the row needs ("bf16")
+    library_defaults: bool = False  # the library's own defaults instead of PIX2PIX (the "pix2gan" row)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.change) if self.library_defaults else {**PIX2PIX, **self.change}
 
 
 ROWS = [
-    Row("default", "today's 2-D default"),
+    Row("default", "2-D pix2pix (the default before issue 10)"),
     Row("context", "+ 2.5-D context (2 slices each side)", {"context": 2}),
     Row("planes", "+ 3 planes, mean fusion", {"planes": ("axial", "coronal", "sagittal"), "fusion": "mean"}),
     Row("tta", "+ test-time flip", {"tta": True}, {"tta": True}),
@@ -122,7 +139,11 @@ ROWS = [
     Row("whole-slices", "whole 128-px slices", {"image_size": 128}),
     Row("bf16", "bf16 autocast", {"precision": "bf16"}, needs="bf16"),
     Row("l1-1000", "lambda_l1 1000", {"lambda_l1": 1000.0}),
+    Row("lr-1e-3", "learning rate 1e-3", {"lr": 1e-3}),
+    Row("no-dropout", "no dropout", {"dropout": False}),
+    Row("pix2gan", "pix2gan's default now (no option given)", library_defaults=True),
 ]
+SINGLE = {r.name for r in ROWS if r.change and not r.library_defaults}  # the rows "best" may combine
 BEST = "best"
 ROW_NAMES = [r.name for r in ROWS] + [BEST]
 
@@ -203,30 +224,32 @@ def infer_differences(cfg, other) -> set[str]:  # noqa: ANN001
 
 
 def combine_best(results: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Options and inference settings of every row that beat ``default`` on validation MAE, merged.
+    """The changes and inference settings of every one-change row that beat ``default`` on validation MAE, merged
+    over :data:`PIX2PIX`.
 
     Rows are taken best first, so on a clash (two rows setting one option differently) the better row's value wins.
 
     Example:
-        >>> r = {"default": {"val_mae": 100.0}, "a": {"val_mae": 90.0, "options": {"x": 1}, "infer": {}},
-        ...      "b": {"val_mae": 95.0, "options": {"x": 2, "y": 3}, "infer": {"tta": True}},
-        ...      "c": {"val_mae": 120.0, "options": {"z": 1}, "infer": {}}}
-        >>> combine_best(r)
-        ({'x': 1, 'y': 3}, {'tta': True}, ['a', 'b'])
+        >>> r = {"default": {"val_mae": 100.0}, "context": {"val_mae": 90.0, "change": {"context": 1}, "infer": {}},
+        ...      "tta": {"val_mae": 95.0, "change": {"context": 2, "tta": True}, "infer": {"tta": True}},
+        ...      "no-gan": {"val_mae": 120.0, "change": {"gan_loss": "none"}, "infer": {}}}
+        >>> options, infer, winners = combine_best(r)
+        >>> options["context"], options["tta"], options["gan_loss"], infer, winners
+        (1, True, 'lsgan', {'tta': True}, ['context', 'tta'])
     """
     ref = results.get("default", {}).get("val_mae")
     if ref is None or not math.isfinite(ref):
         return {}, {}, []
-    winners = sorted((n for n, r in results.items() if n not in ("default", BEST) and r.get("val_mae") is not None
+    winners = sorted((n for n, r in results.items() if n in SINGLE and r.get("val_mae") is not None
                       and r["val_mae"] < ref), key=lambda n: results[n]["val_mae"])  # fmt: skip
-    options: dict[str, Any] = {}
+    change: dict[str, Any] = {}
     infer: dict[str, Any] = {}
     for name in winners:
-        for k, v in results[name]["options"].items():
-            options.setdefault(k, v)
+        for k, v in results[name]["change"].items():
+            change.setdefault(k, v)
         for k, v in results[name]["infer"].items():
             infer.setdefault(k, v)
-    return options, infer, winners
+    return {**PIX2PIX, **change}, infer, winners
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -544,7 +567,7 @@ def main() -> None:
     }  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     try:
-        for row in ROWS:
+        for row in [r for r in ROWS if not r.library_defaults]:
             if row.name not in only:
                 continue
             if row.needs == "bf16" and not bf16_ok:
@@ -552,6 +575,7 @@ def main() -> None:
                                      "skipped": bf16_note}  # fmt: skip
             else:
                 results[row.name] = guarded(row.name, row.what, row.options, row.infer, ctx, results, console)
+            results[row.name]["change"] = row.change
             if "skipped" in results[row.name]:
                 console.print(f"  [yellow]{row.name}: skipped: {results[row.name]['skipped']}", highlight=False)
         if BEST in only:
@@ -567,6 +591,9 @@ def main() -> None:
             else:
                 console.print(f"  best: combining {', '.join(winners)}: {options} {infer or ''}", highlight=False)
                 results[BEST] = guarded(BEST, what, options, infer, ctx, results, console)
+        for row in [r for r in ROWS if r.library_defaults and r.name in only]:  # last: the defaults chosen from the above
+            results[row.name] = guarded(row.name, row.what, row.options, row.infer, ctx, results, console)
+            results[row.name]["change"] = row.change
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

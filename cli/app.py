@@ -86,7 +86,7 @@ def train(
     dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {default_help('dropout')}", "--dropout/--no-dropout")] = None,
     gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits), hinge, or none (paired: pure regression, no discriminator).")] = None,
     lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term.", min=0.0)] = None,
-    lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0).")] = None,
+    lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0). Paired runs without a GAN term default to 1e-3, with one to pix2pix's 2e-4.")] = None,
     lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). \\[default: --lr]", show_default=False)] = None,
     beta1: Annotated[float | None, _opt("beta1", "Adam beta1.", min=0.0, max=1.0)] = None,
     beta2: Annotated[float | None, _opt("beta2", "Adam beta2.", min=0.0, max=1.0)] = None,

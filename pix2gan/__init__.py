@@ -3,7 +3,7 @@ class-conditional GANs with the same code. ``docs/architecture.md`` maps the pac
 
 Example:
     >>> from pix2gan import RunConfig, build_networks
-    >>> cfg = RunConfig.from_options("paired", depth=8, filters=64)
+    >>> cfg = RunConfig.from_options("paired", depth=8, filters=64, context=0)  # one slice in, as pix2pix
     >>> cfg.model.in_channels, cfg.model.out_channels = 3, 3
     >>> sum(p.numel() for p in build_networks(cfg)[0].parameters())  # pix2pix's unet_256
     54413955

@@ -27,7 +27,7 @@ from pix2gan.config import (
     TrainConfig,
 )
 
-__all__ = ["OPTIONS", "run_config", "option_default", "default_help", "bundled_samples"]
+__all__ = ["OPTIONS", "RECOMMENDED", "REGRESSION_LR", "run_config", "option_default", "default_help", "bundled_samples"]
 
 
 # option name of `pix2gan train` -> (section, field) it sets; options naming a network setting appear once per
@@ -89,6 +89,13 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# pix2gan's recommendations beyond the dataclasses' pix2pix defaults (a config built field by field stays pix2pix):
+# chosen by bench/quality.py at an equal training time on phantoms (docs/model-card.md). Pure regression with
+# 2 neighbouring slices on each side, averaged with its left-right mirrored prediction at inference.
+RECOMMENDED: dict[Mode, dict[str, Any]] = {Mode.PAIRED: {"gan_loss": "none", "context": 2, "tta": True}}
+REGRESSION_LR = 1e-3  # the learning rate without an adversarial term (pix2pix's 2e-4 stays with one)
+
+
 def option_default(name: str, mode: Mode | str = Mode.PAIRED) -> Any:
     """The value option ``name`` takes when it is not given, in ``mode`` (for help texts).
 
@@ -130,7 +137,8 @@ def run_config(mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
     """A configuration from flat option names (those of ``pix2gan train``); None values mean "the default".
 
     Options that name a network setting go to the section of the mode (``filters`` is the U-Net's ``ngf`` in
-    paired mode and the DCGAN's in noise/class modes). ``data`` defaults to the bundled phantoms; folders are made
+    paired mode and the DCGAN's in noise/class modes). Options not given take :data:`RECOMMENDED` for the mode, then
+    the dataclasses' defaults; without a GAN term the learning rate is :data:`REGRESSION_LR` unless ``lr`` is given. ``data`` defaults to the bundled phantoms; folders are made
     absolute so a run can be resumed from anywhere.
 
     Raises:
@@ -144,6 +152,9 @@ def run_config(mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
     unknown = sorted(set(given) - set(OPTIONS))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}")
+    given = {**RECOMMENDED.get(mode, {}), **given}
+    if "lr" not in given and str(given.get("gan_loss", "")) == "none":
+        given["lr"] = REGRESSION_LR
     sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}, "infer": {}}
     paired = mode == Mode.PAIRED
     for name, value in given.items():

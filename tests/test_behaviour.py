@@ -220,7 +220,8 @@ def test_eval_val_split_scores_exactly_the_val_subjects(ct_run, tmp_path):
         assert report["std"][m] == pytest.approx(np.std(values), rel=1e-9, abs=1e-12)
     assert sorted(report["baseline"]["per_subject"]) == sorted(split["val"])
     written = sorted(p.name for p in (ct_run / "eval" / "val").iterdir())
-    assert written == sorted([f"{s}_ct.nii.gz" for s in split["val"]] + [f"{s}.png" for s in split["val"]])
+    assert written == sorted([f"{s}_ct.nii.gz" for s in split["val"]] + [f"{s}.png" for s in split["val"]]
+                             + [f"{s}_ct_std.nii.gz" for s in split["val"]])  # the default's two predictions' spread
     assert "MAE (HU)" in result.output and all(s in result.output for s in split["val"])
     assert split["test"][0] not in result.output
 

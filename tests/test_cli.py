@@ -116,7 +116,9 @@ def test_eval_run_matches_scikit_image(workspace):
     report = json.loads(out.read_text())
     assert set(report) >= {"per_subject", "mean", "std"}
     (sid,) = json.loads((run / "split.json").read_text())["test"]
-    assert set(report["per_subject"][sid]) == {"psnr", "ssim", "mae", "mae_air", "mae_soft", "mae_bone"}
+    # the default model makes two predictions (flip TTA): their spread is scored too
+    assert set(report["per_subject"][sid]) == {"psnr", "ssim", "mae", "mae_air", "mae_soft", "mae_bone",
+                                                "std_error_spearman", "std_mean"}
     pred = nib.load(run / "eval" / "test" / f"{sid}_ct.nii.gz").get_fdata()
     gt = nib.load(workspace / "data" / sid / "ct.nii.gz").get_fdata()
     mask = nib.load(workspace / "data" / sid / "mask.nii.gz").get_fdata()
