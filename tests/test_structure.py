@@ -102,3 +102,21 @@ def test_python_callers_get_the_cli_defaults(mode, digits_dir, tmp_path):
     for key in ("generator", "discriminator"):
         a, b = (torch.load(RunLayout(r).latest, weights_only=True)[key] for r in (cli_run, py_run))
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_paired_recommendations_apply_unless_given():
+    """`pix2gan train` (and RunConfig.from_options) use the benchmark's recommendations; a field-by-field config and
+    noise/class runs keep pix2pix's / DCGAN's values, and a GAN term brings pix2pix's learning rate back."""
+    from pix2gan.options import REGRESSION_LR, run_config
+
+    cfg = run_config("paired")
+    assert (cfg.train.gan_loss, cfg.train.lr, cfg.data.context, cfg.infer.tta) == ("none", REGRESSION_LR, 2, True)
+    gan = run_config("paired", gan_loss="lsgan")
+    assert (gan.train.lr, gan.data.context) == (2e-4, 2)
+    assert run_config("paired", gan_loss="none", lr=5e-4).train.lr == 5e-4
+    pix2pix = run_config("paired", gan_loss="lsgan", context=0, tta=False)
+    assert pix2pix.to_dict() == {**RunConfig(data=pix2pix.data).to_dict()}  # the dataclasses' pix2pix defaults
+    plain = RunConfig()
+    assert (plain.train.gan_loss, plain.train.lr, plain.data.context, plain.infer.tta) == ("lsgan", 2e-4, 0, False)
+    noise = run_config("noise")
+    assert (noise.train.gan_loss, noise.train.lr, noise.data.context, noise.infer.tta) == ("lsgan", 2e-4, 0, False)

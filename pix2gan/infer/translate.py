@@ -240,16 +240,17 @@ class Ensemble:
         With ``uncertainty`` the result also holds the voxel-wise standard deviation across the predictions (in
         physical units; zero where they all agree, and everywhere for a single prediction). Memory: one prediction
         streams into ``out`` (which may be ``volume``); several need the source kept, plus one float32 volume for
-        the mean, one more for the standard deviation, and one per prediction for the median.
+        the mean (which becomes the result when no ``out`` is given), one more for the standard deviation, and one
+        per prediction for the median.
         """
         if volume.ndim != 3:
             raise ValueError(f"expected a 3-D volume, got shape {volume.shape}")
         first = self.members[0]
-        scale = first.src_map.scale_of(volume)  # before `out` exists: np.percentile holds one transient copy
-        if out is None:
-            out = np.empty_like(volume, dtype=dtype)  # keeps the volume's layout (F order from nibabel)
+        scale = first.src_map.scale_of(volume)  # before any output exists: np.percentile holds one transient copy
         passes = self.passes(affine)
         if len(passes) == 1 and not uncertainty:  # straight into `out`, which may be the source itself
+            if out is None:
+                out = np.empty_like(volume, dtype=dtype)  # keeps the volume's layout (F order from nibabel)
             member, axis, flip = passes[0]
             member.run_pass(volume, scale, axis, flip, _cast_writer(np.moveaxis(mirrored(out, flip), axis, 0)))
             return Translation(out, None, 1)
@@ -258,6 +259,10 @@ class Ensemble:
         for member, axis, flip in passes:
             member.run_pass(volume, scale, axis, flip, acc.add_pass(axis, flip))
         fused, std = acc.result()
+        if out is None and np.dtype(dtype) == np.float32:
+            return Translation(fused, std, len(passes))  # the fused volume is the result: no copy
+        if out is None:
+            out = np.empty_like(volume, dtype=dtype)
         _cast_writer(out[None])(0, fused)
         return Translation(out, std, len(passes))
 
