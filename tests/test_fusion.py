@@ -120,7 +120,8 @@ def test_in_place_translation_with_context_equals_whole_volume_prediction(axis, 
     norm = torch.from_numpy(to_slices(tr.src_map.forward(vol, tr.src_map.scale_of(vol)), axis))  # (N, H, W)
     n = norm.shape[0]
     stacks = context_stack(norm, list(range(n)), 2)  # (N, 5, H, W)
-    pred = predict_slices(tr.generator, stacks, tr.multiple, batch_size=batch_size)[:, 0].numpy()
+    # streaming runs batch_size input slices per pass: batch_size // 5 stacks of 5
+    pred = predict_slices(tr.generator, stacks, tr.multiple, batch_size=max(1, batch_size // 5))[:, 0].numpy()
     expected = from_slices(tr.dst_map.inverse(pred), axis)
 
     in_place = vol.copy()

@@ -86,7 +86,8 @@ def stream_slices(
 ) -> np.ndarray:
     """Translate a volume batch of slices by batch of slices, writing into ``out`` (or handing each slice to ``write``).
 
-    For each run of ``batch_size`` slices along ``axis``: ``forward`` maps those source slices (and ``context``
+    For each run of ``batch_size // (2 * context + 1)`` slices along ``axis`` (so that a batch holds ``batch_size``
+    input slices whatever the context): ``forward`` maps those source slices (and ``context``
     neighbours on each side) to [-1, 1]; each slice goes to the generator as a stack of ``2 * context + 1``
     channels (neighbours beyond the volume's ends repeat the end slice); the prediction is cropped and ``inverse``
     maps it (B, H, W) to output values, cast to ``out``'s dtype. Besides ``volume`` and ``out`` only one batch, its
@@ -111,6 +112,8 @@ def stream_slices(
         raise ValueError(f"stream_slices: out shape {out.shape} differs from the volume's {volume.shape}")
     emit = write if write is not None else _writer(np.moveaxis(out, axis, 0))  # type: ignore[arg-type]
     device = device or next(generator.parameters()).device
+    # a batch holds batch_size slices of input, whatever the context: 2K + 1 slices per stack
+    batch_size = max(1, batch_size // (2 * context + 1))
     src = np.moveaxis(volume, axis, 0)  # view: (N, H, W)
     n = src.shape[0]
     offsets = np.arange(-context, context + 1)
