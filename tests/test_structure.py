@@ -111,10 +111,11 @@ def test_paired_recommendations_apply_unless_given():
 
     cfg = run_config("paired")
     assert (cfg.train.gan_loss, cfg.train.lr, cfg.data.context, cfg.infer.tta) == ("none", REGRESSION_LR, 2, True)
+    assert cfg.train.epochs == 150 and RunConfig().train.epochs == 100
     gan = run_config("paired", gan_loss="lsgan")
     assert (gan.train.lr, gan.data.context) == (2e-4, 2)
     assert run_config("paired", gan_loss="none", lr=5e-4).train.lr == 5e-4
-    pix2pix = run_config("paired", gan_loss="lsgan", context=0, tta=False)
+    pix2pix = run_config("paired", gan_loss="lsgan", context=0, tta=False, epochs=100)
     assert pix2pix.to_dict() == {**RunConfig(data=pix2pix.data).to_dict()}  # the dataclasses' pix2pix defaults
     plain = RunConfig()
     assert (plain.train.gan_loss, plain.train.lr, plain.data.context, plain.infer.tta) == ("lsgan", 2e-4, 0, False)
