@@ -92,8 +92,8 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 # pix2gan's recommendations beyond the dataclasses' pix2pix defaults (a config built field by field stays pix2pix):
 # chosen by bench/quality.py at an equal training time on phantoms (docs/model-card.md). Pure regression with
 # 2 neighbouring slices on each side, averaged with its left-right mirrored prediction at inference; a step without
-# a discriminator is faster, so 120 epochs take about the time 100 epochs of pix2pix took.
-RECOMMENDED: dict[Mode, dict[str, Any]] = {Mode.PAIRED: {"gan_loss": "none", "context": 2, "tta": True, "epochs": 120}}
+# a discriminator is faster, so 150 epochs take about the time 100 epochs of pix2pix took.
+RECOMMENDED: dict[Mode, dict[str, Any]] = {Mode.PAIRED: {"gan_loss": "none", "context": 2, "tta": True, "epochs": 150}}
 REGRESSION_LR = 1e-3  # the learning rate without an adversarial term (pix2pix's 2e-4 stays with one)
 
 
@@ -102,7 +102,7 @@ def option_default(name: str, mode: Mode | str = Mode.PAIRED) -> Any:
 
     Example:
         >>> option_default("epochs", "paired"), option_default("epochs", "class"), option_default("filters", "noise")
-        (120, 200, 32)
+        (150, 200, 32)
     """
     if name == "data":
         return "the bundled samples/"
@@ -186,7 +186,7 @@ def default_help(name: str) -> str:
 
     Example:
         >>> default_help("epochs"), default_help("flip"), default_help("latent_dim")
-        ('[default: 120 paired, 200 noise/class]', '[default: on]', '[default: 64]')
+        ('[default: 150 paired, 200 noise/class]', '[default: on]', '[default: 64]')
     """
 
     def text(value: Any) -> str:

@@ -111,7 +111,7 @@ def test_paired_recommendations_apply_unless_given():
 
     cfg = run_config("paired")
     assert (cfg.train.gan_loss, cfg.train.lr, cfg.data.context, cfg.infer.tta) == ("none", REGRESSION_LR, 2, True)
-    assert cfg.train.epochs == 120 and RunConfig().train.epochs == 100
+    assert cfg.train.epochs == 150 and RunConfig().train.epochs == 100
     gan = run_config("paired", gan_loss="lsgan")
     assert (gan.train.lr, gan.data.context) == (2e-4, 2)
     assert run_config("paired", gan_loss="none", lr=5e-4).train.lr == 5e-4
