@@ -213,7 +213,7 @@ def evaluate(
         if m == "mae" and window is not None:
             out.update(tissue_mae(pred, target, mask, window))
     if std is not None:
-        out["std_error_spearman"] = error_spearman(std, pred, target, mask, window)
-        _, _, inside = _prepare(pred, target, mask, None)
-        out["std_mean"] = float(np.asarray(std, dtype=np.float64)[inside].mean())
+        out["std_error_spearman"] = error_spearman(std, pred, target, mask, window)  # checks the shapes and the mask
+        std = np.asarray(std, dtype=np.float64)
+        out["std_mean"] = float(std.mean() if mask is None else std[np.asarray(mask) > 0].mean())
     return out

@@ -13,6 +13,8 @@ from pix2gan.data.subjects import modality_file
 from pix2gan.errors import InputError
 from pix2gan.io import NIFTI_SUFFIXES, check_output_folder
 
+__all__ = ["plan_outputs", "std_path"]
+
 
 def std_path(output: Path) -> Path:
     """Where the uncertainty map of ``output`` goes: ``<name>_std.nii.gz`` beside it.
@@ -22,8 +24,6 @@ def std_path(output: Path) -> Path:
         'out/sub-001_ct_std.nii.gz'
     """
     return output.with_name(f"{_stem(output)}_std.nii.gz")
-
-__all__ = ["plan_outputs", "std_path"]
 
 
 def _stem(path: Path) -> str:

@@ -286,8 +286,9 @@ class Ensemble:
         ``uncertainty`` the standard deviation across predictions goes to :func:`std_path` of the output (float32).
 
         Memory: with one prediction the decoded source is the only volume-sized array (a float32 result is written
-        over it, batch by batch; an int16 result goes into one int16 volume). Several predictions add the fused
-        volume (and the standard deviation); saving then writes slice by slice, with no further copy.
+        over it, batch by batch; an int16 result goes into one int16 volume). Several predictions add the running
+        mean (and the standard deviation), copied over the source once fused; saving then writes slice by slice,
+        with no further copy.
         """
         out_path = Path(out_path)
         targets = [out_path] + ([std_path(out_path)] if uncertainty else [])
@@ -297,8 +298,8 @@ class Ensemble:
         out_dtype = np.dtype(dtype)
         source = load_volume(in_path)
         data = source.data
-        single = len(self.passes(source.affine)) == 1 and not uncertainty
-        in_place = single and out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
+        # a float32 result goes over the source: batch by batch for one prediction, once fused for several
+        in_place = out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
         if in_place:
             source.image.uncache()  # the image's cached array is `data`, about to hold the translation
         result = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
