@@ -300,7 +300,7 @@ def test_eval_bad_inputs(workspace, tmp_path):
     assert_one_clear_line(cli("eval", "--run", workspace / "runs" / "tiny", "--metrics", "fid"), "unknown metric 'fid'")
     assert_one_clear_line(cli("eval", "--pred", tmp_path), "--pred and --target go together")
     (tmp_path / "p").mkdir()
-    assert_one_clear_line(cli("eval", "--pred", tmp_path / "p", "--target", tmp_path), "p: no .nii or .nii.gz files")
+    assert_one_clear_line(cli("eval", "--pred", tmp_path / "p", "--target", tmp_path), "p: no volumes")
     assert_one_clear_line(cli("translate", tmp_path / "x.nii.gz", cwd=tmp_path), "runs: no trained run found")
 
 

@@ -104,7 +104,7 @@ def test_plan_outputs(tmp_path, tiny_data):
     with pytest.raises(InputError, match="file not found"):
         plan_outputs([tmp_path / "missing.nii.gz"], None, src="t1", dst="ct")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no .nii or .nii.gz files"):
+    with pytest.raises(InputError, match="folder holds no volumes"):
         plan_outputs([tmp_path / "empty"], None, src="t1", dst="ct")
     (tmp_path / "in" / "scan_ct.nii.gz").write_bytes(b"x")
     with pytest.raises(InputError, match="scan_ct.nii.gz: already exists"):

@@ -83,7 +83,7 @@ def test_missing_and_wrong_suffix(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         load_volume(tmp_path / "nope.nii.gz")
     (tmp_path / "x.png").write_bytes(b"x")
-    with pytest.raises(InputError, match="not a NIfTI file name"):
+    with pytest.raises(InputError, match="not a supported volume file name"):
         load_volume(tmp_path / "x.png")
     with pytest.raises(InputError, match="is a folder"):
         load_volume(tmp_path)

@@ -1,8 +1,11 @@
 """Find subjects and their modalities in a data folder, and split them by subject.
 
-The layout is SynthRAD's: one folder per subject holding one file per modality::
+The layout is SynthRAD's: one folder per subject holding one volume per modality, in any format pix2gan reads
+(:mod:`pix2gan.io.volume`: NIfTI, MetaImage, NRRD, or a DICOM series as a folder named after the modality)::
 
     <root>/<subject>/<modality>.nii.gz     e.g. samples/sub-001/{t1,ct,mask}.nii.gz
+    <root>/<subject>/<modality>.mha        SynthRAD2025: <subject>/{mr,ct,mask}.mha
+    <root>/<subject>/<modality>/*.dcm      a hospital export: one DICOM series per modality
 
 Splitting is by subject, never by slice (slices of one head are strongly correlated), deterministic for a seed, and
 recorded in the run folder's ``split.json``.
@@ -15,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2gan.io import NIFTI_SUFFIXES, Volume, check_same_grid, load_volume
-
 from pix2gan.errors import InputError
+from pix2gan.io import Volume, check_same_grid, format_of, is_dicom_folder, load_volume, volume_name
 
 __all__ = ["Subject", "find_subjects", "split_subjects", "load_subject", "modality_file"]
 
@@ -31,22 +33,32 @@ class Subject:
     files: dict[str, Path]
 
 
+def _volumes_in(folder: Path) -> dict[str, list[Path]]:
+    """Every volume in a subject folder by modality name: files of a supported format, and DICOM series folders."""
+    found: dict[str, list[Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if (entry.is_file() and format_of(entry) is not None) or is_dicom_folder(entry):
+            found.setdefault(volume_name(entry), []).append(entry)
+    return found
+
+
 def modality_file(folder: Path, modality: str) -> Path | None:
-    """``folder/<modality>.nii.gz`` or ``.nii``, whichever exists."""
-    for suffix in NIFTI_SUFFIXES:
-        candidate = folder / f"{modality}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+    """The volume of ``modality`` in a subject folder (``<modality>.nii.gz``, ``.mha``, ... or a DICOM folder).
+
+    Raises:
+        InputError: the modality is there in two formats (``ct.nii.gz`` and ``ct.mha``): which one is meant?
+    """
+    paths = _volumes_in(folder).get(modality, []) if folder.is_dir() else []
+    if len(paths) > 1:
+        names = " and ".join(p.name for p in paths)
+        raise InputError(f"{folder}: {modality} is there twice ({names}); keep one")
+    return paths[0] if paths else None
 
 
 def _modalities_in(folder: Path) -> set[str]:
-    names = set()
-    for f in folder.iterdir():
-        for suffix in NIFTI_SUFFIXES:
-            if f.name.endswith(suffix):
-                names.add(f.name[: -len(suffix)])
-    return names
+    return set(_volumes_in(folder))
 
 
 def find_subjects(root: str | Path, required: list[str], optional: list[str] | None = None) -> list[Subject]:
@@ -64,7 +76,10 @@ def find_subjects(root: str | Path, required: list[str], optional: list[str] | N
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     folders = [f for f in folders if _modalities_in(f)]
     if not folders:
-        raise InputError(f"{root}: no subject folders with NIfTI files (expected {root}/<subject>/<modality>.nii.gz)")
+        raise InputError(
+            f"{root}: no subject folders with volumes (expected {root}/<subject>/<modality>.nii.gz, .mha, .nrrd or a"
+            " DICOM series folder)"
+        )
     available = set().union(*(_modalities_in(f) for f in folders))
     for modality in required:
         if modality not in available:
@@ -77,7 +92,9 @@ def find_subjects(root: str | Path, required: list[str], optional: list[str] | N
         for modality in required:
             path = modality_file(folder, modality)
             if path is None:
-                raise InputError(f"{folder}: subject has no {modality}.nii.gz (or .nii)")
+                raise InputError(
+                    f"{folder}: subject has no {modality}.nii.gz (nor {modality}.mha, .nrrd, ... or a DICOM folder)"
+                )
             files[modality] = path
         for modality in optional or []:
             path = modality_file(folder, modality)

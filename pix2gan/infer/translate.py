@@ -278,12 +278,14 @@ class Ensemble:
 
     def translate_file(
         self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32",
-        uncertainty: bool = False,
+        uncertainty: bool = False, series: str | None = None,
     ) -> Path:  # fmt: skip
-        """Translate one NIfTI file and write the result on the input's grid (atomic; refuses to overwrite).
+        """Translate one volume (any format :mod:`pix2gan.io` reads; ``series`` picks a DICOM series) and write the
+        result on the input's grid in the format ``out_path`` names (atomic; refuses to overwrite).
 
-        ``dtype`` is ``float32`` or ``int16`` (rounded, e.g. integer HU, with slope 1 and intercept 0). With
-        ``uncertainty`` the standard deviation across predictions goes to :func:`std_path` of the output (float32).
+        ``dtype`` is ``float32`` or ``int16`` (rounded, e.g. integer HU, with slope 1 and intercept 0); a DICOM series
+        is always int16 with a rescale. With ``uncertainty`` the standard deviation across predictions goes to
+        :func:`std_path` of the output (float32).
 
         Memory: with one prediction the decoded source is the only volume-sized array (a float32 result is written
         over it, batch by batch; an int16 result goes into one int16 volume). Several predictions add the running
@@ -296,17 +298,17 @@ class Ensemble:
             if target.exists() and not overwrite:
                 raise InputError(f"{target}: already exists (use --overwrite to replace it)")
         out_dtype = np.dtype(dtype)
-        source = load_volume(in_path)
+        source = load_volume(in_path, series=series)
         data = source.data
         # a float32 result goes over the source: batch by batch for one prediction, once fused for several
         in_place = out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
-        if in_place:
-            source.image.uncache()  # the image's cached array is `data`, about to hold the translation
         result = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
-        describe = f"pix2gan {self.config.data.dst}"
-        save_like(out_path, result.image, source, dtype=out_dtype, overwrite=overwrite, describe=describe)
+        dst = self.config.data.dst
+        describe = f"pix2gan {dst} ({', '.join(m.name for m in self.members)})"
+        save_like(out_path, result.image, source, dtype=out_dtype, overwrite=overwrite, describe=describe, modality=dst)
         if uncertainty and result.std is not None:
-            save_like(targets[1], result.std, source, dtype=np.float32, overwrite=overwrite, describe=f"{describe} std")
+            save_like(targets[1], result.std, source, dtype=np.float32, overwrite=overwrite, describe=f"{describe} std",
+                      modality=f"{dst} std")  # fmt: skip
         return out_path
 
 

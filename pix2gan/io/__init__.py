@@ -1,7 +1,8 @@
 """Volume files in and out with their geometry kept, atomic writes, and the checks every input goes through.
 
-One place a new format plugs in: a reader returning a :class:`Volume` and a writer taking a template volume.
-Today: NIfTI (``.nii``, ``.nii.gz``) through nibabel.
+One place a format plugs in: :mod:`pix2gan.io.volume` lists the formats (NIfTI, MetaImage, NRRD, DICOM series); each
+has a module with ``read(path, series=None) -> Volume`` and ``write(path, data, template, ...)``, imported on first
+use (:mod:`~pix2gan.io.nifti`, :mod:`~pix2gan.io.itk`, :mod:`~pix2gan.io.dicom`).
 """
 
 from pix2gan.io.atomic import (
@@ -12,24 +13,39 @@ from pix2gan.io.atomic import (
     check_output_folder,
     fsync_folder,
 )
-from pix2gan.io.nifti import (
-    GEOMETRY_FIELDS,
-    NIFTI_SUFFIXES,
+from pix2gan.io.nifti import GEOMETRY_FIELDS, NIFTI_SUFFIXES, is_nifti, save_nifti
+from pix2gan.io.volume import (
+    FORMATS,
+    VOLUME_SUFFIXES,
+    Format,
     Volume,
     check_same_grid,
-    is_nifti,
+    check_writable_as,
+    format_of,
+    is_dicom_folder,
+    is_volume_file,
     load_volume,
+    output_format,
     save_like,
-    save_nifti,
+    volume_name,
 )
 
 __all__ = [
     "Volume",
+    "Format",
+    "FORMATS",
+    "VOLUME_SUFFIXES",
     "NIFTI_SUFFIXES",
     "GEOMETRY_FIELDS",
+    "format_of",
+    "output_format",
+    "volume_name",
+    "is_volume_file",
+    "is_dicom_folder",
     "is_nifti",
     "load_volume",
     "check_same_grid",
+    "check_writable_as",
     "save_nifti",
     "save_like",
     "atomic_path",
