@@ -247,6 +247,67 @@ def _(env: Env) -> Case:
     return _train_case(env, data, "sub-001/t1.nii.gz:", "constant")
 
 
+# --- MetaImage and NRRD files (SimpleITK) ---------------------------------------------------------------------------
+
+
+def _write_itk(path: Path, array: np.ndarray, *, vector: bool = False, compress: bool = False) -> Path:
+    """``array`` ([z, y, x] or [t, z, y, x]) as an ITK image file; ``vector``: its last axis as pixel components."""
+    import SimpleITK as sitk
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(sitk.GetImageFromArray(array, isVector=vector), str(path), compress)
+    return path
+
+
+@case("translate-mha-4d")
+def _(env: Env) -> Case:
+    path = _write_itk(env.folder("in") / "dynamic.mha", np.ones((3, 9, 32, 32), np.float32))
+    return _translate_case(env, path, "volume is 4-D")
+
+
+@case("translate-mha-vector-pixels")
+def _(env: Env) -> Case:
+    path = _write_itk(env.folder("in") / "field.mha", np.ones((9, 32, 32, 3), np.float32), vector=True)
+    return _translate_case(env, path, "vector pixels (3 components per voxel)")
+
+
+@case("translate-mhd-raw-missing")
+def _(env: Env) -> Case:
+    path = _write_itk(env.folder("in") / "scan.mhd", np.ones((9, 32, 32), np.int16))
+    (path.parent / "scan.raw").unlink()
+    return _translate_case(env, path, "its data file scan.raw is missing")
+
+
+@case("translate-mhd-raw-short")
+def _(env: Env) -> Case:
+    path = _write_itk(env.folder("in") / "scan.mhd", np.ones((9, 32, 32), np.int16))
+    raw = path.parent / "scan.raw"
+    raw.write_bytes(raw.read_bytes()[:1000])
+    return _translate_case(env, path, "its data file scan.raw is short (1000 bytes, 18432 expected)")
+
+
+@case("translate-nrrd-truncated")
+def _(env: Env) -> Case:
+    path = _write_itk(env.folder("in") / "scan.nrrd", np.arange(9 * 32 * 32, dtype=np.int16).reshape(9, 32, 32), compress=True)
+    path.write_bytes(path.read_bytes()[:-600])
+    return _translate_case(env, path, "scan.nrrd: cannot read the voxel data")
+
+
+@case("train-mha-2d-volume")
+def _(env: Env) -> Case:
+    data = env.data()
+    (data / "sub-002" / "t1.nii.gz").unlink()
+    _write_itk(data / "sub-002" / "t1.mha", np.ones((32, 32), np.float32))
+    return _train_case(env, data, "sub-002/t1.mha: volume is 2-D")
+
+
+@case("train-modality-in-two-formats")
+def _(env: Env) -> Case:
+    data = env.data()
+    _write_itk(data / "sub-002" / "t1.mha", np.ones((9, 32, 32), np.float32))
+    return _train_case(env, data, "sub-002: t1 is there twice (t1.mha and t1.nii.gz)")
+
+
 # --- paired data sets: subjects that do not fit together ------------------------------------------------------------
 
 
