@@ -273,7 +273,7 @@ def test_missing_csv(phantoms: Path, tmp_path: Path) -> None:
 
 
 def test_load_images_dispatches_to_nifti(phantoms: Path) -> None:
-    with pytest.raises(InputError, match="holds NIfTI subjects; pass --src MODALITY") as exc:
+    with pytest.raises(InputError, match="holds volume subjects; pass --src MODALITY") as exc:
         load_images(str(phantoms), image_size=16, labelled=False)
     assert str(phantoms) in _one_line(exc)
     with pytest.raises(InputError, match="unknown modality 'pd'"):

@@ -1,6 +1,7 @@
 """The bundled phantoms: deterministic, in physical units, and built so a per-voxel lookup cannot solve them."""
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -92,3 +93,45 @@ def test_write_dataset_layout_and_no_overwrite(tmp_path):
     assert (folders[0] / "t1.nii.gz").read_bytes() == before
     write_dataset(tmp_path / "again", n_subjects=1, size=32, seed=1)
     assert (tmp_path / "again/sub-001/t1.nii.gz").read_bytes() == before  # byte-identical files
+    assert not (tmp_path / "sub-001/t2.nii.gz").exists()  # T2 only when asked for
+    assert json.loads((tmp_path / "phantom.json").read_text())["modalities"] == ["t1", "ct", "mask"]
+
+
+# --- the T2 image: a stream of its own, so t1, ct and mask are what they always were ----------------------------
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+@pytest.mark.parametrize("seed,index,size", [(0, 0, 32), (7, 3, 48), (123, 11, 32)])
+def test_t2_changes_nothing_else(seed, index, size):
+    plain, with_t2 = make_subject(seed, index, size), make_subject(seed, index, size, t2=True)
+    assert plain.t2 is None and with_t2.t2 is not None and with_t2.t2.shape == plain.t1.shape
+    for name in ("t1", "ct", "mask", "labels", "affine"):
+        assert np.array_equal(getattr(plain, name), getattr(with_t2, name)), name
+    assert {k: v for k, v in with_t2.meta.items() if k != "t2_gain"} == plain.meta
+    again = make_subject(seed, index, size, t2=True)
+    assert np.array_equal(again.t2, with_t2.t2) and again.meta == with_t2.meta  # deterministic
+    other = make_subject(seed, index + 1, size, t2=True)
+    assert not np.array_equal(other.t2, with_t2.t2)
+
+
+def test_bundled_samples_regenerate_identically_with_t2(tmp_path):
+    """The committed t1, ct and mask files come back byte for byte from a set written with T2."""
+    info = json.loads((SAMPLES / "phantom.json").read_text())
+    seed, size = info["seed"], info["size"]
+    assert info["modalities"] == ["t1", "ct", "mask"] and not list(SAMPLES.glob("sub-*/t2.nii.gz"))
+    write_dataset(tmp_path, n_subjects=2, size=size, seed=seed, t2=True)
+    written = json.loads((tmp_path / "phantom.json").read_text())
+    assert written["modalities"] == ["t1", "ct", "mask", "t2"]
+    for sid in ("sub-001", "sub-002"):
+        for name in ("t1", "ct", "mask"):
+            assert (tmp_path / sid / f"{name}.nii.gz").read_bytes() == (SAMPLES / sid / f"{name}.nii.gz").read_bytes()
+        assert (tmp_path / sid / "t2.nii.gz").is_file()
+        meta = written["subjects"][sid]
+        assert "t2_gain" in meta and {k: v for k, v in meta.items() if k != "t2_gain"} == info["subjects"][sid]
+    last = len(info["subjects"]) - 1  # subject i depends only on seed, index and size
+    ph = make_subject(seed=seed, index=last, size=size, t2=True)
+    for name in ("t1", "ct", "mask"):
+        stored = nib.load(SAMPLES / f"sub-{last + 1:03d}" / f"{name}.nii.gz")
+        assert np.array_equal(np.asarray(stored.dataobj), getattr(ph, name)), name
+        assert np.array_equal(stored.affine, ph.affine)

@@ -1,7 +1,7 @@
 """Image data sources for the noise (DCGAN) and class-conditional (CGAN) modes, all as one :class:`ImageSet`.
 
 * an image folder: PNG, JPEG or BMP files; with classes, one subfolder per class (``root/<class>/*.png``);
-* 2-D slices of NIfTI volumes in the subject layout (``root/<subject>/<modality>.nii.gz``), optionally labelled by
+* 2-D slices of volumes in the subject layout (``root/<subject>/<modality>.nii.gz``, ``.mha``, ...), optionally labelled by
   anatomical level or by a per-subject CSV;
 * the torchvision data sets ``mnist``, ``fashion-mnist`` and ``cifar10`` (torchvision imported only when asked for;
   never downloaded unless ``download=True``).
@@ -45,6 +45,7 @@ from pix2gan.data.imageset import (
 from pix2gan.data.nifti_slices import load_nifti_slices
 from pix2gan.data.torchvision_sets import load_torchvision
 from pix2gan.errors import InputError
+from pix2gan.io.volume import format_of, is_dicom_folder
 
 if TYPE_CHECKING:
     from pix2gan.config import RunConfig
@@ -282,9 +283,9 @@ def load_images(
     if not root.is_dir():
         raise InputError(f"{root}: not a folder (expected an image folder, a NIfTI data folder, or one of "
                          f"{', '.join(TORCHVISION_SETS)})")  # fmt: skip
-    if any(p.name.endswith((".nii", ".nii.gz")) for p in root.glob("*/*.nii*")):
+    if any(format_of(p) is not None or is_dicom_folder(p) for p in root.glob("*/*")):
         if not src:
-            raise InputError(f"{root}: holds NIfTI subjects; pass --src MODALITY to pick the volumes to slice")
+            raise InputError(f"{root}: holds volume subjects; pass --src MODALITY to pick the volumes to slice")
         data = load_nifti_slices(root, src, image_size=image_size, labels=(labels or "level") if labelled else None)
         data.images = _convert_channels(data.images, channels)
         return data

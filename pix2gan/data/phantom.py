@@ -1,4 +1,4 @@
-"""Deterministic synthetic head phantoms: paired T1-weighted MR, CT (HU) and a body mask.
+"""Deterministic synthetic head phantoms: paired T1-weighted MR, CT (HU), a body mask and optionally a T2-weighted MR.
 
 Each subject is a labelled tissue map built analytically in millimetres, then rendered into both modalities with
 partial-volume blur and modality-specific noise. It is designed so that MR -> CT is *not* a per-voxel lookup:
@@ -11,6 +11,10 @@ Only spatial context (a dark ring between fat and CSF is skull; a dark blob wrap
 tells them apart. Anatomy varies between subjects: head size and shape (low-order harmonic deformation), rotation
 and tilt, skull thickness, bone density, ventricle size, sinus size, and 0-3 lesions (hyper- or hypodense).
 
+The T2-weighted image (``t2=True``) is rendered from the same label map with its own contrast (CSF bright, fat
+intermediate, grey matter brighter than white matter), bias field, gain and Rician noise, all drawn from a separate
+random stream: asking for it changes no value of T1, CT, mask or ``meta`` that a call without it gives.
+
 Geometry: RAS axes, voxel grid ``(size, size, n_slices)`` with anisotropic spacing (in-plane ``fov_mm / size``,
 ``slice_mm`` between axial slices), qform/sform code 1 (scanner).
 
@@ -18,6 +22,9 @@ Example:
     >>> p = make_subject(seed=0, index=0, size=32)
     >>> p.ct.shape == p.t1.shape == p.mask.shape, p.ct.dtype.name, p.t1.dtype.name
     (True, 'int16', 'int16')
+    >>> q = make_subject(seed=0, index=0, size=32, t2=True)
+    >>> p.t2 is None, q.t2.shape == q.t1.shape, q.t2.dtype.name, bool((q.t1 == p.t1).all() and (q.ct == p.ct).all())
+    (True, True, 'int16', True)
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ class Tissue(enum.IntEnum):
     LESION_HYPO = 10
 
 
-# Mean CT numbers (HU) and T1 signal (arbitrary scanner units) per tissue. Bone values are drawn per subject.
+# Mean CT numbers (HU), T1 and T2 signal (arbitrary scanner units) per tissue. Bone HU are drawn per subject.
 _HU = {
     Tissue.AIR: -1000.0, Tissue.SKIN: 40.0, Tissue.FAT: -100.0, Tissue.CORTICAL: 1500.0, Tissue.MARROW: 500.0,
     Tissue.CSF: 10.0, Tissue.GREY: 40.0, Tissue.WHITE: 25.0, Tissue.MUSCLE: 45.0,
@@ -57,6 +64,16 @@ _T1 = {
     Tissue.CSF: 180.0, Tissue.GREY: 480.0, Tissue.WHITE: 680.0, Tissue.MUSCLE: 400.0,
     Tissue.LESION_HYPER: 600.0, Tissue.LESION_HYPO: 290.0,
 }  # fmt: skip
+# T2-weighted (fast spin echo, long TE): fluid brightest, fat intermediate-bright (J-coupling), grey above white
+# matter, muscle dark-ish, cortical bone and air signal voids; the hyperdense lesion (blood / calcification) is dark,
+# the hypodense one (oedema) bright.
+_T2 = {
+    Tissue.AIR: 0.0, Tissue.SKIN: 380.0, Tissue.FAT: 620.0, Tissue.CORTICAL: 20.0, Tissue.MARROW: 520.0,
+    Tissue.CSF: 1100.0, Tissue.GREY: 560.0, Tissue.WHITE: 400.0, Tissue.MUSCLE: 230.0,
+    Tissue.LESION_HYPER: 250.0, Tissue.LESION_HYPO: 850.0,
+}  # fmt: skip
+_T2_STREAM = int.from_bytes(b"t2", "big")  # spawn key of the T2 stream, apart from the subject's main stream
+_SIGMA_MR = 12.0  # Rician noise of both MR images (scanner units)
 
 
 @dataclass
@@ -69,6 +86,7 @@ class Phantom:
     labels: np.ndarray  # (X, Y, Z) uint8, Tissue before blur and noise
     affine: np.ndarray  # (4, 4) voxel -> RAS mm
     meta: dict = field(default_factory=dict)
+    t2: np.ndarray | None = None  # (X, Y, Z) int16, T2-weighted signal (only when asked for)
 
 
 def subject_id(index: int) -> str:
@@ -88,9 +106,37 @@ def _ellipsoid_radius(p: np.ndarray, centre: np.ndarray, axes: np.ndarray) -> np
     return np.sqrt((((p - centre) / axes) ** 2).sum(-1))
 
 
+def _mr_acquire(signal: np.ndarray, p: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Bias field, scanner gain and Rician noise on a blurred MR signal map; returns (magnitude, gain).
+
+    The draws, in order: four bias coefficients, the gain, the real and the imaginary noise.
+
+    Args:
+        signal: (X, Y, Z) float32 noise-free signal.
+        p: (X, Y, Z, 3) float32 head-local position in mm (the bias field is smooth in it).
+        rng: the stream to draw from.
+
+    Example:
+        >>> p = np.zeros((2, 2, 1, 3), np.float32)
+        >>> m, gain = _mr_acquire(np.full((2, 2, 1), 500, np.float32), p, np.random.default_rng(0))
+        >>> m.shape, m.dtype.name, 0.75 <= gain <= 1.3, bool((np.abs(m - 500 * gain) < 60).all())
+        ((2, 2, 1), 'float32', True, True)
+    """
+    x = p / np.float32(100.0)  # receive-coil bias field: smooth, linear plus a cross term
+    bias = 1.0 + sum(rng.uniform(-0.08, 0.08) * x[..., i] for i in range(3)) + rng.uniform(-0.05, 0.05) * x[..., 0] * x[..., 1]
+    gain = rng.uniform(0.75, 1.3)
+    real = signal * bias * gain + rng.normal(0, _SIGMA_MR, signal.shape).astype(np.float32)
+    imag = rng.normal(0, _SIGMA_MR, signal.shape).astype(np.float32)
+    return np.sqrt(real**2 + imag**2), gain
+
+
+def _mr_int16(magnitude: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(magnitude), 0, 32767).astype(np.int16)
+
+
 def make_subject(
     seed: int = 0, index: int = 0, size: int = 128, n_slices: int | None = None,
-    fov_mm: float = 240.0, slice_mm: float | None = None,
+    fov_mm: float = 240.0, slice_mm: float | None = None, t2: bool = False,
 ) -> Phantom:  # fmt: skip
     """Build subject ``index`` of the phantom family ``seed``; identical inputs give identical arrays.
 
@@ -101,9 +147,11 @@ def make_subject(
         n_slices: axial slices (default ``round(0.28 * size)``, at least 8).
         fov_mm: in-plane field of view in mm.
         slice_mm: slice spacing in mm (default: the slices cover 144 mm, 4 mm apart at the default size).
+        t2: also render the T2-weighted image (``Phantom.t2``; ``meta`` gains ``t2_gain``). Its draws come from a
+            stream of their own, so every other array and ``meta`` entry is the same with or without it.
 
     Returns:
-        A :class:`Phantom` with int16 T1 and CT volumes, a uint8 body mask and the affine.
+        A :class:`Phantom` with int16 T1 (and T2) and CT volumes, a uint8 body mask and the affine.
     """
     if size < 16:
         raise ValueError(f"phantom size must be >= 16 voxels, got {size}")
@@ -222,14 +270,8 @@ def make_subject(
     ct_vol = ndimage.gaussian_filter(ct_vol, psf)
     t1_vol = ndimage.gaussian_filter(t1_vol, psf)
 
-    # T1: receive-coil bias field (smooth, linear plus a cross term), scanner gain, Rician noise
-    x = p / np.float32(100.0)
-    bias = 1.0 + sum(rng.uniform(-0.08, 0.08) * x[..., i] for i in range(3)) + rng.uniform(-0.05, 0.05) * x[..., 0] * x[..., 1]
-    gain = rng.uniform(0.75, 1.3)
-    sigma_mr = 12.0
-    real = t1_vol * bias * gain + rng.normal(0, sigma_mr, shape).astype(np.float32)
-    imag = rng.normal(0, sigma_mr, shape).astype(np.float32)
-    t1_out = np.sqrt(real**2 + imag**2)
+    # T1: receive-coil bias field, scanner gain, Rician noise
+    t1_out, gain = _mr_acquire(t1_vol, p, rng)
 
     sigma_ct = rng.uniform(10, 20)
     ct_out = ct_vol + rng.normal(0, sigma_ct, shape).astype(np.float32)
@@ -241,22 +283,33 @@ def make_subject(
         "ventricle_scale": round(vs, 3), "lesions": lesions, "ct_noise_hu": round(sigma_ct, 1),
         "t1_gain": round(gain, 3), "spacing_mm": [dx, dx, slice_mm],
     }  # fmt: skip
+    t2_out = None
+    if t2:  # its own stream, drawn after everything else: nothing above depends on it
+        rng_t2 = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(_T2_STREAM,)))
+        t2_map = np.array([_T2[t] for t in Tissue], dtype=np.float32)
+        t2_mag, gain_t2 = _mr_acquire(ndimage.gaussian_filter(t2_map[lab], psf), p, rng_t2)
+        t2_out = _mr_int16(t2_mag)
+        meta["t2_gain"] = round(gain_t2, 3)
     return Phantom(
-        t1=np.clip(np.rint(t1_out), 0, 32767).astype(np.int16),
+        t1=_mr_int16(t1_out),
         ct=np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16),
         mask=mask,
         labels=lab,
         affine=affine,
         meta=meta,
+        t2=t2_out,
     )
 
 
 def write_dataset(
-    out_dir: str | Path, n_subjects: int = 14, size: int = 128, seed: int = 0, overwrite: bool = False
-) -> list[Path]:
+    out_dir: str | Path, n_subjects: int = 14, size: int = 128, seed: int = 0, overwrite: bool = False,
+    t2: bool = False,
+) -> list[Path]:  # fmt: skip
     """Write ``n_subjects`` phantoms as ``out_dir/<subject>/{t1,ct,mask}.nii.gz`` plus ``phantom.json``.
 
-    Existing subject folders are never touched unless ``overwrite`` is set.
+    Existing subject folders are never touched unless ``overwrite`` is set. With ``t2`` each subject also gets
+    ``t2.nii.gz``; its ``t1``, ``ct`` and ``mask`` files are byte-identical either way. ``phantom.json`` lists the
+    ``modalities`` written and the parameters of every subject.
 
     Returns:
         The subject folders written.
@@ -275,12 +328,14 @@ def write_dataset(
     written = []
     metas = {}
     for i, folder in enumerate(planned):
-        ph = make_subject(seed=seed, index=i, size=size)
+        ph = make_subject(seed=seed, index=i, size=size, t2=t2)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, arr in (("t1", ph.t1), ("ct", ph.ct), ("mask", ph.mask)):
-            save_nifti(folder / f"{name}.nii.gz", arr, ph.affine, overwrite=overwrite)
+        for name, arr in (("t1", ph.t1), ("ct", ph.ct), ("mask", ph.mask), ("t2", ph.t2)):
+            if arr is not None:
+                save_nifti(folder / f"{name}.nii.gz", arr, ph.affine, overwrite=overwrite)
         metas[folder.name] = ph.meta
         written.append(folder)
+    modalities = ["t1", "ct", "mask"] + (["t2"] if t2 else [])
     atomic_write_json(out / "phantom.json", {"generator": "pix2gan.data.phantom", "seed": seed, "size": size,
-                                             "subjects": metas})  # fmt: skip
+                                             "modalities": modalities, "subjects": metas})  # fmt: skip
     return written
