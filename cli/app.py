@@ -68,9 +68,9 @@ def _flag(help: str, *decls: str, **kwargs: Any) -> Any:
 def train(
     ctx: typer.Context,
     mode: Annotated[str, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN).")] = "paired",
-    src: Annotated[str | None, _opt("src", "Source modality (file name without .nii.gz), the network input.")] = None,
+    src: Annotated[str | None, _opt("src", "Source modality (volume name without its extension: t1 for t1.nii.gz or t1.mha), the network input.")] = None,
     dst: Annotated[str | None, _opt("dst", "Target modality to synthesise.")] = None,
-    data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz. Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
+    data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz (or .nii, .mha, .mhd, .nrrd, .nhdr, or a DICOM series folder <modality>/). Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
     mask: Annotated[str | None, _opt("mask", "Body-mask modality used for metrics and slice selection ('' for none).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run folder to create. \\[default: runs/<src>2<dst>-<date>-<time>, runs/<mode>-... for GANs]", show_default=False)] = None,
     generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs; dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
@@ -163,25 +163,28 @@ def train(
 def translate(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="NIfTI files, folders of them, or subject folders (their <src>.nii.gz is used).", show_default=False),
+        typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used).", show_default=False),
     ],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Output file (one input) or folder. Default: <name>_<dst>.nii.gz beside each input file; <folder>_<dst>/ for a folder."),
+        typer.Option("--output", "-o", help="Output file (one input; its extension picks the format) or folder. Default: the input's format, <name>_<dst>.<ext> beside each input file; a derived series <folder>_<dst>/ for a DICOM series; <folder>_<dst>/ for a folder."),
     ] = None,
+    series: Annotated[str | None, typer.Option(help="SeriesInstanceUID to translate when a DICOM folder holds several series.", show_default=False)] = None,
     run: Annotated[list[Path] | None, typer.Option(help="Run folder whose best checkpoint to use; repeat for an ensemble (--run A --run B averages their predictions). Default: newest under ./runs.", show_default=False)] = None,
     checkpoint: Annotated[list[Path] | None, typer.Option(help="Checkpoint file to use instead of a run folder; repeatable like --run.", show_default=False)] = None,
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Also translate the left-right mirrored volume and average (test-time augmentation). \\[default: as the model was trained to recommend]", show_default=False)] = None,
     fusion: Annotated[str | None, typer.Option(help="Combine planes, flips and models by their mean or median. \\[default: the model's]", show_default=False)] = None,
-    uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std.nii.gz: the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
+    uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std (same format): the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Input slices per forward pass (a 2.5-D model with K neighbours on each side takes 2K + 1 per translated slice); volumes stream through in batches of this size, so it sets the memory used beyond the volume itself.")] = 16,
-    dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0).")] = "float32",
+    dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0). A DICOM series always stores int16 with a rescale.")] = "float32",
     precision: Annotated[str, typer.Option(help="Generator arithmetic: auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16.")] = "auto",
 ) -> None:
-    """Translate volumes with a trained model (or an ensemble); outputs keep the input's shape, affine, q/s-form codes
-    and pixdim. Models are used as they were trained: their planes, context and recommended test-time augmentation."""
+    """Translate volumes with a trained model (or an ensemble); outputs lie on the input's grid, in its format (NIfTI
+    header fields bit for bit; ITK origin, spacing, direction; a DICOM series gives a derived series of the same
+    study and frame of reference). Models are used as they were trained: their planes, context and recommended
+    test-time augmentation."""
     from pix2gan.infer.outputs import plan_outputs
     from pix2gan.infer.translate import load_ensemble
 
@@ -199,7 +202,8 @@ def translate(
         items = track(plan, description=f"translating {len(plan)} volumes", console=err, transient=True)
     for in_path, out_path in items:
         t0 = time.perf_counter()
-        translator.translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype, uncertainty=uncertainty)
+        translator.translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype, uncertainty=uncertainty,
+                                  series=series)  # fmt: skip
         console.print(f"{in_path} -> {out_path} ({time.perf_counter() - t0:.1f} s)", highlight=False, soft_wrap=True)
     models = ", ".join(m.name for m in translator.members)
     err.print(
@@ -232,7 +236,8 @@ def eval_(
     target: Annotated[Path | None, typer.Option(help="Folder of ground-truth volumes for --pred.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Folder of body masks for --pred (same file names).")] = None,
     source: Annotated[Path | None, typer.Option(help="Folder of source volumes for --pred, drawn in the panels (same file names).")] = None,
-    ct_window: Annotated[bool, typer.Option(help="For --pred: CT rules (clip to [-1024, 3000] HU, range 4024); --no-ct-window for MR.")] = True,
+    rules: Annotated[str, typer.Option(help="Scoring rules: synthrad2023 (CT clipped to [-1024, 3000] HU, masked SSIM) or synthrad2025 (CT clipped to [-1024, 3071] HU, masked MS-SSIM). MR targets are scored in the normalised [-1, 1] space either way.")] = "synthrad2023",
+    ct_window: Annotated[bool, typer.Option(help="For --pred: the targets are CT, scored in HU under the rules' window; --no-ct-window: MR targets, scored in the normalised space (each target's percentiles 0.5/99.5, applied to both).")] = True,
     out: Annotated[Path | None, typer.Option(help="Folder for predictions and panels (default RUN/eval/<split> or <pred>_eval).")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write per-subject, mean and std metrics to this JSON file.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -244,11 +249,12 @@ def eval_(
     inception_weights: Annotated[Path | None, typer.Option(help="Noise/class runs: InceptionV3 weights file for FID/KID (never downloaded).")] = None,
 ) -> None:
     """Score a run on its held-out test subjects (SynthRAD rules for CT), or external predictions with --pred/--target."""
-    from pix2gan.evaluation import check_metrics, check_split, evaluate_folders
+    from pix2gan.evaluation import check_metrics, check_rules, check_split, evaluate_folders
     from pix2gan.io import check_new_file
 
     names = check_metrics([m for item in [*metrics, *ctx.args] for m in item.split(",")])
     check_split(split)
+    rules = check_rules(rules).name
     if json_path is not None:
         check_new_file(json_path, overwrite=True)  # refused now rather than after the evaluation
     if out is not None:
@@ -258,10 +264,8 @@ def eval_(
     if pred is not None or target is not None:
         if pred is None or target is None:
             raise ValueError("--pred and --target go together")
-        window = (-1024.0, 3000.0) if ct_window else None
-        report = evaluate_folders(
-            pred, target, mask, metrics=names, window=window, out_dir=out, source_dir=source, progress=err.is_terminal
-        )
+        report = evaluate_folders(pred, target, mask, metrics=names, modality="ct" if ct_window else "mr", rules=rules,
+                                  out_dir=out, source_dir=source, progress=err.is_terminal)  # fmt: skip
         title = f"{pred} vs {target}"
     else:
         from pix2gan.evaluation import EvalOptions, GanEvalReport, evaluate
@@ -271,7 +275,7 @@ def eval_(
         options = EvalOptions(metrics=tuple(names), split=split, data_root=data, baseline=baseline,
                               n_per_class=n_per_class, n_samples=n_samples, inception_weights=inception_weights,
                               out_dir=out, device=device, progress=err.is_terminal, tta=tta, fusion=fusion,
-                              uncertainty=uncertainty)  # fmt: skip
+                              uncertainty=uncertainty, rules=rules)  # fmt: skip
         report = evaluate(ref, options)
         if isinstance(report, GanEvalReport):
             from pix2gan_cli.show import print_gan_report
@@ -328,18 +332,19 @@ def sample(
 @app.command(cls=Command)
 @user_errors
 def phantoms(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write <subject>/{t1,ct,mask}.nii.gz into.", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write <subject>/{t1,ct,mask}.nii.gz (and t2.nii.gz with --t2) into.", show_default=False)],
     subjects: Annotated[int, typer.Option(min=1, max=1000, help="Number of subjects.")] = 14,
     size: Annotated[int, typer.Option(min=16, max=512, help="In-plane matrix size (voxels).")] = 128,
     seed: Annotated[int, typer.Option(help="Phantom family seed (same seed, same data).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace existing subject folders.")] = False,
+    t2: Annotated[bool, typer.Option("--t2/--no-t2", help="Also write a T2-weighted MR (t2.nii.gz); t1, ct and mask are the same either way.")] = False,
 ) -> None:
-    """Generate deterministic synthetic head phantoms (paired T1, CT in HU, body mask) for demos and tests."""
+    """Generate deterministic synthetic head phantoms (paired T1, CT in HU, body mask; T2 with --t2) for demos and tests."""
     from pix2gan.data.phantom import write_dataset
 
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: exists and is not a folder")
-    written = write_dataset(out_dir, n_subjects=subjects, size=size, seed=seed, overwrite=overwrite)
+    written = write_dataset(out_dir, n_subjects=subjects, size=size, seed=seed, overwrite=overwrite, t2=t2)
     console.print(f"wrote {len(written)} subjects to {out_dir}/ ({written[0].name} .. {written[-1].name})", highlight=False, soft_wrap=True)
 
 

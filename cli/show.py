@@ -10,12 +10,12 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from pix2gan.evaluation import EvalReport, GanEvalReport, summarise
+from pix2gan.evaluation import EvalReport, GanEvalReport, check_rules, summarise
 from pix2gan.evaluation.metrics import TISSUES
 
 NAN = float("nan")
 
-__all__ = ["print_gan_report", "print_paired_report", "fmt"]
+__all__ = ["print_gan_report", "print_paired_report", "fmt", "rules_line"]
 
 
 def print_gan_report(console: Console, err: Console, report: GanEvalReport, title: str) -> None:
@@ -63,12 +63,29 @@ def _columns(report: EvalReport) -> dict[str, str]:
     present = {key for row in report.per_subject.values() for key in row}
     columns: dict[str, str] = {}
     for m in report.metrics:
-        columns[m] = {"mae": f"MAE{unit}", "psnr": "PSNR (dB)", "ssim": "SSIM"}[m]
+        columns[m] = {"mae": f"MAE{unit}", "psnr": "PSNR (dB)", "ssim": check_rules(report.rules).structural_name}[m]
         if m == "mae":
             columns.update({f"mae_{t}": f"MAE {t}{unit}" for t in TISSUES if f"mae_{t}" in present})
     if "std_error_spearman" in present:
         columns["std_error_spearman"] = "std~|err| ρ"
     return columns
+
+
+def rules_line(report: EvalReport) -> str:
+    """How the figures were computed: rules, data range, the intensity space, the structural similarity.
+
+    Example:
+        >>> rules_line(EvalReport(["mae"], {}, "HU", rules="synthrad2025", space="HU clipped to [-1024, 3071]",
+        ...                       data_range=4095.0))
+        'rules synthrad2025, data range 4095: HU clipped to [-1024, 3071]; SSIM column: masked MS-SSIM'
+    """
+    rules = check_rules(report.rules)
+    line = f"rules {rules.name}"
+    if report.data_range is not None:
+        line += f", data range {report.data_range:g}"
+    if report.space:
+        line += f": {report.space}"
+    return f"{line}; SSIM column: masked {rules.structural_name}"
 
 
 def _mean_std(metric: str, mean: float, std: float) -> str:
@@ -95,7 +112,8 @@ def _paired_table(report: EvalReport, title: str, columns: dict[str, str]) -> Ta
 
 
 def print_paired_report(console: Console, report: EvalReport, title: str) -> None:
-    """Per-subject metrics, mean ± std and the lookup-table baseline as a table; "–" where a figure has no value.
+    """Per-subject metrics, mean ± std and the lookup-table baseline as a table; "–" where a figure has no value;
+    below it, the rules, data range and intensity space the figures were computed with (:func:`rules_line`).
 
     The tissue MAEs follow MAE and the uncertainty ranking comes last; when that table is wider than the terminal,
     the metrics asked for keep their usual table and the added figures go to a second one below it.
@@ -106,6 +124,8 @@ def print_paired_report(console: Console, report: EvalReport, title: str) -> Non
     natural = console.measure(table, options=console.options.update_width(10_000)).maximum  # without wrapping
     if len(asked) == len(columns) or natural <= console.width:
         console.print(table)
-        return
-    console.print(_paired_table(report, title, asked))
-    console.print(_paired_table(report, f"{title} (continued)", {m: h for m, h in columns.items() if m not in asked}))
+    else:
+        console.print(_paired_table(report, title, asked))
+        added = {m: h for m, h in columns.items() if m not in asked}
+        console.print(_paired_table(report, f"{title} (continued)", added))
+    console.print(rules_line(report), style="dim", markup=False, highlight=False, soft_wrap=True)

@@ -11,12 +11,12 @@ from pathlib import Path
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import Mode
 from pix2gan.evaluation.generative import GanEvalReport, evaluate_gan_run
-from pix2gan.evaluation.metrics import METRICS
-from pix2gan.evaluation.paired import EvalReport, evaluate_folders, evaluate_run, summarise
+from pix2gan.evaluation.metrics import METRICS, RULES, check_rules
+from pix2gan.evaluation.paired import EvalReport, evaluate_folders, evaluate_run, summarise, summary
 from pix2gan.runs import RunRef
 
 __all__ = ["EvalOptions", "evaluate", "check_metrics", "check_split", "SPLITS", "EvalReport", "GanEvalReport", "evaluate_run", "evaluate_gan_run",
-           "evaluate_folders", "summarise", "METRICS"]  # fmt: skip
+           "evaluate_folders", "summarise", "summary", "METRICS", "RULES", "check_rules"]  # fmt: skip
 
 
 SPLITS = ("test", "val", "train")
@@ -48,6 +48,7 @@ class EvalOptions:
 
     Args:
         metrics, split, data_root, baseline, tta, fusion, uncertainty: paired runs (see :func:`evaluate_run`).
+        rules: paired runs: the scoring rules, ``synthrad2023`` (default) or ``synthrad2025`` (:data:`RULES`).
         n_per_class, n_samples, inception_weights: noise/class runs (see :func:`evaluate_gan_run`).
         out_dir: where predictions, panels and sample grids go (default inside the run folder).
     """
@@ -65,10 +66,12 @@ class EvalOptions:
     tta: bool | None = None
     fusion: str | None = None
     uncertainty: bool | None = None
+    rules: str = "synthrad2023"
 
     def __post_init__(self) -> None:
         self.metrics = check_metrics(self.metrics)
         check_split(self.split)
+        self.rules = check_rules(self.rules).name
 
 
 def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | GanEvalReport:
@@ -79,6 +82,6 @@ def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | Ga
     if ckpt.mode == Mode.PAIRED:
         return evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
                             out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress, tta=o.tta,
-                            fusion=o.fusion, uncertainty=o.uncertainty)  # fmt: skip
+                            fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules)  # fmt: skip
     return evaluate_gan_run(run_dir, checkpoint=ckpt, n_per_class=o.n_per_class, n_samples=o.n_samples,
                             inception_weights=o.inception_weights, out_dir=o.out_dir, device=o.device)  # fmt: skip

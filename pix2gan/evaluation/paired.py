@@ -1,9 +1,11 @@
 """Evaluate a trained run on its held-out subjects, or external predictions against targets.
 
-Both paths end in an :class:`EvalReport`: per-subject metrics, their mean and standard deviation over subjects, and
+Both paths end in an :class:`EvalReport`: per-subject metrics under a rule set (``synthrad2023`` or ``synthrad2025``,
+:data:`pix2gan.evaluation.metrics.RULES`), their mean, standard deviation, median and quartiles over subjects, and
 (for runs) the per-voxel lookup-table baseline fitted on the run's training subjects, so every number comes with the
 context-free reference it has to beat. One PNG panel per subject (source | prediction | target | |error|) is written
-next to the report.
+next to the report. CT targets are scored in HU under the rules' window; MR targets in the generator's normalised
+space [-1, 1] (:func:`normalised_pair`), so that their figures compare across subjects.
 """
 
 from __future__ import annotations
@@ -18,16 +20,26 @@ import numpy as np
 from pix2gan.evaluation.baseline import LookupTable
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 from pix2gan.runs import RunLayout
-from pix2gan.config import IntensityKind, Mode
+from pix2gan.config import DataConfig, IntensityKind, Mode
+from pix2gan.data.intensity import IntensityMap, Scale, intensity_maps
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
-from pix2gan.evaluation.metrics import METRICS, evaluate
+from pix2gan.evaluation.metrics import METRICS, NORMALISED, Rules, check_rules, evaluate
 from pix2gan.report import panel_rows, save_panel
 from pix2gan.infer.outputs import std_path
 from pix2gan.infer.translate import Ensemble, Translator
-from pix2gan.io import NIFTI_SUFFIXES, atomic_write_json, check_same_grid, load_volume, save_like
+from pix2gan.io import (
+    VOLUME_SUFFIXES,
+    atomic_write_json,
+    check_same_grid,
+    is_dicom_folder,
+    is_volume_file,
+    load_volume,
+    save_like,
+    volume_name,
+)
 from pix2gan.errors import InputError
 
-__all__ = ["EvalReport", "evaluate_run", "evaluate_folders", "summarise"]
+__all__ = ["EvalReport", "STATISTICS", "evaluate_run", "evaluate_folders", "summarise", "summary", "normalised_pair"]
 
 
 def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
@@ -40,16 +52,32 @@ def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
     return track(items, description=description, console=Console(stderr=True), transient=True)
 
 
-def summarise(per_subject: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (population) standard deviation of each metric over subjects, skipping nan (a subject without bone
-    has no bone MAE); nan where no subject has a value."""
+STATISTICS = ("mean", "std", "median", "q1", "q3")
+"""The summaries over subjects: mean, population std, median and first / third quartiles (numpy's linear percentiles,
+as the SynthRAD challenges aggregate)."""
+
+
+def summary(per_subject: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Each statistic of :data:`STATISTICS` -> {metric: value over subjects}, skipping nan (a subject without bone
+    has no bone MAE); nan where no subject has a value.
+
+    Example:
+        >>> s = summary({"a": {"mae": 10.0}, "b": {"mae": 20.0}, "c": {"mae": 60.0}})
+        >>> s["mean"]["mae"], s["median"]["mae"], s["q1"]["mae"], s["q3"]["mae"]
+        (30.0, 20.0, 15.0, 40.0)
+    """
     names = list(next(iter(per_subject.values()))) if per_subject else []
     values = {m: np.array([row[m] for row in per_subject.values()], dtype=np.float64) for m in names}
     values = {m: v[~np.isnan(v)] for m, v in values.items()}
-    return (
-        {m: float(v.mean()) if v.size else float("nan") for m, v in values.items()},
-        {m: float(v.std()) if v.size else float("nan") for m, v in values.items()},
-    )
+    stats = {"mean": np.mean, "std": np.std, "median": np.median, "q1": lambda v: np.percentile(v, 25),
+             "q3": lambda v: np.percentile(v, 75)}  # fmt: skip
+    return {s: {m: float(f(v)) if v.size else float("nan") for m, v in values.items()} for s, f in stats.items()}
+
+
+def summarise(per_subject: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and (population) standard deviation of each metric over subjects (see :func:`summary`)."""
+    s = summary(per_subject)
+    return s["mean"], s["std"]
 
 
 def _nan_to_none(obj: Any) -> Any:
@@ -61,7 +89,8 @@ def _nan_to_none(obj: Any) -> Any:
 
 @dataclass
 class EvalReport:
-    """Metrics per subject with mean and std; ``baseline`` holds the lookup table's figures when computed."""
+    """Metrics per subject with their summaries over subjects (:data:`STATISTICS`); ``baseline`` holds the lookup
+    table's figures when computed; ``rules``, ``space`` and ``data_range`` say how the figures were computed."""
 
     metrics: list[str]
     per_subject: dict[str, dict[str, float]]
@@ -69,6 +98,9 @@ class EvalReport:
     baseline_per_subject: dict[str, dict[str, float]] = field(default_factory=dict)
     panels: list[Path] = field(default_factory=list)
     predictions: list[Path] = field(default_factory=list)
+    rules: str = "synthrad2023"  # a name of pix2gan.evaluation.metrics.RULES
+    space: str = ""  # the intensity space scored, e.g. "HU clipped to [-1024, 3000]" or "normalised [-1, 1] (...)"
+    data_range: float | None = None  # of PSNR and the structural similarity
 
     @property
     def mean(self) -> dict[str, float]:
@@ -79,15 +111,51 @@ class EvalReport:
         return summarise(self.per_subject)[1]
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"per_subject": self.per_subject, "mean": self.mean, "std": self.std}
+        rules = check_rules(self.rules)
+        out: dict[str, Any] = {
+            "rules": {"name": rules.name, "space": self.space, "data_range": self.data_range,
+                      "ssim": f"masked {rules.structural_name}", "source": rules.source},
+            "per_subject": self.per_subject,
+            **summary(self.per_subject),
+        }  # fmt: skip
         if self.baseline_per_subject:
-            mean, std = summarise(self.baseline_per_subject)
+            base = self.baseline_per_subject
             out["baseline"] = {"method": "per-voxel lookup table (median per source-intensity bin)",
-                               "per_subject": self.baseline_per_subject, "mean": mean, "std": std}  # fmt: skip
+                               "per_subject": base, **summary(base)}  # fmt: skip
         return _nan_to_none(out)
 
     def write_json(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict())
+
+
+def normalised_pair(
+    target_map: IntensityMap, pred: np.ndarray, target: np.ndarray, pred_scale: Scale | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction and MR target in the generator's normalised space [-1, 1] (values outside clipped to it).
+
+    The target goes through its own scale (``target_map.scale_of(target)``: its percentiles, as training normalises
+    it); the prediction through ``pred_scale``, the scale it was mapped back to physical units with (a model's
+    reference scale: this recovers the generator's own output), or, without one, the target's scale (external
+    predictions: the rule fitted on the target, applied to both).
+
+    Example:
+        >>> m = IntensityMap(IntensityKind.PERCENTILE, percentiles=(0.0, 100.0))
+        >>> p, t = normalised_pair(m, np.array([100.0, 300.0, 900.0]), np.array([100.0, 200.0, 500.0]))
+        >>> p.tolist(), t.tolist()
+        ([-1.0, 0.0, 1.0], [-1.0, -0.5, 1.0])
+    """
+    scale = target_map.scale_of(target)
+    return target_map.forward(pred, pred_scale or scale), target_map.forward(target, scale)
+
+
+def _scoring(rules: Rules, target_map: IntensityMap, how: str) -> tuple[tuple[float, float], str, float]:
+    """Clip window, description of the space scored and its data range: HU under the rules' window for CT targets,
+    the normalised space for the others (``how``, formatted with the percentiles ``lo``/``hi``, says how)."""
+    if target_map.kind == IntensityKind.HU:
+        lo, hi = rules.window
+        return rules.window, f"HU clipped to [{lo:g}, {hi:g}]", rules.data_range
+    lo, hi = target_map.percentiles
+    return NORMALISED, f"normalised [-1, 1]: {how.format(lo=lo, hi=hi)}", NORMALISED[1] - NORMALISED[0]
 
 
 def _write_subject_panel(path: Path, rows, labels, hu: bool) -> None:  # noqa: ANN001
@@ -110,8 +178,14 @@ def evaluate_run(
     tta: bool | None = None,
     fusion: str | None = None,
     uncertainty: bool | None = None,
+    rules: str | Rules = "synthrad2023",
 ) -> EvalReport:
-    """Translate the run's ``split`` subjects, compare with their targets in physical units, write panels.
+    """Translate the run's ``split`` subjects, score them against their targets under ``rules``, write panels.
+
+    CT targets are scored in HU under the rules' window. MR targets (any target intensity but ``hu``) are scored in
+    the generator's normalised space (:func:`normalised_pair`: each target through its own percentiles, as training
+    normalises it, the prediction through the model's reference scale, which recovers the generator's output), with
+    data range 2, so the figures compare across subjects; the lookup-table baseline is fitted and scored there too.
 
     The model is used as ``translate`` uses it (its planes, context and recommended test-time augmentation, unless
     ``tta`` / ``fusion`` override them). When it makes several predictions per volume (or ``uncertainty``), their
@@ -129,7 +203,9 @@ def evaluate_run(
         progress: show a progress bar over subjects.
         tta, fusion: override the model's recommended test-time augmentation and fusion.
         uncertainty: score the standard deviation across predictions (default: when there are several).
+        rules: ``synthrad2023`` (default) or ``synthrad2025`` (:data:`pix2gan.evaluation.metrics.RULES`).
     """
+    rule_set = check_rules(rules)
     layout = RunLayout(Path(run_dir))
     if not layout.root.is_dir():
         raise InputError(f"{layout.root}: run folder not found")
@@ -149,12 +225,16 @@ def evaluate_run(
         raise InputError(f"{root}: subject {missing[0]!r} of the run's {split} split is not in the data folder")
     out = Path(out_dir) if out_dir else layout.root / "eval" / split
     translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion)])
-    hu = ckpt.dst_map.kind == IntensityKind.HU
-    window = tuple(dc.hu_window) if hu else None
+    dst_map = ckpt.dst_map
+    hu = dst_map.kind == IntensityKind.HU
+    window, space, data_range = _scoring(rule_set, dst_map, "each target by its own percentiles {lo:g}/{hi:g}, the "
+                                         "prediction by the model's reference scale")  # fmt: skip
     names = [dc.src, dc.dst] + ([dc.mask] if dc.mask else [])
 
     lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], names, ckpt) if baseline else None
-    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if hu else "")
+    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if hu else "", rules=rule_set.name,
+                        space=space, data_range=data_range)  # fmt: skip
+    score = dict(metrics=metrics, window=window, rules=rule_set, tissues=hu)
     for sid in _track(ids, f"evaluating {len(ids)} subjects", progress):
         vols = load_subject(subjects[sid], names)
         source, target = vols[dc.src], vols[dc.dst]
@@ -162,11 +242,17 @@ def evaluate_run(
         with_std = uncertainty if uncertainty is not None else len(translator.passes(source.affine)) > 1
         result = translator.translate_volume(source, uncertainty=with_std)
         pred = result.image
-        report.per_subject[sid] = evaluate(pred, target.data, mask, metrics=metrics, window=window, std=result.std)  # type: ignore[arg-type]
+        scored_pred, scored_target, std = pred, target.data, result.std
+        if not hu:  # MR: in the normalised space, the uncertainty in its units too
+            scored_pred, scored_target = normalised_pair(dst_map, pred, target.data, dst_map.reference)
+            if std is not None and dst_map.reference is not None:
+                std = std * (2.0 / (dst_map.reference[1] - dst_map.reference[0]))
+        report.per_subject[sid] = evaluate(scored_pred, scored_target, mask, std=std, **score)  # type: ignore[arg-type]
         if lut is not None:
             norm = ckpt.src_map.forward(source.data, ckpt.src_map.scale_of(source.data))
-            report.baseline_per_subject[sid] = evaluate(lut.apply(norm), target.data, mask, metrics=metrics, window=window)  # type: ignore[arg-type]
-        pred_path = out / f"{sid}_{dc.dst}.nii.gz"
+            report.baseline_per_subject[sid] = evaluate(lut.apply(norm), scored_target, mask, **score)  # type: ignore[arg-type]
+        suffix = source.path.name[len(volume_name(source.path)) :] or ".nii.gz"  # the source's format; DICOM: NIfTI
+        pred_path = out / f"{sid}_{dc.dst}{suffix}"
         save_like(pred_path, pred, source, overwrite=True, describe=f"pix2gan {dc.dst}")
         if result.std is not None:
             save_like(std_path(pred_path), result.std, source, overwrite=True, describe=f"pix2gan {dc.dst} std")
@@ -188,16 +274,27 @@ def _fit_lut(train: list[Subject], names: list[str], ckpt) -> LookupTable | None
         src = vols[dc.src].data
         inside = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else np.ones(src.shape, dtype=bool)
         xs.append(ckpt.src_map.forward(src, ckpt.src_map.scale_of(src))[inside])
-        ys.append(vols[dc.dst].data[inside])
+        dst = vols[dc.dst].data
+        if ckpt.dst_map.kind != IntensityKind.HU:  # MR targets are scored in the normalised space: fit it there
+            dst = ckpt.dst_map.forward(dst, ckpt.dst_map.scale_of(dst))
+        ys.append(dst[inside])
     return LookupTable.fit(xs, ys)
 
 
-def _nifti_files(folder: Path) -> dict[str, Path]:
+def _volume_files(folder: Path) -> dict[str, Path]:
+    """The volumes of a folder by name without format suffix: files of any supported format, DICOM series folders."""
     if not folder.is_dir():
         raise InputError(f"{folder}: folder not found")
-    files = {p.name: p for p in sorted(folder.iterdir()) if p.is_file() and p.name.endswith(NIFTI_SUFFIXES)}
+    files: dict[str, Path] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith(".") or not (is_volume_file(entry) or is_dicom_folder(entry)):
+            continue
+        name = volume_name(entry)
+        if name in files:
+            raise InputError(f"{folder}: {name} is there twice ({files[name].name} and {entry.name}); keep one")
+        files[name] = entry
     if not files:
-        raise InputError(f"{folder}: no .nii or .nii.gz files")
+        raise InputError(f"{folder}: no volumes ({', '.join(VOLUME_SUFFIXES)} files or DICOM series folders)")
     return files
 
 
@@ -207,7 +304,8 @@ def evaluate_folders(
     mask_dir: str | Path | None = None,
     *,
     metrics: Sequence[str] = METRICS,
-    window: tuple[float, float] | None = (-1024.0, 3000.0),
+    modality: str = "ct",
+    rules: str | Rules = "synthrad2023",
     out_dir: str | Path | None = None,
     source_dir: str | Path | None = None,
     progress: bool = False,
@@ -215,24 +313,34 @@ def evaluate_folders(
     """Score every prediction in ``pred_dir`` against the file of the same name in ``target_dir`` (and ``mask_dir``).
 
     Args:
-        window: CT clip window (SynthRAD rules), or None for MR targets (no clipping, data range of the target).
+        modality: the targets' modality name; it picks the intensity rule as training does
+            (:meth:`DataConfig.default_intensity`): CT-like names (``ct``, ``cbct``, ``sct``) are scored in HU under
+            the rules' window; the others (MR) in the normalised space, each target's percentiles (0.5/99.5) fitted
+            on the target and applied to both (:func:`normalised_pair`).
+        rules: ``synthrad2023`` (default) or ``synthrad2025`` (:data:`pix2gan.evaluation.metrics.RULES`).
         out_dir: where the panels go (default ``<pred_dir>_eval``).
         source_dir: optional folder of the source volumes (same file names), drawn as the panels' first column.
         progress: show a progress bar over files.
     """
-    preds = _nifti_files(Path(pred_dir))
-    targets = _nifti_files(Path(target_dir))
-    masks = _nifti_files(Path(mask_dir)) if mask_dir else {}
-    sources = _nifti_files(Path(source_dir)) if source_dir else {}
-    for name in preds:
+    preds = _volume_files(Path(pred_dir))
+    targets = _volume_files(Path(target_dir))
+    masks = _volume_files(Path(mask_dir)) if mask_dir else {}
+    sources = _volume_files(Path(source_dir)) if source_dir else {}
+    for name, path in preds.items():
         if name not in targets:
-            raise InputError(f"{Path(pred_dir) / name}: no target of the same name in {target_dir}")
+            raise InputError(f"{path}: no target of the same name in {target_dir}")
         if mask_dir and name not in masks:
-            raise InputError(f"{Path(pred_dir) / name}: no mask of the same name in {mask_dir}")
+            raise InputError(f"{path}: no mask of the same name in {mask_dir}")
         if source_dir and name not in sources:
-            raise InputError(f"{Path(pred_dir) / name}: no source of the same name in {source_dir}")
+            raise InputError(f"{path}: no source of the same name in {source_dir}")
     out = Path(out_dir) if out_dir else Path(str(Path(pred_dir).resolve()) + "_eval")
-    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if window is not None else "")
+    rule_set = check_rules(rules)
+    target_map = intensity_maps(DataConfig(dst=modality))[1]  # the rule training uses for that modality name
+    hu = target_map.kind == IntensityKind.HU
+    window, space, data_range = _scoring(rule_set, target_map, "percentiles {lo:g}/{hi:g} of each target, applied to "
+                                         "prediction and target")  # fmt: skip
+    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if hu else "", rules=rule_set.name,
+                        space=space, data_range=data_range)  # fmt: skip
     for name in _track(list(preds), f"evaluating {len(preds)} predictions", progress):
         path = preds[name]
         pred, target = load_volume(path), load_volume(targets[name])
@@ -244,8 +352,12 @@ def evaluate_folders(
             mask = mask_vol.data > 0
             if not mask.any():
                 raise InputError(f"{masks[name]}: mask is empty")
-        sid = name.removesuffix(".gz").removesuffix(".nii")
-        report.per_subject[sid] = evaluate(pred.data, target.data, mask, metrics=metrics, window=window)
+        sid = name
+        try:
+            scored = (pred.data, target.data) if hu else normalised_pair(target_map, pred.data, target.data)
+        except ValueError as exc:  # a constant MR target has no percentile scale
+            raise InputError(f"{targets[name]}: {exc}") from None
+        report.per_subject[sid] = evaluate(*scored, mask, metrics=metrics, window=window, rules=rule_set, tissues=hu)
         source = None
         if source_dir:
             source_vol = load_volume(sources[name])
@@ -253,6 +365,6 @@ def evaluate_folders(
             source = source_vol.data
         rows, labels = panel_rows(source, pred.data, target.data, 2, mask)
         panel = out / f"{sid}.png"
-        _write_subject_panel(panel, rows, labels, window is not None)
+        _write_subject_panel(panel, rows, labels, hu)
         report.panels.append(panel)
     return report
