@@ -308,6 +308,77 @@ def _(env: Env) -> Case:
     return _train_case(env, data, "sub-002: t1 is there twice (t1.mha and t1.nii.gz)")
 
 
+# --- DICOM series (a folder of slice files) --------------------------------------------------------------------------
+
+
+def _series(env: Env, name: str = "series", **damage: object) -> Path:
+    """The good T1 volume as an MR DICOM series in ``in/<name>/``, damaged as asked (see ``dicom_series``)."""
+    from dicom_series import write_series
+
+    from pix2gan.io import load_volume
+
+    volume = load_volume(env.fixture("tiny_data") / "sub-001" / "t1.nii.gz")
+    folder = env.folder("in") / name
+    write_series(folder, volume.data, volume.affine, modality="MR", **damage)  # type: ignore[arg-type]
+    return folder
+
+
+@case("translate-dicom-several-series")
+def _(env: Env) -> Case:
+    folder = _series(env, series_uid="1.2.826.0.1.3680043.8.498.1")
+    _series(env, series_uid="1.2.826.0.1.3680043.8.498.2", prefix="b")
+    return _translate_case(env, folder, "holds 2 DICOM series", "1.2.826.0.1.3680043.8.498.2", "--series UID")
+
+
+@case("translate-dicom-unknown-series")
+def _(env: Env) -> Case:
+    folder = _series(env)
+    return Case(env.translate(folder, "--series", "1.2.3.4"), ("series: no series 1.2.3.4 here",), [env.folder("out")])
+
+
+@case("translate-dicom-missing-slice")
+def _(env: Env) -> Case:
+    return _translate_case(env, _series(env, drop=4), "uneven slice spacing", "a missing slice?")
+
+
+@case("translate-dicom-duplicated-slice")
+def _(env: Env) -> Case:
+    return _translate_case(env, _series(env, duplicate=3), "duplicated slice", "lie at the same position")
+
+
+@case("translate-dicom-localiser")
+def _(env: Env) -> Case:
+    return _translate_case(env, _series(env, localiser=True), "mixed orientations", "scout.dcm", "localiser")
+
+
+@case("translate-dicom-undecodable-syntax")
+def _(env: Env) -> Case:
+    from dicom_series import HTJ2KLossless
+
+    return _translate_case(env, _series(env, transfer_syntax=HTJ2KLossless), "High-Throughput JPEG 2000", "cannot be decoded here")
+
+
+@case("translate-dicom-truncated-file")
+def _(env: Env) -> Case:
+    folder = _series(env)
+    victim = sorted(folder.iterdir())[2]
+    victim.write_bytes(victim.read_bytes()[:-100])
+    return _translate_case(env, folder, f"file {victim.name} is truncated")
+
+
+@case("train-dicom-subject-missing-slice")
+def _(env: Env) -> Case:
+    from dicom_series import write_series
+
+    from pix2gan.io import load_volume
+
+    data = env.data()
+    volume = load_volume(data / "sub-002" / "t1.nii.gz")
+    (data / "sub-002" / "t1.nii.gz").unlink()
+    write_series(data / "sub-002" / "t1", volume.data, volume.affine, modality="MR", drop=5)
+    return _train_case(env, data, "sub-002/t1: uneven slice spacing")
+
+
 # --- paired data sets: subjects that do not fit together ------------------------------------------------------------
 
 

@@ -167,3 +167,50 @@ def test_synthrad2025_mha_layout_trains_and_scores(tmp_path, tiny_data):
     assert code == 0, out
     written = tmp_path / "pred" / f"{test_subject}.mha"
     _same_geometry(sitk.ReadImage(str(data / test_subject / "mr.mha")), sitk.ReadImage(str(written)))
+
+
+# --- DICOM series through the CLI ------------------------------------------------------------------------------------
+
+
+def test_translate_dicom_series_writes_a_derived_series(tmp_path, tiny_data, tiny_run):
+    import pydicom
+    from dicom_series import oblique_affine as dicom_oblique
+    from dicom_series import write_series
+
+    t1 = load_volume(tiny_data / "sub-001" / "t1.nii.gz")
+    study, frame = "1.2.826.0.1.3680043.8.498.77", "1.2.826.0.1.3680043.8.498.78"
+    source_files = write_series(tmp_path / "scan", t1.data[:, :31], dicom_oblique(), modality="MR", study_uid=study,
+                                frame_uid=frame, series_uid="1.2.826.0.1.3680043.8.498.79")  # fmt: skip
+    write_series(tmp_path / "scan", t1.data[:, :31], dicom_oblique(), modality="MR", study_uid=study, frame_uid=frame,
+                 series_uid="1.2.826.0.1.3680043.8.498.80", prefix="z")  # a second series in the folder  # fmt: skip
+    code, out = _cli("translate", tmp_path / "scan", "--run", tiny_run, "--device", "cpu", "--series",
+                     "1.2.826.0.1.3680043.8.498.79")  # fmt: skip
+    assert code == 0, out
+    derived = tmp_path / "scan_ct"
+    files = sorted(derived.iterdir())
+    assert len(files) == len(source_files) == t1.shape[2]
+    # pydicom: the same patient, study, frame of reference and slice geometry; a new series of CT slices
+    sources = sorted((pydicom.dcmread(f, stop_before_pixels=True) for f in source_files), key=lambda d: d.InstanceNumber)
+    written = sorted((pydicom.dcmread(f) for f in files), key=lambda d: d.InstanceNumber)
+    assert len({d.SeriesInstanceUID for d in written}) == 1 and written[0].SeriesInstanceUID != sources[0].SeriesInstanceUID
+    assert len({d.SOPInstanceUID for d in written} | {d.SOPInstanceUID for d in sources}) == 2 * len(files)
+    for src, dst in zip(sources, written):
+        assert (dst.PatientID, dst.StudyInstanceUID, dst.FrameOfReferenceUID) == (src.PatientID, study, frame)
+        assert dst.Modality == "CT" and list(dst.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        assert "pix2gan" in dst.SeriesDescription
+        assert dst.ImagePositionPatient == src.ImagePositionPatient
+        assert dst.ImageOrientationPatient == src.ImageOrientationPatient and dst.PixelSpacing == src.PixelSpacing
+        assert dst.pixel_array.dtype == np.int16 and float(dst.RescaleSlope) == 1.0
+    # SimpleITK reads the derived series back onto the source's grid
+    read = lambda fs: sitk.ReadImage([str(f) for f in fs])  # noqa: E731
+    ordered = lambda fs: sorted(fs, key=lambda f: int(pydicom.dcmread(f, stop_before_pixels=True).InstanceNumber))  # noqa: E731
+    _same_geometry(read(ordered(source_files)), read(ordered(files)))
+    # the voxels: HU rounded to integers, equal to translating the same volume as NIfTI
+    series = load_volume(tmp_path / "scan", series="1.2.826.0.1.3680043.8.498.79")
+    save_like(tmp_path / "same.nii.gz", series.data, series)
+    code, out = _cli("translate", tmp_path / "same.nii.gz", "--run", tiny_run, "--device", "cpu")
+    assert code == 0, out
+    expected = np.rint(load_volume(tmp_path / "same_ct.nii.gz").data)  # HU as int16, slope 1
+    back = load_volume(derived)
+    np.testing.assert_array_equal(back.data, expected)
+    np.testing.assert_allclose(back.affine, series.affine, rtol=0, atol=1e-6)
