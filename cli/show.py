@@ -48,10 +48,16 @@ def print_gan_report(console: Console, err: Console, report: GanEvalReport, titl
         err.print(f"samples: {grid}", highlight=False, soft_wrap=True)
 
 
-def fmt(metric: str, value: float) -> str:
+def fmt(metric: str, value: float, data_range: float | None = None) -> str:
+    """A figure as the table shows it; MAEs of a small data range (MR targets in [-1, 1]) with 4 decimals.
+
+    Example:
+        >>> fmt("mae", 48.0912), fmt("mae", 0.08153, data_range=2.0), fmt("ssim", 0.97904), fmt("mae_bone", float("nan"))
+        ('48.09', '0.0815', '0.9790', '–')
+    """
     if value != value:  # nan: a tissue class absent from a subject, a constant uncertainty map
         return "–"
-    if metric == "ssim":
+    if metric == "ssim" or (metric.startswith("mae") and data_range is not None and data_range <= 10):
         return f"{value:.4f}"
     return f"{value:.3f}" if metric == "std_error_spearman" else f"{value:.2f}"
 
@@ -88,8 +94,10 @@ def rules_line(report: EvalReport) -> str:
     return f"{line}; SSIM column: masked {rules.structural_name}"
 
 
-def _mean_std(metric: str, mean: float, std: float) -> str:
-    return fmt(metric, mean) if mean != mean else f"{fmt(metric, mean)} ± {fmt(metric, std)}"
+def _mean_std(metric: str, mean: float, std: float, data_range: float | None = None) -> str:
+    if mean != mean:
+        return fmt(metric, mean)
+    return f"{fmt(metric, mean, data_range)} ± {fmt(metric, std, data_range)}"
 
 
 def _paired_table(report: EvalReport, title: str, columns: dict[str, str]) -> Table:
@@ -98,15 +106,15 @@ def _paired_table(report: EvalReport, title: str, columns: dict[str, str]) -> Ta
     for header in columns.values():
         table.add_column(header, justify="right")
     for sid, row in report.per_subject.items():
-        table.add_row(sid, *(fmt(m, row.get(m, NAN)) for m in columns))
-    mean, std = report.mean, report.std
+        table.add_row(sid, *(fmt(m, row.get(m, NAN), report.data_range) for m in columns))
+    mean, std, dr = report.mean, report.std, report.data_range
     table.add_section()
-    table.add_row("[bold]mean ± std", *(f"[bold]{_mean_std(m, mean.get(m, NAN), std.get(m, NAN))}" for m in columns))
+    table.add_row("[bold]mean ± std", *(f"[bold]{_mean_std(m, mean.get(m, NAN), std.get(m, NAN), dr)}" for m in columns))
     if report.baseline_per_subject:
         bmean, bstd = summarise(report.baseline_per_subject)
         table.add_row(
             "[dim]lookup-table baseline",
-            *(f"[dim]{_mean_std(m, bmean.get(m, NAN), bstd.get(m, NAN))}" for m in columns),
+            *(f"[dim]{_mean_std(m, bmean.get(m, NAN), bstd.get(m, NAN), dr)}" for m in columns),
         )
     return table
 

@@ -304,11 +304,12 @@ class Ensemble:
         in_place = out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
         result = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
         dst = self.config.data.dst
-        describe = f"pix2gan {dst} ({', '.join(m.name for m in self.members)})"
-        save_like(out_path, result.image, source, dtype=out_dtype, overwrite=overwrite, describe=describe, modality=dst)
+        models = ", ".join(m.name for m in self.members)
+        save_like(out_path, result.image, source, dtype=out_dtype, overwrite=overwrite,
+                  describe=f"pix2gan {dst} ({models})", modality=dst)  # fmt: skip
         if uncertainty and result.std is not None:
-            save_like(targets[1], result.std, source, dtype=np.float32, overwrite=overwrite, describe=f"{describe} std",
-                      modality=f"{dst} std")  # fmt: skip
+            save_like(targets[1], result.std, source, dtype=np.float32, overwrite=overwrite,
+                      describe=f"pix2gan {dst} std ({models})", modality=f"{dst} std")  # fmt: skip
         return out_path
 
 
