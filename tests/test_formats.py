@@ -214,3 +214,37 @@ def test_translate_dicom_series_writes_a_derived_series(tmp_path, tiny_data, tin
     back = load_volume(derived)
     np.testing.assert_array_equal(back.data, expected)
     np.testing.assert_allclose(back.affine, series.affine, rtol=0, atol=1e-6)
+
+
+def test_dicom_subjects_train_and_mha_folders_score(tmp_path, tiny_data):
+    """A hospital-style set (T1 as a DICOM series folder per subject, CT and mask as NIfTI) trains; SynthRAD2025's
+    ``--pred/--target/--mask`` folders of ``.mha`` files score under its rules."""
+    from dicom_series import write_series
+
+    data = tmp_path / "hospital"
+    for subject in sorted(p for p in tiny_data.iterdir() if p.is_dir()):
+        t1 = load_volume(subject / "t1.nii.gz")
+        write_series(data / subject.name / "t1", t1.data, t1.affine, modality="MR")
+        for name in ("ct", "mask"):
+            (data / subject.name / f"{name}.nii.gz").write_bytes((subject / f"{name}.nii.gz").read_bytes())
+    run = tmp_path / "run"
+    code, out = _cli("train", "--data", data, "--src", "t1", "--dst", "ct", "--run-dir", run, *TINY)
+    assert code == 0, out
+    test_subject = json.loads((run / "split.json").read_text())["test"][0]
+    code, out = _cli("translate", data / test_subject, "--run", run, "--device", "cpu", "-o", tmp_path / "pred")
+    assert code == 0, out
+    assert (tmp_path / "pred" / test_subject).is_dir()  # the subject's T1 series gives a derived series
+
+    folders = {name: tmp_path / name for name in ("p", "t", "m")}
+    for sid in ("a", "b"):
+        ct = load_volume(tiny_data / "sub-001" / "ct.nii.gz")
+        mask = load_volume(tiny_data / "sub-001" / "mask.nii.gz")
+        save_like(folders["t"] / f"{sid}.mha", ct.data, ct, dtype=np.int16)
+        save_like(folders["p"] / f"{sid}.mha", ct.data + 10.0, ct)
+        save_like(folders["m"] / f"{sid}.mha", mask.data, mask, dtype=np.int16)
+    code, out = _cli("eval", "--pred", folders["p"], "--target", folders["t"], "--mask", folders["m"], "--rules",
+                     "synthrad2025", "--json", tmp_path / "e.json")  # fmt: skip
+    assert code == 0, out
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert sorted(report["per_subject"]) == ["a", "b"]
+    assert report["per_subject"]["a"]["mae"] == pytest.approx(10.0)
