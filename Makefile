@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@# CPU machines: install the local CPU build of torch first, so nothing pulls GBs of CUDA wheels
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,onnx,tensorboard]"
 	@touch $@
 
 setup: $(VENV)/.installed
