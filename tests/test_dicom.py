@@ -17,7 +17,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 
 from pix2gan.data.phantom import make_subject
 from pix2gan.errors import InputError
-from pix2gan.io import dicom, dicom_write
+from pix2gan.io import dicom_write
 from pix2gan.io.dicom import DicomSeries, is_dicom_file, read, write
 from pix2gan.io.volume import Volume, is_dicom_folder, load_volume, save_like
 
