@@ -15,7 +15,7 @@ predictions -- planes, the left-right mirrored volume for test-time augmentation
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +78,7 @@ class Translator:
         tta: bool | None = None,
         fusion: str | None = None,
         name: str = "",
+        multiple: int | None = None,
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.dtype = resolve_precision(precision, self.device)  # auto: bf16 on GPUs that have it, fp32 on CPU
@@ -86,7 +87,7 @@ class Translator:
         self.src_map = src_map
         self.dst_map = dst_map
         self.batch_size = batch_size
-        self.multiple = padding_multiple(config)
+        self.multiple = padding_multiple(config) if multiple is None else multiple  # an export stores its own
         self.tta = config.infer.tta if tta is None else tta
         self.fusion = config.infer.fusion if fusion is None else fusion
         if self.fusion not in FUSIONS:
@@ -105,6 +106,20 @@ class Translator:
             ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
         return cls(ckpt.generator(), ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device),
                    batch_size=batch_size, precision=precision, tta=tta, fusion=fusion, name=str(ckpt.path))  # fmt: skip
+
+    @classmethod
+    def from_exported(
+        cls, path: str | Path, *, device: str = "auto", batch_size: int = 16, tta: bool | None = None,
+        fusion: str | None = None,
+    ) -> Translator:  # fmt: skip
+        """An exported generator (``.onnx`` or ``.pt2``, see :mod:`pix2gan.infer.export`) with the configuration and
+        intensity maps stored in it, translating through the same streaming path as a checkpoint; it runs in fp32."""
+        from pix2gan.infer.exported import load_exported
+
+        model = load_exported(path, device=device)
+        meta = model.metadata
+        return cls(model.generator, meta.config, meta.src_map, meta.dst_map, device=model.device, batch_size=batch_size,
+                   precision="fp32", tta=tta, fusion=fusion, name=str(model.path), multiple=meta.multiple)  # fmt: skip
 
     @property
     def slice_axis(self) -> int:
@@ -315,16 +330,18 @@ class Ensemble:
 
 def load_ensemble(
     runs: list[Path], checkpoints: list[Path], *, device: str = "auto", batch_size: int = 16, precision: str = "auto",
-    tta: bool | None = None, fusion: str | None = None,
+    tta: bool | None = None, fusion: str | None = None, models: Sequence[Path] = (),
 ) -> Ensemble:  # fmt: skip
-    """The models of ``runs`` (each its best checkpoint) and ``checkpoints``, as one :class:`Ensemble` (the newest run
-    under ``./runs`` when both are empty). ``tta`` / ``fusion`` override what the models recommend."""
+    """The models of ``runs`` (each its best checkpoint), ``checkpoints`` and exported ``models`` (``.onnx`` /
+    ``.pt2``, one member each, fp32 whatever ``precision`` says), as one :class:`Ensemble` (the newest run under
+    ``$PIX2GAN_RUNS``, else ``./runs``, when all are empty). ``tta`` / ``fusion`` override what the models recommend."""
     from pix2gan.runs import resolve_checkpoint
 
     paths = [resolve_checkpoint(run, None) for run in runs] + [resolve_checkpoint(None, c) for c in checkpoints]
-    paths = paths or [resolve_checkpoint(None, None)]
+    paths = paths or ([] if models else [resolve_checkpoint(None, None)])
     members = [Translator.from_checkpoint(load_checkpoint(p, expect_mode=Mode.PAIRED), device=device, batch_size=batch_size,
                                           precision=precision, tta=tta, fusion=fusion) for p in paths]  # fmt: skip
+    members += [Translator.from_exported(m, device=device, batch_size=batch_size, tta=tta, fusion=fusion) for m in models]
     return Ensemble(members, fusion=fusion)
 
 

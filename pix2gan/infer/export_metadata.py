@@ -1,0 +1,162 @@
+"""What an exported generator carries besides its weights: everything ``translate`` needs to use it as trained.
+
+An export (:mod:`pix2gan.infer.export`) stores flat string properties: ONNX ``metadata_props``, and the same
+dictionary as ``pix2gan.json`` among the extra files of a ``.pt2`` archive. Every key starts with ``pix2gan.``;
+values are strings, JSON where structured:
+
+* ``pix2gan.format``: ``pix2gan-export``; ``pix2gan.format_version``: ``1`` (a loader refuses a newer one);
+* ``pix2gan.version``: the pix2gan version that wrote it (another major version is refused);
+* ``pix2gan.config``: the run's :class:`~pix2gan.config.RunConfig` as JSON (modalities, slice axis / planes,
+  context K, architecture; ``infer``: the recommended TTA and fusion);
+* ``pix2gan.intensity``: ``{"src": map, "dst": map}``, the checkpoint's intensity maps
+  (:meth:`~pix2gan.data.intensity.IntensityMap.to_dict`: kind, HU window, percentiles, and the reference scale a
+  percentile output is mapped back with);
+* ``pix2gan.padding_multiple``: the input's height and width must be multiples of it (pad with -1, crop back);
+* ``pix2gan.input`` / ``pix2gan.output``: name, layout, dtype, shape and range of the network's tensors;
+* ``pix2gan.source``: the checkpoint it came from (file name, epoch, step); ``pix2gan.exporter``: how it was
+  made (torch version, ``torch.export``, ONNX opset).
+
+Example:
+    >>> from pix2gan.data.intensity import intensity_maps
+    >>> cfg = RunConfig()
+    >>> meta = ExportMetadata(cfg, *intensity_maps(cfg.data), multiple=32)
+    >>> props = meta.to_props()
+    >>> props["pix2gan.padding_multiple"], json.loads(props["pix2gan.input"])["shape"]
+    ('32', ['batch', 1, 'height', 'width'])
+    >>> ExportMetadata.from_props("model.onnx", props) == meta
+    True
+    >>> ExportMetadata.from_props("model.onnx", {})
+    Traceback (most recent call last):
+    pix2gan.errors.InputError: model.onnx: not a pix2gan export (no pix2gan metadata)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pix2gan
+from pix2gan.config import RunConfig
+from pix2gan.data.intensity import IntensityMap
+from pix2gan.errors import InputError
+
+__all__ = ["EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "INPUT_NAME", "OUTPUT_NAME", "ExportMetadata"]
+
+EXPORT_FORMAT = "pix2gan-export"
+EXPORT_FORMAT_VERSION = 1
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+_KEYS = ("format", "format_version", "version", "config", "intensity", "padding_multiple", "input", "output")
+
+
+@dataclass(frozen=True)
+class ExportMetadata:
+    """The configuration, intensity maps and shape rule of an exported paired generator.
+
+    Args:
+        config: the run's configuration (as in its checkpoint).
+        src_map / dst_map: the intensity maps of the checkpoint (``dst_map`` with its reference scale).
+        multiple: the generator's padding multiple (:func:`pix2gan.nets.padding_multiple`).
+        version: the pix2gan version that exported it.
+        source: where it came from (checkpoint file name, epoch, step).
+        exporter: how it was made (torch version, opset).
+    """
+
+    config: RunConfig
+    src_map: IntensityMap
+    dst_map: IntensityMap
+    multiple: int
+    version: str = pix2gan.__version__
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+    exporter: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def in_channels(self) -> int:
+        """2K + 1 source slices (times the modality's channels) per input."""
+        return self.config.generator_model.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.config.generator_model.out_channels
+
+    def shape_rule(self) -> str:
+        """The tensors' shapes in words, e.g. ``input (batch, 5, 8h, 8w) float32 in [-1, 1] -> output (batch, 1, 8h, 8w)``."""
+        m = self.multiple
+        return (f"{INPUT_NAME} (batch, {self.in_channels}, {m}h, {m}w) float32 in [-1, 1] -> "
+                f"{OUTPUT_NAME} (batch, {self.out_channels}, {m}h, {m}w)")  # fmt: skip
+
+    def describe(self) -> str:
+        """One line: modalities, architecture, slicing and the recommended inference."""
+        dc, infer = self.config.data, self.config.infer
+        planes = "+".join(dc.planes) if dc.planes else f"axis {dc.slice_axis}"
+        return (f"{dc.src} -> {dc.dst}, {self.config.model.generator}, {planes}, {2 * dc.context + 1}-slice input, "
+                f"{'flip TTA, ' if infer.tta else ''}{infer.fusion} fusion; intensity {_words(self.src_map)} -> "
+                f"{_words(self.dst_map)}; pix2gan {self.version}")  # fmt: skip
+
+    def to_props(self) -> dict[str, str]:
+        """The flat ``pix2gan.*`` string properties stored in the file."""
+        dc = self.config.data
+        tensor = {"layout": "NCHW", "dtype": "float32", "range": [-1.0, 1.0]}
+        props: dict[str, Any] = {
+            "format": EXPORT_FORMAT,
+            "format_version": str(EXPORT_FORMAT_VERSION),
+            "version": self.version,
+            "config": self.config.to_dict(),
+            "intensity": {"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()},
+            "padding_multiple": str(self.multiple),
+            "input": {"name": INPUT_NAME, **tensor, "shape": ["batch", self.in_channels, "height", "width"],
+                      "channels": f"slices k-{dc.context} .. k+{dc.context} along the slice axis (ends repeated), "
+                                  f"{dc.src} mapped to [-1, 1] by intensity.src",
+                      "rule": f"height and width multiples of {self.multiple}: pad with -1 and crop the output back"},
+            "output": {"name": OUTPUT_NAME, **tensor, "shape": ["batch", self.out_channels, "height", "width"],
+                       "channels": f"slice k of {dc.dst}, mapped back to physical units by intensity.dst"},
+            "source": self.source,
+            "exporter": self.exporter,
+        }  # fmt: skip
+        return {f"pix2gan.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in props.items()}
+
+    @classmethod
+    def from_props(cls, path: str | Path, props: dict[str, str]) -> ExportMetadata:
+        """Parse and check the properties of the file at ``path``.
+
+        Raises:
+            InputError: naming ``path``: no pix2gan metadata, a newer export format, another pix2gan major version,
+                or damaged values.
+        """
+        if props.get("pix2gan.format") != EXPORT_FORMAT:
+            raise InputError(f"{path}: not a pix2gan export (no pix2gan metadata)")
+        missing = [k for k in _KEYS if f"pix2gan.{k}" not in props]
+        if missing:
+            raise InputError(f"{path}: incomplete pix2gan metadata (missing {', '.join(missing)})")
+        version = props["pix2gan.version"]
+        if version.split(".")[0] != pix2gan.__version__.split(".")[0]:
+            raise InputError(f"{path}: exported by pix2gan {version}, another major version than this pix2gan "
+                             f"{pix2gan.__version__}; export it again with this version")  # fmt: skip
+        try:
+            fmt = int(props["pix2gan.format_version"])
+            if fmt > EXPORT_FORMAT_VERSION:
+                raise InputError(f"{path}: export format {fmt} is newer than this pix2gan understands "
+                                 f"({EXPORT_FORMAT_VERSION}); upgrade")  # fmt: skip
+            config = RunConfig.from_dict(json.loads(props["pix2gan.config"]))
+            intensity = json.loads(props["pix2gan.intensity"])
+            src_map, dst_map = IntensityMap.from_dict(intensity["src"]), IntensityMap.from_dict(intensity["dst"])
+            multiple = int(props["pix2gan.padding_multiple"])
+            names = json.loads(props["pix2gan.input"])["name"], json.loads(props["pix2gan.output"])["name"]
+            source = json.loads(props.get("pix2gan.source", "{}"))
+            exporter = json.loads(props.get("pix2gan.exporter", "{}"))
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{path}: damaged pix2gan metadata ({type(exc).__name__}: {exc})") from None
+        if multiple < 1 or names != (INPUT_NAME, OUTPUT_NAME):
+            raise InputError(f"{path}: damaged pix2gan metadata (padding multiple {multiple}, tensors {names})")
+        return cls(config, src_map, dst_map, multiple, version, source, exporter)
+
+
+def _words(imap: IntensityMap) -> str:
+    """An intensity map in a few words: its HU window, or its percentiles (and reference scale)."""
+    if imap.kind == "hu":
+        return f"HU [{imap.window[0]:g}, {imap.window[1]:g}]"
+    ref = "" if imap.reference is None else f", reference [{imap.reference[0]:.4g}, {imap.reference[1]:.4g}]"
+    return f"percentiles {imap.percentiles[0]:g}/{imap.percentiles[1]:g}{ref}"
