@@ -1,0 +1,427 @@
+"""The run report: one self-contained HTML page written from a run folder's files.
+
+Sections: an overview (what was trained, on what, how far, the headline figures), the evaluation (the tables of
+``pix2gan eval``, its panels or sample grids), training (loss and validation curves, the last epoch's panel or grids,
+the per-epoch figures) and the configuration (``config.json`` section by section, the subject split).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pix2gan.io import atomic_write_text, check_new_file
+from pix2gan.reporting.figures import GAN_LABELS, format_figure, gan_figure, mean_std, paired_columns, rules_line
+from pix2gan.reporting.html import cell, esc, figure, page, table
+from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
+
+__all__ = ["write_html_report", "render_html_report", "config_value", "REPORT_NAME"]
+
+REPORT_NAME = "report.html"
+
+_MODES = {"paired": "paired (pix2pix image-to-image)", "noise": "noise (GAN: noise → image)",
+          "class": "class (class-conditional GAN)"}  # fmt: skip
+_UNUSED = {"paired": "gan", "noise": "model", "class": "model"}  # the config section the mode does not use
+
+
+def write_html_report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
+    """Write the report of the run in ``run_dir`` to ``out`` (default ``RUN/report.html``, replaced); return its path.
+
+    Only the run folder's files are read (never a checkpoint), and the page is written atomically.
+
+    Raises:
+        InputError: no such run folder, no readable ``config.json``, or ``out`` cannot be written.
+    """
+    run_dir = Path(run_dir)
+    target = Path(out) if out is not None else run_dir / REPORT_NAME
+    text = render_html_report(run_dir)
+    check_new_file(target, overwrite=True)
+    atomic_write_text(target, text)
+    return target
+
+
+def render_html_report(run_dir: str | Path) -> str:
+    """The report of the run in ``run_dir`` as one HTML document (images embedded, no external reference)."""
+    run = read_run(Path(run_dir))
+    sections = [("overview", "Overview", _overview(run)), ("evaluation", "Evaluation", _evaluation(run)),
+                ("training", "Training", _training(run))]  # fmt: skip
+    samples = _samples(run)
+    if samples:
+        sections.append(("samples", "Samples", samples))
+    sections.append(("configuration", "Configuration", _configuration(run)))
+    body = "\n".join(f'<section id="{a}"><h2>{esc(label)}</h2>\n{content}</section>' for a, label, content in sections)
+    data = run.section("data")
+    what = f"{data.get('src')} → {data.get('dst')}" if run.mode == "paired" else f"images of {data.get('root')}"
+    subtitle = f"{_MODES.get(run.mode, run.mode)} · {what} · {_span(run)}"
+    footer = (f"pix2gan report, written {_when(time.time())} from the files of {run.root.resolve()} "
+              "(no checkpoint was read)")  # fmt: skip
+    return page(f"pix2gan report: {run.root.name}", run.root.name, subtitle, [(a, label) for a, label, _ in sections],
+                body, footer)  # fmt: skip
+
+
+# --- small helpers --------------------------------------------------------------------------------------------------
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t is not None else "?"
+
+
+def _span(run: RunFiles) -> str:
+    start, end = run.started, run.last_written
+    if start is None:
+        return ""
+    if end is None or _when(end) == _when(start):
+        return f"trained {_when(start)}"
+    return f"trained {_when(start)} – {_when(end)}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def _rel(run: RunFiles, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(run.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _stats(items: list[tuple[str, str]]) -> str:
+    cards = "".join(f'<div class="stat"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div></div>'
+                    for k, v in items)  # fmt: skip
+    return f'<div class="stats">{cards}</div>' if cards else ""
+
+
+def _paired_unit(doc: dict[str, Any]) -> str:
+    return " HU" if str((doc.get("rules") or {}).get("space", "")).startswith("HU") else ""
+
+
+def _data_range(doc: dict[str, Any]) -> float | None:
+    value = (doc.get("rules") or {}).get("data_range")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _eval_title(ev: EvalFile) -> str:
+    if ev.kind == "gan":
+        return f"{ev.doc.get('mode', 'generative')} mode: generated vs real images"
+    return f"{ev.split} subjects" if ev.split else ev.path.name
+
+
+# --- overview -------------------------------------------------------------------------------------------------------
+
+
+def _best_epoch(run: RunFiles) -> dict[str, str] | None:
+    scored = [row for row in run.epochs if _number(row.get("val_mae")) is not None]
+    return min(scored, key=lambda row: _number(row["val_mae"])) if scored else None  # type: ignore[arg-type,return-value]
+
+
+def _headline(run: RunFiles) -> list[tuple[str, str]]:
+    items: list[tuple[str, str]] = []
+    train = run.section("train")
+    items.append(("epochs trained", f"{len(run.epochs)} / {train.get('epochs', '?')}"))
+    seconds = sum(_number(row.get("seconds")) or 0.0 for row in run.epochs)
+    if seconds:
+        items.append(("training time (steps and validation)", _duration(seconds)))
+    best = _best_epoch(run)
+    if best is not None:
+        unit = " (HU)" if run.section("data").get("dst_intensity") == "hu" else ""
+        items.append((f"best validation MAE{unit}, epoch {best['epoch']}", format_figure("mae", _number(best["val_mae"]))))
+    for ev in run.evals[:1]:
+        doc = ev.doc
+        if ev.kind == "paired":
+            dr, label = _data_range(doc), ev.split or ev.path.name
+            mean, std = doc.get("mean") or {}, doc.get("std") or {}
+            columns = paired_columns(doc)
+            for key in ("mae", "psnr", "ssim"):
+                if key in mean:
+                    items.append((f"{label} {columns[key]}, mean ± std", mean_std(key, mean[key], std.get(key), dr)))
+            base = (doc.get("baseline") or {}).get("mean") or {}
+            if "mae" in base:
+                items.append((f"lookup-table baseline {columns['mae']}", format_figure("mae", base["mae"], dr)))
+        else:
+            for key in ("class_consistency", "frechet_distance", "diversity_ratio"):
+                if key in doc["metrics"]:
+                    items.append((GAN_LABELS.get(key, key), gan_figure(key, doc["metrics"][key])))
+    return items
+
+
+def _overview(run: RunFiles) -> str:
+    data, train = run.section("data"), run.section("train")
+    rows: list[tuple[str, str]] = [("run folder", str(run.root.resolve())), ("mode", _MODES.get(run.mode, run.mode))]
+    if run.mode == "paired":
+        model = run.section("model")
+        rows.append(("translation", f"{data.get('src')} → {data.get('dst')} (mask: {data.get('mask') or 'none'})"))
+        rows.append(("data", str(data.get("root"))))
+        planes = ", ".join(data.get("planes") or []) or f"array axis {data.get('slice_axis')}"
+        rows.append(("slices", f"planes: {planes}; context: {data.get('context')} slice(s) on each side"))
+        rows.append(("networks", f"{model.get('generator')} generator (depth {model.get('depth')}, "
+                                 f"{model.get('base_filters')} filters), {model.get('discriminator')} discriminator "
+                                 f"({model.get('disc_layers')} layers, {model.get('disc_filters')} filters)"))  # fmt: skip
+        losses = f"GAN loss {train.get('gan_loss')}, λ L1 {train.get('lambda_l1')}"
+        if train.get("mask_weight") is not None:
+            losses += f" (mask weight {train.get('mask_weight')})"
+        if train.get("lambda_ssim"):
+            losses += f", λ SSIM {train.get('lambda_ssim')}"
+        rows.append(("losses", losses))
+    else:
+        gan = run.section("gan")
+        rows.append(("data", str(data.get("root"))))
+        classes = f", {gan.get('num_classes')} classes" if run.mode == "class" else ""
+        rows.append(("networks", f"{gan.get('generator')} generator, {gan.get('discriminator')} discriminator; "
+                                 f"latent {gan.get('latent_dim')}, images {gan.get('channels')} × "
+                                 f"{gan.get('image_size')}²{classes}"))  # fmt: skip
+    last_step = run.epochs[-1].get("step") if run.epochs else None
+    rows.append(("training", f"{len(run.epochs)} of {train.get('epochs')} epochs ({last_step or 0} steps), batch "
+                             f"{train.get('batch_size')}, lr {train.get('lr')}, device {train.get('device')}, "
+                             f"precision {train.get('precision')}"))  # fmt: skip
+    if run.split is not None:
+        rows.append(("subjects", " · ".join(f"{len(ids)} {name}" for name, ids in run.split.items())))
+    rows.append(("started", _when(run.started)))
+    rows.append(("last written", _when(run.last_written)))
+    links = []
+    for link in (run.layout.latest, run.layout.best):
+        name = run.checkpoint_name(link)
+        if name is not None:
+            links.append(f"{link.name} = {name}" if name != link.name else link.name)
+    rows.append(("checkpoints", ", ".join(links) or "none yet"))
+    if run.evals:
+        rows.append(("evaluated", "; ".join(f"{_rel(run, e.path)} ({_when(run.mtime(e.path))})" for e in run.evals)))
+    notes = "".join(f'<p class="warn">{esc(n)}</p>' for n in run.notes)
+    return _stats(_headline(run)) + table(None, [[cell(k, head=True), v] for k, v in rows], cls="glance") + notes
+
+
+# --- evaluation -----------------------------------------------------------------------------------------------------
+
+
+def _evaluation(run: RunFiles) -> str:
+    if not run.evals:
+        parts = [f'<p class="empty">not evaluated yet: pix2gan eval --run {esc(run.root)}</p>']
+        loose = sorted(run.root.glob("eval/*/*.png")) + sorted(run.root.glob("eval/*.png"))
+        if loose:
+            parts.append('<p class="note">Images an earlier evaluation left (its figures were not kept):</p>')
+            parts.append(_figures([(p, _rel(run, p)) for p in loose]))
+        return "\n".join(parts)
+    latest = run.mtime(run.layout.latest)
+    parts = []
+    for ev in run.evals:
+        written = run.mtime(ev.path)
+        parts.append(f"<h3>{esc(_eval_title(ev))}</h3>")
+        parts.append(f'<p class="note">{esc(_rel(run, ev.path))}, written {esc(_when(written))}</p>')
+        if latest is not None and written is not None and latest > written + 1:
+            parts.append(f'<p class="warn">The run has trained since this evaluation (latest checkpoint '
+                         f"{esc(_when(latest))}): pix2gan eval --run {esc(run.root)} scores it again.</p>")  # fmt: skip
+        parts.append(_paired_eval(run, ev) if ev.kind == "paired" else _gan_eval(run, ev))
+    return "\n".join(parts)
+
+
+def _paired_table(doc: dict[str, Any], per_subject: dict[str, dict[str, Any]], summary: dict[str, Any],
+                  columns: dict[str, str], id: str, mean_label: str) -> str:  # noqa: A002  # fmt: skip
+    dr = _data_range(doc)
+    header = [cell("subject"), *(cell(h, num=True, key=k) for k, h in columns.items())]
+    rows = [[cell(sid, head=True, key=sid), *(cell(format_figure(k, row.get(k), dr), num=True) for k in columns)]
+            for sid, row in per_subject.items()]  # fmt: skip
+    mean, std = summary.get("mean") or {}, summary.get("std") or {}
+    foot = [("mean", [cell(mean_label, head=True, key="mean"),
+                      *(cell(mean_std(k, mean.get(k), std.get(k), dr), num=True) for k in columns)])]  # fmt: skip
+    if "median" in summary:
+        med, q1, q3 = summary.get("median") or {}, summary.get("q1") or {}, summary.get("q3") or {}
+        foot.append(("median", [cell("median", head=True, key="median"),
+                                *(cell(format_figure(k, med.get(k), dr), num=True) for k in columns)]))
+        foot.append(("quartiles", [cell("quartiles q1 – q3", head=True, key="quartiles"), *(cell(
+            f"{format_figure(k, q1.get(k), dr)} – {format_figure(k, q3.get(k), dr)}" if q1.get(k) is not None else "–",
+            num=True) for k in columns)]))  # fmt: skip
+    base = doc.get("baseline") or {}
+    if base and summary is doc:
+        bmean, bstd = base.get("mean") or {}, base.get("std") or {}
+        foot.append(("baseline", [cell("lookup-table baseline", head=True, key="baseline"),
+                                  *(cell(mean_std(k, bmean.get(k), bstd.get(k), dr), num=True) for k in columns)]))
+    return '<div class="scroll">' + table(header, rows, foot=foot, id=id, cls="eval") + "</div>"
+
+
+def _paired_eval(run: RunFiles, ev: EvalFile) -> str:
+    doc = ev.doc
+    columns = paired_columns(doc)
+    name = ev.split or ev.path.stem
+    parts = [_paired_table(doc, doc["per_subject"], doc, columns, f"eval-{name}", "mean ± std")]
+    parts.append(f'<p class="note">{esc(rules_line(doc))}</p>')
+    source = (doc.get("rules") or {}).get("source")
+    if source:
+        parts.append(f'<p class="note">metrics as computed by {esc(source)}; mean and std over subjects '
+                     "(population std), quartiles by linear interpolation</p>")  # fmt: skip
+    base = doc.get("baseline") or {}
+    if isinstance(base.get("per_subject"), dict) and base["per_subject"]:
+        parts.append(f"<details><summary>lookup-table baseline per subject ({esc(base.get('method', ''))})</summary>")
+        parts.append(_paired_table(doc, base["per_subject"], base, columns, f"baseline-{name}", "mean ± std"))
+        parts.append("</details>")
+    panels = _subject_panels(run, ev)
+    if panels:
+        titles = "source | prediction | target | |error|"
+        parts.append(f'<p class="note">Per subject: three slices (25 %, 50 %, 75 % of the body along the slice axis), '
+                     f"{esc(titles)}.</p>")  # fmt: skip
+        unit, dr = _paired_unit(doc), _data_range(doc)
+        parts.append(_figures([(p, f"{sid}: MAE {format_figure('mae', doc['per_subject'][sid].get('mae'), dr)}{unit}"
+                                f" ({_rel(run, p)})") for sid, p in panels]))  # fmt: skip
+    else:
+        parts.append('<p class="note">No subject panels in the run folder (evaluated with --out elsewhere?).</p>')
+    return "\n".join(parts)
+
+
+def _subject_panels(run: RunFiles, ev: EvalFile) -> list[tuple[str, Path]]:
+    """(subject, panel PNG) of the subjects an evaluation scored, from its split's folder or any ``eval/*/``."""
+    out = []
+    for sid in ev.doc["per_subject"]:
+        candidates = [run.root / "eval" / ev.split / f"{sid}.png"] if ev.split else []
+        candidates += [ev.path.parent / f"{sid}.png", *sorted(run.root.glob(f"eval/*/{_glob_escape(sid)}.png"))]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is not None:
+            out.append((sid, found))
+    return out
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _gan_eval(run: RunFiles, ev: EvalFile) -> str:
+    doc = ev.doc
+    rows = [[cell(GAN_LABELS.get(k, k), head=True, key=k), cell(gan_figure(k, v), num=True)]
+            for k, v in doc["metrics"].items()]  # fmt: skip
+    tables = [table([cell("figure"), cell("value", num=True)], rows, id="eval-gan", cls="eval")]
+    per_class = doc.get("per_class") or {}
+    if per_class:
+        rows = [[cell(name, head=True, key=name), cell(gan_figure("class_consistency", v), num=True)]
+                for name, v in per_class.items()]  # fmt: skip
+        tables.append(table([cell("class"), cell("consistency", num=True)], rows, id="eval-per-class", cls="eval"))
+    for name in doc.get("grids") or []:
+        path = Path(str(name))
+        path = path if path.is_file() else run.root / "eval" / path.name  # the run folder may have moved
+        tables.append(figure(path, f"samples the evaluation drew ({_rel(run, path)})"))
+    parts = ['<div class="side">' + "".join(f"<div>{t}</div>" for t in tables if t) + "</div>"]
+    parts += [f'<p class="note">{esc(note)}</p>' for note in doc.get("notes") or []]
+    return "\n".join(parts)
+
+
+def _figures(items: list[tuple[Path | bytes, str]]) -> str:
+    blocks = [figure(image, caption) for image, caption in items]
+    return '<div class="figures">' + "".join(b for b in blocks if b) + "</div>" if any(blocks) else ""
+
+
+# --- training -------------------------------------------------------------------------------------------------------
+
+
+def _loss_curve(run: RunFiles) -> bytes | None:
+    """``loss_curve.png``, drawn again from the CSV logs when it is missing or older than them."""
+    layout = run.layout
+    newest_log = max((t for t in (run.mtime(layout.log), run.mtime(layout.epochs)) if t is not None), default=None)
+    curve_time = run.mtime(layout.loss_curve)
+    if curve_time is not None and (newest_log is None or curve_time >= newest_log):
+        return layout.loss_curve.read_bytes()
+    if newest_log is not None and run.log_rows:
+        from pix2gan.report import save_loss_curve
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "loss_curve.png"
+            try:
+                save_loss_curve(layout.log, path, epochs_csv=layout.epochs)
+                if path.is_file():
+                    return path.read_bytes()
+            except Exception as exc:  # noqa: BLE001  (a plot that cannot be drawn must not cost the report)
+                run.notes.append(f"loss curve not drawn again from the logs ({type(exc).__name__}: {exc})")
+    return layout.loss_curve.read_bytes() if curve_time is not None else None
+
+
+def _epoch_value(key: str, value: str) -> str:
+    number = _number(value)
+    if number is None or key in ("epoch", "step"):
+        return value
+    return f"{number:.1f}" if key == "seconds" else f"{number:.4g}"
+
+
+def _training(run: RunFiles) -> str:
+    parts = []
+    curve = _loss_curve(run)
+    if curve is not None:
+        what = "and validation MAE per epoch " if any(r.get("val_mae") for r in run.epochs) else ""
+        parts.append('<div class="wide">' + figure(curve, f"generator and discriminator losses per step (moving "
+                                                          f"average) {what}(loss_curve.png)") + "</div>")  # fmt: skip
+    else:
+        parts.append('<p class="empty">no training steps logged yet</p>')
+    panels = run.epoch_panels()
+    if panels:
+        last = panels[-1]
+        epoch = last.stem.removeprefix("epoch_").lstrip("0") or "0"
+        if run.mode == "paired":
+            items: list[tuple[Path | bytes, str]] = [(last, f"validation panel after epoch {epoch}: source | "
+                                                            f"prediction | target ({_rel(run, last)})")]  # fmt: skip
+        else:
+            items = [(p, f"samples after epoch {p.stem.removeprefix('epoch_').lstrip('0') or '0'}, fixed latent "
+                         f"vectors ({_rel(run, p)})") for p in dict.fromkeys([panels[0], last])]  # fmt: skip
+        parts.append(_figures(items))
+    if run.epochs:
+        keys = list(run.epochs[0])
+        rows = [[cell(_epoch_value(k, row.get(k) or ""), num=True) for k in keys] for row in run.epochs]
+        open_ = " open" if len(rows) <= 12 else ""
+        parts.append(f"<details{open_}><summary>figures per epoch ({len(rows)} epochs, epochs.csv)</summary>")
+        parts.append(table([cell(k, num=True, key=k) for k in keys], rows, id="epochs"))
+        parts.append("</details>")
+    return "\n".join(parts)
+
+
+def _samples(run: RunFiles) -> str:
+    folder = run.root / "samples"
+    files = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if not files:
+        return ""
+    return ('<p class="note">Drawn with pix2gan sample.</p>'
+            + _figures([(p, _rel(run, p)) for p in files]))  # fmt: skip
+
+
+# --- configuration --------------------------------------------------------------------------------------------------
+
+
+def config_value(value: Any) -> str:
+    """A configuration value as the report shows it: strings as they are, anything else as JSON.
+
+    Example:
+        >>> config_value("t1"), config_value([0.5, 99.5]), config_value(None), config_value(True)
+        ('t1', '[0.5, 99.5]', 'null', 'true')
+    """
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _configuration(run: RunFiles) -> str:
+    parts = []
+    if run.split is not None:
+        parts.append("<h3>subject split (split.json)</h3>")
+        rows = [[cell(f"{name} ({len(ids)})", head=True, key=name), cell(", ".join(ids) or "–")]
+                for name, ids in run.split.items()]  # fmt: skip
+        parts.append(table(None, rows, id="split", cls="subjects"))
+    elif run.mode != "paired":
+        parts.append('<p class="note">Noise and class runs train on every image: no subject split.</p>')
+    parts.append("<h3>config.json</h3>")
+    unused = _UNUSED.get(run.mode)
+    used, rest = [], []
+    loose = {k: v for k, v in run.config.items() if not isinstance(v, dict)}
+    sections = {k: v for k, v in run.config.items() if isinstance(v, dict)} | ({"other": loose} if loose else {})
+    for name, values in sections.items():
+        block = (f"<div><h3>{esc(name)}</h3>"
+                 + table(None, [[cell(k, head=True, key=k), config_value(v)] for k, v in values.items()],
+                         id=f"config-{name}", cls="config-table") + "</div>")  # fmt: skip
+        (rest if name == unused else used).append(block)
+    parts.append('<div class="config">' + "".join(used) + "</div>")
+    if rest:
+        parts.append(f"<details><summary>{esc(unused)}: not used by {esc(run.mode)} runs</summary>"
+                     f'<div class="config">{"".join(rest)}</div></details>')  # fmt: skip
+    return "\n".join(parts)
