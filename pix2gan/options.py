@@ -27,7 +27,8 @@ from pix2gan.config import (
     TrainConfig,
 )
 
-__all__ = ["OPTIONS", "RECOMMENDED", "REGRESSION_LR", "run_config", "option_default", "default_help", "bundled_samples"]
+__all__ = ["OPTIONS", "RECOMMENDED", "REGRESSION_LR", "run_config", "apply_options", "resolve_root", "option_default",
+           "default_help", "bundled_samples"]  # fmt: skip
 
 
 # option name of `pix2gan train` -> (section, field) it sets; options naming a network setting appear once per
@@ -84,6 +85,7 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "channels_last": (("train", "channels_last"),),
     "compile": (("train", "compile"),),
     "device_crop": (("train", "device_crop"),),
+    "tensorboard": (("train", "tensorboard"),),
     "fusion": (("infer", "fusion"),),
     "tta": (("infer", "tta"),),
 }
@@ -157,7 +159,6 @@ def run_config(mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
     if "lr" not in given and str(given.get("gan_loss", "")) == "none":
         given["lr"] = REGRESSION_LR
     sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}, "infer": {}}
-    paired = mode == Mode.PAIRED
     for name, value in given.items():
         for section, key in _targets(name, mode):
             sections[section][key] = value
@@ -165,13 +166,59 @@ def run_config(mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
         default = TrainConfig.__dataclass_fields__["betas"].default
         sections["train"]["betas"] = (given.get("beta1", default[0]), given.get("beta2", default[1]))
     data = sections["data"]
-    root = str(data.get("root", bundled_samples()))
-    data["root"] = root if not paired and root in TORCHVISION_SETS else str(Path(root).resolve())
+    data["root"] = resolve_root(data.get("root", bundled_samples()), mode)
     if data.get("mask") == "":
         data["mask"] = None
     return RunConfig(data=DataConfig(**data), model=ModelConfig(**sections["model"]),
                      train=TrainConfig(**sections["train"]), gan=GanModelConfig(**sections["gan"]),
                      infer=InferConfig(**sections["infer"]))  # fmt: skip
+
+
+def apply_options(cfg: RunConfig, **options: Any) -> RunConfig:
+    """``cfg`` with the options given (not None) set as :func:`run_config` sets them, on top of ``cfg``'s values
+    rather than the defaults: no recommendations, no learning-rate rule (``train --config RUN/config.json --epochs 9``).
+
+    A new ``src`` / ``dst`` takes the normalisation of its modality's name, as in a new run.
+
+    Example:
+        >>> cfg = apply_options(run_config("paired", src="t1", dst="ct"), dst="t2", epochs=3, beta2=0.99)
+        >>> (cfg.data.dst, cfg.data.dst_intensity.value, cfg.train.epochs, cfg.train.lr, cfg.train.betas)
+        ('t2', 'percentile', 3, 0.001, (0.5, 0.99))
+
+    Raises:
+        ValueError: an unknown option or value.
+    """
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}")
+    sections = cfg.to_dict()
+    for name, value in given.items():
+        for section, key in _targets(name, cfg.mode):
+            sections[section][key] = value
+    if "beta1" in given or "beta2" in given:
+        beta1, beta2 = cfg.train.betas
+        sections["train"]["betas"] = (given.get("beta1", beta1), given.get("beta2", beta2))
+    for name in ("src", "dst"):
+        if name in given:
+            sections["data"][f"{name}_intensity"] = None  # from the new modality's name
+    if "data" in given:
+        sections["data"]["root"] = resolve_root(given["data"], cfg.mode)
+    if sections["data"]["mask"] == "":
+        sections["data"]["mask"] = None
+    return RunConfig.from_dict(sections)
+
+
+def resolve_root(root: str | Path, mode: Mode | str) -> str:
+    """The data folder as stored in a run's config: absolute (a run resumes from anywhere); in noise and class
+    modes a torchvision data set's name stays a name.
+
+    Example:
+        >>> resolve_root("mnist", "noise"), Path(resolve_root("mnist", "paired")).is_absolute()
+        ('mnist', True)
+    """
+    root = str(root)
+    return root if Mode(mode) != Mode.PAIRED and root in TORCHVISION_SETS else str(Path(root).resolve())
 
 
 # options only the paired mode reads, and options only the noise/class modes read (for the help text)

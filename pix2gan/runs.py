@@ -2,11 +2,12 @@
 
 One rule for every command (``translate``, ``eval``, ``sample``): ``--checkpoint FILE`` when given, else the run's
 ``best.pt`` (paired runs), else its ``latest.pt``; the run is ``--run``, else the folder holding the checkpoint, else
-the newest run under ``./runs``.
+the newest run under :func:`runs_root` (``$PIX2GAN_RUNS``, else ``./runs``), where ``train`` also puts new runs.
 
 Run folder::
 
     RUN_DIR/config.json  split.json  log.csv  epochs.csv  loss_curve.png  panels/epoch_NNN.png
+    RUN_DIR/tb/                            with --tensorboard: TensorBoard event files
     RUN_DIR/checkpoints/step_SSSSSSSS.pt   the last ``keep_last`` saves
     RUN_DIR/checkpoints/latest.pt          the newest save (a hard link to its step file)
     RUN_DIR/checkpoints/best.pt            paired mode: lowest validation MAE (a hard link as well)
@@ -16,21 +17,35 @@ Example:
     'runs/t1ct/checkpoints/latest.pt'
     >>> run_of_checkpoint(Path("/nowhere/model.pt")) is None
     True
+    >>> runs_root({"PIX2GAN_RUNS": "/data/runs"}).as_posix(), runs_root({}).as_posix()
+    ('/data/runs', 'runs')
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pix2gan.errors import InputError
 
-__all__ = ["RUNS_ROOT", "RunLayout", "RunRef", "new_run_dir", "find_latest_run", "run_of_checkpoint", "resolve_run",
-           "resolve_checkpoint"]  # fmt: skip
+__all__ = ["RUNS_ROOT", "RUNS_ENV", "runs_root", "RunLayout", "RunRef", "new_run_dir", "find_latest_run",
+           "run_of_checkpoint", "resolve_run", "resolve_checkpoint"]  # fmt: skip
 
-RUNS_ROOT = Path("runs")
+RUNS_ROOT = Path("runs")  # where runs go when PIX2GAN_RUNS is not set (relative to the current folder)
+RUNS_ENV = "PIX2GAN_RUNS"
+
+
+def runs_root(environ: Mapping[str, str] | None = None) -> Path:
+    """The folder new runs go to and the newest run is looked for in: ``$PIX2GAN_RUNS``, else ``./runs``.
+
+    Read at every call (not at import), so a changed environment takes effect.
+    """
+    value = (os.environ if environ is None else environ).get(RUNS_ENV, "")
+    return Path(value).expanduser() if value else RUNS_ROOT
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,15 @@ class RunLayout:
     def panels(self) -> Path:
         return self.root / "panels"
 
+    def panel(self, epoch: int) -> Path:
+        """The PNG drawn after ``epoch`` (a validation panel, or a sample grid)."""
+        return self.panels / f"epoch_{epoch:03d}.png"
+
+    @property
+    def tb(self) -> Path:
+        """TensorBoard event files (``--tensorboard``)."""
+        return self.root / "tb"
+
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
@@ -93,14 +117,14 @@ class RunLayout:
         raise InputError(f"{self.root}: run folder has no checkpoints/best.pt or latest.pt")
 
 
-def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
-    """``root/<name>-<YYYYmmdd-HHMMSS>``: the folder of a new run when none is given."""
-    return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+def new_run_dir(name: str, root: Path | None = None) -> Path:
+    """``root/<name>-<YYYYmmdd-HHMMSS>``: the folder of a new run when none is given (``root``: :func:`runs_root`)."""
+    return (runs_root() if root is None else root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def find_latest_run(root: str | Path = RUNS_ROOT) -> Path:
-    """The most recently written run folder under ``root`` that has a ``checkpoints/latest.pt``."""
-    root = Path(root)
+def find_latest_run(root: str | Path | None = None) -> Path:
+    """The most recently written run folder under ``root`` (:func:`runs_root`) that has a ``checkpoints/latest.pt``."""
+    root = runs_root() if root is None else Path(root)
     runs = [p for p in root.glob("*/checkpoints/latest.pt")] if root.is_dir() else []
     if not runs:
         raise InputError(f"{root}: no trained run found (train one with `pix2gan train`, or pass --run / --checkpoint)")
@@ -129,7 +153,7 @@ class RunRef:
         return self.run_dir
 
 
-def resolve_run(run: Path | None = None, checkpoint: Path | None = None, runs_root: Path = RUNS_ROOT) -> RunRef:
+def resolve_run(run: Path | None = None, checkpoint: Path | None = None, runs_root: Path | None = None) -> RunRef:
     """The checkpoint and run folder a command should use (see the module's rule)."""
     if checkpoint is not None:
         return RunRef(checkpoint=checkpoint, run_dir=run if run is not None else run_of_checkpoint(checkpoint))
@@ -140,6 +164,6 @@ def resolve_run(run: Path | None = None, checkpoint: Path | None = None, runs_ro
     return RunRef(checkpoint=RunLayout(run).model_checkpoint(), run_dir=run)
 
 
-def resolve_checkpoint(run: Path | None = None, checkpoint: Path | None = None, runs_root: Path = RUNS_ROOT) -> Path:
+def resolve_checkpoint(run: Path | None = None, checkpoint: Path | None = None, runs_root: Path | None = None) -> Path:
     """The checkpoint file of :func:`resolve_run`."""
     return resolve_run(run, checkpoint, runs_root).checkpoint

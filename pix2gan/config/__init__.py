@@ -5,7 +5,8 @@ to rebuild the generator and map its output back to physical units, and nothing 
 
 The sections live one per module: ``base.py`` (choices and the JSON round trip), ``data.py``, ``networks.py``
 (paired and GAN networks), ``training.py`` (optimisation and inference recommendations); this module holds the
-whole, :class:`RunConfig`, and re-exports every name.
+whole, :class:`RunConfig`, and re-exports every name. ``files.py`` reads ``pix2gan train --config`` files (imported on
+its own: it builds on :mod:`pix2gan.options`).
 
 Example:
     >>> cfg = ModelConfig(depth=6, base_filters=16)

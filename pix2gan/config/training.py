@@ -57,6 +57,8 @@ class TrainConfig(_FromDict):
         channels_last: networks and batches in channels-last memory format (faster convolutions on GPUs).
         compile: ``torch.compile`` the networks for training.
         device_crop: paired random crops and flips on the device (kornia) instead of in the data set; None = on CUDA.
+        tensorboard: also write TensorBoard event files to ``RUN/tb/`` (losses, learning rates, validation figures,
+            the per-epoch PNG); needs the optional ``tensorboard`` package (``pip install pix2gan[tensorboard]``).
     """
 
     mode: Mode = Mode.PAIRED
@@ -88,6 +90,7 @@ class TrainConfig(_FromDict):
     channels_last: bool = False
     compile: bool = False
     device_crop: bool | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]

@@ -2,8 +2,9 @@
 
 ``fit`` builds the task of the run's mode (its data, losses, validation), the networks through the registry, the
 optimisers and the data loader, then runs steps (:func:`~pix2gan.train.step.train_step`) until the last one. After
-every epoch the task validates and draws its PNG, the loss logs grow, and a checkpoint is saved atomically
-(``best.pt`` follows the task's score). Ctrl-C / SIGTERM finish the current step and save; ``resume_run`` continues.
+every epoch the task validates and draws its PNG, the loss logs grow (CSV; TensorBoard's with ``--tensorboard``),
+and a checkpoint is saved atomically (``best.pt`` follows the task's score). Ctrl-C / SIGTERM finish the current step
+and save; ``resume_run`` continues.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from pix2gan.train.state import (
     resume_checkpoint,
 )
 from pix2gan.train.step import train_step
+from pix2gan.train.tensorboard import TensorBoardLog, require_tensorboard
 
 __all__ = ["fit", "resume_run", "FitResult", "seed_everything"]
 
@@ -81,6 +83,8 @@ class FitResult:
         lines = [f"done run folder {self.run_dir}"]
         if "val_mae" in last:
             lines.append(f"last epoch: validation MAE {float(last['val_mae']):.1f} (physical units, inside the mask)")
+        if (self.run_dir / "report.html").is_file():
+            lines.append(f"report: {self.run_dir / 'report.html'}")
         if self.mode == Mode.PAIRED:
             lines.append(f"next: pix2gan eval --run {self.run_dir}   |   pix2gan translate SCAN.nii.gz --run {self.run_dir}")
         else:
@@ -112,10 +116,14 @@ def fit(
         :class:`FitResult` with the run folder, the subject split (paired mode) and per-epoch figures.
 
     Raises:
+        InputError: an unknown architecture, or ``cfg.train.tensorboard`` without the tensorboard package (before
+            anything is read or written); a problem with the data.
         TrainingInterrupted: Ctrl-C or SIGTERM; a checkpoint of the last finished step was saved first.
         TrainingError: ``max_nonfinite`` non-finite steps in a row, or the data loader failed.
     """
     check_architectures(cfg)  # before anything is read or written
+    if cfg.train.tensorboard:
+        require_tensorboard()
     layout = RunLayout(Path(run_dir))
     info, device = init_distributed(cfg.train.device)
     try:
@@ -139,6 +147,16 @@ def resume_run(run_dir: str | Path, *, progress: bool = True, console: Any = Non
     return fit(cfg, layout.root, progress=progress, console=console, resume=True)
 
 
+def _write_report(layout: RunLayout) -> None:
+    """``RUN/report.html`` at the end of training; a report that cannot be written costs a warning, never the run."""
+    try:
+        from pix2gan.reporting import write_html_report
+
+        write_html_report(layout.root)
+    except Exception as exc:  # noqa: BLE001  (the run is trained and saved: nothing here may fail it)
+        log.warning("report.html not written: %s", " ".join(f"{type(exc).__name__}: {exc}".split()))
+
+
 def _check_new_run(root: Path) -> None:
     if RunLayout(root).latest.exists() or RunLayout(root).config.exists():
         raise InputError(f"{root}: already holds a run; choose another --run-dir")
@@ -160,7 +178,7 @@ def _fit(
     run = _Training(cfg, layout, info, device, resume=resume)
     state = run.state
     bar = Progress(run.total_steps, tc.epochs, enabled=progress and info.main, console=console, completed=state.step)
-    with bar, StopSignals() as stop, workers_stopped(run.loader):
+    with bar, run.tb, StopSignals() as stop, workers_stopped(run.loader):
         while state.step < run.total_steps:
             epoch, t0 = state.epoch, time.perf_counter()
             first = state.step
@@ -173,6 +191,8 @@ def _fit(
                 raise interrupted(stop.requested, state, run.total_steps, layout)
     for net in (run.generator, run.discriminator):
         broadcast_buffers(net, info)  # the ranks end with identical networks, buffers included
+    if info.main:
+        _write_report(layout)
     return FitResult(run_dir=layout.root, split=run.task.split, epochs=state.epoch_rows, mode=cfg.mode,
                      generator=run.generator, discriminator=run.discriminator)  # fmt: skip
 
@@ -238,6 +258,9 @@ class _Training:
             if state.step >= self.total_steps:
                 log.info("%s: the run is already complete; nothing to do", layout.root)
         self.step_log, self.epoch_log = CsvLog(layout.log), CsvLog(layout.epochs)
+        # rank 0 only; a resumed run's events supersede the earlier run's from its first step on
+        self.tb = TensorBoardLog(layout.tb if self.tc.tensorboard and self.info.main else None,
+                                 purge_step=state.step + 1 if start is not None else None)
         saved = int(start.raw["step"]) if start is not None else 0  # in the steps of the run that saved it
         if self.info.main:  # rows after the checkpoint's step are written again by this run
             self.step_log.cut(saved)
@@ -251,6 +274,7 @@ class _Training:
             check_finite_weights(self.generator, self.discriminator, state.step, self.layout)
             self.step_log.flush()
             self.epoch_log.flush()
+            self.tb.flush()
             payload = checkpoint_payload(self.cfg, self.task.checkpoint_extra, self.parts, state)
             save_run_checkpoint(self.layout, payload, step=state.step, keep_last=self.tc.keep_last, best=best)
         state.saved_step = state.step
@@ -271,11 +295,13 @@ class _Training:
                 losses, stopping = mean_over_ranks(losses, stopping)
             state.step += 1
             lr = parts.opt_g.param_groups[0]["lr"]
+            lrs = {"lr": lr, **({"lr_d": parts.opt_d.param_groups[0]["lr"]} if self.task.objective.d_steps else {})}
             parts.sched_g.step()
             if self.task.objective.d_steps:  # (without a GAN term D is never updated, nor its schedule)
                 parts.sched_d.step()
             self.step_log.append({"epoch": epoch, "step": state.step, "lr": f"{lr:.6g}",
                                   **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
+            self.tb.step(state.step, {**lrs, **losses})
             if not state.count(losses) and state.nonfinite >= tc.max_nonfinite:
                 if info.main:
                     self.step_log.flush()
@@ -312,6 +338,7 @@ class _Training:
                **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
         state.epoch_rows.append(row)
         self.epoch_log.append(row)
+        self.tb.epoch(row, layout.panel(epoch))
         score = self.task.score(means, val)
         is_best = score is not None and score <= state.best
         if is_best:
