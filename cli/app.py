@@ -11,13 +11,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from pix2gan.options import default_help
-from pix2gan_cli.common import Command, OneLineUsageErrors, console, err, state, user_errors
+from pix2gan_cli import tools
+from pix2gan_cli.common import Command, OneLineUsageErrors, console, err, flag as _flag, opt as _opt, state, user_errors
 from pix2gan_cli.launch import launch_torchrun
 
 
@@ -53,26 +53,17 @@ def _main(
 # --------------------------------------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------------------------------------
-def _opt(name: str, help: str, *decls: str, **kwargs: Any) -> Any:
-    """A ``pix2gan train`` option whose default lives in the library (shown in the help, None here)."""
-    return typer.Option(*decls, help=f"{help} {escape(default_help(name))}", show_default=False, **kwargs)
-
-
-def _flag(help: str, *decls: str, **kwargs: Any) -> Any:
-    """An on/off option, shown as a flag (no value placeholder) in the help."""
-    return typer.Option(*decls, help=escape(help), show_default=False, metavar="", **kwargs)
-
-
 @app.command(cls=Command)
 @user_errors
 def train(
     ctx: typer.Context,
-    mode: Annotated[str, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN).")] = "paired",
+    config: Annotated[Path | None, typer.Option(help="YAML (.yaml, .yml) or JSON file of settings: the option names below (src: t1, gan-loss: lsgan, planes: \\[axial, coronal]), or a run's config.json to train that run again. Options given here win over the file.", show_default=False)] = None,
+    mode: Annotated[str | None, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN). \\[default: paired]", show_default=False)] = None,
     src: Annotated[str | None, _opt("src", "Source modality (volume name without its extension: t1 for t1.nii.gz or t1.mha), the network input.")] = None,
     dst: Annotated[str | None, _opt("dst", "Target modality to synthesise.")] = None,
     data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz (or .nii, .mha, .mhd, .nrrd, .nhdr, or a DICOM series folder <modality>/). Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
     mask: Annotated[str | None, _opt("mask", "Body-mask modality used for metrics and slice selection ('' for none).")] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Run folder to create. \\[default: runs/<src>2<dst>-<date>-<time>, runs/<mode>-... for GANs]", show_default=False)] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run folder to create. \\[default: $PIX2GAN_RUNS (else runs)/<src>2<dst>-<date>-<time>, .../<mode>-... for GANs]", show_default=False)] = None,
     generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs; dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
     discriminator: Annotated[str | None, _opt("discriminator", "Discriminator architecture: patchgan for paired runs; dcgan for noise/class runs.")] = None,
     epochs: Annotated[int | None, _opt("epochs", "Epochs; the learning rate decays linearly to 0 over the second half.", min=1)] = None,
@@ -124,22 +115,26 @@ def train(
     channels_last: Annotated[bool | None, _flag("Channels-last memory format for networks and batches (faster convolutions on GPUs). [default: off]", "--channels-last/--no-channels-last")] = None,
     compile: Annotated[bool | None, _flag("torch.compile the networks (slow start, faster steps on GPUs). [default: off]", "--compile")] = None,
     device_crop: Annotated[bool | None, _flag("Paired: random crops and flips on the device with kornia (identical results). [default: on with CUDA]", "--device-crop/--no-device-crop")] = None,
+    tensorboard: Annotated[bool | None, _flag(f"Also write TensorBoard event files to RUN/tb/ (losses, learning rates, validation figures, the epoch PNGs); needs pip install pix2gan[tensorboard]. {default_help('tensorboard')}", "--tensorboard/--no-tensorboard")] = None,
     nproc: Annotated[int, typer.Option(min=1, help="Train with DDP on this many processes on this machine (launches torchrun; one GPU each, or CPU ranks with gloo).")] = 1,
 ) -> None:
     """Train a model: paired T1 -> CT style synthesis (default), noise-to-image (DCGAN) or class-conditional GAN.
 
     Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to continue with --resume.
     """
-    from pix2gan.options import OPTIONS, run_config
+    from pix2gan.config.files import run_config_with_file
+    from pix2gan.options import OPTIONS
     from pix2gan.runs import new_run_dir
     from pix2gan.train import fit, resume_run
 
     under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if resume is not None and config is not None:
+        raise ValueError("--config does not go with --resume (a run resumes with the configuration it started with)")
     if resume is None:
-        options = {k: v for k, v in ctx.params.items() if k in OPTIONS}
-        if planes is not None:  # --planes axial,coronal or --planes axial --planes coronal
-            options["planes"] = tuple(p.strip() for item in planes for p in item.split(",") if p.strip())
-        cfg = run_config(mode, **options)
+        options = {k: v for k, v in ctx.params.items() if k in OPTIONS}  # None: not given
+        # --planes axial,coronal or --planes axial --planes coronal; none (typer gives ()): not given
+        options["planes"] = tuple(p.strip() for item in planes or () for p in item.split(",") if p.strip()) or None
+        cfg = run_config_with_file(config, mode, **options)
         if under_torchrun and run_dir is None:
             raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
         run_dir = run_dir or new_run_dir(cfg.run_name())
@@ -170,8 +165,9 @@ def translate(
         typer.Option("--output", "-o", help="Output file (one input; its extension picks the format) or folder. Default: the input's format, <name>_<dst>.<ext> beside each input file; a derived series <folder>_<dst>/ for a DICOM series; <folder>_<dst>/ for a folder."),
     ] = None,
     series: Annotated[str | None, typer.Option(help="SeriesInstanceUID to translate when a DICOM folder holds several series.", show_default=False)] = None,
-    run: Annotated[list[Path] | None, typer.Option(help="Run folder whose best checkpoint to use; repeat for an ensemble (--run A --run B averages their predictions). Default: newest under ./runs.", show_default=False)] = None,
+    run: Annotated[list[Path] | None, typer.Option(help="Run folder whose best checkpoint to use; repeat for an ensemble (--run A --run B averages their predictions). Default: newest under $PIX2GAN_RUNS (else ./runs).", show_default=False)] = None,
     checkpoint: Annotated[list[Path] | None, typer.Option(help="Checkpoint file to use instead of a run folder; repeatable like --run.", show_default=False)] = None,
+    model: Annotated[list[Path] | None, typer.Option(help="Exported model (.onnx or .pt2, from pix2gan export) to use instead of a checkpoint; repeatable, and combined with --run / --checkpoint into one ensemble. .onnx needs pix2gan[onnx].", show_default=False)] = None,
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Also translate the left-right mirrored volume and average (test-time augmentation). \\[default: as the model was trained to recommend]", show_default=False)] = None,
     fusion: Annotated[str | None, typer.Option(help="Combine planes, flips and models by their mean or median. \\[default: the model's]", show_default=False)] = None,
     uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std (same format): the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
@@ -180,37 +176,78 @@ def translate(
     batch_size: Annotated[int, typer.Option(min=1, help="Input slices per forward pass (a 2.5-D model with K neighbours on each side takes 2K + 1 per translated slice); volumes stream through in batches of this size, so it sets the memory used beyond the volume itself.")] = 16,
     dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0). A DICOM series always stores int16 with a rescale.")] = "float32",
     precision: Annotated[str, typer.Option(help="Generator arithmetic: auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16.")] = "auto",
+    nproc: Annotated[int, typer.Option(min=1, help="Worker processes sharing the volumes, each loading the model(s) once: one GPU each (cuda:i) with --device auto or cuda, else CPU processes with cores / N threads each.")] = 1,
 ) -> None:
     """Translate volumes with a trained model (or an ensemble); outputs lie on the input's grid, in its format (NIfTI
     header fields bit for bit; ITK origin, spacing, direction; a DICOM series gives a derived series of the same
     study and frame of reference). Models are used as they were trained: their planes, context and recommended
-    test-time augmentation."""
+    test-time augmentation.
+
+    With several volumes, one that cannot be read or translated is reported (one error line), skipped, and the others
+    go on; the summary lists the failures and the exit code is then 2."""
+    import contextlib
+
+    from pix2gan.infer.batch import FileResult, WorkerError, planning_device, torchrun_rank, translate_many
     from pix2gan.infer.outputs import plan_outputs
     from pix2gan.infer.translate import load_ensemble
+    from pix2gan_cli.common import print_error
 
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
-    translator = load_ensemble(run or [], checkpoint or [], device=device, batch_size=batch_size, precision=precision,
-                               tta=tta, fusion=fusion)  # fmt: skip
+    # the models as load_ensemble's keywords: each --nproc worker rebuilds them from these
+    if not (run or checkpoint or model):  # the newest run, found once: every worker must use the same checkpoint
+        from pix2gan.runs import resolve_checkpoint
+
+        checkpoint = [resolve_checkpoint(None, None)]
+    spec = {"runs": run or [], "checkpoints": checkpoint or [], "models": model or [], "device": device,
+            "batch_size": batch_size, "precision": precision, "tta": tta, "fusion": fusion}  # fmt: skip
+    translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
     ckpt = translator.members[0]
     plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite,
                         uncertainty=uncertainty)  # fmt: skip
-    items = plan
-    if len(plan) > 1 and err.is_terminal:
-        from rich.progress import track
+    keep_going = len(plan) > 1  # one volume: its error is the command's (one line, exit 2)
+    bar = None
+    if keep_going and err.is_terminal and torchrun_rank() is None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        items = track(plan, description=f"translating {len(plan)} volumes", console=err, transient=True)
-    for in_path, out_path in items:
-        t0 = time.perf_counter()
-        translator.translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype, uncertainty=uncertainty,
-                                  series=series)  # fmt: skip
-        console.print(f"{in_path} -> {out_path} ({time.perf_counter() - t0:.1f} s)", highlight=False, soft_wrap=True)
+        bar = Progress(TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
+                       TimeRemainingColumn(), console=err, transient=True)  # fmt: skip
+        task = bar.add_task("translate", total=len(plan), failed="")
+    failures = 0
+
+    def show(result: FileResult) -> None:
+        nonlocal failures
+        if result.error is None:
+            console.print(f"{result.input} -> {result.output} ({result.seconds:.1f} s)", highlight=False, soft_wrap=True)
+        else:
+            failures += 1
+            print_error(result.error)
+        if bar is not None:
+            bar.update(task, advance=1, failed=f"{failures} failed" if failures else "")
+
+    t0 = time.perf_counter()
+    try:
+        with bar if bar is not None else contextlib.nullcontext():
+            result = translate_many(plan, spec, nproc=nproc, ensemble=None if nproc > 1 else translator,
+                                    overwrite=overwrite, dtype=dtype, uncertainty=uncertainty, series=series,
+                                    keep_going=keep_going, on_result=show)  # fmt: skip
+    except WorkerError as exc:
+        if state["debug"]:
+            raise
+        print_error(str(exc))
+        raise typer.Exit(1) from None
+    if not result.report:  # a torchrun rank other than 0: rank 0 reports every rank's volumes
+        return
     models = ", ".join(m.name for m in translator.members)
+    scope = f"{result.scope}: " if result.scope else ""
+    took = f" in {time.perf_counter() - t0:.1f} s" if keep_going else ""
     err.print(
-        f"translated {len(plan)} volume(s) with {models} ({ckpt.config.data.src} -> {ckpt.config.data.dst}, "
-        f"{translator.describe()}, {ckpt.device})",
+        f"{scope}translated {len(result.translated)} volume(s) with {models} ({ckpt.config.data.src} -> "
+        f"{ckpt.config.data.dst}, {translator.describe()}, {result.where()}){took}{result.failure_summary()}",
         highlight=False, soft_wrap=True,
     )
+    if result.failed:
+        raise typer.Exit(2)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -227,7 +264,7 @@ def eval_(
     metrics: Annotated[
         list[str], typer.Option("--metrics", "-m", help="Metrics: any of mae psnr ssim, e.g. --metrics psnr ssim.")
     ] = ["mae", "psnr", "ssim"],  # noqa: B006  (typer needs a literal default)
-    run: Annotated[Path | None, typer.Option(help="Run folder to evaluate. Default: newest under ./runs.")] = None,
+    run: Annotated[Path | None, typer.Option(help="Run folder to evaluate. Default: newest under $PIX2GAN_RUNS (else ./runs).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint of the run to use (default: best, else latest).")] = None,
     split: Annotated[str, typer.Option(help="Subjects to evaluate: test, val or train.")] = "test",
     data: Annotated[Path | None, typer.Option(help="Data folder (default: the one the run was trained on).")] = None,
@@ -284,6 +321,7 @@ def eval_(
             if json_path is not None:
                 report.write_json(json_path)
                 err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
+            tools.report_after_eval(ref.run_dir, report, report.mode)
             return
         title = f"{ref.run_dir} - {split} subjects"
     from pix2gan_cli.show import print_paired_report
@@ -294,61 +332,16 @@ def eval_(
         err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
     if report.panels:
         err.print(f"panels: {report.panels[0].parent}/", highlight=False, soft_wrap=True)
+    if pred is None:  # a run was evaluated: keep its figures and write its report again
+        tools.report_after_eval(ref.run_dir, report, "paired", split)
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# sample
+# sample, report, export, phantoms (cli/tools.py)
 # --------------------------------------------------------------------------------------------------------------------
-@app.command(cls=Command)
-@user_errors
-def sample(
-    run: Annotated[Path | None, typer.Option(help="Run folder (default: newest under ./runs).")] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint to use instead of the run's latest/best.")] = None,
-    n: Annotated[int, typer.Option("--n", min=1, max=1024, help="Number of samples in the grid.")] = 64,
-    label: Annotated[str | None, typer.Option(help="Class mode: a class name (or index), or 'all' for one row per class. [default: all]", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the latent vectors (same seed, same images).")] = 0,
-    walk: Annotated[int | None, typer.Option(help="Sweep latent coordinate DIM over [-span, span]: a row per value, a column per seed.", show_default=False)] = None,
-    span: Annotated[float, typer.Option(min=0.0, help="Range of --walk.")] = 3.0,
-    steps: Annotated[int, typer.Option(min=2, max=32, help="Values of --walk / points of --interpolate.")] = 9,
-    interpolate: Annotated[bool, typer.Option("--interpolate", help="Spherical interpolation from --seed to --seed-b.")] = False,
-    seed_b: Annotated[int, typer.Option(help="Second seed of --interpolate.")] = 1,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG to write. [default: RUN/samples/<kind>-seed<K>.png]", show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing PNG.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-) -> None:
-    """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired)."""
-    from pix2gan.infer.sample import SampleRequest, draw
-    from pix2gan.runs import resolve_run
-
-    request = SampleRequest(n=n, label=label, seed=seed, walk=walk, span=span, steps=steps, interpolate=interpolate,
-                            seed_b=seed_b)  # fmt: skip
-    out, what = draw(resolve_run(run, checkpoint), request, output=output, overwrite=overwrite, device=device)
-    console.print(f"{what} -> {out}", highlight=False, soft_wrap=True)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# phantoms (also as the hidden alias `samples`, its first name)
-# --------------------------------------------------------------------------------------------------------------------
-@app.command(cls=Command)
-@user_errors
-def phantoms(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write <subject>/{t1,ct,mask}.nii.gz (and t2.nii.gz with --t2) into.", show_default=False)],
-    subjects: Annotated[int, typer.Option(min=1, max=1000, help="Number of subjects.")] = 14,
-    size: Annotated[int, typer.Option(min=16, max=512, help="In-plane matrix size (voxels).")] = 128,
-    seed: Annotated[int, typer.Option(help="Phantom family seed (same seed, same data).")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing subject folders.")] = False,
-    t2: Annotated[bool, typer.Option("--t2/--no-t2", help="Also write a T2-weighted MR (t2.nii.gz); t1, ct and mask are the same either way.")] = False,
-) -> None:
-    """Generate deterministic synthetic head phantoms (paired T1, CT in HU, body mask; T2 with --t2) for demos and tests."""
-    from pix2gan.data.phantom import write_dataset
-
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"{out_dir}: exists and is not a folder")
-    written = write_dataset(out_dir, n_subjects=subjects, size=size, seed=seed, overwrite=overwrite, t2=t2)
-    console.print(f"wrote {len(written)} subjects to {out_dir}/ ({written[0].name} .. {written[-1].name})", highlight=False, soft_wrap=True)
-
-
-app.command("samples", cls=Command, hidden=True)(phantoms)
+for _command in (tools.sample, tools.report, tools.export, tools.phantoms):
+    app.command(cls=Command)(_command)
+app.command("samples", cls=Command, hidden=True)(tools.phantoms)  # the phantoms command's first name
 
 
 def main() -> None:

@@ -15,12 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
+from pix2gan.options import default_help
+
 try:  # typer >= 0.20 vendors click; the bare ``click`` package may then be another, unrelated copy
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - typer on top of the click package
     from click.exceptions import UsageError
 
-__all__ = ["Command", "OneLineUsageErrors", "user_errors", "print_error", "console", "err", "state"]
+__all__ = ["Command", "OneLineUsageErrors", "user_errors", "print_error", "console", "err", "state", "opt", "flag"]
 
 
 class _FlagHelp:
@@ -100,3 +102,13 @@ def _os_message(exc: OSError) -> str:
         return str(exc)
     target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
     return f"{exc.filename}{target}: {exc.strerror.lower()}"
+
+
+def opt(name: str, help: str, *decls: str, **kwargs: Any) -> Any:
+    """A ``pix2gan train`` option whose default lives in the library (shown in the help, None here)."""
+    return typer.Option(*decls, help=f"{help} {escape(default_help(name))}", show_default=False, **kwargs)
+
+
+def flag(help: str, *decls: str, **kwargs: Any) -> Any:
+    """An on/off option, shown as a flag (no value placeholder) in the help."""
+    return typer.Option(*decls, help=escape(help), show_default=False, metavar="", **kwargs)
