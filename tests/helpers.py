@@ -31,3 +31,33 @@ def oblique_affine(spacing=(0.9, 1.1, 3.0), angles=(0.3, -0.2, 0.15), origin=(-9
     affine[:3, :3] = rz @ ry @ rx @ np.diag(spacing)
     affine[:3, 3] = origin
     return affine
+
+
+def final_state(run: Path) -> dict:
+    """What must be bit-identical between two trainings: the networks, optimisers, schedulers, step and epoch of the
+    run's ``latest.pt``."""
+    import torch
+
+    from pix2gan.runs import RunLayout
+
+    raw = torch.load(RunLayout(run).latest, weights_only=True)
+    return {k: raw[k] for k in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "step", "epoch")}
+
+
+def assert_identical(a, b, where: str = "") -> None:  # noqa: ANN001
+    """``a`` and ``b`` equal bit for bit: tensors by ``torch.equal`` (and dtype, shape), containers recursively."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
+        assert torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_identical(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_identical(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"

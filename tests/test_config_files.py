@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
+from helpers import assert_identical, final_state
 from pix2gan.config import RunConfig
 from pix2gan.config.files import load_config_file, run_config_with_file
 from pix2gan.errors import InputError
@@ -37,27 +37,6 @@ threads: 1
 
 def cli(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def _state(run: Path) -> dict:
-    raw = torch.load(RunLayout(run).latest, weights_only=True)
-    return {k: raw[k] for k in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "step", "epoch")}
-
-
-def _assert_identical(a, b, where: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
-        assert torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _assert_identical(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_identical(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def assert_one_clear_line(result, needle: str) -> None:
@@ -88,7 +67,7 @@ def test_training_from_a_runs_config_json_repeats_it_bit_for_bit(original, tmp_p
     result = cli("train", "--config", RunLayout(original).config, "--run-dir", again, "--no-progress")
     assert result.exit_code == 0, result.output
     assert json.loads(RunLayout(again).config.read_text()) == json.loads(RunLayout(original).config.read_text())
-    _assert_identical(_state(again), _state(original), "B")
+    assert_identical(final_state(again), final_state(original), "B")
     assert RunLayout(again).log.read_text() == RunLayout(original).log.read_text()
     assert RunLayout(again).split.read_text() == RunLayout(original).split.read_text()
 
@@ -233,7 +212,7 @@ def test_train_translate_and_eval_use_pix2gan_runs(original, tiny_data, tmp_path
     (trained,) = runs.iterdir()
     assert trained.name.startswith("t12ct-") and RunLayout(trained).latest.is_file()
     assert not (tmp_path / "runs").exists()
-    _assert_identical(_state(trained), _state(original), "trained")  # the same options, the same run
+    assert_identical(final_state(trained), final_state(original), "trained")  # the same options, the same run
     # a newer run beside it, and a still newer one in ./runs that must not be picked
     newer, decoy = runs / "newer", tmp_path / "runs" / "decoy"
     shutil.copytree(trained, newer)

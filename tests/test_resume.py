@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import assert_identical, final_state
 from pix2gan.runs import RunLayout
 
 from pix2gan.checkpoint import load_checkpoint, save_run_checkpoint
@@ -95,27 +96,6 @@ def _timed_run(driver: Path, args: list, *, kill_after: float | None = None, env
     return proc.returncode, stderr, time.perf_counter() - t0
 
 
-def _final_state(run: Path) -> dict:
-    raw = torch.load(RunLayout(run).latest, weights_only=True)
-    return {k: raw[k] for k in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "step", "epoch")}
-
-
-def _assert_identical(a, b, where: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape, where
-        assert torch.equal(a, b), f"{where} differs"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _assert_identical(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_identical(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
-
 def _kill_and_resume(driver: Path, args: list, run: Path, kills: list[float], env: dict | None = None) -> int:
     """Start the run, kill it after each delay in ``kills`` (resuming in between), then resume to the end."""
     code, stderr = _run(driver, [*args, "--run-dir", run], kill_after=kills[0], env=env)
@@ -139,7 +119,7 @@ def test_kill_at_random_moments_then_resume_is_bit_identical(mode, driver, tiny_
     # kill delays count from the end of the imports: measure the reference run the same way
     code, stderr, duration = _timed_run(driver, [*args, "--run-dir", tmp_path / "reference"])
     assert code == 0, stderr
-    reference = _final_state(tmp_path / "reference")
+    reference = final_state(tmp_path / "reference")
     reference_log = (tmp_path / "reference" / "log.csv").read_text()
 
     rng = random.Random(f"{mode}-kills")  # fixed moments relative to this machine's run length
@@ -148,12 +128,12 @@ def test_kill_at_random_moments_then_resume_is_bit_identical(mode, driver, tiny_
         kills = [rng.uniform(0.05, 0.95) * duration for _ in range(2)]
         run = tmp_path / f"killed{i}"
         killed += _kill_and_resume(driver, args, run, kills)
-        _assert_identical(_final_state(run), reference, f"killed{i}")
+        assert_identical(final_state(run), reference, f"killed{i}")
         assert (run / "log.csv").read_text() == reference_log
     # a kill inside a checkpoint write: after the temporary file's fsync, before its rename
     run = tmp_path / "killed-in-write"
     assert _kill_and_resume(driver, args, run, [60.0], env={"P2G_KILL_AT_FSYNC": "1"}) == 1, "no kill in the write"
-    _assert_identical(_final_state(run), reference, "killed-in-write")
+    assert_identical(final_state(run), reference, "killed-in-write")
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")], "temporary files left"
     assert killed >= 2, "the kills should have landed during training"
 
@@ -174,7 +154,7 @@ def test_resume_with_context_planes_and_new_losses_is_bit_identical(options, dri
     args = ["train", "--data", tiny_data, *SHORT, *options, *COMMON]
     code, stderr = _run(driver, [*args, "--run-dir", tmp_path / "reference"])
     assert code == 0, stderr
-    reference = _final_state(tmp_path / "reference")
+    reference = final_state(tmp_path / "reference")
     reference_log = (tmp_path / "reference" / "log.csv").read_text()
     steps_per_epoch = reference["step"] // 2
     assert 8 < steps_per_epoch < 16, reference["step"]  # the kill below lands in the second epoch
@@ -185,7 +165,7 @@ def test_resume_with_context_planes_and_new_losses_is_bit_identical(options, dri
     assert steps_per_epoch < left < reference["step"]  # resumed in the middle of the second epoch
     code, stderr = _run(driver, ["train", "--resume", run, "--no-progress"])
     assert code == 0 and "Traceback" not in stderr, stderr
-    _assert_identical(_final_state(run), reference, "killed")
+    assert_identical(final_state(run), reference, "killed")
     assert (run / "log.csv").read_text() == reference_log
     saved = load_checkpoint(RunLayout(run).latest).config
     assert saved.data.planes == ("axial", "coronal") and saved.data.context == 1
@@ -212,7 +192,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(driver, tiny_data, tmp_path):
     assert 0 < saved.raw["step"] < 30
     code, stderr = _run(driver, ["train", "--resume", run, "--no-progress"])
     assert code == 0, stderr
-    _assert_identical(_final_state(run), _final_state(tmp_path / "reference"))
+    assert_identical(final_state(run), final_state(tmp_path / "reference"))
 
 
 def test_keeps_the_last_k_and_latest_is_always_complete(tmp_path):

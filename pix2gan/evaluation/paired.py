@@ -110,11 +110,15 @@ class EvalReport:
     def std(self) -> dict[str, float]:
         return summarise(self.per_subject)[1]
 
-    def to_dict(self) -> dict[str, Any]:
+    def rules_block(self) -> dict[str, Any]:
+        """How the figures were computed (the JSON's ``rules``): rules, intensity space, data range, structural figure."""
         rules = check_rules(self.rules)
+        return {"name": rules.name, "space": self.space, "data_range": self.data_range,
+                "ssim": f"masked {rules.structural_name}", "source": rules.source}  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "rules": {"name": rules.name, "space": self.space, "data_range": self.data_range,
-                      "ssim": f"masked {rules.structural_name}", "source": rules.source},
+            "rules": self.rules_block(),
             "per_subject": self.per_subject,
             **summary(self.per_subject),
         }  # fmt: skip
