@@ -61,3 +61,12 @@ def assert_identical(a, b, where: str = "") -> None:  # noqa: ANN001
             assert_identical(x, y, f"{where}[{i}]")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def assert_one_clear_line(result, needle: str) -> None:  # noqa: ANN001
+    """A CLI result (typer's CliRunner) that is a user error: exit code 2, one ``error:`` line holding ``needle``, no
+    traceback."""
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert "Traceback" not in text and len(text.splitlines()) == 1, text
+    assert text.startswith("error:") and needle in text, text

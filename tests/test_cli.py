@@ -18,7 +18,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.util import crop
 from typer.testing import CliRunner
 
-from helpers import write_nifti
+from helpers import assert_one_clear_line, write_nifti
 from pix2gan_cli.app import app
 
 TINY = ["--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2", "--image-size", "32",
@@ -198,14 +198,6 @@ def _bad_data(ws: Path, tmp: Path, kind: str) -> tuple[Path, str]:
 
 BAD_DATA = ["missing-modality", "shape-mismatch", "affine-mismatch", "4d", "2d", "truncated", "text", "wrong-magic",
             "nan", "constant"]  # fmt: skip
-
-
-def assert_one_clear_line(result, needle: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    assert text.startswith("error:") and needle in text, text
 
 
 @pytest.mark.parametrize("kind", BAD_DATA)

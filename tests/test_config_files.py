@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from helpers import assert_identical, final_state
+from helpers import assert_identical, assert_one_clear_line, final_state
 from pix2gan.config import RunConfig
 from pix2gan.config.files import load_config_file, run_config_with_file
 from pix2gan.errors import InputError
@@ -37,13 +37,6 @@ threads: 1
 
 def cli(*args: object):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_clear_line(result, needle: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    assert text.startswith("error:") and needle in text, text
 
 
 @pytest.fixture(scope="module")

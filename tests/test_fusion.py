@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import oblique_affine, write_nifti
+from helpers import assert_one_clear_line, oblique_affine, write_nifti
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import PLANES, DataConfig, InferConfig, ModelConfig, RunConfig
 from pix2gan.data.intensity import intensity_maps
@@ -297,13 +297,6 @@ TINY = ["--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers"
 
 def cli(*args: str | os.PathLike):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False, env={"COLUMNS": "200"})
-
-
-def assert_one_clear_line(result, needle: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    assert text.startswith("error:") and needle in text, text
 
 
 @pytest.fixture(scope="module")
