@@ -248,3 +248,22 @@ def test_dicom_subjects_train_and_mha_folders_score(tmp_path, tiny_data):
     report = json.loads((tmp_path / "e.json").read_text())
     assert sorted(report["per_subject"]) == ["a", "b"]
     assert report["per_subject"]["a"]["mae"] == pytest.approx(10.0)
+
+
+def test_dicom_uncertainty_map_is_a_second_derived_series(tmp_path, tiny_data, tiny_run):
+    import pydicom
+    from dicom_series import write_series
+
+    t1 = load_volume(tiny_data / "sub-002" / "t1.nii.gz")
+    write_series(tmp_path / "in" / "mr", t1.data, t1.affine, modality="MR", series_number=7)
+    code, out = _cli("translate", tmp_path / "in" / "mr", "--run", tiny_run, "--device", "cpu", "--uncertainty", "--tta",
+                     "-o", tmp_path / "out")  # fmt: skip
+    assert code == 0, out
+    pred, std = (sorted((tmp_path / "out" / name).iterdir()) for name in ("mr", "mr_std"))
+    assert len(pred) == len(std) == t1.shape[2]
+    first_pred, first_std = pydicom.dcmread(pred[0]), pydicom.dcmread(std[0])
+    assert (first_pred.SeriesNumber, first_std.SeriesNumber) == (1007, 2007)
+    assert first_pred.SeriesInstanceUID != first_std.SeriesInstanceUID
+    assert first_pred.StudyInstanceUID == first_std.StudyInstanceUID
+    assert "std" in first_std.SeriesDescription and "std" not in first_pred.SeriesDescription
+    assert np.all(load_volume(tmp_path / "out" / "mr_std").data >= 0)

@@ -29,7 +29,7 @@ from pix2gan.io.volume import Volume, is_dicom_file
 
 __all__ = ["SERIES_NUMBER_OFFSET", "write"]
 
-SERIES_NUMBER_OFFSET = 1000  # derived series number = the source's + 1000
+SERIES_NUMBER_OFFSET = 1000  # derived series number = the source's + 1000 (+ 2000 for a standard-deviation map)
 _CT_NAMES = {"ct", "sct", "synthct", "pct", "cbct", "hu"}
 _MR_NAMES = {"mr", "mri", "t1", "t1w", "t2", "t2w", "flair", "pd", "pdw", "t1c", "t1ce", "t1gd", "dwi", "adc"}
 # Tags that would lie about the new pixels, or point at the source's (icons, overlays and curves go by group).
@@ -87,8 +87,9 @@ def write(
     """Write ``data`` (physical units, ``template``'s shape and index order) as a derived series in folder ``path``.
 
     ``IM00001.dcm``... (sorted order), each the source slice's header with the same patient, study, frame of reference
-    and geometry; a new SeriesInstanceUID, SeriesNumber (source + 1000) and SOPInstanceUIDs; Modality and SOP class
-    CT for a CT-like ``modality`` (``ct``, ``sct``...), MR for an MR-like one (``mr``, ``t1``...), else the source's;
+    and geometry; a new SeriesInstanceUID, SeriesNumber (source + 1000; + 2000 for a ``modality`` naming a ``std``
+    map) and SOPInstanceUIDs; Modality and SOP class CT for a CT-like ``modality`` (``ct``, ``sct``...), MR for an
+    MR-like one (``mr``, ``t1``...), else the source's;
     ImageType DERIVED\\SECONDARY; SeriesDescription "pix2gan <describe>"; int16 pixels (CT: slope 1, intercept
     -1024; others: slope 1, intercept 0 for int16-valued data, else a slope spanning the range); SourceImageSequence
     naming the source slice. Private and pixel-describing tags go, and the source's acquisition tags (group 0018)
@@ -113,6 +114,8 @@ def write(
     target = _target(modality, src.modality)
     slope, intercept, window = _encoding(data, target)
     series_uid = generate_uid()
+    # a prediction's std map is a second derived series of the same study: give it a series number of its own
+    number_offset = SERIES_NUMBER_OFFSET * (2 if "std" in modality.lower().split() else 1)
     label = " ".join(describe.encode("ascii", "replace").decode().split()) or f"synthetic {target}"
     label = label if label.lower().startswith("pix2gan") else f"pix2gan {label}"
     now = datetime.datetime.now()
@@ -126,7 +129,7 @@ def write(
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
     try:
         for k, source in enumerate(src.datasets):
-            ds = _derived(source, target, series_uid, label, now, src.uid)
+            ds = _derived(source, target, series_uid, label, now, src.uid, number_offset)
             plane = data[:, :, k].T.astype(np.float64)  # (rows, columns)
             stored = np.clip(np.rint((plane - intercept) / slope), -32768, 32767).astype("<i2")
             ds.Rows, ds.Columns = stored.shape
@@ -181,8 +184,9 @@ def _swap_in(tmp: Path, path: Path) -> None:
 
 
 def _derived(
-    source: Dataset, target: str, series_uid: str, label: str, now: datetime.datetime, source_series: str
-) -> Dataset:
+    source: Dataset, target: str, series_uid: str, label: str, now: datetime.datetime, source_series: str,
+    number_offset: int = SERIES_NUMBER_OFFSET,
+) -> Dataset:  # fmt: skip
     """A copy of one source slice's header turned into the derived slice's header (pixels added by the caller)."""
     ds = copy.deepcopy(source)
     ds.remove_private_tags()
@@ -203,7 +207,7 @@ def _derived(
     ds.DerivationDescription = f"{label}, predicted from series {source_series}"[:1024]
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
     ds.SeriesInstanceUID, ds.Modality = series_uid, target
-    ds.SeriesNumber = int(source.get("SeriesNumber", 0) or 0) + SERIES_NUMBER_OFFSET
+    ds.SeriesNumber = int(source.get("SeriesNumber", 0) or 0) + number_offset
     ds.SeriesDescription = label[:64]
     ds.ImageType = ["DERIVED", "SECONDARY"]
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
