@@ -54,6 +54,20 @@ class RunLayout:
 
     root: Path
 
+    @classmethod
+    def of_run(cls, run_dir: str | Path) -> RunLayout:
+        """The layout of an existing run folder: one that holds a ``config.json``.
+
+        Raises:
+            InputError: the folder does not exist, or holds no ``config.json``.
+        """
+        layout = cls(Path(run_dir))
+        if not layout.root.is_dir():
+            raise InputError(f"{layout.root}: run folder not found")
+        if not layout.config.is_file():
+            raise InputError(f"{layout.config}: not found; {layout.root} is not a pix2gan run folder")
+        return layout
+
     @property
     def config(self) -> Path:
         return self.root / "config.json"

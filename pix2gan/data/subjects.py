@@ -50,15 +50,16 @@ def modality_file(folder: Path, modality: str) -> Path | None:
     Raises:
         InputError: the modality is there in two formats (``ct.nii.gz`` and ``ct.mha``): which one is meant?
     """
-    paths = _volumes_in(folder).get(modality, []) if folder.is_dir() else []
+    return _pick(folder, _volumes_in(folder) if folder.is_dir() else {}, modality)
+
+
+def _pick(folder: Path, volumes: dict[str, list[Path]], modality: str) -> Path | None:
+    """``modality``'s volume among a folder's ``volumes`` (:func:`_volumes_in`); refuses one there in two formats."""
+    paths = volumes.get(modality, [])
     if len(paths) > 1:
         names = " and ".join(p.name for p in paths)
         raise InputError(f"{folder}: {modality} is there twice ({names}); keep one")
     return paths[0] if paths else None
-
-
-def _modalities_in(folder: Path) -> set[str]:
-    return set(_volumes_in(folder))
 
 
 def find_subjects(root: str | Path, required: list[str], optional: list[str] | None = None) -> list[Subject]:
@@ -74,13 +75,14 @@ def find_subjects(root: str | Path, required: list[str], optional: list[str] | N
     if not root.is_dir():
         raise InputError(f"{root}: not a folder")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    folders = [f for f in folders if _modalities_in(f)]
+    volumes = {f: found for f in folders if (found := _volumes_in(f))}  # each folder listed once
+    folders = list(volumes)
     if not folders:
         raise InputError(
             f"{root}: no subject folders with volumes (expected {root}/<subject>/<modality>.nii.gz, .mha, .nrrd or a"
             " DICOM series folder)"
         )
-    available = set().union(*(_modalities_in(f) for f in folders))
+    available = set().union(*volumes.values())
     for modality in required:
         if modality not in available:
             raise InputError(
@@ -90,14 +92,14 @@ def find_subjects(root: str | Path, required: list[str], optional: list[str] | N
     for folder in folders:
         files = {}
         for modality in required:
-            path = modality_file(folder, modality)
+            path = _pick(folder, volumes[folder], modality)
             if path is None:
                 raise InputError(
                     f"{folder}: subject has no {modality}.nii.gz (nor {modality}.mha, .nrrd, ... or a DICOM folder)"
                 )
             files[modality] = path
         for modality in optional or []:
-            path = modality_file(folder, modality)
+            path = _pick(folder, volumes[folder], modality)
             if path is not None:
                 files[modality] = path
         subjects.append(Subject(id=folder.name, folder=folder, files=files))

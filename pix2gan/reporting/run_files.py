@@ -113,11 +113,7 @@ def read_run(run_dir: Path) -> RunFiles:
     Raises:
         InputError: the folder does not exist, or holds no readable ``config.json``.
     """
-    layout = RunLayout(Path(run_dir))
-    if not layout.root.is_dir():
-        raise InputError(f"{layout.root}: run folder not found")
-    if not layout.config.is_file():
-        raise InputError(f"{layout.config}: not found; {layout.root} is not a pix2gan run folder")
+    layout = RunLayout.of_run(run_dir)
     try:
         config = json.loads(layout.config.read_text())
         if not isinstance(config, dict):

@@ -135,11 +135,7 @@ def fit(
 
 def resume_run(run_dir: str | Path, *, progress: bool = True, console: Any = None) -> FitResult:
     """Continue the run in ``run_dir`` with the configuration it was started with (its ``config.json``)."""
-    layout = RunLayout(Path(run_dir))
-    if not layout.root.is_dir():
-        raise InputError(f"{layout.root}: run folder not found")
-    if not layout.config.is_file():
-        raise InputError(f"{layout.config}: not found; {layout.root} is not a pix2gan run folder")
+    layout = RunLayout.of_run(run_dir)
     try:
         cfg = RunConfig.from_dict(json.loads(layout.config.read_text()))
     except (ValueError, TypeError, KeyError) as exc:
