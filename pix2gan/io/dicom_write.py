@@ -100,13 +100,11 @@ def write(
     Raises:
         InputError: ``template`` is not a DICOM series; ``path`` is not a folder, exists without ``overwrite`` or
             holds non-DICOM files; the folder cannot be written.
-        ValueError: ``data`` has another shape than ``template`` or holds NaN / Inf.
+        ValueError: ``data`` holds NaN / Inf (its shape is :func:`~pix2gan.io.codecs.save_like`'s to check).
     """
     path = Path(path)
     if template.format != "dicom" or not isinstance(template.header, DicomSeries):
         raise InputError(f"{path}: a DICOM series is written only on a DICOM series' grid (the input is {template.format})")
-    if tuple(data.shape) != template.shape:
-        raise ValueError(f"save_like: data shape {tuple(data.shape)} differs from template {template.shape}")
     if not np.isfinite(data).all():
         raise ValueError(f"{path}: data holds NaN or Inf values; nothing written")
     _check_target(path, overwrite)
