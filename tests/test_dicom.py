@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from dicom_series import HTJ2KLossless, RLELossless, oblique_affine, write_series
 from pydicom.data import get_testdata_file
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import SecondaryCaptureImageStorage as SC
 
 from pix2gan.data.phantom import make_subject
 from pix2gan.errors import InputError
@@ -413,6 +414,42 @@ def test_dicomdir_skipped_and_non_image_series_listed(tmp_path: Path, phantom) -
     np.testing.assert_array_equal(read(folder, series="1.2.3.4.1").data, phantom[0])
     with pytest.raises(InputError, match="file report has no pixel data"):
         read(folder, series="1.2.3.4.9")
+
+
+@pytest.mark.parametrize("target, units", [("ct", "HU"), ("t1", "US")])
+def test_std_map_is_a_secondary_capture_with_fractions(tmp_path: Path, phantom, target: str, units: str) -> None:
+    """The --uncertainty map is not an image of the target: Modality OT (Secondary Capture), its ImageType,
+    description, window and RescaleType say std, and values below 0.5 keep their fractions through the slope."""
+    write_series(tmp_path / "src", phantom[0], OBLIQUE)
+    source = read(tmp_path / "src")
+    std = np.random.default_rng(0).uniform(0.0, 0.49, source.shape).astype(np.float32)  # all below half a HU
+    std[3, 4, :] = np.linspace(1.0, 250.0, source.shape[2])  # a few large ones
+    save_like(tmp_path / "std", std, source, modality=f"{target} std", describe=f"pix2gan {target} std (run-7)")
+    written = [pydicom.dcmread(f) for f in sorted((tmp_path / "std").iterdir())]
+    p99 = float(np.percentile(std[::2, ::2, :], 99))
+    for ds, s in zip(written, source.header.datasets):
+        assert (ds.Modality, ds.SOPClassUID, ds.file_meta.MediaStorageSOPClassUID) == ("OT", SC, SC)
+        assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "STD_DEV"] and ds.ConversionType == "WSD"
+        label = f"pix2gan {target} std (HU) (run-7)" if units == "HU" else f"pix2gan {target} std (run-7)"
+        assert ds.SeriesDescription == label and "standard deviation" in ds.DerivationDescription
+        assert ds.RescaleType == units and float(ds.RescaleIntercept) == 0 and float(ds.RescaleSlope) == 0.01
+        assert float(ds.WindowWidth) == pytest.approx(max(p99, 1.0), abs=1e-4)  # [0, 99th percentile], not 40 / 400
+        assert float(ds.WindowCenter) == pytest.approx(float(ds.WindowWidth) / 2, abs=1e-4)
+        assert int(ds.SeriesNumber) == int(s.SeriesNumber) + 2000 and "KVP" not in ds
+        assert ds.FrameOfReferenceUID == s.FrameOfReferenceUID and ds.ImagePositionPatient == s.ImagePositionPatient
+    back = read(tmp_path / "std")
+    np.testing.assert_allclose(back.data, std, atol=0.005 + 1e-6)  # half the slope
+    assert np.count_nonzero(back.data[std > 0.01]) == np.count_nonzero(std > 0.01)  # not rounded to 0
+    np.testing.assert_allclose(back.affine, source.affine, atol=1e-9)
+    ref_data, ref_affine = sitk_series(tmp_path / "std")  # SimpleITK places it on the source's grid too
+    np.testing.assert_allclose(ref_affine, source.affine, atol=1e-6)
+    np.testing.assert_allclose(ref_data, back.data, atol=1e-6)
+
+
+def test_std_slope_holds_a_large_std() -> None:
+    slope, intercept, (centre, width) = dicom_write._std_encoding(np.full((2, 2, 2), 1000.0))
+    assert (slope, intercept, centre, width) == (0.05, 0.0, 500.0, 1000.0)  # 0.02 * 32767 < 1000 <= 0.05 * 32767
+    assert dicom_write._std_encoding(np.zeros((2, 2, 2)))[:2] == (0.0001, 0.0)
 
 
 def test_formats_table_and_no_import_circle_in_io() -> None:

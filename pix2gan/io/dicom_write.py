@@ -1,9 +1,16 @@
 """DICOM series out: a derived series (a synthetic CT, say) written on exactly the slices of the series it was
 predicted from, with the same patient, study and frame of reference.
 
+A standard-deviation map (``modality`` ``"ct std"``: ``translate --uncertainty``) is not an image of the target: it
+is written as a Secondary Capture series (Modality OT) whose ImageType, description, window and RescaleType say so,
+its values kept to a fraction of a HU by the rescale slope (:func:`_std_encoding`). It keeps every slice's position,
+orientation and pixel spacing, so that it lies on the prediction in a viewer (SimpleITK / GDCM read them, as tested).
+
 Example:
-    >>> _target("sct", "MR"), _target("", "CT"), _target("t1", "CT"), _target("pet", "PT")
-    ('CT', 'CT', 'MR', 'PT')
+    >>> _target("sct", "MR"), _target("", "CT"), _target("t1", "CT"), _target("pet", "PT"), _target("ct std", "MR")
+    ('CT', 'CT', 'MR', 'PT', 'CT')
+    >>> _is_std("ct std"), _is_std("ct"), _std_encoding(np.array([[[0.004, 12.5, 400.0]]]))[:2]
+    (True, False, (0.02, 0.0))
 """
 
 from __future__ import annotations
@@ -14,12 +21,19 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    MRImageStorage,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
 from pydicom.valuerep import format_number_as_ds
 
 from pix2gan.errors import InputError
@@ -47,13 +61,41 @@ _REQUIRED = {
     "CT": {"KVP": "", "AcquisitionNumber": ""},
     "MR": {"ScanningSequence": "RM", "SequenceVariant": "NONE", "ScanOptions": "", "MRAcquisitionType": "",
            "EchoTime": "", "EchoTrainLength": "", "RepetitionTime": ""},
+    "OT": {"ConversionType": "WSD"},  # Secondary Capture: made on a workstation
 }  # fmt: skip
+_INT16_MAX = 32767
 
+
+@dataclass(frozen=True)
+class _Series:
+    """What every slice of the derived series says, decided once."""
+
+    modality: str  # the written Modality: the target's, or OT for a standard-deviation map
+    sop_class: str  # "": each source slice's own
+    uid: str
+    number_offset: int
+    label: str  # SeriesDescription (cut to 64 characters)
+    derivation: str  # DerivationDescription
+    image_type: tuple[str, ...]
+    slope: float
+    intercept: float
+    window: tuple[float, float]  # centre, width
+    rescale_type: str  # "" for a CT or MR image (the module's own units), HU or US for a standard-deviation map
+    now: datetime.datetime
+
+
+def _tokens(modality: str) -> set[str]:
+    return set(re.split(r"[^a-z0-9]+", modality.lower()))
+
+
+def _is_std(modality: str) -> bool:
+    """``modality`` names a standard-deviation map (``"ct std"``), not an image of the target."""
+    return "std" in _tokens(modality)
 
 
 def _target(modality: str, source: str) -> str:
-    """The written Modality: CT for a CT-like target, MR for an MR-like one, else (no target / another) the source's."""
-    tokens = set(re.split(r"[^a-z0-9]+", modality.lower()))
+    """What is predicted: CT for a CT-like target, MR for an MR-like one, else (no target / another) the source's."""
+    tokens = _tokens(modality)
     if tokens & _CT_NAMES:
         return "CT"
     if tokens & _MR_NAMES:
@@ -74,6 +116,48 @@ def _encoding(data: np.ndarray, target: str) -> tuple[float, float, tuple[float,
     return slope, float(format_number_as_ds(lo + 32500.0 * slope)), window
 
 
+def _std_encoding(data: np.ndarray) -> tuple[float, float, tuple[float, float]]:
+    """A standard-deviation map's slope, intercept 0 and window [0, 99th percentile] (width at least 1, as DICOM
+    asks). The slope is the finest of 0.0001, 0.0002, 0.0005, 0.001, ... whose int16 range holds the largest value:
+    0.01 for a std up to 327.67 (HU), so fractions of a HU are kept to within half the slope."""
+    top = float(np.abs(data).max())
+    slope = next(s for s in (float(f"{m}e{k}") for k in range(-4, 40) for m in (1, 2, 5)) if s * _INT16_MAX >= top)
+    width = max(float(np.percentile(data[::2, ::2, :], 99)), 1.0)
+    return slope, 0.0, (width / 2, width)
+
+
+def _series(src: DicomSeries, data: np.ndarray, describe: str, modality: str) -> _Series:
+    """The tags of the derived series: a ``modality`` target's image, or (``"... std"``) its standard deviation."""
+    target = _target(modality, src.modality)
+    label = " ".join(describe.encode("ascii", "replace").decode().split()) or f"synthetic {target}"
+    label = label if label.lower().startswith("pix2gan") else f"pix2gan {label}"
+    now = datetime.datetime.now()
+    if not _is_std(modality):
+        slope, intercept, window = _encoding(data, target)
+        return _Series(
+            modality=target, sop_class={"CT": CTImageStorage, "MR": MRImageStorage}.get(target, ""),
+            uid=generate_uid(), number_offset=SERIES_NUMBER_OFFSET, label=label,
+            derivation=f"{label}, predicted from series {src.uid}", image_type=("DERIVED", "SECONDARY"),
+            slope=slope, intercept=intercept, window=window, rescale_type="", now=now,
+        )  # fmt: skip
+    units = "HU" if target == "CT" else "US"  # US: unspecified (the target's own units)
+    words = label.split(" ")
+    if "std" not in words:
+        words.append("std")
+    if units == "HU" and "(HU)" not in words:
+        words.insert(words.index("std") + 1, "(HU)")
+    label = " ".join(words)
+    slope, intercept, window = _std_encoding(data)
+    what = "standard deviation in HU" if units == "HU" else "standard deviation"
+    return _Series(
+        modality="OT", sop_class=SecondaryCaptureImageStorage, uid=generate_uid(),
+        number_offset=2 * SERIES_NUMBER_OFFSET, label=label,
+        derivation=f"{label}: {what} of the predictions of series {src.uid}",
+        image_type=("DERIVED", "SECONDARY", "STD_DEV"), slope=slope, intercept=intercept, window=window,
+        rescale_type=units, now=now,
+    )  # fmt: skip
+
+
 def write(
     path: Path,
     data: np.ndarray,
@@ -87,20 +171,23 @@ def write(
     """Write ``data`` (physical units, ``template``'s shape and index order) as a derived series in folder ``path``.
 
     ``IM00001.dcm``... (sorted order), each the source slice's header with the same patient, study, frame of reference
-    and geometry; a new SeriesInstanceUID, SeriesNumber (source + 1000; + 2000 for a ``modality`` naming a ``std``
-    map) and SOPInstanceUIDs; Modality and SOP class CT for a CT-like ``modality`` (``ct``, ``sct``...), MR for an
-    MR-like one (``mr``, ``t1``...), else the source's;
+    and geometry; a new SeriesInstanceUID, SeriesNumber (source + 1000) and SOPInstanceUIDs; Modality and SOP class
+    CT for a CT-like ``modality`` (``ct``, ``sct``...), MR for an MR-like one (``mr``, ``t1``...), else the source's;
     ImageType DERIVED\\SECONDARY; SeriesDescription "pix2gan <describe>"; int16 pixels (CT: slope 1, intercept
     -1024; others: slope 1, intercept 0 for int16-valued data, else a slope spanning the range); SourceImageSequence
-    naming the source slice. Private and pixel-describing tags go, and the source's acquisition tags (group 0018)
-    when the modality changes. Explicit VR little endian. ``dtype`` is ignored (always int16 with a rescale).
-    Atomic: written into ``.<name>.tmp*`` beside ``path``, fsynced, moved into place; an existing series
+    naming the source slice. A ``modality`` naming a ``std`` map (``"ct std"``) gives a Secondary Capture series
+    instead: Modality OT, SeriesNumber source + 2000, ImageType DERIVED\\SECONDARY\\STD_DEV, a description saying
+    "std (HU)", RescaleType HU (US for a non-CT target), intercept 0 and a decimal slope that keeps fractions (0.01
+    for a std up to 327.67), a window over [0, 99th percentile]. Private and pixel-describing tags go, and the
+    source's acquisition tags (group 0018) when the modality changes. Explicit VR little endian. ``dtype`` is
+    ignored (always int16 with a rescale); ``data`` has ``template``'s shape (:func:`~pix2gan.io.codecs.save_like`
+    checks it). Atomic: written into ``.<name>.tmp*`` beside ``path``, fsynced, moved into place; an existing series
     (``overwrite``) is moved aside and removed only once the new one is in place.
 
     Raises:
         InputError: ``template`` is not a DICOM series; ``path`` is not a folder, exists without ``overwrite`` or
             holds non-DICOM files; the folder cannot be written.
-        ValueError: ``data`` holds NaN / Inf (its shape is :func:`~pix2gan.io.codecs.save_like`'s to check).
+        ValueError: ``data`` holds NaN / Inf.
     """
     path = Path(path)
     if template.format != "dicom" or not isinstance(template.header, DicomSeries):
@@ -109,14 +196,7 @@ def write(
         raise ValueError(f"{path}: data holds NaN or Inf values; nothing written")
     _check_target(path, overwrite)
     src: DicomSeries = template.header
-    target = _target(modality, src.modality)
-    slope, intercept, window = _encoding(data, target)
-    series_uid = generate_uid()
-    # a prediction's std map is a second derived series of the same study: give it a series number of its own
-    number_offset = SERIES_NUMBER_OFFSET * (2 if "std" in modality.lower().split() else 1)
-    label = " ".join(describe.encode("ascii", "replace").decode().split()) or f"synthetic {target}"
-    label = label if label.lower().startswith("pix2gan") else f"pix2gan {label}"
-    now = datetime.datetime.now()
+    series = _series(src, data, describe, modality)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
@@ -127,12 +207,10 @@ def write(
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
     try:
         for k, source in enumerate(src.datasets):
-            ds = _derived(source, target, series_uid, label, now, src.uid, number_offset)
+            ds = _derived(source, series)
             plane = data[:, :, k].T.astype(np.float64)  # (rows, columns)
-            stored = np.clip(np.rint((plane - intercept) / slope), -32768, 32767).astype("<i2")
+            stored = np.clip(np.rint((plane - series.intercept) / series.slope), -32768, 32767).astype("<i2")
             ds.Rows, ds.Columns = stored.shape
-            ds.RescaleSlope, ds.RescaleIntercept = format_number_as_ds(slope), format_number_as_ds(intercept)
-            ds.WindowCenter, ds.WindowWidth = (format_number_as_ds(round(w, 4)) for w in window)
             ds.PixelData = stored.tobytes()
             ds["PixelData"].VR = "OW"
             ds.InstanceNumber = ds.get("InstanceNumber", None) or k + 1
@@ -181,38 +259,40 @@ def _swap_in(tmp: Path, path: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _derived(
-    source: Dataset, target: str, series_uid: str, label: str, now: datetime.datetime, source_series: str,
-    number_offset: int = SERIES_NUMBER_OFFSET,
-) -> Dataset:  # fmt: skip
+def _derived(source: Dataset, series: _Series) -> Dataset:
     """A copy of one source slice's header turned into the derived slice's header (pixels added by the caller)."""
     ds = copy.deepcopy(source)
     ds.remove_private_tags()
-    changed = target != str(source.get("Modality", "") or "").upper()
+    changed = series.modality != str(source.get("Modality", "") or "").upper()
     for tag in list(ds.keys()):  # curves and overlays; the source's acquisition settings when the modality changes
         if tag.group >> 8 in (0x50, 0x60) or (changed and tag.group == 0x0018 and ds[tag].keyword not in _KEEP_0018):
             del ds[tag]
     for keyword in _STALE:
         ds.pop(keyword, None)
-    for keyword, value in _REQUIRED.get(target, {}).items():
+    for keyword, value in _REQUIRED.get(series.modality, {}).items():
         if keyword not in ds:
             setattr(ds, keyword, value)
-    sop_class = {"CT": CTImageStorage, "MR": MRImageStorage}.get(target, source.get("SOPClassUID", CTImageStorage))
+    sop_class = series.sop_class or source.get("SOPClassUID", CTImageStorage)
     ref = Dataset()
     ref.ReferencedSOPClassUID = source.get("SOPClassUID", sop_class)
     ref.ReferencedSOPInstanceUID = source.get("SOPInstanceUID", "")
     ds.SourceImageSequence = [ref]
-    ds.DerivationDescription = f"{label}, predicted from series {source_series}"[:1024]
+    ds.DerivationDescription = series.derivation[:1024]
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
-    ds.SeriesInstanceUID, ds.Modality = series_uid, target
-    ds.SeriesNumber = int(source.get("SeriesNumber", 0) or 0) + number_offset
-    ds.SeriesDescription = label[:64]
-    ds.ImageType = ["DERIVED", "SECONDARY"]
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    ds.SeriesInstanceUID, ds.Modality = series.uid, series.modality
+    ds.SeriesNumber = int(source.get("SeriesNumber", 0) or 0) + series.number_offset
+    ds.SeriesDescription = series.label[:64]
+    ds.ImageType = list(series.image_type)
+    date, time = series.now.strftime("%Y%m%d"), series.now.strftime("%H%M%S")
     ds.SeriesDate = ds.ContentDate = ds.InstanceCreationDate = date
     ds.SeriesTime = ds.ContentTime = ds.InstanceCreationTime = time
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleSlope, ds.RescaleIntercept = format_number_as_ds(series.slope), format_number_as_ds(series.intercept)
+    ds.WindowCenter, ds.WindowWidth = (format_number_as_ds(round(w, 4)) for w in series.window)
+    if series.rescale_type:  # a standard-deviation map: its units, and what its window shows
+        ds.RescaleType = series.rescale_type
+        ds.WindowCenterWidthExplanation = "std (HU)" if series.rescale_type == "HU" else "std"
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
