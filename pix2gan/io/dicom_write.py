@@ -19,8 +19,10 @@ import copy
 import datetime
 import os
 import re
+import secrets
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,7 @@ from pydicom.valuerep import format_number_as_ds
 from pix2gan.errors import InputError
 from pix2gan.io.atomic import fsync_folder
 from pix2gan.io.dicom import DicomSeries
-from pix2gan.io.volume import Volume, is_dicom_file
+from pix2gan.io.volume import Volume
 
 __all__ = ["SERIES_NUMBER_OFFSET", "write"]
 
@@ -182,11 +184,12 @@ def write(
     source's acquisition tags (group 0018) when the modality changes. Explicit VR little endian. ``dtype`` is
     ignored (always int16 with a rescale); ``data`` has ``template``'s shape (:func:`~pix2gan.io.codecs.save_like`
     checks it). Atomic: written into ``.<name>.tmp*`` beside ``path``, fsynced, moved into place; an existing series
-    (``overwrite``) is moved aside and removed only once the new one is in place.
+    (``overwrite``; every file in it read and found to be DICOM first) is moved aside and removed only once the new
+    one is in place, and put back if that fails.
 
     Raises:
         InputError: ``template`` is not a DICOM series; ``path`` is not a folder, exists without ``overwrite`` or
-            holds non-DICOM files; the folder cannot be written.
+            holds anything but DICOM files; the folder cannot be written.
         ValueError: ``data`` holds NaN / Inf.
     """
     path = Path(path)
@@ -197,14 +200,7 @@ def write(
     _check_target(path, overwrite)
     src: DicomSeries = template.header
     series = _series(src, data, describe, modality)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it 0700; give the folder the mode mkdir would
-    except OSError as exc:
-        raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
+    tmp = _new_folder(path)
     try:
         for k, source in enumerate(src.datasets):
             ds = _derived(source, series)
@@ -227,19 +223,59 @@ def write(
         raise
 
 
+def _new_folder(path: Path) -> Path:
+    """A new empty hidden folder beside ``path`` to write the series into. Made by mkdir, so it has the mode mkdir
+    gives (0777 less the umask) without reading or changing the process' umask."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            tmp = path.parent / f".{path.name}.tmp{secrets.token_hex(4)}"
+            try:
+                tmp.mkdir()
+            except FileExistsError:
+                continue
+            return tmp
+        raise FileExistsError(f"no free temporary name .{path.name}.tmp*")
+    except OSError as exc:
+        raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
+
+
 def _check_target(path: Path, overwrite: bool) -> None:
+    """Refuse to write over anything but an existing folder of DICOM files (and that only with ``overwrite``)."""
     if path.is_symlink() or path.exists():
         if path.is_symlink() or not path.is_dir():
             raise InputError(f"{path}: exists and is not a folder; a DICOM series is written into a folder")
         if not overwrite:
             raise InputError(f"{path}: already exists (use --overwrite to replace it)")
-        other = [p.name for p in path.iterdir() if not p.name.startswith(".") and not (p.is_file() and is_dicom_file(p))]
-        if other:
-            raise InputError(f"{path}: holds other things than DICOM files ({other[0]}, ...); refusing to replace it")
+        for entry in sorted(path.iterdir()):  # hidden ones too: everything here is deleted once replaced
+            problem = _not_dicom(entry)
+            if problem:
+                raise InputError(
+                    f"{path}: holds other things than DICOM files ({entry.name}: {problem}); refusing to replace it"
+                )
+
+
+def _not_dicom(entry: Path) -> str:
+    """Why ``entry`` is not a DICOM file, read from its content (its name proves nothing); "" when it is one."""
+    if entry.is_symlink() or not entry.is_file():
+        return "a link" if entry.is_symlink() else "not a file"
+    try:
+        with open(entry, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's complaints about a damaged header: the refusal says it
+            if fh.read(132)[128:] != b"DICM":
+                return "no DICM preamble"
+            fh.seek(0)
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    except Exception as exc:  # unreadable, or a header pydicom cannot parse
+        return f"unreadable as DICOM ({type(exc).__name__})"
+    if not ds.file_meta.get("MediaStorageSOPClassUID"):
+        return "no SOP class"
+    return ""
 
 
 def _swap_in(tmp: Path, path: Path) -> None:
-    """Move the finished folder onto ``path``; an old one is moved aside first and removed once the new one is there."""
+    """Move the finished folder onto ``path``; an old one is moved aside first, put back if the move fails, and removed
+    once the new one is there (also when syncing the parent folder then fails)."""
     if not path.exists():
         os.rename(tmp, path)
         fsync_folder(path.parent)
@@ -255,8 +291,10 @@ def _swap_in(tmp: Path, path: Path) -> None:
     except BaseException:
         os.rename(old, path)
         raise
-    fsync_folder(path.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        fsync_folder(path.parent)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _derived(source: Dataset, series: _Series) -> Dataset:
