@@ -453,6 +453,7 @@ def test_std_map_is_a_secondary_capture_with_fractions(tmp_path: Path, phantom, 
     for ds, s in zip(written, source.header.datasets):
         assert (ds.Modality, ds.SOPClassUID, ds.file_meta.MediaStorageSOPClassUID) == ("OT", SC, SC)
         assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "STD_DEV"] and ds.ConversionType == "WSD"
+        assert "PatientOrientation" in ds  # type 2 in a Secondary Capture (empty: the geometry is IOP / IPP)
         label = f"pix2gan {target} std (HU) (run-7)" if units == "HU" else f"pix2gan {target} std (run-7)"
         assert ds.SeriesDescription == label and "standard deviation" in ds.DerivationDescription
         assert ds.RescaleType == units and float(ds.RescaleIntercept) == 0 and float(ds.RescaleSlope) == 0.01

@@ -63,7 +63,7 @@ _REQUIRED = {
     "CT": {"KVP": "", "AcquisitionNumber": ""},
     "MR": {"ScanningSequence": "RM", "SequenceVariant": "NONE", "ScanOptions": "", "MRAcquisitionType": "",
            "EchoTime": "", "EchoTrainLength": "", "RepetitionTime": ""},
-    "OT": {"ConversionType": "WSD"},  # Secondary Capture: made on a workstation
+    "OT": {"ConversionType": "WSD", "PatientOrientation": ""},  # Secondary Capture: made on a workstation
 }  # fmt: skip
 _INT16_MAX = 32767
 
