@@ -14,12 +14,14 @@ import SimpleITK as sitk
 from dicom_series import HTJ2KLossless, RLELossless, oblique_affine, write_series
 from pydicom.data import get_testdata_file
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import SecondaryCaptureImageStorage as SC
 
 from pix2gan.data.phantom import make_subject
 from pix2gan.errors import InputError
-from pix2gan.io import dicom_write
-from pix2gan.io.dicom import DicomSeries, is_dicom_file, read, write
-from pix2gan.io.volume import Volume, is_dicom_folder, load_volume, save_like
+from pix2gan.io import dicom_write, load_volume, save_like
+from pix2gan.io.dicom import DicomSeries, is_dicom_file, read
+from pix2gan.io.dicom_write import write
+from pix2gan.io.volume import Volume, is_dicom_folder
 
 F = np.diag([-1.0, -1.0, 1.0])
 AXIAL = np.array([[0.8, 0, 0, -6.0], [0, 0.8, 0, -4.4], [0, 0, 3.0, 10.0], [0, 0, 0, 1]])
@@ -323,7 +325,7 @@ def test_writer_refusals_leave_nothing(tmp_path: Path, phantom) -> None:
     with pytest.raises(InputError, match="not a folder"):
         write(tmp_path / "afile", source.data, source)
     with pytest.raises(ValueError, match="shape"):
-        write(out, source.data[:, :, :3], source)
+        save_like(out, source.data[:, :, :3], source)
     bad = source.data.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -361,7 +363,7 @@ def test_atomic_overwrite(tmp_path: Path, phantom, monkeypatch: pytest.MonkeyPat
     assert sorted(p.read_bytes() for p in out.iterdir()) == first  # the old series, untouched
     assert not (tmp_path / "new").exists() and leftovers(tmp_path) == []
 
-    (out / "IM00099.dcm").write_bytes(b"stale file from an older, longer series")
+    shutil.copy(out / "IM00001.dcm", out / "IM00099.dcm")  # a stale slice from an older, longer series
     write(out, source.data + 1, source, overwrite=True)
     assert len(list(out.iterdir())) == 6 and leftovers(tmp_path) == []  # replaced as a whole
     np.testing.assert_array_equal(read(out).data, source.data + 1)
@@ -370,6 +372,29 @@ def test_atomic_overwrite(tmp_path: Path, phantom, monkeypatch: pytest.MonkeyPat
     with pytest.raises(InputError, match="other things than DICOM files"):
         write(out, source.data, source, overwrite=True)
     assert (out / "report.pdf").exists()
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [("notes.dcm", b"a text file named .dcm"), ("IM00099.dcm", b"\0" * 128 + b"DICM" + b"\2\0garbage"),
+     (".hidden", b"not DICOM either"), ("sub/IM00001.dcm", b"")],
+    ids=["named-dcm", "magic-only", "hidden", "sub-folder"],
+)  # fmt: skip
+def test_overwrite_reads_every_file_before_deleting(tmp_path: Path, phantom, name: str, content: bytes) -> None:
+    """A file is DICOM by its content, not its name: a folder with anything else is refused and kept as it is."""
+    write_series(tmp_path / "src", phantom[0], AXIAL)
+    source = read(tmp_path / "src")
+    out = tmp_path / "out"
+    write(out, source.data, source)
+    (out / name).parent.mkdir(exist_ok=True)
+    (out / name).write_bytes(content)
+    before = sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file())
+    with pytest.raises(InputError) as err:
+        write(out, source.data + 1, source, overwrite=True)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{out}: holds other things than DICOM files ({name.split('/')[0]}")
+    assert sorted((p.relative_to(out), p.read_bytes()) for p in out.rglob("*") if p.is_file()) == before
+    assert leftovers(tmp_path) == []
 
 
 def test_gantry_tilt_gives_a_sheared_affine(tmp_path: Path, phantom) -> None:
@@ -412,3 +437,172 @@ def test_dicomdir_skipped_and_non_image_series_listed(tmp_path: Path, phantom) -
     np.testing.assert_array_equal(read(folder, series="1.2.3.4.1").data, phantom[0])
     with pytest.raises(InputError, match="file report has no pixel data"):
         read(folder, series="1.2.3.4.9")
+
+
+@pytest.mark.parametrize("target, units", [("ct", "HU"), ("t1", "US")])
+def test_std_map_is_a_secondary_capture_with_fractions(tmp_path: Path, phantom, target: str, units: str) -> None:
+    """The --uncertainty map is not an image of the target: Modality OT (Secondary Capture), its ImageType,
+    description, window and RescaleType say std, and values below 0.5 keep their fractions through the slope."""
+    write_series(tmp_path / "src", phantom[0], OBLIQUE)
+    source = read(tmp_path / "src")
+    std = np.random.default_rng(0).uniform(0.0, 0.49, source.shape).astype(np.float32)  # all below half a HU
+    std[3, 4, :] = np.linspace(1.0, 250.0, source.shape[2])  # a few large ones
+    save_like(tmp_path / "std", std, source, modality=f"{target} std", describe=f"pix2gan {target} std (run-7)")
+    written = [pydicom.dcmread(f) for f in sorted((tmp_path / "std").iterdir())]
+    p99 = float(np.percentile(std[::2, ::2, :], 99))
+    for ds, s in zip(written, source.header.datasets):
+        assert (ds.Modality, ds.SOPClassUID, ds.file_meta.MediaStorageSOPClassUID) == ("OT", SC, SC)
+        assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "STD_DEV"] and ds.ConversionType == "WSD"
+        assert "PatientOrientation" in ds  # type 2 in a Secondary Capture (empty: the geometry is IOP / IPP)
+        label = f"pix2gan {target} std (HU) (run-7)" if units == "HU" else f"pix2gan {target} std (run-7)"
+        assert ds.SeriesDescription == label and "standard deviation" in ds.DerivationDescription
+        assert ds.RescaleType == units and float(ds.RescaleIntercept) == 0 and float(ds.RescaleSlope) == 0.01
+        assert float(ds.WindowWidth) == pytest.approx(max(p99, 1.0), abs=1e-4)  # [0, 99th percentile], not 40 / 400
+        assert float(ds.WindowCenter) == pytest.approx(float(ds.WindowWidth) / 2, abs=1e-4)
+        assert int(ds.SeriesNumber) == int(s.SeriesNumber) + 2000 and "KVP" not in ds
+        assert ds.FrameOfReferenceUID == s.FrameOfReferenceUID and ds.ImagePositionPatient == s.ImagePositionPatient
+    back = read(tmp_path / "std")
+    np.testing.assert_allclose(back.data, std, atol=0.005 + 1e-6)  # half the slope
+    assert np.count_nonzero(back.data[std > 0.01]) == np.count_nonzero(std > 0.01)  # not rounded to 0
+    np.testing.assert_allclose(back.affine, source.affine, atol=1e-9)
+    ref_data, ref_affine = sitk_series(tmp_path / "std")  # SimpleITK places it on the source's grid too
+    np.testing.assert_allclose(ref_affine, source.affine, atol=1e-6)
+    np.testing.assert_allclose(ref_data, back.data, atol=1e-6)
+
+
+def test_std_slope_holds_a_large_std() -> None:
+    slope, intercept, (centre, width) = dicom_write._std_encoding(np.full((2, 2, 2), 1000.0))
+    assert (slope, intercept, centre, width) == (0.05, 0.0, 500.0, 1000.0)  # 0.02 * 32767 < 1000 <= 0.05 * 32767
+    assert dicom_write._std_encoding(np.zeros((2, 2, 2)))[:2] == (0.0001, 0.0)
+
+
+def test_write_leaves_the_umask_alone_and_needs_no_chmod(tmp_path: Path, phantom, monkeypatch) -> None:
+    """The temporary folder gets its mode from mkdir: the process umask is never changed, and a chmod that fails
+    (it used to follow the folder's creation, outside the clean-up) cannot leak the folder."""
+    write_series(tmp_path / "src", phantom[0], AXIAL)
+    source = read(tmp_path / "src")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    calls = []
+    real_umask = os.umask
+
+    def umask(value: int) -> int:
+        calls.append(value)
+        return real_umask(value)
+
+    def chmod(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(dicom_write.os, "umask", umask)
+    monkeypatch.setattr(dicom_write.os, "chmod", chmod)
+    write(tmp_path / "out", source.data, source)
+    monkeypatch.undo()
+    assert calls == [] and leftovers(tmp_path) == []
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
+@pytest.mark.parametrize("step", ["move-aside", "move-in", "sync"])
+def test_a_failed_swap_keeps_the_old_series_and_leaves_nothing(tmp_path: Path, phantom, monkeypatch, step) -> None:
+    """--overwrite: a failure while the new series replaces the old one puts the old one back (or, once the new one
+    is in, still removes the old one); no temporary folder is left either way."""
+    write_series(tmp_path / "src", phantom[0], AXIAL)
+    source = read(tmp_path / "src")
+    out = tmp_path / "out"
+    write(out, source.data, source)
+    first = sorted(p.read_bytes() for p in out.iterdir())
+    real_rename, real_sync = os.rename, dicom_write.fsync_folder
+
+    def rename(src, dst):
+        moving = {"move-aside": Path(src) == out, "move-in": Path(src).name.startswith(".out.tmp")}
+        if moving.get(step):
+            raise OSError(5, "Input/output error (injected)")
+        return real_rename(src, dst)
+
+    def sync(folder: Path) -> None:
+        if step == "sync" and Path(folder) == tmp_path:
+            raise OSError(5, "Input/output error (injected)")
+        real_sync(folder)
+
+    monkeypatch.setattr(dicom_write.os, "rename", rename)
+    monkeypatch.setattr(dicom_write, "fsync_folder", sync)
+    with pytest.raises(InputError, match="cannot write the series.*injected"):
+        write(out, source.data + 1, source, overwrite=True)
+    monkeypatch.undo()
+    assert leftovers(tmp_path) == []
+    if step == "sync":  # the new series was in place when syncing its parent failed
+        np.testing.assert_array_equal(read(out).data, source.data + 1)
+    else:
+        assert sorted(p.read_bytes() for p in out.iterdir()) == first
+
+
+def test_formats_table_and_no_import_circle_in_io() -> None:
+    """Every format has a reader and writer in one explicit table; the io modules import each other without a
+    circle, counting imports inside functions, and none by a string."""
+    import ast
+
+    import pix2gan.io as io_package
+    from pix2gan.io import codecs, dicom, itk, nifti
+    from pix2gan.io.volume import FORMATS
+
+    assert sorted(codecs.CODECS) == sorted(f.name for f in FORMATS)
+    assert codecs.CODECS["dicom"] == codecs.Codec(dicom.read, dicom_write.write)
+    assert codecs.CODECS["nrrd"].read is itk.read and codecs.CODECS["nifti"].write is nifti.write
+    folder = Path(io_package.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for file in folder.glob("*.py"):
+        tree = ast.parse(file.read_text())
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        froms = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        names |= {f"pix2gan.io.{a.name}" for n in froms if n.module == "pix2gan.io" for a in n.names}
+        assert "importlib" not in names, file.name
+        graph[file.stem] = {n.split(".")[2] for n in names if n.startswith("pix2gan.io.")} - {file.stem}
+    graph.pop("__init__")
+
+    def reach(start: str, seen: set[str]) -> set[str]:
+        for nxt in graph.get(start, set()) - seen:
+            seen.add(nxt)
+            reach(nxt, seen)
+        return seen
+
+    assert [m for m in graph if m in reach(m, set())] == []
+
+
+def test_cli_overwrite_replaces_an_earlier_derived_series(tmp_path: Path, tiny_data, tiny_run) -> None:
+    """`pix2gan translate <series> --uncertainty`: the prediction and its std map; run again, refused without
+    --overwrite, replaced with it (new series, nothing left over); a folder holding a non-DICOM `.dcm` is kept."""
+    from typer.testing import CliRunner
+
+    from helpers import assert_one_clear_line
+    from pix2gan_cli.app import app
+
+    t1 = load_volume(tiny_data / "sub-002" / "t1.nii.gz")
+    series = tmp_path / "in" / "mr"
+    write_series(series, t1.data, t1.affine, modality="MR")
+    args = ["translate", str(series), "--run", str(tiny_run), "--device", "cpu", "--uncertainty", "--tta"]
+    out, std = tmp_path / "in" / "mr_ct", tmp_path / "in" / "mr_ct_std"
+
+    def uids() -> tuple[set[str], set[str]]:
+        return tuple({pydicom.dcmread(f).SeriesInstanceUID for f in folder.iterdir()} for folder in (out, std))
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    first = uids()
+    std_ds = pydicom.dcmread(sorted(std.iterdir())[0])
+    assert (std_ds.Modality, std_ds.RescaleType, std_ds.SeriesDescription[:19]) == ("OT", "HU", "pix2gan ct std (HU)")
+    values = load_volume(std).data
+    assert values.min() >= 0 and np.any(values != np.rint(values))  # fractions of a HU kept
+    assert_one_clear_line(CliRunner().invoke(app, args), "already exists (use --overwrite")
+    assert uids() == first
+
+    result = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    second = uids()
+    assert all(len(s) == 1 for s in second) and second[0] != first[0] and second[1] != first[1]
+    assert len(list(out.iterdir())) == len(list(std.iterdir())) == t1.shape[2]
+    assert leftovers(tmp_path / "in") == []
+    np.testing.assert_allclose(load_volume(out).affine, load_volume(series).affine, atol=1e-6)
+
+    (out / "IM00001.dcm").write_text("not DICOM, whatever its name says")
+    assert_one_clear_line(CliRunner().invoke(app, [*args, "--overwrite"]), "IM00001.dcm: no DICM preamble")
+    assert (out / "IM00001.dcm").read_text().startswith("not DICOM") and len(list(out.iterdir())) == t1.shape[2]

@@ -1,8 +1,9 @@
 """Volume files in and out with their geometry kept, atomic writes, and the checks every input goes through.
 
-One place a format plugs in: :mod:`pix2gan.io.volume` lists the formats (NIfTI, MetaImage, NRRD, DICOM series); each
-has a module with ``read(path, series=None) -> Volume`` and ``write(path, data, template, ...)``, imported on first
-use (:mod:`~pix2gan.io.nifti`, :mod:`~pix2gan.io.itk`, :mod:`~pix2gan.io.dicom`).
+A format plugs in as a row in :data:`pix2gan.io.volume.FORMATS` (its name and file names) and one in
+:data:`pix2gan.io.codecs.CODECS` (its reader ``read(path, series=None) -> Volume`` and writer ``write(path, data,
+template, ...)``: :mod:`~pix2gan.io.nifti`, :mod:`~pix2gan.io.itk`, :mod:`~pix2gan.io.dicom` and
+:mod:`~pix2gan.io.dicom_write`).
 """
 
 from pix2gan.io.atomic import (
@@ -13,6 +14,7 @@ from pix2gan.io.atomic import (
     check_output_folder,
     fsync_folder,
 )
+from pix2gan.io.codecs import load_volume, save_like
 from pix2gan.io.nifti import GEOMETRY_FIELDS, NIFTI_SUFFIXES, is_nifti, save_nifti
 from pix2gan.io.volume import (
     FORMATS,
@@ -24,9 +26,7 @@ from pix2gan.io.volume import (
     format_of,
     is_dicom_folder,
     is_volume_file,
-    load_volume,
     output_format,
-    save_like,
     volume_name,
 )
 

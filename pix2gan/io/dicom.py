@@ -1,5 +1,6 @@
 """DICOM series in: a folder of one series' slice files read into a :class:`Volume`, checked slice by slice. The
-derived series written back on exactly the source's slices is :mod:`pix2gan.io.dicom_write` (:func:`write`).
+derived series written back on exactly the source's slices is :mod:`pix2gan.io.dicom_write` (which imports this
+module; this one does not import it).
 
 Headers are read with pydicom, voxels with SimpleITK's GDCM (``ImageSeriesReader`` over our own sorted file list),
 which applies each file's RescaleSlope / RescaleIntercept, so CT comes out in HU.
@@ -43,7 +44,7 @@ from pix2gan.errors import InputError
 from pix2gan.io.nifti import reason
 from pix2gan.io.volume import Volume, is_dicom_file
 
-__all__ = ["DicomSeries", "DECODABLE", "is_dicom_file", "read", "write"]
+__all__ = ["DicomSeries", "DECODABLE", "is_dicom_file", "read"]
 
 _F = np.array([-1.0, -1.0, 1.0])  # LPS <-> RAS
 DECODABLE = frozenset(
@@ -250,9 +251,3 @@ def _pixels(folder: Path, files: list[Path], datasets: list[Dataset]) -> np.ndar
         raise InputError(f"{folder}: pixel data of shape {arr.shape} where the headers say {expected}")
     return arr.transpose(2, 1, 0)
 
-
-def write(path: Path, data: np.ndarray, template: Volume, **options: object) -> None:
-    """:func:`pix2gan.io.dicom_write.write`: a derived series in folder ``path``, on ``template``'s slices."""
-    from pix2gan.io.dicom_write import write as write_series
-
-    write_series(path, data, template, **options)  # type: ignore[arg-type]

@@ -170,8 +170,6 @@ def write(
     """
     sitk = _sitk()
     path = Path(path)
-    if tuple(data.shape) != template.shape:
-        raise ValueError(f"save_like: data shape {tuple(data.shape)} differs from template {template.shape}")
     if path.exists() and not overwrite:
         raise InputError(f"{path}: already exists (use --overwrite to replace it)")
     geometry = template.header if isinstance(template.header, ItkGeometry) else geometry_from_affine(template.affine)

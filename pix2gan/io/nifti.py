@@ -105,9 +105,8 @@ def write(
 
     The header is the template's, with the data type changed to ``dtype`` and the scaling reset (slope 1, inter 0).
     A template of another format gives a new header with its affine as qform and sform (code 1, scanner).
+    ``data`` has the template's shape (:func:`~pix2gan.io.codecs.save_like` checks it).
     """
-    if tuple(data.shape) != template.shape:
-        raise ValueError(f"save_like: data shape {tuple(data.shape)} differs from template {template.shape}")
     if template.format != "nifti":
         save_nifti(path, cast(data, dtype), template.affine, overwrite=overwrite, describe=describe)
         return

@@ -1,4 +1,4 @@
-"""A volume in any supported format, and the one place that picks the reader or writer for a path.
+"""A volume in any supported format: the :class:`Volume` every reader returns, and the formats' names.
 
 Every format reads into the same :class:`Volume`: float32 voxels in physical units, indexed ``[i, j, k]`` in the
 file's own index order (NIfTI's i, j, k; ITK's x, y, z; a DICOM series' column, row, slice), and the affine that maps
@@ -15,6 +15,9 @@ nrrd       ``.nrrd``, ``.nhdr`` (+ raw)   SimpleITK               origin, spacin
 dicom      a folder of one series' files  pydicom + SimpleITK     per-slice positions, IOP
 ========== ============================== ======================= =========================
 
+This module is the leaf the format modules build on (it imports none of them); the readers and writers, and
+``load_volume`` / ``save_like`` that pick one by name, are :mod:`pix2gan.io.codecs`.
+
 Example:
     >>> volume_name(Path("scan.nii.gz")), volume_name(Path("ct.mha")), format_of(Path("a.nhdr")).name
     ('scan', 'ct', 'nrrd')
@@ -24,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ from pix2gan.errors import InputError
 
 __all__ = [
     "Volume", "Format", "FORMATS", "VOLUME_SUFFIXES", "format_of", "output_format", "volume_name", "is_volume_file",
-    "is_dicom_file", "is_dicom_folder", "load_volume", "save_like", "check_same_grid", "check_writable_as",
+    "is_dicom_file", "is_dicom_folder", "check_shape", "check_voxels", "check_same_grid", "check_writable_as",
 ]  # fmt: skip
 
 
@@ -63,24 +65,17 @@ class Volume:
 
 @dataclass(frozen=True)
 class Format:
-    """A volume format: its file names, and where its reader and writer live (imported on first use)."""
+    """A volume format: its name and file names (its reader and writer: :data:`pix2gan.io.codecs.CODECS`)."""
 
     name: str
     suffixes: tuple[str, ...]  # empty for a folder format
-    module: str  # pix2gan.io.<module> defines read(path, series=None) -> Volume and write(path, data, template, ...)
-
-    def reader(self) -> Any:
-        return importlib.import_module(f"pix2gan.io.{self.module}").read
-
-    def writer(self) -> Any:
-        return importlib.import_module(f"pix2gan.io.{self.module}").write
 
 
 FORMATS = (
-    Format("nifti", (".nii.gz", ".nii"), "nifti"),
-    Format("metaimage", (".mha", ".mhd"), "itk"),
-    Format("nrrd", (".nrrd", ".nhdr"), "itk"),
-    Format("dicom", (), "dicom"),
+    Format("nifti", (".nii.gz", ".nii")),
+    Format("metaimage", (".mha", ".mhd")),
+    Format("nrrd", (".nrrd", ".nhdr")),
+    Format("dicom", ()),
 )
 VOLUME_SUFFIXES = tuple(s for f in FORMATS for s in f.suffixes)
 _DICOM = FORMATS[-1]
@@ -136,39 +131,17 @@ def is_dicom_folder(folder: Path) -> bool:
     return any(is_dicom_file(p) for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def load_volume(path: str | Path, *, allow_constant: bool = True, series: str | None = None) -> Volume:
-    """Read a 3-D volume of any supported format (a DICOM series from its folder), check it, decode it to float32.
-
-    ``series`` picks the SeriesInstanceUID of a DICOM folder holding several series.
-
-    Raises:
-        InputError: one line naming the file and the problem: missing, unreadable, truncated, not 3-D, vector
-            pixels, NaN or Inf voxels, a singular affine, an unsupported name, a DICOM folder with several series and
-            no ``series``; a constant volume when ``allow_constant`` is false.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if path.is_dir():
-        if not is_dicom_folder(path):
-            raise InputError(f"{path}: is a folder without DICOM files; expected a volume file ({_names()}) or a DICOM series folder")
-        volume = _DICOM.reader()(path, series=series)
-    else:
-        fmt = format_of(path)
-        if fmt is None:
-            raise InputError(f"{path}: not a supported volume file name (expected {_names()} or a DICOM series folder)")
-        if path.stat().st_size == 0:
-            raise InputError(f"{path}: empty file (0 bytes)")
-        volume = fmt.reader()(path)
-    _check_voxels(volume, allow_constant)
-    return volume
-
-
 def _names() -> str:
     return ", ".join(VOLUME_SUFFIXES)
 
 
-def _check_voxels(volume: Volume, allow_constant: bool) -> None:
+def check_voxels(volume: Volume, allow_constant: bool = True) -> None:
+    """Refuse a read volume that is not 3-D, has a zero-size axis, NaN / Inf voxels or a singular affine (and a
+    constant one unless ``allow_constant``).
+
+    Raises:
+        InputError: one line naming the file and the problem.
+    """
     data, path = volume.data, volume.path
     if data.ndim != 3:
         raise InputError(f"{path}: volume is {data.ndim}-D with shape {data.shape}; a 3-D volume is needed")
@@ -197,30 +170,14 @@ def check_writable_as(output: Path, source: Path) -> None:
         )
 
 
-def save_like(
-    path: str | Path,
-    data: np.ndarray,
-    template: Volume,
-    *,
-    dtype: type | np.dtype = np.float32,
-    overwrite: bool = False,
-    describe: str = "",
-    modality: str = "",
-) -> None:
-    """Write ``data`` on the grid of ``template``, in the format ``path`` names (a DICOM series for a folder path).
+def check_shape(data: np.ndarray, template: Volume) -> None:
+    """The one check that data to be written on ``template``'s grid has its shape (:func:`~pix2gan.io.codecs.save_like`).
 
-    Same format as the template: its geometry is copied exactly (NIfTI header fields bit for bit; ITK origin, spacing
-    and direction; DICOM per-slice positions). Another format: converted through the template's affine. ``dtype``
-    (float32 or int16) applies to the voxel formats; a DICOM series always stores int16 with a rescale. ``modality``
-    names the target (e.g. ``ct``) for formats that record it. Atomic: nothing is left half written.
+    Raises:
+        ValueError: the shapes differ (a caller's mistake, not the user's).
     """
-    path = Path(path)
     if tuple(data.shape) != template.shape:
         raise ValueError(f"save_like: data shape {tuple(data.shape)} differs from template {template.shape}")
-    fmt = output_format(path)
-    if fmt is _DICOM and template.format != "dicom":
-        raise InputError(f"{path}: a DICOM series is written only on a DICOM series' grid (the input is {template.format})")
-    fmt.writer()(path, data, template, dtype=dtype, overwrite=overwrite, describe=describe, modality=modality)
 
 
 def check_same_grid(reference: Volume, other: Volume, atol_mm: float = 1e-3) -> None:
