@@ -17,7 +17,19 @@ import typer
 
 from pix2gan.options import default_help
 from pix2gan_cli import tools
-from pix2gan_cli.common import Command, OneLineUsageErrors, console, err, flag as _flag, opt as _opt, state, user_errors
+from pix2gan_cli.common import (
+    Command,
+    OneLineUsageErrors,
+    console,
+    err,
+    flag as _flag,
+    models_spec,
+    opt as _opt,
+    print_error,
+    state,
+    train_config,
+    user_errors,
+)
 from pix2gan_cli.launch import launch_torchrun
 
 
@@ -122,29 +134,20 @@ def train(
 
     Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and prints how to continue with --resume.
     """
-    from pix2gan.config.files import run_config_with_file
-    from pix2gan.options import OPTIONS
-    from pix2gan.runs import new_run_dir
     from pix2gan.train import fit, resume_run
 
-    under_torchrun = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if resume is not None and config is not None:
         raise ValueError("--config does not go with --resume (a run resumes with the configuration it started with)")
     if resume is None:
-        options = {k: v for k, v in ctx.params.items() if k in OPTIONS}  # None: not given
-        # --planes axial,coronal or --planes axial --planes coronal; none (typer gives ()): not given
-        options["planes"] = tuple(p.strip() for item in planes or () for p in item.split(",") if p.strip()) or None
-        cfg = run_config_with_file(config, mode, **options)
-        if under_torchrun and run_dir is None:
-            raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
-        run_dir = run_dir or new_run_dir(cfg.run_name())
+        cfg, run_dir = train_config(ctx.params)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         launch_torchrun(nproc, run_dir, resume, err)
         return
+    show = progress and err.is_terminal
     if resume is not None:
-        result = resume_run(resume, progress=progress and err.is_terminal, console=err)
+        result = resume_run(resume, progress=show, console=err)
     else:
-        result = fit(cfg, run_dir, progress=progress and err.is_terminal, console=err)
+        result = fit(cfg, run_dir, progress=show, console=err)
     if os.environ.get("RANK", "0") == "0":
         for line in result.summary_lines():
             err.print(line, highlight=False, soft_wrap=True)
@@ -185,49 +188,22 @@ def translate(
 
     With several volumes, one that cannot be read or translated is reported (one error line), skipped, and the others
     go on; the summary lists the failures and the exit code is then 2."""
-    import contextlib
-
-    from pix2gan.infer.batch import FileResult, WorkerError, planning_device, torchrun_rank, translate_many
+    from pix2gan.infer.batch import WorkerError, planning_device, torchrun_rank, translate_many
     from pix2gan.infer.outputs import plan_outputs
     from pix2gan.infer.translate import load_ensemble
-    from pix2gan_cli.common import print_error
+    from pix2gan_cli.translating import file_lines, print_summary
 
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
-    # the models as load_ensemble's keywords: each --nproc worker rebuilds them from these
-    if not (run or checkpoint or model):  # the newest run, found once: every worker must use the same checkpoint
-        from pix2gan.runs import resolve_checkpoint
-
-        checkpoint = [resolve_checkpoint(None, None)]
-    spec = {"runs": run or [], "checkpoints": checkpoint or [], "models": model or [], "device": device,
-            "batch_size": batch_size, "precision": precision, "tta": tta, "fusion": fusion}  # fmt: skip
+    spec = models_spec(run, checkpoint, model, device=device, batch_size=batch_size, precision=precision, tta=tta,
+                       fusion=fusion)  # fmt: skip
     translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
-    ckpt = translator.members[0]
-    plan = plan_outputs(inputs, output, src=ckpt.config.data.src, dst=ckpt.config.data.dst, overwrite=overwrite,
-                        uncertainty=uncertainty)  # fmt: skip
+    data = translator.members[0].config.data
+    plan = plan_outputs(inputs, output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty)
     keep_going = len(plan) > 1  # one volume: its error is the command's (one line, exit 2)
-    bar = None
-    if keep_going and err.is_terminal and torchrun_rank() is None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]}"),
-                       TimeRemainingColumn(), console=err, transient=True)  # fmt: skip
-        task = bar.add_task("translate", total=len(plan), failed="")
-    failures = 0
-
-    def show(result: FileResult) -> None:
-        nonlocal failures
-        if result.error is None:
-            console.print(f"{result.input} -> {result.output} ({result.seconds:.1f} s)", highlight=False, soft_wrap=True)
-        else:
-            failures += 1
-            print_error(result.error)
-        if bar is not None:
-            bar.update(task, advance=1, failed=f"{failures} failed" if failures else "")
-
     t0 = time.perf_counter()
     try:
-        with bar if bar is not None else contextlib.nullcontext():
+        with file_lines(len(plan), bar=keep_going and err.is_terminal and torchrun_rank() is None) as show:
             result = translate_many(plan, spec, nproc=nproc, ensemble=None if nproc > 1 else translator,
                                     overwrite=overwrite, dtype=dtype, uncertainty=uncertainty, series=series,
                                     keep_going=keep_going, on_result=show)  # fmt: skip
@@ -238,14 +214,7 @@ def translate(
         raise typer.Exit(1) from None
     if not result.report:  # a torchrun rank other than 0: rank 0 reports every rank's volumes
         return
-    models = ", ".join(m.name for m in translator.members)
-    scope = f"{result.scope}: " if result.scope else ""
-    took = f" in {time.perf_counter() - t0:.1f} s" if keep_going else ""
-    err.print(
-        f"{scope}translated {len(result.translated)} volume(s) with {models} ({ckpt.config.data.src} -> "
-        f"{ckpt.config.data.dst}, {translator.describe()}, {result.where()}){took}{result.failure_summary()}",
-        highlight=False, soft_wrap=True,
-    )
+    print_summary(result, translator, time.perf_counter() - t0 if keep_going else None)
     if result.failed:
         raise typer.Exit(2)
 

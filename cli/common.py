@@ -1,4 +1,5 @@
-"""The command line's plumbing: help that reads well, and every user error as one line with exit code 2.
+"""The command line's plumbing: help that reads well, every user error as one line with exit code 2, and the
+options of ``train`` and ``translate`` turned into what the library takes.
 
 Commands live in :mod:`pix2gan_cli.app`; they wrap themselves in :func:`user_errors` and print through ``console``
 (results, stdout) and ``err`` (messages, stderr).
@@ -7,7 +8,9 @@ Commands live in :mod:`pix2gan_cli.app`; they wrap themselves in :func:`user_err
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -15,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
+from pix2gan.config import RunConfig
 from pix2gan.options import default_help
 
 try:  # typer >= 0.20 vendors click; the bare ``click`` package may then be another, unrelated copy
@@ -22,7 +26,8 @@ try:  # typer >= 0.20 vendors click; the bare ``click`` package may then be anot
 except ImportError:  # pragma: no cover - typer on top of the click package
     from click.exceptions import UsageError
 
-__all__ = ["Command", "OneLineUsageErrors", "user_errors", "print_error", "console", "err", "state", "opt", "flag"]
+__all__ = ["Command", "OneLineUsageErrors", "user_errors", "print_error", "console", "err", "state", "opt", "flag",
+           "train_config", "models_spec"]  # fmt: skip
 
 
 class _FlagHelp:
@@ -112,3 +117,42 @@ def opt(name: str, help: str, *decls: str, **kwargs: Any) -> Any:
 def flag(help: str, *decls: str, **kwargs: Any) -> Any:
     """An on/off option, shown as a flag (no value placeholder) in the help."""
     return typer.Option(*decls, help=escape(help), show_default=False, metavar="", **kwargs)
+
+
+def train_config(params: dict[str, Any]) -> tuple[RunConfig, Path]:
+    """The configuration and run folder ``pix2gan train`` trains with, from its parsed options (``ctx.params``; an
+    option not given is None): the ``--config`` file's settings under the options given, ``--run-dir`` or a new
+    folder named after the run.
+
+    Raises:
+        InputError: a problem with the ``--config`` file.
+        ValueError: an option value the configuration refuses; no ``--run-dir`` under torchrun.
+    """
+    from pix2gan.config.files import run_config_with_file
+    from pix2gan.options import OPTIONS
+    from pix2gan.runs import new_run_dir
+
+    options = {k: v for k, v in params.items() if k in OPTIONS}  # None: not given
+    # --planes axial,coronal or --planes axial --planes coronal; none (typer gives ()): not given
+    options["planes"] = tuple(p.strip() for item in params["planes"] or () for p in item.split(",") if p.strip()) or None
+    cfg = run_config_with_file(params["config"], params["mode"], **options)
+    run_dir = params["run_dir"]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and run_dir is None:
+        raise ValueError("under torchrun, pass --run-dir (every rank must write to the same run folder)")
+    return cfg, run_dir or new_run_dir(cfg.run_name())
+
+
+def models_spec(runs: list[Path] | None, checkpoints: list[Path] | None, models: list[Path] | None,
+                **settings: Any) -> dict[str, Any]:  # fmt: skip
+    """``translate``'s models as ``load_ensemble``'s keywords (each ``--nproc`` worker rebuilds them from these), with
+    ``settings`` (device, batch size, precision, TTA, fusion). Without ``--run``, ``--checkpoint`` or ``--model``:
+    the newest run's checkpoint, found once here, since every worker must use the same one.
+
+    Raises:
+        InputError: no run to fall back on.
+    """
+    if not (runs or checkpoints or models):
+        from pix2gan.runs import resolve_checkpoint
+
+        checkpoints = [resolve_checkpoint(None, None)]
+    return {"runs": runs or [], "checkpoints": checkpoints or [], "models": models or [], **settings}

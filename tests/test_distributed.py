@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ DRIVER = textwrap.dedent(
     import torch
     import pix2gan.train as train
     out = sys.argv.pop(1)
+    open(os.path.join(out, f"pid{os.environ.get('RANK', '0')}"), "w").write(str(os.getpid()))
     real_fit = train.fit
     def fit(*args, **kwargs):
         result = real_fit(*args, **kwargs)
@@ -61,8 +63,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
     from pix2gan.data.digits import write_digit_folder
 
+    tensorboard = mode == "paired" and importlib.util.find_spec("tensorboard") is not None
     if mode.startswith("paired"):
-        args = ["train", "--data", tiny_data, *TINY, "--epochs", "2"]
+        args = ["train", "--data", tiny_data, *TINY, "--epochs", "2", *(["--tensorboard"] if tensorboard else [])]
         if mode == "paired-resnet9":
             args += ["--generator", "resnet9"]
         if mode == "paired-context-planes":  # issue 10's options: 2.5-D over two planes, masked L1 + SSIM, no GAN
@@ -95,6 +98,12 @@ def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
     assert done.stderr.count("done run folder") == 1
     assert saved["step"] == len(steps)
     assert '"world": 2' in saved["progress"]
+    if tensorboard:  # one event file, named by rank 0's process, with every step once
+        from tensorboard_events import logged_steps
+
+        (events,) = (run / "tb").iterdir()
+        assert events.name.endswith(f".{(tmp_path / 'weights2' / 'pid0').read_text()}.0"), events.name
+        assert [s for s, _ in logged_steps(run / "tb")["train/loss_g"]] == [int(r["step"]) for r in steps]
     if mode == "paired-context-planes":
         config = json.loads(saved["config"]) if isinstance(saved["config"], str) else saved["config"]
         assert config["data"]["planes"] == ["axial", "coronal"] and config["data"]["context"] == 1

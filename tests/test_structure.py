@@ -1,8 +1,10 @@
-"""The layout holds: every module imports on its own (no import cycles), old checkpoints still work, and Python
-callers get the CLI's defaults."""
+"""The layout holds: no import circles (function-level imports included) and imports go one way, as
+docs/architecture.md says; every module imports on its own; old checkpoints still work; Python callers get the CLI's
+defaults."""
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
@@ -35,6 +37,122 @@ def digits_dir(tmp_path_factory) -> Path:
     write_digit_folder(root, per_class=8, size=28, seed=0)
     return root
 MODULES = sorted(m.name for m in pkgutil.walk_packages(pix2gan.__path__, "pix2gan."))
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {"pix2gan": ROOT / "pix2gan", "pix2gan_cli": ROOT / "cli"}  # (pyproject.toml: package-dir)
+
+# docs/architecture.md, "Imports go one way": a module imports only from its own part or from parts of lower layers
+# (`pix2gan` is the package's __init__: the public names; checkpoint.py reads its __version__)
+LAYERS = [{"errors", "device"}, {"config"}, {"options", "runs", "io"}, {"data", "losses", "report"},
+          {"nets", "reporting"}, {"pix2gan"}, {"checkpoint"}, {"infer"}, {"tasks"}, {"train", "evaluation"}, {"cli"}]
+
+
+def _source_modules() -> dict[str, Path]:
+    """Every module of pix2gan and of the CLI (pix2gan_cli, in cli/): dotted name -> file."""
+    found = {}
+    for package, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = [package, *path.relative_to(folder).with_suffix("").parts]
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """The modules of ``known`` that module ``name`` imports anywhere in its file: at the top, inside functions,
+    methods and try blocks alike (``if TYPE_CHECKING:`` blocks aside: they never run). ``from a import b`` names
+    module ``a.b`` when that is a module, else ``a``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    targets: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []  # (ast.walk has not entered them yet)
+        elif isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join([*package[: len(package) - node.level + 1], *([node.module] if node.module else [])]) \
+                if node.level else node.module  # fmt: skip
+            targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else str(base) for a in node.names)
+    edges = set()
+    for target in targets:  # the module itself, else the package it lies in (a.b.c -> a.b)
+        parts = target.split(".")
+        while parts and ".".join(parts) not in known:
+            parts.pop()
+        if parts and ".".join(parts) != name:
+            edges.add(".".join(parts))
+    return edges
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the pix2gan / pix2gan_cli modules it imports (anywhere in the file)."""
+    modules = _source_modules()
+    return {name: _imports(path, name, set(modules)) for name, path in modules.items()}
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: its strongly connected components of more than one module (Tarjan's
+    algorithm, iteratively), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = stack[stack.index(node):]
+                del stack[stack.index(node):]
+                if len(component) > 1:
+                    circles.append(sorted(component))
+    return circles
+
+
+def _part(module: str) -> str:
+    """The part of the code a module belongs to (a LAYERS name): ``pix2gan.io.nifti`` -> ``io``."""
+    parts = module.split(".")
+    return "cli" if parts[0] == "pix2gan_cli" else parts[1] if len(parts) > 1 else "pix2gan"
+
+
+def test_import_circles_are_found_inside_functions_too(tmp_path):
+    """The checker itself: a circle closed by an import inside a function is a circle; one under TYPE_CHECKING is not."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_circles(graph) == [["a", "b", "c"]]
+    assert import_circles({"a": {"b"}, "b": set()}) == []
+    known = {"pix2gan.x", "pix2gan.y", "pix2gan.pkg", "pix2gan.pkg.z"}
+    source = tmp_path / "x.py"
+    source.write_text("import os\nfrom . import y\nif TYPE_CHECKING:\n    from pix2gan.x import T\n"
+                      "def f():\n    from .pkg import z\n    from pix2gan.pkg import z as w\n    import pix2gan.pkg.q\n")
+    assert _imports(source, "pix2gan.x", known) == {"pix2gan.y", "pix2gan.pkg.z", "pix2gan.pkg"}
+
+
+def test_no_import_circles_and_imports_go_one_way():
+    """docs/architecture.md: no circle between modules, counting imports inside functions (which the import test
+    below cannot see), and a module imports only its own part or parts of lower layers."""
+    graph = import_graph()
+    assert {"pix2gan.config", "pix2gan.options", "pix2gan.config.files", "pix2gan_cli.app"} <= set(graph)
+    assert graph["pix2gan_cli.common"] >= {"pix2gan.runs", "pix2gan.config.files"}  # (imported inside functions)
+    assert import_circles(graph) == []
+    rank = {part: level for level, parts in enumerate(LAYERS) for part in parts}
+    assert {_part(m) for m in graph} <= set(rank), "a new part of the code: give it its layer in LAYERS and the docs"
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                    if _part(a) != _part(b) and rank[_part(b)] >= rank[_part(a)])  # fmt: skip
+    assert upward == []
 
 
 _FRESH_IMPORTS = """

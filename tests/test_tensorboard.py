@@ -1,16 +1,20 @@
 """``train --tensorboard``: event files in RUN/tb/ that TensorBoard's own reader loads, with the CSV logs' values;
-a resumed run appends to them; without the tensorboard package, one line before anything is written."""
+a resumed run appends to them, each step once; a set-up that fails leaves no writer thread and no event file; without
+the tensorboard package, one line before anything is written."""
 
 from __future__ import annotations
 
 import csv
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from tensorboard_events import event_files, logged_steps
 from typer.testing import CliRunner
 
+import pix2gan.train.loop
 from pix2gan.data.digits import write_digit_folder
 from pix2gan.runs import RunLayout
 from pix2gan_cli.app import app
@@ -32,7 +36,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def _events(run: Path):
     """TensorBoard's reader over RUN/tb (every event file, a resumed run's purges applied)."""
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(RunLayout(run).tb), size_guidance={"scalars": 0, "images": 0})
@@ -56,7 +59,22 @@ def _check_against_csv(run: Path, events) -> None:
     assert panels[0].width > 0 and panels[0].height > 0 and panels[0].encoded_image_string.startswith(b"\x89PNG")
 
 
+def _check_each_step_once(run: Path) -> None:
+    """The event files' own records, read one by one (TensorBoard's accumulator would hide a step logged twice): each
+    tag holds each step once, in order, with the CSV logs' values, after the purges a resumed run asked for."""
+    layout = RunLayout(run)
+    steps, epochs = _rows(layout.log), _rows(layout.epochs)
+    logged = logged_steps(layout.tb)
+    for rows, prefix in ((steps, "train"), (epochs, "epoch")):
+        for column in ("loss_g", "loss_d"):
+            assert [s for s, _ in logged[f"{prefix}/{column}"]] == [int(r["step"]) for r in rows], column
+            for (_, value), row in zip(logged[f"{prefix}/{column}"], rows, strict=True):
+                assert value == pytest.approx(float(row[column]), rel=1e-5, abs=1e-6), (column, row["step"])
+    assert [s for s, _ in logged["panel"]] == [int(r["step"]) for r in epochs]
+
+
 def test_a_paired_run_writes_tensorboard_events(tiny_data, tmp_path):
+    pytest.importorskip("tensorboard")  # before training: without the package this test is skipped, not failed
     run = tmp_path / "run"
     result = cli("train", "--data", tiny_data, "--run-dir", run, "--epochs", "2", *TINY, "--gan-loss", "lsgan",
                  "--tensorboard")  # fmt: skip
@@ -82,9 +100,32 @@ def test_a_paired_run_writes_tensorboard_events(tiny_data, tmp_path):
     events = _events(run)
     assert len(events.Scalars("train/loss_g")) == len(steps) and len(events.Images("panel")) == 2
     _check_against_csv(run, events)
+    # the records themselves: the first file holds both epochs of the first run, the second (opened with a purge at the
+    # resumed step) the second epoch again: each step once
+    assert len(event_files(layout.tb)) == 2
+    _check_each_step_once(run)
+
+
+def test_a_set_up_that_fails_leaves_no_writer_behind(tiny_data, tmp_path, monkeypatch):
+    """An error after the run's logs are set up and before training starts (here: while logging the start): no
+    TensorBoard thread keeps running and no event file is left in RUN/tb."""
+    pytest.importorskip("tensorboard")
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("injected set-up failure")
+
+    monkeypatch.setattr(pix2gan.train.loop, "_log_start", fail)
+    before = set(threading.enumerate())
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="injected"):
+        cli("train", "--data", tiny_data, "--run-dir", run, "--epochs", "1", *TINY, "--tensorboard")
+    assert [t.name for t in set(threading.enumerate()) - before] == []
+    tb = RunLayout(run).tb
+    assert not (tb.exists() and list(tb.iterdir())), list(tb.iterdir())
 
 
 def test_a_class_run_writes_its_losses_and_sample_grids(tmp_path):
+    pytest.importorskip("tensorboard")
     digits = tmp_path / "digits"
     write_digit_folder(digits, per_class=4, size=28, seed=0)
     run = tmp_path / "run"

@@ -5,8 +5,8 @@ to rebuild the generator and map its output back to physical units, and nothing 
 
 The sections live one per module: ``base.py`` (choices and the JSON round trip), ``data.py``, ``networks.py``
 (paired and GAN networks), ``training.py`` (optimisation and inference recommendations); this module holds the
-whole, :class:`RunConfig`, and re-exports every name. ``files.py`` reads ``pix2gan train --config`` files (imported on
-its own: it builds on :mod:`pix2gan.options`).
+whole, :class:`RunConfig`, and re-exports every name; ``flat.py`` maps ``pix2gan train``'s flat option names onto the
+sections (:meth:`RunConfig.from_options`). ``files.py`` reads ``pix2gan train --config`` files (imported on its own).
 
 Example:
     >>> cfg = ModelConfig(depth=6, base_filters=16)
@@ -22,6 +22,7 @@ from typing import Any
 
 from pix2gan.config.base import FUSIONS, PLANES, TORCHVISION_SETS, GanLoss, IntensityKind, Mode, Norm, to_dict
 from pix2gan.config.data import DataConfig
+from pix2gan.config.flat import option_sections, override_sections
 from pix2gan.config.networks import GanModelConfig, ModelConfig
 from pix2gan.config.training import MODE_DEFAULTS, InferConfig, TrainConfig
 
@@ -88,11 +89,27 @@ class RunConfig:
     def from_options(cls, mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:
         """A configuration from flat option names (those of ``pix2gan train``); None values mean "the default".
 
-        See :func:`pix2gan.options.run_config`.
-        """
-        from pix2gan.options import run_config  # the option table builds on this module
+        See :func:`pix2gan.config.flat.option_sections`.
 
-        return run_config(mode, **options)
+        Raises:
+            ValueError: an unknown mode, option or value.
+        """
+        return cls(**option_sections(mode, **options))
+
+    def with_options(self, **options: Any) -> RunConfig:
+        """This configuration with the options given (not None) set as :meth:`from_options` sets them, on top of its
+        values rather than the defaults: no recommendations, no learning-rate rule (``train --config
+        RUN/config.json --epochs 9``). A new ``src`` / ``dst`` takes the normalisation of its modality's name.
+
+        Example:
+            >>> cfg = RunConfig.from_options("paired", src="t1", dst="ct").with_options(dst="t2", epochs=3, beta2=0.99)
+            >>> (cfg.data.dst, cfg.data.dst_intensity.value, cfg.train.epochs, cfg.train.lr, cfg.train.betas)
+            ('t2', 'percentile', 3, 0.001, (0.5, 0.99))
+
+        Raises:
+            ValueError: an unknown option or value.
+        """
+        return RunConfig.from_dict(override_sections(self.to_dict(), self.mode, **options))
 
     def to_dict(self) -> dict[str, Any]:
         return {

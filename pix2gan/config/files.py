@@ -2,7 +2,7 @@
 
 Two shapes are read:
 
-- **flat**: the option names of ``pix2gan train`` (:data:`pix2gan.options.OPTIONS`) and ``mode``, e.g.
+- **flat**: the option names of ``pix2gan train`` (:data:`pix2gan.config.flat.OPTIONS`) and ``mode``, e.g.
   ``src: t1``, ``gan-loss: lsgan``, ``planes: [axial, coronal]`` (``-`` and ``_`` are the same). Options the file
   does not set take the library's defaults for the mode, exactly as on the command line.
 - **nested**: a run's own ``config.json`` (the sections ``data``, ``model``, ``train``, ``gan``, ``infer`` of
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2gan.config import DataConfig, GanModelConfig, InferConfig, Mode, ModelConfig, RunConfig, TrainConfig
+from pix2gan.config.flat import OPTIONS, resolve_root
 from pix2gan.errors import InputError
 
 __all__ = ["CONFIG_SUFFIXES", "SECTIONS", "read_config_file", "load_config_file", "run_config_with_file"]
@@ -117,20 +118,18 @@ def run_config_with_file(path: str | Path | None = None, mode: Mode | str | None
         InputError: a problem with the file (:func:`load_config_file`), or ``mode`` differs from a nested file's.
         ValueError: an option value the configuration refuses.
     """
-    from pix2gan.options import apply_options, run_config  # the option table builds on the config package
-
     if path is None:
-        return run_config(Mode.PAIRED if mode is None else mode, **options)
+        return RunConfig.from_options(Mode.PAIRED if mode is None else mode, **options)
     settings = load_config_file(path)
     if isinstance(settings, RunConfig):
         if mode is not None and str(mode) != settings.mode.value:
             raise InputError(f"{path}: holds a {settings.mode.value}-mode run configuration; --mode {mode} cannot change it")
-        return apply_options(settings, **options)
+        return settings.with_options(**options)
     settings = dict(settings)
     file_mode = settings.pop("mode", None)
     given = {k: v for k, v in options.items() if v is not None}
     try:
-        return run_config(mode or file_mode or Mode.PAIRED, **{**settings, **given})
+        return RunConfig.from_options(mode or file_mode or Mode.PAIRED, **{**settings, **given})
     except InputError:
         raise
     except ValueError as exc:  # a value the dataclasses refuse (out of range, an unknown plane, ...)
@@ -142,8 +141,6 @@ def run_config_with_file(path: str | Path | None = None, mode: Mode | str | None
 # --------------------------------------------------------------------------------------------------------------------
 def _flat(path: Path, data: dict[Any, Any]) -> dict[str, Any]:
     """Flat option names -> checked values."""
-    from pix2gan.options import OPTIONS
-
     names = ["mode", *OPTIONS]
     out: dict[str, Any] = {}
     for key, value in data.items():
@@ -177,8 +174,6 @@ def _nested(path: Path, data: dict[Any, Any]) -> RunConfig:
     data_section = sections.setdefault("data", {})
     mode = Mode(sections.get("train", {}).get("mode", Mode.PAIRED))
     if "root" in data_section:  # a relative folder is taken from the current folder (config.json holds absolute ones)
-        from pix2gan.options import resolve_root
-
         data_section["root"] = resolve_root(data_section["root"], mode)
     try:
         return RunConfig(**{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()})
@@ -201,8 +196,6 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 def _option_type(name: str) -> Any:
     """The type of a flat option: that of the first field it sets (``beta1``/``beta2``: a number)."""
-    from pix2gan.options import OPTIONS
-
     if name == "mode":
         return Mode
     if not OPTIONS[name]:

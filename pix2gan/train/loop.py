@@ -254,7 +254,7 @@ class _Training:
             if state.step >= self.total_steps:
                 log.info("%s: the run is already complete; nothing to do", layout.root)
         self.step_log, self.epoch_log = CsvLog(layout.log), CsvLog(layout.epochs)
-        # rank 0 only; a resumed run's events supersede the earlier run's from its first step on
+        # rank 0 only, opened by _fit's `with`; a resumed run's events supersede the earlier run's from its first step
         self.tb = TensorBoardLog(layout.tb if self.tc.tensorboard and self.info.main else None,
                                  purge_step=state.step + 1 if start is not None else None)
         saved = int(start.raw["step"]) if start is not None else 0  # in the steps of the run that saved it

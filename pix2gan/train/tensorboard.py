@@ -10,9 +10,12 @@ A resumed run appends a new event file to the same folder, starting with a marke
 the interrupted run logged after its checkpoint (``purge_step``), as the CSV logs are cut back. TensorBoard is an
 optional dependency (``pip install pix2gan[tensorboard]``), imported only when a run asks for it.
 
+The writer (a thread, and the event file it creates) starts when the ``with`` block that closes it is entered, never
+before: a run whose set-up fails leaves no thread running and no empty event file.
+
 Example:
-    >>> log = TensorBoardLog(None)  # off: every call does nothing
-    >>> log.step(1, {"lr": 2e-4, "loss_g": 0.5}); log.flush(); log.close()
+    >>> with TensorBoardLog(None) as log:  # off: every call does nothing
+    ...     log.step(1, {"lr": 2e-4, "loss_g": 0.5}); log.flush()
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def require_tensorboard() -> type:
 
 class TensorBoardLog:
     """Scalars and images of a run for TensorBoard; with ``folder`` None (no ``--tensorboard``, or a DDP rank other
-    than 0) every method does nothing.
+    than 0) every method does nothing. The event file is written from entering the ``with`` block to leaving it
+    (outside it, too, every method does nothing).
 
     Args:
         folder: where the event files go (``RUN/tb``), or None.
@@ -50,9 +54,8 @@ class TensorBoardLog:
     """
 
     def __init__(self, folder: Path | None, *, purge_step: int | None = None) -> None:
+        self.folder, self.purge_step = folder, purge_step
         self.writer: Any = None
-        if folder is not None:
-            self.writer = require_tensorboard()(str(folder), purge_step=purge_step)
 
     def step(self, step: int, values: dict[str, float]) -> None:
         """One training step's learning rates and losses (the ``log.csv`` columns), as ``train/<name>``."""
@@ -89,6 +92,9 @@ class TensorBoardLog:
             self.writer = None
 
     def __enter__(self) -> TensorBoardLog:
+        """Start the writer (its thread and event file) when there is a folder."""
+        if self.folder is not None and self.writer is None:
+            self.writer = require_tensorboard()(str(self.folder), purge_step=self.purge_step)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,58 @@
+"""``pix2gan translate`` on the terminal: a line per volume as it is written (or its error line), a progress bar over
+many volumes, and the summary at the end. The command itself is in :mod:`pix2gan_cli.app`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from pix2gan_cli.common import console, err, print_error
+
+if TYPE_CHECKING:
+    from pix2gan.infer.batch import BatchResult, FileResult
+    from pix2gan.infer.translate import Ensemble
+
+__all__ = ["file_lines", "print_summary"]
+
+
+@contextlib.contextmanager
+def file_lines(total: int, *, bar: bool) -> Iterator[Callable[[FileResult], None]]:
+    """The ``on_result`` of ``translate_many``: ``INPUT -> OUTPUT (S s)`` on stdout for each volume written, the
+    error line for each one that failed, and with ``bar`` a transient progress bar over the ``total`` volumes on
+    stderr (closed when the block ends)."""
+    progress = None
+    if bar:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("translating"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[failed]}"), TimeRemainingColumn(), console=err, transient=True)  # fmt: skip
+        task = progress.add_task("translate", total=total, failed="")
+    failures = 0
+
+    def show(result: FileResult) -> None:
+        nonlocal failures
+        if result.error is None:
+            console.print(f"{result.input} -> {result.output} ({result.seconds:.1f} s)", highlight=False, soft_wrap=True)
+        else:
+            failures += 1
+            print_error(result.error)
+        if progress is not None:
+            progress.update(task, advance=1, failed=f"{failures} failed" if failures else "")
+
+    with progress if progress is not None else contextlib.nullcontext():
+        yield show
+
+
+def print_summary(result: BatchResult, translator: Ensemble, seconds: float | None) -> None:
+    """The last line: how many volumes were translated, with which models and passes, where (``seconds``: how long,
+    shown for several volumes), and which failed."""
+    data = translator.members[0].config.data
+    models = ", ".join(m.name for m in translator.members)
+    scope = f"{result.scope}: " if result.scope else ""
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    err.print(
+        f"{scope}translated {len(result.translated)} volume(s) with {models} ({data.src} -> "
+        f"{data.dst}, {translator.describe()}, {result.where()}){took}{result.failure_summary()}",
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip

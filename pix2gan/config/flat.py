@@ -1,0 +1,193 @@
+"""``pix2gan train``'s options as flat names, mapped onto the sections of :class:`~pix2gan.config.RunConfig`.
+
+:data:`OPTIONS` is the table (option name -> the fields it sets); :func:`option_sections` builds the sections of a
+new configuration from options (:meth:`RunConfig.from_options <pix2gan.config.RunConfig.from_options>`), and
+:func:`override_sections` sets options on a saved one (:meth:`RunConfig.with_options
+<pix2gan.config.RunConfig.with_options>`). This module builds on the section modules only, so the configuration
+package needs nothing above it; :mod:`pix2gan.options` adds what the help texts need.
+
+Example:
+    >>> sections = option_sections("class", filters=16, epochs=3)
+    >>> (sections["gan"].gen_filters, sections["train"].epochs, sections["train"].batch_size)
+    (16, 3, 32)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pix2gan.config.base import TORCHVISION_SETS, Mode
+from pix2gan.config.data import DataConfig
+from pix2gan.config.networks import GanModelConfig, ModelConfig
+from pix2gan.config.training import InferConfig, TrainConfig
+
+__all__ = ["OPTIONS", "RECOMMENDED", "REGRESSION_LR", "option_sections", "override_sections", "option_targets",
+           "resolve_root", "bundled_samples"]  # fmt: skip
+
+
+# option name of `pix2gan train` -> (section, field) it sets; options naming a network setting appear once per
+# network family and go to the family of the run's mode (see option_targets)
+OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "data": (("data", "root"),),
+    "src": (("data", "src"),),
+    "dst": (("data", "dst"),),
+    "mask": (("data", "mask"),),
+    "slice_axis": (("data", "slice_axis"),),
+    "planes": (("data", "planes"),),
+    "context": (("data", "context"),),
+    "val_fraction": (("data", "val_fraction"),),
+    "test_fraction": (("data", "test_fraction"),),
+    "split_seed": (("data", "split_seed"),),
+    "labels": (("data", "labels"),),
+    "data_root": (("data", "data_root"),),
+    "download": (("data", "download"),),
+    "generator": (("model", "generator"), ("gan", "generator")),
+    "discriminator": (("model", "discriminator"), ("gan", "discriminator")),
+    "depth": (("model", "depth"),),
+    "filters": (("model", "base_filters"), ("gan", "gen_filters")),
+    "disc_filters": (("model", "disc_filters"), ("gan", "disc_filters")),
+    "disc_layers": (("model", "disc_layers"),),
+    "norm": (("model", "norm"),),
+    "dropout": (("model", "dropout"),),
+    "latent_dim": (("gan", "latent_dim"),),
+    "channels": (("gan", "channels"),),
+    "embed_dim": (("gan", "embed_dim"),),
+    "image_size": (("train", "image_size"), ("gan", "image_size")),
+    "epochs": (("train", "epochs"),),
+    "batch_size": (("train", "batch_size"),),
+    "lr": (("train", "lr"),),
+    "lr_d": (("train", "lr_d"),),
+    "beta1": (),
+    "beta2": (),
+    "lambda_l1": (("train", "lambda_l1"),),
+    "mask_weight": (("train", "mask_weight"),),
+    "lambda_ssim": (("train", "lambda_ssim"),),
+    "gan_loss": (("train", "gan_loss"),),
+    "seed": (("train", "seed"),),
+    "flip": (("train", "flip"),),
+    "workers": (("train", "num_workers"),),
+    "device": (("train", "device"),),
+    "threads": (("train", "threads"),),
+    "d_steps": (("train", "d_steps"),),
+    "label_smoothing": (("train", "label_smoothing"),),
+    "augment": (("train", "augment"),),
+    "checkpoint_every": (("train", "checkpoint_every"),),
+    "checkpoint_minutes": (("train", "checkpoint_minutes"),),
+    "keep_last": (("train", "keep_last"),),
+    "max_nonfinite": (("train", "max_nonfinite"),),
+    "precision": (("train", "precision"),),
+    "channels_last": (("train", "channels_last"),),
+    "compile": (("train", "compile"),),
+    "device_crop": (("train", "device_crop"),),
+    "tensorboard": (("train", "tensorboard"),),
+    "fusion": (("infer", "fusion"),),
+    "tta": (("infer", "tta"),),
+}
+
+
+# pix2gan's recommendations beyond the dataclasses' pix2pix defaults (a config built field by field stays pix2pix):
+# chosen by bench/quality.py at an equal training time on phantoms (docs/model-card.md). Pure regression with
+# 2 neighbouring slices on each side, averaged with its left-right mirrored prediction at inference; a step without
+# a discriminator is faster, so 150 epochs take about the time 100 epochs of pix2pix took.
+RECOMMENDED: dict[Mode, dict[str, Any]] = {Mode.PAIRED: {"gan_loss": "none", "context": 2, "tta": True, "epochs": 150}}
+REGRESSION_LR = 1e-3  # the learning rate without an adversarial term (pix2pix's 2e-4 stays with one)
+
+
+def option_targets(name: str, mode: Mode) -> list[tuple[str, str]]:
+    """The (section, field) pairs option ``name`` sets in ``mode``: network options go to the mode's family only.
+
+    Example:
+        >>> option_targets("filters", Mode.PAIRED), option_targets("filters", Mode.NOISE)
+        ([('model', 'base_filters')], [('gan', 'gen_filters')])
+    """
+    paired = mode == Mode.PAIRED
+    return [(s, k) for s, k in OPTIONS[name] if s not in ("model", "gan") or (s == "model") == paired]
+
+
+def bundled_samples() -> Path:
+    """The phantoms shipped in the source tree's ``samples/`` folder (``./samples`` when pix2gan is installed elsewhere)."""
+    here = Path(__file__).resolve().parents[2] / "samples"
+    return here if here.is_dir() else Path("samples")
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options given (not None); an unknown name is refused."""
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}")
+    return given
+
+
+def option_sections(mode: Mode | str = Mode.PAIRED, **options: Any) -> dict[str, Any]:
+    """The sections of a new configuration (``data``, ``model``, ``train``, ``gan``, ``infer``: the keywords of
+    ``RunConfig``) from flat option names (those of ``pix2gan train``); None values mean "the default".
+
+    Options that name a network setting go to the section of the mode (``filters`` is the U-Net's ``ngf`` in
+    paired mode and the DCGAN's in noise/class modes). Options not given take :data:`RECOMMENDED` for the mode, then
+    the dataclasses' defaults; without a GAN term the learning rate is :data:`REGRESSION_LR` unless ``lr`` is given.
+    ``data`` defaults to the bundled phantoms; folders are made absolute so a run can be resumed from anywhere.
+
+    Raises:
+        ValueError: an unknown mode, option or value.
+    """
+    try:
+        mode = Mode(mode)
+    except ValueError:
+        raise ValueError(f"--mode {mode!r} is not one of {', '.join(m.value for m in Mode)}") from None
+    given = {**RECOMMENDED.get(mode, {}), **_given(options)}
+    if "lr" not in given and str(given.get("gan_loss", "")) == "none":
+        given["lr"] = REGRESSION_LR
+    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}, "infer": {}}
+    for name, value in given.items():
+        for section, key in option_targets(name, mode):
+            sections[section][key] = value
+    if "beta1" in given or "beta2" in given:  # each overrides one of the pair
+        default = TrainConfig.__dataclass_fields__["betas"].default
+        sections["train"]["betas"] = (given.get("beta1", default[0]), given.get("beta2", default[1]))
+    data = sections["data"]
+    data["root"] = resolve_root(data.get("root", bundled_samples()), mode)
+    if data.get("mask") == "":
+        data["mask"] = None
+    return {"data": DataConfig(**data), "model": ModelConfig(**sections["model"]),
+            "train": TrainConfig(**sections["train"]), "gan": GanModelConfig(**sections["gan"]),
+            "infer": InferConfig(**sections["infer"])}  # fmt: skip
+
+
+def override_sections(sections: dict[str, dict[str, Any]], mode: Mode, **options: Any) -> dict[str, dict[str, Any]]:
+    """A saved configuration's sections (``RunConfig.to_dict``) with the options given (not None) set as
+    :func:`option_sections` sets them, on top of the saved values rather than the defaults: no recommendations, no
+    learning-rate rule. A new ``src`` / ``dst`` takes the normalisation of its modality's name, as in a new run.
+
+    Raises:
+        ValueError: an unknown option.
+    """
+    given = _given(options)
+    sections = {name: dict(fields) for name, fields in sections.items()}
+    for name, value in given.items():
+        for section, key in option_targets(name, mode):
+            sections[section][key] = value
+    if "beta1" in given or "beta2" in given:
+        beta1, beta2 = sections["train"]["betas"]
+        sections["train"]["betas"] = (given.get("beta1", beta1), given.get("beta2", beta2))
+    for name in ("src", "dst"):
+        if name in given:
+            sections["data"][f"{name}_intensity"] = None  # from the new modality's name
+    if "data" in given:
+        sections["data"]["root"] = resolve_root(given["data"], mode)
+    if sections["data"]["mask"] == "":
+        sections["data"]["mask"] = None
+    return sections
+
+
+def resolve_root(root: str | Path, mode: Mode | str) -> str:
+    """The data folder as stored in a run's config: absolute (a run resumes from anywhere); in noise and class
+    modes a torchvision data set's name stays a name.
+
+    Example:
+        >>> resolve_root("mnist", "noise"), Path(resolve_root("mnist", "paired")).is_absolute()
+        ('mnist', True)
+    """
+    root = str(root)
+    return root if Mode(mode) != Mode.PAIRED and root in TORCHVISION_SETS else str(Path(root).resolve())
