@@ -132,8 +132,11 @@ def _check_data_file(path: Path) -> None:
             raise InputError(f"{path}: its data file {name} is short ({actual} bytes, {expected} expected)")
 
 
-_MET_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
-              "MET_LONG": 8, "MET_ULONG": 8, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}  # fmt: skip
+# bytes per element of each pixel type, as MetaIO's MET_ValueTypeSize has them (metaTypes.h): MET_LONG and MET_ULONG
+# are 32-bit there (ITK writes 64-bit integers as MET_LONG_LONG / MET_ULONG_LONG)
+_MET_BYTES = {"MET_ASCII_CHAR": 1, "MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4,
+              "MET_UINT": 4, "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+              "MET_DOUBLE": 8}  # fmt: skip
 
 
 def _mhd_bytes(fields: dict[str, str]) -> int | None:
