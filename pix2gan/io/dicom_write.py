@@ -23,7 +23,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, 
 from pydicom.valuerep import format_number_as_ds
 
 from pix2gan.errors import InputError
-from pix2gan.io.atomic import fsync_folder
+from pix2gan.io.atomic import fsync_folder, refuse_existing
 from pix2gan.io.dicom import DicomSeries
 from pix2gan.io.volume import Volume, is_dicom_file
 
@@ -155,8 +155,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
     if path.is_symlink() or path.exists():
         if path.is_symlink() or not path.is_dir():
             raise InputError(f"{path}: exists and is not a folder; a DICOM series is written into a folder")
-        if not overwrite:
-            raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+        refuse_existing(path, overwrite)
         other = [p.name for p in path.iterdir() if not p.name.startswith(".") and not (p.is_file() and is_dicom_file(p))]
         if other:
             raise InputError(f"{path}: holds other things than DICOM files ({other[0]}, ...); refusing to replace it")
