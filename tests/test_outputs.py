@@ -138,3 +138,13 @@ def test_a_swap_that_fails_halfway_puts_the_old_files_back(tmp_path, monkeypatch
     assert staging_folders(tmp_path / "series") == [root]
     discard_staging(root)
     assert _contents(tmp_path / "series") == {"IM1.dcm": b"old slice"} and not root.exists()
+
+
+@pytest.mark.parametrize("name", ["CT.MHA", "CT.MHD", "CT.NHDR"])
+def test_an_upper_case_itk_name_is_written_as_asked(tmp_path, tiny_data, name):
+    """ITK writes ``CT.MHA`` as a detached ``CT.mhd`` + ``CT.zraw`` and ``CT.MHD`` as ``CT.mhd``: the output is the
+    file asked for (with the data file :func:`output_files` names), and reads back."""
+    source = load_volume(tiny_data / "sub-001" / "t1.nii.gz")
+    save_like(tmp_path / name, source.data, source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in output_files(tmp_path / name))
+    assert load_volume(tmp_path / name).data.tobytes() == source.data.tobytes()

@@ -36,6 +36,7 @@ from pix2gan.io.volume import Volume, format_of, volume_name
 __all__ = ["ItkGeometry", "data_file", "geometry_from_affine", "read", "write"]
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
+_IMAGE_IO = {"metaimage": "MetaImageIO", "nrrd": "NrrdImageIO"}  # format -> the ITK reader of its files
 _DETACHED = {".mhd": ".zraw", ".nhdr": ".raw.gz"}  # a header naming a separate data file: the one write() makes
 
 
@@ -78,8 +79,10 @@ def read(path: Path, series: str | None = None) -> Volume:
     read.
     """
     sitk = _sitk()
+    image_io = _IMAGE_IO[format_of(path).name]  # named: ITK does not recognise upper-case suffixes (CT.MHA) itself
     info = sitk.ImageFileReader()
     info.SetFileName(str(path))
+    info.SetImageIO(image_io)
     _check_data_file(path)
     try:
         info.ReadImageInformation()
@@ -93,7 +96,7 @@ def read(path: Path, series: str | None = None) -> Volume:
     if len(size) != 3:
         raise InputError(f"{path}: volume is {len(info.GetSize())}-D with size {tuple(info.GetSize())}; a 3-D volume is needed")
     try:
-        image = sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path), imageIO=image_io)
     except RuntimeError as exc:
         raise InputError(f"{path}: cannot read the voxel data, the file is truncated or corrupt ({_itk_reason(exc)})") from None
     if image.GetDimension() == 4:
