@@ -81,35 +81,34 @@ def test_one_bad_volume_alone_is_still_one_line(scans, tiny_run, tmp_path):
     assert not (tmp_path / "o.nii.gz").exists()
 
 
-class _HalfWriting:
-    """An ensemble whose translate_file writes the output, then fails on the ``_std`` map (e.g. a full folder)."""
+class _Failing:
+    """An ensemble whose translate_file fails with an input error for ``bad.nii.gz`` and writes the others."""
 
     class _Member:
         device = "cpu"
 
     members = [_Member()]
 
-    def translate_file(self, in_path: Path, out_path: Path, *, uncertainty: bool, **options: object) -> Path:
-        out_path.write_bytes(b"result")
+    def translate_file(self, in_path: Path, out_path: Path, **options: object) -> Path:
         if in_path.name == "bad.nii.gz":
             raise InputError(f"{out_path.parent}: cannot write here (no space left on device)")
-        out_path.with_name(out_path.name.replace(".nii.gz", "_std.nii.gz")).write_bytes(b"std")
+        out_path.write_bytes(b"result")
         return out_path
 
 
-def test_a_failed_volume_leaves_neither_output_nor_std_map(tmp_path):
+def test_a_failed_volume_is_recorded_and_the_others_go_on(tmp_path):
+    """(That a failed volume leaves no file behind, its data files and _std map included, is translate_file's
+    promise: tests/test_outputs.py.)"""
     plan = [(tmp_path / "bad.nii.gz", tmp_path / "out" / "bad.nii.gz"), (tmp_path / "a.nii.gz", tmp_path / "out" / "a.nii.gz")]
     (tmp_path / "out").mkdir()
     seen = []
-    result = translate_many(plan, {}, ensemble=_HalfWriting(), uncertainty=True, on_result=seen.append)  # type: ignore[arg-type]
+    result = translate_many(plan, {}, ensemble=_Failing(), uncertainty=True, on_result=seen.append)  # type: ignore[arg-type]
     assert isinstance(result, BatchResult) and [r.input.name for r in result.translated] == ["a.nii.gz"]
     (failed,) = result.failed
     assert failed.error == f"{tmp_path / 'bad.nii.gz'}: {tmp_path / 'out'}: cannot write here (no space left on device)"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "a_std.nii.gz"]
     assert len(seen) == 2 and result.failure_summary() == f", 1 failed: {tmp_path / 'bad.nii.gz'}"
     with pytest.raises(InputError, match="cannot write here"):  # keep_going=False: the first error is raised
-        translate_many(plan[:1], {}, ensemble=_HalfWriting(), uncertainty=True, keep_going=False)  # type: ignore[arg-type]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "a_std.nii.gz"]
+        translate_many(plan[:1], {}, ensemble=_Failing(), uncertainty=True, keep_going=False)  # type: ignore[arg-type]
 
 
 _LOADERS = '''
@@ -124,6 +123,54 @@ def die(**spec):
 def fail(**spec):
     """A worker whose model does not fit (not an input error: it stops everything)."""
     raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+class _BuggyOnFirst:
+    """Fails with a bug on volume 0 (the first taken); writes each other volume only once that has failed."""
+
+    class _Member:
+        device = "cpu"
+
+    members = [_Member()]
+
+    def translate_file(self, in_path, out_path, **options):
+        import time
+
+        failed = in_path.with_name("failed")
+        if in_path.name.startswith("0"):
+            failed.touch()
+            raise RuntimeError("a bug")
+        for _ in range(200):
+            if failed.exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        out_path.write_bytes(b"ct")
+        return out_path
+
+
+def buggy_on_first(**spec):
+    return _BuggyOnFirst()
+
+
+def killed_while_writing(**spec):
+    """The real models, in a worker killed halfway through writing its first output file."""
+    import contextlib
+
+    import pix2gan.io.nifti as nifti
+    from pix2gan.infer.translate import load_ensemble
+
+    real = nifti.atomic_path
+
+    @contextlib.contextmanager
+    def dying(path, **options):
+        with real(path, **options) as tmp:
+            tmp.write_bytes(b"half a volume")
+            os._exit(9)
+            yield tmp
+
+    nifti.atomic_path = dying
+    return load_ensemble(**spec)
 '''
 
 
@@ -156,3 +203,39 @@ def test_torchrun_ranks_share_the_folder_and_rank_0_reports(scans, tiny_run, one
     assert "2 processes on cpu" in _check(done.stdout, stderr, out, scans)
     for name in GOOD:
         assert (one_process[1] / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_volumes_finished_after_a_worker_error_are_reported(tmp_path, monkeypatch):
+    """A bug on volume 0 in one worker: the volumes the other worker was translating finish, and each written one is
+    passed to on_result and counted in the error (before: the error came first and they were never reported)."""
+    (tmp_path / "loaders.py").write_text(_LOADERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import loaders
+
+    plan = [(tmp_path / f"{i}.nii.gz", tmp_path / f"{i}_ct.nii.gz") for i in range(3)]
+    seen = []
+    with pytest.raises(WorkerError) as caught:
+        translate_many(plan, {"device": "cpu"}, nproc=2, loader=loaders.buggy_on_first, on_result=seen.append)
+    written = sorted(out for _, out in plan if out.exists())
+    assert written and sorted(r.output for r in seen) == written  # each volume written has its line
+    assert sorted(r.output for r in caught.value.results) == written
+    assert str(caught.value) == (f"{tmp_path / '0.nii.gz'}: RuntimeError: a bug (worker on cpu); stopped after "
+                                 f"{len(written)} of 3 volume(s)")  # fmt: skip
+
+
+def test_a_killed_worker_leaves_no_hidden_file_and_exits_1(scans, tiny_run, tmp_path, monkeypatch):
+    """``translate --nproc 2`` whose workers are killed while writing: one error line, exit code 1, and nothing left
+    in the output folder, hidden staging files included (before: ``.a.nii.gz.XXXX.nii.gz`` stayed)."""
+    import pix2gan.infer.batch as batch
+
+    (tmp_path / "loaders.py").write_text(_LOADERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import loaders
+
+    real = batch.translate_many
+    monkeypatch.setattr(batch, "translate_many", lambda *a, **k: real(*a, **k, loader=loaders.killed_while_writing))
+    result = _translate(scans, tiny_run, tmp_path / "out", "--nproc", "2")
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert result.stderr.startswith("error: a worker process died (killed, or out of memory?) after 0 of 5 volume(s)")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []

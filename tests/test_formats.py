@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from typer.testing import CliRunner
 
 from helpers import oblique_affine, write_nifti
+from pix2gan.errors import InputError
 from pix2gan.io import GEOMETRY_FIELDS, load_volume, save_like
 from pix2gan.io.itk import ItkGeometry, geometry_from_affine
 from pix2gan_cli.app import app
@@ -267,3 +268,34 @@ def test_dicom_uncertainty_map_is_a_second_derived_series(tmp_path, tiny_data, t
     assert first_pred.StudyInstanceUID == first_std.StudyInstanceUID
     assert "std" in first_std.SeriesDescription and "std" not in first_pred.SeriesDescription
     assert np.all(load_volume(tmp_path / "out" / "mr_std").data >= 0)
+
+
+_SITK_TYPES = [("sitkInt8", "MET_CHAR"), ("sitkUInt8", "MET_UCHAR"), ("sitkInt16", "MET_SHORT"),
+               ("sitkUInt16", "MET_USHORT"), ("sitkInt32", "MET_INT"), ("sitkUInt32", "MET_UINT"),
+               ("sitkInt64", "MET_LONG_LONG"), ("sitkUInt64", "MET_ULONG_LONG"), ("sitkFloat32", "MET_FLOAT"),
+               ("sitkFloat64", "MET_DOUBLE")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pixel", "element"), _SITK_TYPES)
+def test_uncompressed_mhd_of_every_simpleitk_pixel_type_is_read(tmp_path, pixel, element):
+    """SimpleITK's own uncompressed ``.mhd`` + ``.raw`` of each scalar type: read with its values, not called short."""
+    values = np.arange(4 * 3 * 2).reshape(2, 3, 4) % 100  # [z, y, x]
+    image = sitk.Cast(sitk.GetImageFromArray(values.astype(np.int16)), getattr(sitk, pixel))
+    sitk.WriteImage(image, str(tmp_path / "v.mhd"), False)
+    assert f"ElementType = {element}\n" in (tmp_path / "v.mhd").read_text()
+    assert np.array_equal(load_volume(tmp_path / "v.mhd").data, values.T.astype(np.float32))
+
+
+@pytest.mark.parametrize("element", ["MET_LONG", "MET_ULONG"])
+def test_mhd_long_is_four_bytes_as_in_metaio(tmp_path, element):
+    """MetaIO's MET_LONG / MET_ULONG are 32-bit (MET_ValueTypeSize): a complete file of them is read, a short one
+    refused with the byte counts."""
+    values = np.arange(4 * 3 * 2).reshape(2, 3, 4)
+    sitk.WriteImage(sitk.GetImageFromArray(values.astype(np.int32)), str(tmp_path / "v.mhd"), False)
+    header = tmp_path / "v.mhd"
+    header.write_text(header.read_text().replace("ElementType = MET_INT", f"ElementType = {element}"))
+    assert np.array_equal(load_volume(header).data, values.T.astype(np.float32))
+    raw = tmp_path / "v.raw"
+    raw.write_bytes(raw.read_bytes()[:-1])
+    with pytest.raises(InputError, match=r"v\.mhd: its data file v\.raw is short \(95 bytes, 96 expected\)"):
+        load_volume(header)

@@ -176,14 +176,11 @@ def write_digit_folder(
     """
     from PIL import Image
 
-    from pix2gan.io import atomic_path, atomic_write_json  # local: volumes imports nibabel
+    from pix2gan.io import atomic_path, atomic_write_json, refuse_existing  # local: volumes imports nibabel
 
     out = Path(out_dir)
     folders = [out / str(d) for d in range(10)]
-    if not overwrite:
-        clash = [f for f in folders if f.exists()]
-        if clash:
-            raise FileExistsError(f"{clash[0]}: already exists (use --overwrite to replace it)")
+    refuse_existing(folders, overwrite, error=FileExistsError)
     if per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {per_class}")
     width = max(4, len(str(per_class - 1)))

@@ -314,17 +314,14 @@ def write_dataset(
     Returns:
         The subject folders written.
     """
-    from pix2gan.io import atomic_write_json, check_output_folder, save_nifti  # local: volumes imports nibabel
+    from pix2gan.io import atomic_write_json, check_output_folder, refuse_existing, save_nifti  # local: volumes imports nibabel
 
     if n_subjects < 1:
         raise ValueError(f"--subjects must be >= 1, got {n_subjects}")
     out = Path(out_dir)
     check_output_folder(out)
     planned = [out / subject_id(i) for i in range(n_subjects)]
-    if not overwrite:
-        clash = [d for d in planned if d.exists()]
-        if clash:
-            raise FileExistsError(f"{clash[0]}: already exists (use --overwrite to replace it)")
+    refuse_existing(planned, overwrite, error=FileExistsError)
     written = []
     metas = {}
     for i, folder in enumerate(planned):

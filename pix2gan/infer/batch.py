@@ -2,8 +2,10 @@
 
 :func:`translate_many` translates a planned list of (input, output) pairs (:func:`~pix2gan.infer.outputs.plan_outputs`)
 and returns a :class:`BatchResult`. A volume that fails with an :class:`~pix2gan.errors.InputError` (corrupt,
-truncated, wrong shape, NaN, several DICOM series...) is recorded with its one-line error, leaves no output behind
-(nor its ``_std`` map), and the others go on. Any other error (a bug, out of memory) stops everything.
+truncated, wrong shape, NaN, several DICOM series...) is recorded with its one-line error, leaves nothing behind (no
+output, ``_std`` map or data file; an old output it would have replaced is kept: see
+:meth:`~pix2gan.infer.translate.Ensemble.translate_file`), and the others go on. Any other error (a bug, out of
+memory) stops everything.
 
 Three ways to run, the same outputs bit for bit:
 
@@ -16,7 +18,8 @@ Three ways to run, the same outputs bit for bit:
   pair as one task and each task returns a :class:`FileResult` (input, output, seconds, error line or None) as it
   completes; a worker that raises anything but an InputError, or dies (killed, out of memory), becomes one
   :class:`WorkerError` in the parent instead of a hang (a plain ``multiprocessing.Pool`` waits forever for the task
-  of a killed worker);
+  of a killed worker). After a worker error no new pair starts, but the pairs in progress finish and are reported
+  before the error is raised; after a death the staging folders of the pairs in progress are removed;
 * under ``torchrun`` (``WORLD_SIZE`` > 1, ``RANK`` set): rank r translates the pairs ``i % WORLD_SIZE == r`` on
   ``cuda:LOCAL_RANK`` (or the device given); with a gloo process group the ranks wait for each other's planning
   before writing, and rank 0 gathers every rank's results and reports them all; without one each rank reports its own.
@@ -35,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -50,7 +52,7 @@ import torch
 
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
-from pix2gan.infer.outputs import std_path
+from pix2gan.io.atomic import discard_staging, staging_folders
 from pix2gan.infer.translate import Ensemble, load_ensemble
 
 __all__ = ["BatchResult", "FileResult", "WorkerError", "planning_device", "torchrun_rank", "translate_many",
@@ -71,7 +73,14 @@ class FileResult(NamedTuple):
 
 
 class WorkerError(RuntimeError):
-    """A worker process failed with something other than an InputError, or died; one line naming the file."""
+    """A worker process failed with something other than an InputError, or died; one line naming the file.
+
+    ``results`` holds the volumes the other workers finished (each also passed to ``on_result``), in completion order.
+    """
+
+    def __init__(self, message: str, results: list[FileResult] | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
 
 
 @dataclass
@@ -217,18 +226,14 @@ def translate_many(
 
 
 def _translate_one(ensemble: Ensemble, in_path: Path, out_path: Path, options: dict[str, Any], keep_going: bool) -> FileResult:
-    """Translate one pair; on any error remove what this call wrote (an output without its ``_std`` map, or the
-    reverse), then return an InputError as the result's error line (or raise it: not ``keep_going``), raise others."""
-    targets = [out_path, std_path(out_path)] if options["uncertainty"] else [out_path]
-    before = [_identity(t) for t in targets]
+    """Translate one pair; an InputError becomes the result's error line (or is raised: not ``keep_going``), any other
+    error is raised. Either way a failed volume leaves nothing behind: :meth:`Ensemble.translate_file` moves its
+    files (the output, its ``_std`` map, their data files) into place only once all are written."""
     t0 = time.perf_counter()
     try:
         ensemble.translate_file(in_path, out_path, **options)
-    except BaseException as exc:
-        for target, was in zip(targets, before, strict=True):
-            if _identity(target) != was:  # written (or replaced) by this call
-                _remove(target)
-        if not isinstance(exc, InputError) or not keep_going:
+    except InputError as exc:
+        if not keep_going:
             raise
         return FileResult(in_path, out_path, time.perf_counter() - t0, _naming(str(exc), in_path))
     return FileResult(in_path, out_path, time.perf_counter() - t0, None)
@@ -241,22 +246,6 @@ def _translate_here(
     result = _translate_one(ensemble, *pair, options, keep_going)
     report(result)
     return result
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """What stands at ``path`` (inode and modification time), to tell whether a call wrote it."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():  # a DICOM series
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _naming(message: str, in_path: Path) -> str:
@@ -305,6 +294,9 @@ def _work(in_path: Path, out_path: Path) -> FileResult:
         raise WorkerError(f"{in_path}: {type(exc).__name__}: {exc} (worker on {w.device})") from exc
 
 
+_DIED = "a worker process died (killed, or out of memory?)"
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -325,20 +317,35 @@ def _translate_in_workers(
     pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker,
                                initargs=(queue, spec, options, keep_going, loader, max(1, _cores() // n)))  # fmt: skip
     results: list[FileResult] = []
+    fatal = ""  # the first worker error: nothing new starts; the volumes in progress finish and are reported
     try:
         futures = {pool.submit(_work, *pair): pair for pair in plan}
         for future in as_completed(futures):
+            if future.cancelled():
+                continue
             try:
                 result = future.result()
-            except BrokenProcessPool:
-                raise WorkerError(f"a worker process died (killed, or out of memory?) after {len(results)} of {len(plan)} "
-                                  "volume(s); the volumes in progress were not written") from None  # fmt: skip
+            except BrokenProcessPool:  # every worker is gone, and the volumes they were writing with them
+                fatal = fatal or _DIED
+                continue
             except WorkerError as exc:
-                raise WorkerError(f"{exc}; stopped after {len(results)} of {len(plan)} volume(s)") from exc
+                fatal = fatal or str(exc)
+                for other in futures:
+                    other.cancel()
+                continue
             results.append(result)
             report(result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # the volumes in progress finish (or their worker is gone)
+        done = {(r.input, r.output) for r in results}
+        for _, output in (pair for pair in plan if pair not in done):  # what a killed worker was writing
+            for partial in staging_folders(output):
+                discard_staging(partial)
+    if fatal == _DIED:
+        raise WorkerError(f"{_DIED} after {len(results)} of {len(plan)} volume(s); the volumes in progress were not "
+                          "written", results)  # fmt: skip
+    if fatal:
+        raise WorkerError(f"{fatal}; stopped after {len(results)} of {len(plan)} volume(s)", results)
     return results, devices
 
 

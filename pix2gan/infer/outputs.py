@@ -17,10 +17,13 @@ from pix2gan.io import (
     format_of,
     is_dicom_folder,
     is_volume_file,
+    output_format,
     volume_name,
 )
+from pix2gan.io.atomic import refuse_existing
+from pix2gan.io.itk import data_file
 
-__all__ = ["plan_outputs", "std_path"]
+__all__ = ["check_outputs", "output_files", "plan_outputs", "std_path"]
 
 
 def std_path(output: Path) -> Path:
@@ -41,6 +44,36 @@ def _suffix(path: Path) -> str:
     return path.name[len(volume_name(path)) :]
 
 
+def output_files(output: Path, *, uncertainty: bool = False) -> list[Path]:
+    """Every path that writing ``output`` creates: the file (or DICOM series folder), the data file of a detached
+    header (``.mhd`` -> ``.zraw``, ``.nhdr`` -> ``.raw.gz``), and with ``uncertainty`` the same for its ``_std`` map.
+
+    Example:
+        >>> [p.name for p in output_files(Path("ct.mhd"), uncertainty=True)]
+        ['ct.mhd', 'ct.zraw', 'ct_std.mhd', 'ct_std.zraw']
+    """
+    files = []
+    for volume in (output, std_path(output)) if uncertainty else (output,):
+        data = data_file(volume)
+        files += [volume] if data is None else [volume, data]
+    return files
+
+
+def check_outputs(output: Path, *, overwrite: bool, uncertainty: bool = False) -> None:
+    """Refuse, before any work, an output whose files exist (without ``overwrite``), or an existing DICOM series
+    folder that holds other things than DICOM files (never replaced, even with ``overwrite``).
+
+    Raises:
+        InputError: naming the first such path.
+    """
+    refuse_existing(output_files(output, uncertainty=uncertainty), overwrite)
+    for path in (output, std_path(output)) if uncertainty else (output,):
+        if output_format(path).name == "dicom" and (path.exists() or path.is_symlink()):
+            from pix2gan.io.dicom_write import _check_target  # the DICOM writer's own rule for replacing a series
+
+            _check_target(path, overwrite)
+
+
 def plan_outputs(
     inputs: list[Path], output: Path | None, *, src: str, dst: str, overwrite: bool = False, uncertainty: bool = False
 ) -> list[tuple[Path, Path]]:
@@ -57,7 +90,7 @@ def plan_outputs(
     * otherwise into the folder ``output``, keeping the input's name (a subject folder gives ``<subject>.<suffix>``).
 
     With ``uncertainty`` each output also has its standard-deviation map beside it (``<output name>_std``, same
-    format), which must not exist either.
+    format). None of the files written may exist (the data file of a detached header included) unless ``overwrite``.
 
     Raises:
         InputError: a missing input, a folder without volumes, two inputs mapped to one output, an existing
@@ -66,54 +99,49 @@ def plan_outputs(
     """
     if not inputs:
         raise InputError("no input given")
-    files: list[tuple[Path, str, Path | None]] = []  # (volume, name inside an output folder, input folder)
-    for item in inputs:
-        if not item.exists():
-            raise InputError(f"{item}: file not found")
-        if is_dicom_folder(item):
-            files.append((item, item.name, None))
-        elif item.is_dir():
-            subject_file = modality_file(item, src)
-            if subject_file is not None:
-                files.append((subject_file, f"{item.name}{_suffix(subject_file)}", None))
-                continue
-            found = [p for p in sorted(item.iterdir()) if not p.name.startswith(".") and (is_volume_file(p) or is_dicom_folder(p))]
-            if not found:
-                raise InputError(
-                    f"{item}: folder holds no volumes ({', '.join(VOLUME_SUFFIXES)} files or DICOM series), nor a {src} volume"
-                )
-            files += [(p, p.name, item) for p in found]
-        else:
-            files.append((item, item.name, None))
-    single_file = output is not None and len(files) == 1 and format_of(output) is not None
+    volumes = [found for item in inputs for found in _volumes_of(item, src)]
+    single_file = output is not None and len(volumes) == 1 and format_of(output) is not None
     if output is not None and not single_file:
         if format_of(output) is not None:
-            raise InputError(f"{output}: {len(files)} inputs need an output folder, not a file name")
+            raise InputError(f"{output}: {len(volumes)} inputs need an output folder, not a file name")
         if output.exists() and not output.is_dir():
             raise InputError(f"{output}: exists and is not a folder")
-    plan = []
-    for volume, name, folder in files:
-        if output is None and folder is not None:
-            folder = folder.resolve()  # "." has no name to suffix
-            target = folder.with_name(f"{folder.name}_{dst}") / name
-        elif output is None:
-            target = volume.with_name(f"{volume_name(volume)}_{dst}{_suffix(volume)}")
-        elif single_file:
-            target = output
-        else:
-            target = output / name
-        plan.append((volume, target))
+    plan = [(volume, _target(volume, name, folder, output, dst, single_file)) for volume, name, folder in volumes]
     seen: dict[Path, Path] = {}
     for volume, target in plan:
-        if target in seen:
-            raise InputError(f"{volume}: output {target} would also be written for {seen[target]}")
+        for path in output_files(target, uncertainty=uncertainty):  # a detached data file may clash too
+            if path in seen:
+                raise InputError(f"{volume}: output {path} would also be written for {seen[path]}")
+            seen[path] = volume
         if target.resolve() == volume.resolve():
             raise InputError(f"{volume}: output would replace the input itself; choose another --output")
-        seen[target] = volume
         check_writable_as(target, volume)
-        for path in (target, std_path(target)) if uncertainty else (target,):
-            if path.exists() and not overwrite:
-                raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+        check_outputs(target, overwrite=overwrite, uncertainty=uncertainty)
     for folder in dict.fromkeys(target.parent for _, target in plan):
         check_output_folder(folder)
     return plan
+
+
+def _volumes_of(item: Path, src: str) -> list[tuple[Path, str, Path | None]]:
+    """The volumes an input stands for: (volume, its name inside an output folder, the folder listing it or None)."""
+    if not item.exists():
+        raise InputError(f"{item}: file not found")
+    if is_dicom_folder(item) or not item.is_dir():
+        return [(item, item.name, None)]
+    subject_file = modality_file(item, src)
+    if subject_file is not None:
+        return [(subject_file, f"{item.name}{_suffix(subject_file)}", None)]
+    found = [p for p in sorted(item.iterdir()) if not p.name.startswith(".") and (is_volume_file(p) or is_dicom_folder(p))]
+    if not found:
+        raise InputError(f"{item}: folder holds no volumes ({', '.join(VOLUME_SUFFIXES)} files or DICOM series), nor a {src} volume")
+    return [(p, p.name, item) for p in found]
+
+
+def _target(volume: Path, name: str, folder: Path | None, output: Path | None, dst: str, single_file: bool) -> Path:
+    """Where one volume's translation goes (the rules of :func:`plan_outputs`)."""
+    if output is None and folder is not None:
+        folder = folder.resolve()  # "." has no name to suffix
+        return folder.with_name(f"{folder.name}_{dst}") / name
+    if output is None:
+        return volume.with_name(f"{volume_name(volume)}_{dst}{_suffix(volume)}")
+    return output if single_file else output / name

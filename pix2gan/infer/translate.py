@@ -30,9 +30,10 @@ from pix2gan.data.planes import lr_axis, slice_axes
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
 from pix2gan.infer.fusion import Accumulator, mirrored
-from pix2gan.infer.outputs import std_path
+from pix2gan.infer.outputs import check_outputs, std_path
 from pix2gan.infer.stream import predict_slices, stream_slices
 from pix2gan.io import Volume, load_volume, save_like
+from pix2gan.io.atomic import staged
 from pix2gan.nets import padding_multiple
 
 __all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path"]
@@ -296,7 +297,9 @@ class Ensemble:
         uncertainty: bool = False, series: str | None = None,
     ) -> Path:  # fmt: skip
         """Translate one volume (any format :mod:`pix2gan.io` reads; ``series`` picks a DICOM series) and write the
-        result on the input's grid in the format ``out_path`` names (atomic; refuses to overwrite).
+        result on the input's grid in the format ``out_path`` names (refuses to overwrite without ``overwrite``).
+        All its files appear together or not at all: on any error nothing new is left and existing outputs (replaced
+        with ``overwrite``) are kept as they were.
 
         ``dtype`` is ``float32`` or ``int16`` (rounded, e.g. integer HU, with slope 1 and intercept 0); a DICOM series
         is always int16 with a rescale. With ``uncertainty`` the standard deviation across predictions goes to
@@ -308,10 +311,7 @@ class Ensemble:
         with no further copy.
         """
         out_path = Path(out_path)
-        targets = [out_path] + ([std_path(out_path)] if uncertainty else [])
-        for target in targets:
-            if target.exists() and not overwrite:
-                raise InputError(f"{target}: already exists (use --overwrite to replace it)")
+        check_outputs(out_path, overwrite=overwrite, uncertainty=uncertainty)
         out_dtype = np.dtype(dtype)
         source = load_volume(in_path, series=series)
         data = source.data
@@ -320,11 +320,15 @@ class Ensemble:
         result = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
         dst = self.config.data.dst
         models = ", ".join(m.name for m in self.members)
-        save_like(out_path, result.image, source, dtype=out_dtype, overwrite=overwrite,
-                  describe=f"pix2gan {dst} ({models})", modality=dst)  # fmt: skip
-        if uncertainty and result.std is not None:
-            save_like(targets[1], result.std, source, dtype=np.float32, overwrite=overwrite,
-                      describe=f"pix2gan {dst} std ({models})", modality=f"{dst} std")  # fmt: skip
+        # every file of the result (the prediction, its std map, their detached data files) is staged beside the
+        # output and moves in only once all are written: a failure leaves nothing new, and the old outputs as they were
+        finals = [std_path(out_path), out_path] if uncertainty else [out_path]
+        with staged(finals, overwrite=overwrite) as stage:
+            save_like(stage.path(out_path), result.image, source, dtype=out_dtype,
+                      describe=f"pix2gan {dst} ({models})", modality=dst)  # fmt: skip
+            if uncertainty and result.std is not None:
+                save_like(stage.path(finals[0]), result.std, source, dtype=np.float32,
+                          describe=f"pix2gan {dst} std ({models})", modality=f"{dst} std")  # fmt: skip
         return out_path
 
 

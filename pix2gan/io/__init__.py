@@ -13,6 +13,7 @@ from pix2gan.io.atomic import (
     check_new_file,
     check_output_folder,
     fsync_folder,
+    refuse_existing,
 )
 from pix2gan.io.codecs import load_volume, save_like
 from pix2gan.io.nifti import GEOMETRY_FIELDS, NIFTI_SUFFIXES, is_nifti, save_nifti
@@ -54,4 +55,5 @@ __all__ = [
     "check_new_file",
     "check_output_folder",
     "fsync_folder",
+    "refuse_existing",
 ]

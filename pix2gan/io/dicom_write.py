@@ -39,7 +39,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from pix2gan.errors import InputError
-from pix2gan.io.atomic import fsync_folder
+from pix2gan.io.atomic import fsync_folder, refuse_existing
 from pix2gan.io.dicom import DicomSeries
 from pix2gan.io.volume import Volume
 
@@ -245,8 +245,7 @@ def _check_target(path: Path, overwrite: bool) -> None:
     if path.is_symlink() or path.exists():
         if path.is_symlink() or not path.is_dir():
             raise InputError(f"{path}: exists and is not a folder; a DICOM series is written into a folder")
-        if not overwrite:
-            raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+        refuse_existing(path, overwrite)
         for entry in sorted(path.iterdir()):  # hidden ones too: everything here is deleted once replaced
             problem = _not_dicom(entry)
             if problem:

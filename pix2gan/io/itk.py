@@ -23,22 +23,21 @@ Example:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pix2gan.errors import InputError
-from pix2gan.io.atomic import fsync_folder
+from pix2gan.io.atomic import refuse_existing, staged
 from pix2gan.io.nifti import cast, reason
-from pix2gan.io.volume import Volume, format_of
+from pix2gan.io.volume import Volume, format_of, volume_name
 
-__all__ = ["ItkGeometry", "geometry_from_affine", "read", "write"]
+__all__ = ["ItkGeometry", "data_file", "geometry_from_affine", "read", "write"]
 
 _LPS = np.diag([-1.0, -1.0, 1.0])
-_DETACHED = (".mhd", ".nhdr")  # a header naming a separate data file
+_IMAGE_IO = {"metaimage": "MetaImageIO", "nrrd": "NrrdImageIO"}  # format -> the ITK reader of its files
+_DETACHED = {".mhd": ".zraw", ".nhdr": ".raw.gz"}  # a header naming a separate data file: the one write() makes
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,10 @@ def read(path: Path, series: str | None = None) -> Volume:
     read.
     """
     sitk = _sitk()
+    image_io = _IMAGE_IO[format_of(path).name]  # named: ITK does not recognise upper-case suffixes (CT.MHA) itself
     info = sitk.ImageFileReader()
     info.SetFileName(str(path))
+    info.SetImageIO(image_io)
     _check_data_file(path)
     try:
         info.ReadImageInformation()
@@ -95,7 +96,7 @@ def read(path: Path, series: str | None = None) -> Volume:
     if len(size) != 3:
         raise InputError(f"{path}: volume is {len(info.GetSize())}-D with size {tuple(info.GetSize())}; a 3-D volume is needed")
     try:
-        image = sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path), imageIO=image_io)
     except RuntimeError as exc:
         raise InputError(f"{path}: cannot read the voxel data, the file is truncated or corrupt ({_itk_reason(exc)})") from None
     if image.GetDimension() == 4:
@@ -105,9 +106,21 @@ def read(path: Path, series: str | None = None) -> Volume:
     return Volume(data=data, affine=geometry.affine(), path=Path(path), format=format_of(path).name, header=geometry)
 
 
+def data_file(path: Path) -> Path | None:
+    """The data file :func:`write` puts beside a detached header (``x.mhd`` -> ``x.zraw``, ``x.nhdr`` ->
+    ``x.raw.gz``), or None for a single-file format.
+
+    Example:
+        >>> data_file(Path("out/ct.mhd")).as_posix(), data_file(Path("ct.nhdr")).name, data_file(Path("ct.mha"))
+        ('out/ct.zraw', 'ct.raw.gz', None)
+    """
+    suffix = next((s for s in _DETACHED if path.name.lower().endswith(s)), None)
+    return None if suffix is None else path.with_name(path.name[: -len(suffix)] + _DETACHED[suffix])
+
+
 def _check_data_file(path: Path) -> None:
     """A detached header (``.mhd``, ``.nhdr``) whose data file is missing or shorter than the header says."""
-    if not path.name.lower().endswith(_DETACHED):
+    if data_file(path) is None:
         return
     try:
         text = path.read_bytes()[:65536].decode("latin-1")
@@ -121,19 +134,22 @@ def _check_data_file(path: Path) -> None:
     name = fields.get("elementdatafile" if path.suffix.lower() == ".mhd" else "data file", "")
     if not name or name.upper() == "LOCAL" or name.upper().startswith("LIST") or "%" in name:
         return  # data inside the header, or a file list ITK resolves itself
-    data_file = (path.parent / name).resolve()
-    if not data_file.is_file():
+    stored = (path.parent / name).resolve()
+    if not stored.is_file():
         raise InputError(f"{path}: its data file {name} is missing")
     compressed = fields.get("compresseddata", "false").lower() == "true" or fields.get("encoding", "raw") not in ("raw",)
     if path.suffix.lower() == ".mhd" and not compressed:
         expected = _mhd_bytes(fields)
-        actual = data_file.stat().st_size
+        actual = stored.stat().st_size
         if expected is not None and actual < expected:
             raise InputError(f"{path}: its data file {name} is short ({actual} bytes, {expected} expected)")
 
 
-_MET_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
-              "MET_LONG": 8, "MET_ULONG": 8, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4, "MET_DOUBLE": 8}  # fmt: skip
+# bytes per element of each pixel type, as MetaIO's MET_ValueTypeSize has them (metaTypes.h): MET_LONG and MET_ULONG
+# are 32-bit there (ITK writes 64-bit integers as MET_LONG_LONG / MET_ULONG_LONG)
+_MET_BYTES = {"MET_ASCII_CHAR": 1, "MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4,
+              "MET_UINT": 4, "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+              "MET_DOUBLE": 8}  # fmt: skip
 
 
 def _mhd_bytes(fields: dict[str, str]) -> int | None:
@@ -165,13 +181,14 @@ def write(
     """Write ``data`` (``[x, y, z]``) as a compressed MetaImage or NRRD on the template's grid, atomically.
 
     A template of the same family (ITK-read) gives its geometry exactly as stored; any other template gives the
-    geometry of its affine. A detached header and its data file are written in a temporary folder and moved into
-    place data first, header last.
+    geometry of its affine. A detached header and its data file (:func:`data_file`) are written in a staging folder
+    beside ``path`` and move into place together (:func:`~pix2gan.io.atomic.staged`): data file first, header last;
+    neither may exist without ``overwrite``.
     """
     sitk = _sitk()
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path}: already exists (use --overwrite to replace it)")
+    detached = data_file(path)
+    refuse_existing([path] if detached is None else [path, detached], overwrite)
     geometry = template.header if isinstance(template.header, ItkGeometry) else geometry_from_affine(template.affine)
     image = sitk.GetImageFromArray(np.ascontiguousarray(cast(data, dtype).T))  # [x, y, z] -> [z, y, x]
     image.SetOrigin(geometry.origin)
@@ -179,22 +196,13 @@ def write(
     image.SetDirection(geometry.direction)
     if describe:
         image.SetMetaData("pix2gan", describe)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as exc:
-        raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
-    try:
-        sitk.WriteImage(image, str(staging / path.name), True)
-        written = sorted(staging.iterdir(), key=lambda p: p.name == path.name)  # the header last
-        for part in written:
-            with open(part, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(part, path.parent / part.name)
-        fsync_folder(path.parent)
-    except RuntimeError as exc:
-        raise InputError(f"{path}: cannot write ({_itk_reason(exc)})") from None
-    finally:
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()
+    with staged([path], overwrite=overwrite) as stage:
+        target = stage.path(path)
+        stem = volume_name(path)
+        lower = target.with_name(stem + path.name[len(stem) :].lower())  # ITK reads ".MHA" as a detached ".mhd"
+        try:
+            sitk.WriteImage(image, str(lower), True)
+        except RuntimeError as exc:
+            raise InputError(f"{path}: cannot write ({_itk_reason(exc)})") from None
+        if lower != target:
+            lower.rename(target)
