@@ -69,9 +69,9 @@ def check_outputs(output: Path, *, overwrite: bool, uncertainty: bool = False) -
     refuse_existing(output_files(output, uncertainty=uncertainty), overwrite)
     for path in (output, std_path(output)) if uncertainty else (output,):
         if output_format(path).name == "dicom" and (path.exists() or path.is_symlink()):
-            from pix2gan.io.dicom_write import _check_target  # the DICOM writer's own rule for replacing a series
+            from pix2gan.io.dicom_write import check_target  # the DICOM writer's own rule for replacing a series
 
-            _check_target(path, overwrite)
+            check_target(path, overwrite)
 
 
 def plan_outputs(

@@ -43,7 +43,7 @@ from pix2gan.io.atomic import fsync_folder, refuse_existing
 from pix2gan.io.dicom import DicomSeries
 from pix2gan.io.volume import Volume
 
-__all__ = ["SERIES_NUMBER_OFFSET", "write"]
+__all__ = ["SERIES_NUMBER_OFFSET", "check_target", "write"]
 
 SERIES_NUMBER_OFFSET = 1000  # derived series number = the source's + 1000 (+ 2000 for a standard-deviation map)
 _CT_NAMES = {"ct", "sct", "synthct", "pct", "cbct", "hu"}
@@ -197,7 +197,7 @@ def write(
         raise InputError(f"{path}: a DICOM series is written only on a DICOM series' grid (the input is {template.format})")
     if not np.isfinite(data).all():
         raise ValueError(f"{path}: data holds NaN or Inf values; nothing written")
-    _check_target(path, overwrite)
+    check_target(path, overwrite)
     src: DicomSeries = template.header
     series = _series(src, data, describe, modality)
     tmp = _new_folder(path)
@@ -240,7 +240,7 @@ def _new_folder(path: Path) -> Path:
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def check_target(path: Path, overwrite: bool) -> None:
     """Refuse to write over anything but an existing folder of DICOM files (and that only with ``overwrite``)."""
     if path.is_symlink() or path.exists():
         if path.is_symlink() or not path.is_dir():
