@@ -154,3 +154,22 @@ def test_unwritable_folder(tmp_path):
     with pytest.raises(InputError, match="cannot write here"):
         with atomic_path(blocker / "sub" / "out.nii.gz"):
             pass
+
+
+def test_atomic_write_takes_the_umask_mode_without_touching_the_umask(tmp_path, monkeypatch):
+    """The temporary file is created with mode 0666 for the kernel to apply the umask: reading the umask would mean
+    setting it (os.umask), a process-wide change other threads could see."""
+    import os
+
+    from pix2gan.io import atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: (_ for _ in ()).throw(AssertionError("umask changed")))
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert (tmp_path / "a.txt").read_text() == "x"
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]

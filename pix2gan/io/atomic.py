@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -97,12 +98,9 @@ def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     refuse_existing(path, overwrite)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(path.suffixes[-2:]), dir=path.parent)
+        tmp = _new_file(path.parent, f".{path.name}.", "".join(path.suffixes[-2:]))
     except OSError as exc:
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the mode open() would
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -124,10 +122,20 @@ def fsync_folder(folder: Path) -> None:
             os.close(dir_fd)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create a new empty file of a random name in ``folder`` with the mode ``open()`` gives (0666 less the umask).
+
+    ``tempfile.mkstemp`` creates 0600 files, and reading the umask to chmod them means setting it: a process-wide change
+    another thread could see. ``O_CREAT | O_EXCL`` with mode 0666 lets the kernel apply the umask itself.
+    """
+    for _ in range(100):
+        candidate = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{folder}: no free temporary name after 100 tries")
 
 
 def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = True) -> None:
