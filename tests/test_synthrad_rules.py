@@ -19,7 +19,7 @@ from helpers import write_nifti
 from pix2gan.config import IntensityKind
 from pix2gan.data.intensity import IntensityMap
 from pix2gan.evaluation import EvalOptions, EvalReport, evaluate_folders
-from pix2gan.evaluation.metrics import NORMALISED, RULES, check_rules, evaluate, ms_ssim
+from pix2gan.evaluation.metrics import NORMALISED, RULES, check_rules, evaluate, ms_ssim, psnr, ssim
 from pix2gan.evaluation.paired import normalised_pair
 from pix2gan_cli.app import app
 
@@ -171,6 +171,20 @@ def test_json_holds_median_quartiles_and_rules():
         for stat, value in expected.items():
             assert d[stat][key] == pytest.approx(value, rel=1e-12), (stat, key)
             assert d["baseline"][stat][key] == pytest.approx(value, rel=1e-12), (stat, key)
+
+
+def test_constant_target_without_a_window_is_refused():
+    """Without a window the data range is the target's max - min: a constant target has none (it was taken as 1)."""
+    flat = np.full((9, 9, 5), 40.0)
+    pred = flat + np.random.default_rng(10).normal(0, 5, flat.shape)
+    for metric in (psnr, ssim, ms_ssim):
+        with pytest.raises(ValueError, match=r"the target is constant \(40 everywhere\).* give a window"):
+            metric(pred, flat, None, None)
+    with pytest.raises(ValueError, match="the target is constant"):
+        evaluate(pred, flat, window=None)
+    assert evaluate(pred, flat, metrics=("mae",), window=None) == {"mae": pytest.approx(np.abs(pred - flat).mean())}
+    scored = evaluate(pred, flat, window=W23)  # with a window, its width is the data range
+    assert scored["psnr"] == pytest.approx(peak_signal_noise_ratio(flat, pred, data_range=4024.0))
 
 
 # --- MR targets: the normalised space ---------------------------------------------------------------------------
