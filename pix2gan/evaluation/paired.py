@@ -24,7 +24,7 @@ from pix2gan.config import DataConfig, IntensityKind, Mode
 from pix2gan.data.intensity import IntensityMap, Scale, intensity_maps
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
 from pix2gan.evaluation.metrics import METRICS, NORMALISED, Rules, check_rules, evaluate
-from pix2gan.report import panel_rows, save_panel
+from pix2gan.reporting.panels import panel_rows, panel_style, save_panel
 from pix2gan.infer.outputs import std_path
 from pix2gan.infer.translate import Ensemble, Translator
 from pix2gan.io import (
@@ -162,10 +162,10 @@ def _scoring(rules: Rules, target_map: IntensityMap, how: str) -> tuple[tuple[fl
     return NORMALISED, f"normalised [-1, 1]: {how.format(lo=lo, hi=hi)}", NORMALISED[1] - NORMALISED[0]
 
 
-def _write_subject_panel(path: Path, rows, labels, hu: bool) -> None:  # noqa: ANN001
-    windows = {"prediction": (-1000.0, 2000.0), "target": (-1000.0, 2000.0), "|error|": (0.0, 500.0)} if hu else None
+def _write_subject_panel(path: Path, rows: list[dict[str, np.ndarray]], labels: list[str], hu: bool) -> None:
+    windows, error_scale = panel_style(hu)
     titles = ("source", "prediction", "target", "|error|") if "source" in rows[0] else ("prediction", "target", "|error|")
-    save_panel(path, rows, titles=titles, windows=windows, row_labels=labels)
+    save_panel(path, rows, titles=titles, windows=windows, error_scale=error_scale, row_labels=labels)
 
 
 def evaluate_run(
@@ -260,7 +260,8 @@ def evaluate_run(
         save_like(pred_path, pred, source, overwrite=True, describe=f"pix2gan {dc.dst}")
         if result.std is not None:
             save_like(std_path(pred_path), result.std, source, overwrite=True, describe=f"pix2gan {dc.dst} std")
-        rows, labels = panel_rows(source.data, pred, target.data, dc.slice_axis, mask)
+        error = None if hu else np.abs(scored_pred - scored_target)  # MR: the error where it is scored
+        rows, labels = panel_rows(source.data, pred, target.data, dc.slice_axis, mask, error=error)
         panel = out / f"{sid}.png"
         _write_subject_panel(panel, rows, labels, hu)
         report.predictions.append(pred_path)
@@ -367,7 +368,8 @@ def evaluate_folders(
             source_vol = load_volume(sources[name])
             check_same_grid(target, source_vol)
             source = source_vol.data
-        rows, labels = panel_rows(source, pred.data, target.data, 2, mask)
+        error = None if hu else np.abs(scored[0] - scored[1])  # MR: the error where it is scored
+        rows, labels = panel_rows(source, pred.data, target.data, 2, mask, error=error)
         panel = out / f"{sid}.png"
         _write_subject_panel(panel, rows, labels, hu)
         report.panels.append(panel)
