@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,12 +16,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.util import crop
 from typer.testing import CliRunner
 
-from helpers import write_nifti
-from pix2gan.config import IntensityKind
+from conftest import tiny_config
+from helpers import assert_one_clear_line, write_nifti
+from pix2gan.config import DataConfig, IntensityKind
 from pix2gan.data.intensity import IntensityMap
 from pix2gan.evaluation import EvalOptions, EvalReport, evaluate_folders
 from pix2gan.evaluation.metrics import NORMALISED, RULES, check_rules, evaluate, ms_ssim, psnr, ssim
-from pix2gan.evaluation.paired import normalised_pair
+from pix2gan.evaluation.scoring import normalised_pair
 from pix2gan_cli.app import app
 
 W25 = (-1024.0, 3071.0)
@@ -287,3 +289,39 @@ def test_cli_unknown_rules_is_one_line(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "--rules must be synthrad2023 or synthrad2025, got 'synthrad2024'" in lines[0]
+
+
+def _copy_with(tiny_data, tmp_path, subject: str, modality: str, value: float):
+    """A copy of the tiny data set whose ``subject`` has ``modality`` set to ``value`` everywhere."""
+    import shutil
+
+    import nibabel as nib
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    path = data / subject / f"{modality}.nii.gz"
+    image = nib.load(path)
+    nib.save(nib.Nifti1Image(np.full(image.shape, value, dtype=np.float32), image.affine, image.header), path)
+    return data, path
+
+
+def test_run_with_a_constant_mr_target_is_one_line(tiny_data, tmp_path):
+    from pix2gan.train import fit
+
+    run = tmp_path / "run"
+    fit(replace(tiny_config(tiny_data, epochs=1), data=DataConfig(root=str(tiny_data), src="ct", dst="t1")), run,
+        progress=False)  # fmt: skip
+    test_subject = json.loads((run / "split.json").read_text())["test"][0]
+    data, path = _copy_with(tiny_data, tmp_path, test_subject, "t1", 300.0)
+    result = CliRunner().invoke(app, ["eval", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "out"),
+                                      "--device", "cpu"])  # fmt: skip
+    assert_one_clear_line(result, f"{path}: percentiles (0.5, 99.5) of the volume are both 300")
+    assert "an MR target needs contrast to be scored" in result.output
+
+
+def test_run_with_an_empty_mask_is_one_line(tiny_data, tiny_run, tmp_path):
+    test_subject = json.loads((tiny_run / "split.json").read_text())["test"][0]
+    data, path = _copy_with(tiny_data, tmp_path, test_subject, "mask", 0.0)
+    result = CliRunner().invoke(app, ["eval", "--run", str(tiny_run), "--data", str(data), "--out",
+                                      str(tmp_path / "out"), "--device", "cpu", "--no-baseline"])  # fmt: skip
+    assert_one_clear_line(result, f"{path}: mask is empty")
