@@ -200,7 +200,7 @@ def evaluate_run(
     translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion)])
     scoring = Scoring.of(check_rules(rules), metrics, ckpt.dst_map, "each target by its own percentiles {lo:g}/{hi:g},"
                           " the prediction by the model's reference scale")  # fmt: skip
-    lut = _fit_lut([s for s in subjects.values() if s.id in splits.get("train", [])], ckpt) if baseline else None
+    lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt) if baseline else None
     report = _new_report(scoring)
     for sid in _track(splits[split], f"evaluating {len(splits[split])} subjects", progress):
         _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty)
