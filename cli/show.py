@@ -12,9 +12,9 @@ from rich.table import Table
 
 from pix2gan.evaluation import EvalReport, GanEvalReport, check_rules, summarise
 from pix2gan.evaluation.metrics import TISSUES
-from pix2gan.reporting import figures
-from pix2gan.reporting.figures import GAN_LABELS, gan_figure, mean_std
-from pix2gan.reporting.figures import format_figure as fmt
+from pix2gan.reporting import numbers
+from pix2gan.reporting.numbers import GAN_LABELS, format_gan_metric, format_mean_std
+from pix2gan.reporting.numbers import format_metric as fmt
 
 NAN = float("nan")
 
@@ -27,11 +27,11 @@ def print_gan_report(console: Console, err: Console, report: GanEvalReport, titl
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in report.metrics.items():
-        table.add_row(GAN_LABELS.get(key, key), gan_figure(key, value))
+        table.add_row(GAN_LABELS.get(key, key), format_gan_metric(key, value))
     if report.per_class:
         table.add_section()
         for name, value in report.per_class.items():
-            table.add_row(f"  consistency, class {name}", gan_figure("class_consistency", value))
+            table.add_row(f"  consistency, class {name}", format_gan_metric("class_consistency", value))
     console.print(table)
     for note in report.notes:
         err.print(note, highlight=False, soft_wrap=True)
@@ -62,7 +62,7 @@ def rules_line(report: EvalReport) -> str:
         ...                       data_range=4095.0))
         'rules synthrad2025, data range 4095: HU clipped to [-1024, 3071]; SSIM column: masked MS-SSIM'
     """
-    return figures.rules_line({"rules": report.rules_block()})
+    return numbers.rules_line({"rules": report.rules_block()})
 
 
 def _paired_table(report: EvalReport, title: str, columns: dict[str, str]) -> Table:
@@ -74,12 +74,13 @@ def _paired_table(report: EvalReport, title: str, columns: dict[str, str]) -> Ta
         table.add_row(sid, *(fmt(m, row.get(m, NAN), report.data_range) for m in columns))
     mean, std, dr = report.mean, report.std, report.data_range
     table.add_section()
-    table.add_row("[bold]mean ± std", *(f"[bold]{mean_std(m, mean.get(m, NAN), std.get(m, NAN), dr)}" for m in columns))
+    table.add_row("[bold]mean ± std",
+                  *(f"[bold]{format_mean_std(m, mean.get(m, NAN), std.get(m, NAN), dr)}" for m in columns))
     if report.baseline_per_subject:
         bmean, bstd = summarise(report.baseline_per_subject)
         table.add_row(
             "[dim]lookup-table baseline",
-            *(f"[dim]{mean_std(m, bmean.get(m, NAN), bstd.get(m, NAN), dr)}" for m in columns),
+            *(f"[dim]{format_mean_std(m, bmean.get(m, NAN), bstd.get(m, NAN), dr)}" for m in columns),
         )
     return table
 

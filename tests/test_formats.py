@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 
 from helpers import oblique_affine, write_nifti
 from pix2gan.errors import InputError
+from test_synthrad_rules import reference_2025  # SynthRAD2025's published formulas, written independently
+from pix2gan.evaluation.metrics import RULES
 from pix2gan.io import GEOMETRY_FIELDS, load_volume, save_like
 from pix2gan.io.itk import ItkGeometry, geometry_from_affine
 from pix2gan_cli.app import app
@@ -162,7 +164,16 @@ def test_synthrad2025_mha_layout_trains_and_scores(tmp_path, tiny_data):
     assert code == 0, out
     report = json.loads((tmp_path / "eval.json").read_text())
     assert sorted(report["per_subject"]) == split["test"]
-    assert all(np.isfinite(v) for s in report["per_subject"].values() for k, v in s.items() if k in ("mae", "psnr"))
+    assert report["rules"] == {"name": "synthrad2025", "space": "HU clipped to [-1024, 3071]", "data_range": 4095.0,
+                               "ssim": "masked MS-SSIM", "source": RULES["synthrad2025"].source}  # fmt: skip
+    for sid, row in report["per_subject"].items():  # the figures of the written .mha prediction, written independently
+        pred = sitk.GetArrayFromImage(sitk.ReadImage(str(run / "eval" / "test" / f"{sid}_ct.mha"))).astype(np.float64)
+        gt, mask = (sitk.GetArrayFromImage(sitk.ReadImage(str(data / sid / f"{k}.mha"))).astype(np.float64)
+                    for k in ("ct", "mask"))  # fmt: skip
+        expected = reference_2025(gt, pred, mask)
+        assert 0 < expected["ssim"] < 1, expected
+        for key in ("mae", "psnr", "ssim"):
+            assert row[key] == pytest.approx(expected[key], rel=1e-7), (sid, key)
     test_subject = split["test"][0]
     code, out = _cli("translate", data / test_subject, "--run", run, "--device", "cpu", "-o", tmp_path / "pred")
     assert code == 0, out

@@ -17,7 +17,8 @@ from PIL import Image
 
 from conftest import tiny_config
 from pix2gan.data.digits import write_digit_folder
-from pix2gan.reporting import eval_json_path, format_figure, render_html_report, write_html_report
+from pix2gan.reporting import eval_json_path, render_html_report, write_html_report
+from pix2gan.reporting.numbers import GAN_LABELS, format_gan_metric, format_mean_std, format_metric
 from pix2gan_cli.show import fmt
 from test_cli import assert_one_clear_line, cli
 
@@ -259,12 +260,63 @@ def test_a_report_failure_never_fails_training(tiny_data, tmp_path, monkeypatch,
     assert not any(line.startswith("report:") for line in result.summary_lines())
 
 
-@pytest.mark.parametrize("metric", ["mae", "mae_bone", "psnr", "ssim", "std_error_spearman"])
-@pytest.mark.parametrize("data_range", [None, 2.0, 4024.0])
-def test_figures_formatted_as_the_cli(metric, data_range):
-    for value in (0.0, 0.081534, 1.5, 27.1234, 816.555, 1295.375, -3.25):
-        assert format_figure(metric, value, data_range) == fmt(metric, value, data_range)
-    assert format_figure(metric, None, data_range) == fmt(metric, NAN, data_range) == "–"
+PAIRED_NUMBERS = [  # (metric, value, data range, as the table and the page show it)
+    ("mae", 78.6123, None, "78.61"),  # HU: 2 decimals
+    ("mae", 0.0, None, "0.00"),
+    ("mae", -3.25, None, "-3.25"),
+    ("mae", 1295.375, None, "1295.38"),  # an exact binary half: to even
+    ("mae", 816.555, None, "816.55"),  # 816.555 is 816.55499... in binary
+    ("mae", 123456789.125, None, "123456789.12"),  # large: all digits, no exponent
+    ("mae", 1e-7, None, "0.00"),  # small
+    ("mae", 0.081534, 4024.0, "0.08"),  # HU data range: 2 decimals
+    ("mae", 0.081534, 2.0, "0.0815"),  # MR targets, data range 2: 4 decimals
+    ("mae_bone", 0.081534, 2.0, "0.0815"),
+    ("mae", 0.08153, 10.0, "0.0815"),  # 4 decimals up to a data range of 10
+    ("mae", 0.08153, 10.5, "0.08"),
+    ("mae_soft", 2.675, None, "2.67"),
+    ("psnr", 27.1234, None, "27.12"),
+    ("psnr", 27.1234, 2.0, "27.12"),  # PSNR keeps 2 decimals for MR targets
+    ("psnr", float("inf"), None, "inf"),  # a perfect prediction
+    ("ssim", 0.91234, None, "0.9123"),
+    ("ssim", 0.91234, 4095.0, "0.9123"),
+    ("ssim", 0.99995, None, "1.0000"),
+    ("std_error_spearman", 0.41234, None, "0.412"),
+    ("std_error_spearman", 0.4125, None, "0.412"),
+    *((m, v, dr, "–") for m in ("mae", "mae_air", "psnr", "ssim", "std_error_spearman") for v in (None, NAN)
+      for dr in (None, 2.0)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("metric", "value", "data_range", "expected"), PAIRED_NUMBERS)
+def test_paired_numbers_formatted(metric, value, data_range, expected):
+    assert format_metric(metric, value, data_range) == expected
+    assert fmt(metric, value, data_range) == expected  # the terminal table (cli/show.py) prints the same text
+
+
+def test_mean_std_and_generative_numbers_formatted():
+    assert format_mean_std("psnr", 27.123, 0.456) == "27.12 ± 0.46"
+    assert format_mean_std("mae", 0.08153, 0.0123, 2.0) == "0.0815 ± 0.0123"
+    assert format_mean_std("ssim", 0.81234, 0.05, 4024.0) == "0.8123 ± 0.0500"
+    assert format_mean_std("mae", None, 1.0) == format_mean_std("mae", NAN, NAN) == "–"
+    assert format_mean_std("mae", 50.0, None) == "50.00 ± –"
+    gan = {("classifier_accuracy", 0.9): "90.0 %", ("class_consistency", 0.12345): "12.3 %",
+           ("class_consistency", 1.0): "100.0 %", ("class_consistency", 0.99951): "100.0 %",
+           ("kid", 0.000123456): "0.0001235", ("kid", 1e-7): "1e-07", ("kid_inception", -0.00012): "-0.00012",
+           ("frechet_distance", 1234567.0): "1.235e+06", ("fid", 12.3456): "12.35", ("diversity_ratio", 1.0): "1",
+           ("kid", None): "–", ("class_consistency", NAN): "–"}  # fmt: skip
+    for (key, value), expected in gan.items():
+        assert format_gan_metric(key, value) == expected, key
+    assert GAN_LABELS == {
+        "classifier_accuracy": "real-image classifier accuracy (held out)",
+        "class_consistency": "class consistency of generated images",
+        "frechet_distance": "Fréchet distance (learned features)",
+        "kid": "KID (learned features)",
+        "diversity_generated": "diversity, generated",
+        "diversity_real": "diversity, real",
+        "diversity_ratio": "diversity ratio generated / real",
+        "fid": "FID (InceptionV3)",
+        "kid_inception": "KID (InceptionV3)",
+    }
 
 
 # --- noise and class ------------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ PACKAGES = {"pix2gan": ROOT / "pix2gan", "pix2gan_cli": ROOT / "cli"}  # (pyproj
 
 # docs/architecture.md, "Imports go one way": a module imports only from its own part or from parts of lower layers
 # (`pix2gan` is the package's __init__: the public names; checkpoint.py reads its __version__)
-LAYERS = [{"errors", "device"}, {"config"}, {"options", "runs", "io"}, {"data", "losses", "report"},
+LAYERS = [{"errors", "device"}, {"config"}, {"options", "runs", "io"}, {"data", "losses"},
           {"nets", "reporting"}, {"pix2gan"}, {"checkpoint"}, {"infer"}, {"tasks"}, {"train", "evaluation"}, {"cli"}]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,12 +16,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.util import crop
 from typer.testing import CliRunner
 
-from helpers import write_nifti
-from pix2gan.config import IntensityKind
+from conftest import tiny_config
+from helpers import assert_one_clear_line, write_nifti
+from pix2gan.config import DataConfig, IntensityKind
 from pix2gan.data.intensity import IntensityMap
 from pix2gan.evaluation import EvalOptions, EvalReport, evaluate_folders
-from pix2gan.evaluation.metrics import NORMALISED, RULES, check_rules, evaluate, ms_ssim
-from pix2gan.evaluation.paired import normalised_pair
+from pix2gan.evaluation.metrics import NORMALISED, RULES, check_rules, evaluate, ms_ssim, psnr, ssim
+from pix2gan.evaluation.scoring import normalised_pair
 from pix2gan_cli.app import app
 
 W25 = (-1024.0, 3071.0)
@@ -173,6 +175,20 @@ def test_json_holds_median_quartiles_and_rules():
             assert d["baseline"][stat][key] == pytest.approx(value, rel=1e-12), (stat, key)
 
 
+def test_constant_target_without_a_window_is_refused():
+    """Without a window the data range is the target's max - min: a constant target has none (it was taken as 1)."""
+    flat = np.full((9, 9, 5), 40.0)
+    pred = flat + np.random.default_rng(10).normal(0, 5, flat.shape)
+    for metric in (psnr, ssim, ms_ssim):
+        with pytest.raises(ValueError, match=r"the target is constant \(40 everywhere\).* give a window"):
+            metric(pred, flat, None, None)
+    with pytest.raises(ValueError, match="the target is constant"):
+        evaluate(pred, flat, window=None)
+    assert evaluate(pred, flat, metrics=("mae",), window=None) == {"mae": pytest.approx(np.abs(pred - flat).mean())}
+    scored = evaluate(pred, flat, window=W23)  # with a window, its width is the data range
+    assert scored["psnr"] == pytest.approx(peak_signal_noise_ratio(flat, pred, data_range=4024.0))
+
+
 # --- MR targets: the normalised space ---------------------------------------------------------------------------
 def _normalised_direct(pred, target):
     lo, hi = np.percentile(target, [0.5, 99.5])
@@ -273,3 +289,39 @@ def test_cli_unknown_rules_is_one_line(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "--rules must be synthrad2023 or synthrad2025, got 'synthrad2024'" in lines[0]
+
+
+def _copy_with(tiny_data, tmp_path, subject: str, modality: str, value: float):
+    """A copy of the tiny data set whose ``subject`` has ``modality`` set to ``value`` everywhere."""
+    import shutil
+
+    import nibabel as nib
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    path = data / subject / f"{modality}.nii.gz"
+    image = nib.load(path)
+    nib.save(nib.Nifti1Image(np.full(image.shape, value, dtype=np.float32), image.affine, image.header), path)
+    return data, path
+
+
+def test_run_with_a_constant_mr_target_is_one_line(tiny_data, tmp_path):
+    from pix2gan.train import fit
+
+    run = tmp_path / "run"
+    fit(replace(tiny_config(tiny_data, epochs=1), data=DataConfig(root=str(tiny_data), src="ct", dst="t1")), run,
+        progress=False)  # fmt: skip
+    test_subject = json.loads((run / "split.json").read_text())["test"][0]
+    data, path = _copy_with(tiny_data, tmp_path, test_subject, "t1", 300.0)
+    result = CliRunner().invoke(app, ["eval", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "out"),
+                                      "--device", "cpu"])  # fmt: skip
+    assert_one_clear_line(result, f"{path}: percentiles (0.5, 99.5) of the volume are both 300")
+    assert "an MR target needs contrast to be scored" in result.output
+
+
+def test_run_with_an_empty_mask_is_one_line(tiny_data, tiny_run, tmp_path):
+    test_subject = json.loads((tiny_run / "split.json").read_text())["test"][0]
+    data, path = _copy_with(tiny_data, tmp_path, test_subject, "mask", 0.0)
+    result = CliRunner().invoke(app, ["eval", "--run", str(tiny_run), "--data", str(data), "--out",
+                                      str(tmp_path / "out"), "--device", "cpu", "--no-baseline"])  # fmt: skip
+    assert_one_clear_line(result, f"{path}: mask is empty")

@@ -22,7 +22,8 @@ github.com/SynthRAD2025/evaluation), is in :mod:`pix2gan.evaluation.msssim`. Tha
 takes the unclipped mask voxels (only its PSNR and MS-SSIM clip), and so do we under these rules: the figure differs
 from a clipped MAE only where a volume leaves [-1024, 3071]. Per-tissue MAE clips under both rule sets.
 
-Without a window nothing is clipped and the data range is the target's max - min. MR targets are scored in the
+Without a window nothing is clipped and the data range is the target's max - min (a constant target, which has
+none, is refused with ``ValueError``). MR targets are scored in the
 generator's normalised space instead (:data:`NORMALISED`, [-1, 1], data range 2; see
 :mod:`pix2gan.evaluation.paired`): the same functions with that window, no tissue classes. Without a mask the whole
 volume counts.
@@ -88,9 +89,15 @@ def _prepare(
 
 
 def _data_range(target: np.ndarray, window: Window | None) -> float:
+    """The window's width, or without a window the target's max - min; a constant target has none, and PSNR and SSIM
+    measured against an invented one would mean nothing, so it is refused."""
     if window is not None:
         return float(window[1] - window[0])
-    return float(target.max() - target.min()) or 1.0
+    data_range = float(target.max() - target.min())
+    if not data_range > 0:
+        raise ValueError(f"the target is constant ({float(target.flat[0]):g} everywhere): without a window it has no "
+                         "data range to score PSNR or SSIM against; give a window")  # fmt: skip
+    return data_range
 
 
 def mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, window: Window | None = None) -> float:
@@ -105,7 +112,8 @@ def mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, wi
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, window: Window | None = None) -> float:
-    """Peak signal-to-noise ratio (dB) of the mask voxels; data range = window width (or the target's range).
+    """Peak signal-to-noise ratio (dB) of the mask voxels; data range = window width (or the target's range; a
+    constant target without a window is refused with ``ValueError``).
 
     Example:
         >>> round(psnr(np.full(4, 100.0), np.zeros(4), window=(-1024, 3000)), 3)  # 20 log10(4024 / 100)
@@ -314,7 +322,8 @@ def evaluate(
         metrics: any of ``mae``, ``psnr``, ``ssim`` (``ssim``: the rule set's structural similarity, MS-SSIM for
             ``synthrad2025``).
         window: clip window; ``"rules"`` (default) the rule set's HU window (CT targets), :data:`NORMALISED` for
-            volumes in the normalised space, None for no clipping (data range of the target).
+            volumes in the normalised space, None for no clipping (data range of the target's max - min; PSNR and
+            SSIM of a constant target are then refused).
         std: optional voxel-wise uncertainty map of the prediction (same shape).
         rules: the rule set, by name or as a :class:`Rules`.
         tissues: add the per-tissue MAEs; default: whenever there is a window other than :data:`NORMALISED`.
@@ -323,6 +332,10 @@ def evaluate(
         ``{metric: value}`` in the order asked. With tissues (CT targets), ``mae`` is followed by ``mae_air``,
         ``mae_soft`` and ``mae_bone`` (:func:`tissue_mae`; ``nan`` for an empty class). With ``std``, then
         ``std_error_spearman`` (:func:`error_spearman`) and ``std_mean`` (mean uncertainty inside the mask).
+
+    Raises:
+        ValueError: shapes that differ, an empty mask, a volume too thin for SSIM, or PSNR / SSIM of a constant
+            target without a window (it has no data range); callers with files name them (``InputError``).
     """
     r = check_rules(rules)
     funcs = r.functions

@@ -5,7 +5,7 @@ Both paths end in an :class:`EvalReport`: per-subject metrics under a rule set (
 (for runs) the per-voxel lookup-table baseline fitted on the run's training subjects, so every number comes with the
 context-free reference it has to beat. One PNG panel per subject (source | prediction | target | |error|) is written
 next to the report. CT targets are scored in HU under the rules' window; MR targets in the generator's normalised
-space [-1, 1] (:func:`normalised_pair`), so that their figures compare across subjects.
+space [-1, 1] (:func:`~pix2gan.evaluation.scoring.normalised_pair`), so that their figures compare across subjects.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pix2gan.evaluation.baseline import LookupTable
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 from pix2gan.runs import RunLayout
 from pix2gan.config import DataConfig, IntensityKind, Mode
-from pix2gan.data.intensity import IntensityMap, Scale, intensity_maps
+from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
-from pix2gan.evaluation.metrics import METRICS, NORMALISED, Rules, check_rules, evaluate
-from pix2gan.report import panel_rows, save_panel
+from pix2gan.evaluation.metrics import METRICS, Rules, check_rules
+from pix2gan.evaluation.scoring import Scoring
+from pix2gan.reporting.panels import panel_rows, panel_style, save_panel
 from pix2gan.infer.outputs import std_path
 from pix2gan.infer.translate import Ensemble, Translator
 from pix2gan.io import (
@@ -39,7 +40,7 @@ from pix2gan.io import (
 )
 from pix2gan.errors import InputError
 
-__all__ = ["EvalReport", "STATISTICS", "evaluate_run", "evaluate_folders", "summarise", "summary", "normalised_pair"]
+__all__ = ["EvalReport", "STATISTICS", "evaluate_run", "evaluate_folders", "summarise", "summary"]
 
 
 def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
@@ -132,40 +133,16 @@ class EvalReport:
         atomic_write_json(path, self.to_dict())
 
 
-def normalised_pair(
-    target_map: IntensityMap, pred: np.ndarray, target: np.ndarray, pred_scale: Scale | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Prediction and MR target in the generator's normalised space [-1, 1] (values outside clipped to it).
-
-    The target goes through its own scale (``target_map.scale_of(target)``: its percentiles, as training normalises
-    it); the prediction through ``pred_scale``, the scale it was mapped back to physical units with (a model's
-    reference scale: this recovers the generator's own output), or, without one, the target's scale (external
-    predictions: the rule fitted on the target, applied to both).
-
-    Example:
-        >>> m = IntensityMap(IntensityKind.PERCENTILE, percentiles=(0.0, 100.0))
-        >>> p, t = normalised_pair(m, np.array([100.0, 300.0, 900.0]), np.array([100.0, 200.0, 500.0]))
-        >>> p.tolist(), t.tolist()
-        ([-1.0, 0.0, 1.0], [-1.0, -0.5, 1.0])
-    """
-    scale = target_map.scale_of(target)
-    return target_map.forward(pred, pred_scale or scale), target_map.forward(target, scale)
+def _new_report(scoring: Scoring) -> EvalReport:
+    """An empty report that says how its figures are computed."""
+    return EvalReport(metrics=list(scoring.metrics), per_subject={}, unit="HU" if scoring.hu else "",
+                      rules=scoring.rules.name, space=scoring.space, data_range=scoring.data_range)  # fmt: skip
 
 
-def _scoring(rules: Rules, target_map: IntensityMap, how: str) -> tuple[tuple[float, float], str, float]:
-    """Clip window, description of the space scored and its data range: HU under the rules' window for CT targets,
-    the normalised space for the others (``how``, formatted with the percentiles ``lo``/``hi``, says how)."""
-    if target_map.kind == IntensityKind.HU:
-        lo, hi = rules.window
-        return rules.window, f"HU clipped to [{lo:g}, {hi:g}]", rules.data_range
-    lo, hi = target_map.percentiles
-    return NORMALISED, f"normalised [-1, 1]: {how.format(lo=lo, hi=hi)}", NORMALISED[1] - NORMALISED[0]
-
-
-def _write_subject_panel(path: Path, rows, labels, hu: bool) -> None:  # noqa: ANN001
-    windows = {"prediction": (-1000.0, 2000.0), "target": (-1000.0, 2000.0), "|error|": (0.0, 500.0)} if hu else None
+def _write_subject_panel(path: Path, rows: list[dict[str, np.ndarray]], labels: list[str], hu: bool) -> None:
+    windows, error_scale = panel_style(hu)
     titles = ("source", "prediction", "target", "|error|") if "source" in rows[0] else ("prediction", "target", "|error|")
-    save_panel(path, rows, titles=titles, windows=windows, row_labels=labels)
+    save_panel(path, rows, titles=titles, windows=windows, error_scale=error_scale, row_labels=labels)
 
 
 def evaluate_run(
@@ -187,9 +164,10 @@ def evaluate_run(
     """Translate the run's ``split`` subjects, score them against their targets under ``rules``, write panels.
 
     CT targets are scored in HU under the rules' window. MR targets (any target intensity but ``hu``) are scored in
-    the generator's normalised space (:func:`normalised_pair`: each target through its own percentiles, as training
-    normalises it, the prediction through the model's reference scale, which recovers the generator's output), with
-    data range 2, so the figures compare across subjects; the lookup-table baseline is fitted and scored there too.
+    the generator's normalised space (:func:`~pix2gan.evaluation.scoring.normalised_pair`: each target through its
+    own percentiles, as training normalises it, the prediction through the model's reference scale, which recovers
+    the generator's output), with data range 2, so the figures compare across subjects; the lookup-table baseline is
+    fitted and scored there too.
 
     The model is used as ``translate`` uses it (its planes, context and recommended test-time augmentation, unless
     ``tta`` / ``fusion`` override them). When it makes several predictions per volume (or ``uncertainty``), their
@@ -208,73 +186,95 @@ def evaluate_run(
         tta, fusion: override the model's recommended test-time augmentation and fusion.
         uncertainty: score the standard deviation across predictions (default: when there are several).
         rules: ``synthrad2023`` (default) or ``synthrad2025`` (:data:`pix2gan.evaluation.metrics.RULES`).
+
+    Raises:
+        InputError: a missing run folder, split or subject, or a subject that cannot be scored (a constant MR
+            target, an empty mask), naming its file.
     """
-    rule_set = check_rules(rules)
     layout = RunLayout(Path(run_dir))
+    ckpt = _run_checkpoint(layout, checkpoint)
+    splits = layout.read_split()
+    subjects = _split_subjects(layout, splits, split, Path(data_root) if data_root else Path(ckpt.config.data.root),
+                               ckpt.config.data)  # fmt: skip
+    out = Path(out_dir) if out_dir else layout.root / "eval" / split
+    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion)])
+    scoring = Scoring.of(check_rules(rules), metrics, ckpt.dst_map, "each target by its own percentiles {lo:g}/{hi:g},"
+                          " the prediction by the model's reference scale")  # fmt: skip
+    lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt) if baseline else None
+    report = _new_report(scoring)
+    for sid in _track(splits[split], f"evaluating {len(splits[split])} subjects", progress):
+        _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty)
+    return report
+
+
+def _run_checkpoint(layout: RunLayout, checkpoint: str | Path | LoadedCheckpoint | None) -> LoadedCheckpoint:
+    """The paired checkpoint to evaluate: the one given, or the run's best (else latest)."""
     if not layout.root.is_dir():
         raise InputError(f"{layout.root}: run folder not found")
     if isinstance(checkpoint, LoadedCheckpoint):
-        ckpt = checkpoint.require(Mode.PAIRED)
-    else:
-        ckpt = load_checkpoint(Path(checkpoint) if checkpoint else layout.model_checkpoint(), expect_mode=Mode.PAIRED)
-    splits = layout.read_split()
+        return checkpoint.require(Mode.PAIRED)
+    return load_checkpoint(Path(checkpoint) if checkpoint else layout.model_checkpoint(), expect_mode=Mode.PAIRED)
+
+
+def _split_subjects(layout: RunLayout, splits: dict[str, list[str]], split: str, root: Path,
+                    dc: DataConfig) -> dict[str, Subject]:  # fmt: skip
+    """The data folder's subjects by id, checked to hold every subject of the (non-empty) ``split``."""
     ids = splits.get(split, [])
     if not ids:
         raise InputError(f"{layout.split}: the {split!r} split is empty")
-    dc = ckpt.config.data
-    root = Path(data_root) if data_root else Path(dc.root)
     subjects = {s.id: s for s in find_subjects(root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])}
     missing = [i for i in ids if i not in subjects]
     if missing:
         raise InputError(f"{root}: subject {missing[0]!r} of the run's {split} split is not in the data folder")
-    out = Path(out_dir) if out_dir else layout.root / "eval" / split
-    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion)])
-    dst_map = ckpt.dst_map
-    hu = dst_map.kind == IntensityKind.HU
-    window, space, data_range = _scoring(rule_set, dst_map, "each target by its own percentiles {lo:g}/{hi:g}, the "
-                                         "prediction by the model's reference scale")  # fmt: skip
-    names = [dc.src, dc.dst] + ([dc.mask] if dc.mask else [])
-
-    lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], names, ckpt) if baseline else None
-    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if hu else "", rules=rule_set.name,
-                        space=space, data_range=data_range)  # fmt: skip
-    score = dict(metrics=metrics, window=window, rules=rule_set, tissues=hu)
-    for sid in _track(ids, f"evaluating {len(ids)} subjects", progress):
-        vols = load_subject(subjects[sid], names)
-        source, target = vols[dc.src], vols[dc.dst]
-        mask = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else None
-        with_std = uncertainty if uncertainty is not None else len(translator.passes(source.affine)) > 1
-        result = translator.translate_volume(source, uncertainty=with_std)
-        pred = result.image
-        scored_pred, scored_target, std = pred, target.data, result.std
-        if not hu:  # MR: in the normalised space, the uncertainty in its units too
-            scored_pred, scored_target = normalised_pair(dst_map, pred, target.data, dst_map.reference)
-            if std is not None and dst_map.reference is not None:
-                std = std * (2.0 / (dst_map.reference[1] - dst_map.reference[0]))
-        report.per_subject[sid] = evaluate(scored_pred, scored_target, mask, std=std, **score)  # type: ignore[arg-type]
-        if lut is not None:
-            norm = ckpt.src_map.forward(source.data, ckpt.src_map.scale_of(source.data))
-            report.baseline_per_subject[sid] = evaluate(lut.apply(norm), scored_target, mask, **score)  # type: ignore[arg-type]
-        suffix = source.path.name[len(volume_name(source.path)) :] or ".nii.gz"  # the source's format; DICOM: NIfTI
-        pred_path = out / f"{sid}_{dc.dst}{suffix}"
-        save_like(pred_path, pred, source, overwrite=True, describe=f"pix2gan {dc.dst}")
-        if result.std is not None:
-            save_like(std_path(pred_path), result.std, source, overwrite=True, describe=f"pix2gan {dc.dst} std")
-        rows, labels = panel_rows(source.data, pred, target.data, dc.slice_axis, mask)
-        panel = out / f"{sid}.png"
-        _write_subject_panel(panel, rows, labels, hu)
-        report.predictions.append(pred_path)
-        report.panels.append(panel)
-    return report
+    return subjects
 
 
-def _fit_lut(train: list[Subject], names: list[str], ckpt) -> LookupTable | None:  # noqa: ANN001
+def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoint, translator: Ensemble,
+                      scoring: Scoring, lut: LookupTable | None, out: Path, uncertainty: bool | None) -> None:  # fmt: skip
+    """Translate one subject, score it (and the lookup table) into ``report``, write its prediction and panel."""
+    dc, dst_map = ckpt.config.data, ckpt.dst_map
+    vols = load_subject(subject, _modalities(dc))
+    source, target = vols[dc.src], vols[dc.dst]
+    mask = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else None
+    if mask is not None and not mask.any():
+        raise InputError(f"{vols[dc.mask].path}: mask is empty")
+    with_std = uncertainty if uncertainty is not None else len(translator.passes(source.affine)) > 1
+    result = translator.translate_volume(source, uncertainty=with_std)
+    pred, scored_target = scoring.pair(result.image, target.data, target.path, dst_map.reference)
+    std = result.std
+    if not scoring.hu and std is not None and dst_map.reference is not None:  # MR: the uncertainty in its units too
+        std = std * (2.0 / (dst_map.reference[1] - dst_map.reference[0]))
+    report.per_subject[subject.id] = scoring.score(pred, scored_target, mask, target.path, std=std)
+    if lut is not None:
+        norm = ckpt.src_map.forward(source.data, ckpt.src_map.scale_of(source.data))
+        report.baseline_per_subject[subject.id] = scoring.score(lut.apply(norm), scored_target, mask, target.path)
+    suffix = source.path.name[len(volume_name(source.path)) :] or ".nii.gz"  # the source's format; DICOM: NIfTI
+    pred_path = out / f"{subject.id}_{dc.dst}{suffix}"
+    save_like(pred_path, result.image, source, overwrite=True, describe=f"pix2gan {dc.dst}")
+    if result.std is not None:
+        save_like(std_path(pred_path), result.std, source, overwrite=True, describe=f"pix2gan {dc.dst} std")
+    error = None if scoring.hu else np.abs(pred - scored_target)  # MR: the error where it is scored
+    rows, labels = panel_rows(source.data, result.image, target.data, dc.slice_axis, mask, error=error)
+    panel = out / f"{subject.id}.png"
+    _write_subject_panel(panel, rows, labels, scoring.hu)
+    report.predictions.append(pred_path)
+    report.panels.append(panel)
+
+
+def _modalities(dc: DataConfig) -> list[str]:
+    """The files a subject is read from: source, target and, when the run has one, mask."""
+    return [dc.src, dc.dst] + ([dc.mask] if dc.mask else [])
+
+
+def _fit_lut(train: list[Subject], ckpt: LoadedCheckpoint) -> LookupTable | None:
+    """The per-voxel lookup table fitted on the training subjects (None without any), in the space targets are
+    scored in."""
     if not train:
         return None
     dc = ckpt.config.data
     xs, ys = [], []
     for subject in train:
-        vols = load_subject(subject, names)
+        vols = load_subject(subject, _modalities(dc))
         src = vols[dc.src].data
         inside = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else np.ones(src.shape, dtype=bool)
         xs.append(ckpt.src_map.forward(src, ckpt.src_map.scale_of(src))[inside])
@@ -320,7 +320,7 @@ def evaluate_folders(
         modality: the targets' modality name; it picks the intensity rule as training does
             (:meth:`DataConfig.default_intensity`): CT-like names (``ct``, ``cbct``, ``sct``) are scored in HU under
             the rules' window; the others (MR) in the normalised space, each target's percentiles (0.5/99.5) fitted
-            on the target and applied to both (:func:`normalised_pair`).
+            on the target and applied to both (:func:`~pix2gan.evaluation.scoring.normalised_pair`).
         rules: ``synthrad2023`` (default) or ``synthrad2025`` (:data:`pix2gan.evaluation.metrics.RULES`).
         out_dir: where the panels go (default ``<pred_dir>_eval``).
         source_dir: optional folder of the source volumes (same file names), drawn as the panels' first column.
@@ -338,13 +338,10 @@ def evaluate_folders(
         if source_dir and name not in sources:
             raise InputError(f"{path}: no source of the same name in {source_dir}")
     out = Path(out_dir) if out_dir else Path(str(Path(pred_dir).resolve()) + "_eval")
-    rule_set = check_rules(rules)
     target_map = intensity_maps(DataConfig(dst=modality))[1]  # the rule training uses for that modality name
-    hu = target_map.kind == IntensityKind.HU
-    window, space, data_range = _scoring(rule_set, target_map, "percentiles {lo:g}/{hi:g} of each target, applied to "
-                                         "prediction and target")  # fmt: skip
-    report = EvalReport(metrics=list(metrics), per_subject={}, unit="HU" if hu else "", rules=rule_set.name,
-                        space=space, data_range=data_range)  # fmt: skip
+    scoring = Scoring.of(check_rules(rules), metrics, target_map, "percentiles {lo:g}/{hi:g} of each target, "
+                          "applied to prediction and target")  # fmt: skip
+    report = _new_report(scoring)
     for name in _track(list(preds), f"evaluating {len(preds)} predictions", progress):
         path = preds[name]
         pred, target = load_volume(path), load_volume(targets[name])
@@ -357,18 +354,16 @@ def evaluate_folders(
             if not mask.any():
                 raise InputError(f"{masks[name]}: mask is empty")
         sid = name
-        try:
-            scored = (pred.data, target.data) if hu else normalised_pair(target_map, pred.data, target.data)
-        except ValueError as exc:  # a constant MR target has no percentile scale
-            raise InputError(f"{targets[name]}: {exc}") from None
-        report.per_subject[sid] = evaluate(*scored, mask, metrics=metrics, window=window, rules=rule_set, tissues=hu)
+        scored = scoring.pair(pred.data, target.data, targets[name])
+        report.per_subject[sid] = scoring.score(*scored, mask, targets[name])
         source = None
         if source_dir:
             source_vol = load_volume(sources[name])
             check_same_grid(target, source_vol)
             source = source_vol.data
-        rows, labels = panel_rows(source, pred.data, target.data, 2, mask)
+        error = None if scoring.hu else np.abs(scored[0] - scored[1])  # MR: the error where it is scored
+        rows, labels = panel_rows(source, pred.data, target.data, 2, mask, error=error)
         panel = out / f"{sid}.png"
-        _write_subject_panel(panel, rows, labels, hu)
+        _write_subject_panel(panel, rows, labels, scoring.hu)
         report.panels.append(panel)
     return report

@@ -17,7 +17,8 @@ from pix2gan.checkpoint import LoadedCheckpoint
 from pix2gan.io import check_new_file
 from pix2gan.runs import RunLayout, RunRef
 from pix2gan.config import Mode
-from pix2gan.report import save_grid, save_panel
+from pix2gan.reporting.grids import save_grid
+from pix2gan.reporting.panels import panel_rows, panel_style, save_panel
 from pix2gan.device import resolve_device
 from pix2gan.errors import InputError
 
@@ -143,7 +144,6 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
     """Source | prediction panels (three slices each) for a paired run's held-out subjects."""
     from pix2gan.data.subjects import find_subjects, load_subject
     from pix2gan.infer.translate import Translator
-    from pix2gan.report import panel_rows
 
     layout = RunLayout(run_dir)
     ids = layout.read_split().get(split, [])[:n_subjects]
@@ -162,7 +162,7 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
         r, lab = panel_rows(source.data, pred, None, dc.slice_axis, None)
         rows += r
         labels += [f"{sid} {t}" for t in lab]
-    windows = {"prediction": (-1000.0, 2000.0)} if ckpt.dst_map is not None and ckpt.dst_map.kind == "hu" else None
+    windows, _ = panel_style(ckpt.dst_map is not None and ckpt.dst_map.kind == "hu")
     save_panel(out, rows, titles=("source", "prediction"), windows=windows, row_labels=labels)
     return out
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pix2gan.io import atomic_write_text, check_new_file
-from pix2gan.reporting.figures import GAN_LABELS, format_figure, gan_figure, mean_std, paired_columns, rules_line
+from pix2gan.reporting.numbers import (GAN_LABELS, format_gan_metric, format_mean_std, format_metric, paired_columns,
+                                      rules_line)
 from pix2gan.reporting.html import cell, esc, figure, page, table
 from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
 
@@ -137,7 +138,7 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
     best = _best_epoch(run)
     if best is not None:
         unit = " (HU)" if run.section("data").get("dst_intensity") == "hu" else ""
-        items.append((f"best validation MAE{unit}, epoch {best['epoch']}", format_figure("mae", _number(best["val_mae"]))))
+        items.append((f"best validation MAE{unit}, epoch {best['epoch']}", format_metric("mae", _number(best["val_mae"]))))
     for ev in run.evals[:1]:
         doc = ev.doc
         if ev.kind == "paired":
@@ -146,14 +147,15 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
             columns = paired_columns(doc)
             for key in ("mae", "psnr", "ssim"):
                 if key in mean:
-                    items.append((f"{label} {columns[key]}, mean ± std", mean_std(key, mean[key], std.get(key), dr)))
+                    items.append((f"{label} {columns[key]}, mean ± std",
+                                  format_mean_std(key, mean[key], std.get(key), dr)))
             base = (doc.get("baseline") or {}).get("mean") or {}
             if "mae" in base:
-                items.append((f"lookup-table baseline {columns['mae']}", format_figure("mae", base["mae"], dr)))
+                items.append((f"lookup-table baseline {columns['mae']}", format_metric("mae", base["mae"], dr)))
         else:
             for key in ("class_consistency", "frechet_distance", "diversity_ratio"):
                 if key in doc["metrics"]:
-                    items.append((GAN_LABELS.get(key, key), gan_figure(key, doc["metrics"][key])))
+                    items.append((GAN_LABELS.get(key, key), format_gan_metric(key, doc["metrics"][key])))
     return items
 
 
@@ -230,23 +232,24 @@ def _paired_table(doc: dict[str, Any], per_subject: dict[str, dict[str, Any]], s
                   columns: dict[str, str], id: str, mean_label: str) -> str:  # noqa: A002  # fmt: skip
     dr = _data_range(doc)
     header = [cell("subject"), *(cell(h, num=True, key=k) for k, h in columns.items())]
-    rows = [[cell(sid, head=True, key=sid), *(cell(format_figure(k, row.get(k), dr), num=True) for k in columns)]
+    rows = [[cell(sid, head=True, key=sid), *(cell(format_metric(k, row.get(k), dr), num=True) for k in columns)]
             for sid, row in per_subject.items()]  # fmt: skip
     mean, std = summary.get("mean") or {}, summary.get("std") or {}
     foot = [("mean", [cell(mean_label, head=True, key="mean"),
-                      *(cell(mean_std(k, mean.get(k), std.get(k), dr), num=True) for k in columns)])]  # fmt: skip
+                      *(cell(format_mean_std(k, mean.get(k), std.get(k), dr), num=True) for k in columns)])]  # fmt: skip
     if "median" in summary:
         med, q1, q3 = summary.get("median") or {}, summary.get("q1") or {}, summary.get("q3") or {}
         foot.append(("median", [cell("median", head=True, key="median"),
-                                *(cell(format_figure(k, med.get(k), dr), num=True) for k in columns)]))
+                                *(cell(format_metric(k, med.get(k), dr), num=True) for k in columns)]))
         foot.append(("quartiles", [cell("quartiles q1 – q3", head=True, key="quartiles"), *(cell(
-            f"{format_figure(k, q1.get(k), dr)} – {format_figure(k, q3.get(k), dr)}" if q1.get(k) is not None else "–",
+            f"{format_metric(k, q1.get(k), dr)} – {format_metric(k, q3.get(k), dr)}" if q1.get(k) is not None else "–",
             num=True) for k in columns)]))  # fmt: skip
     base = doc.get("baseline") or {}
     if base and summary is doc:
         bmean, bstd = base.get("mean") or {}, base.get("std") or {}
         foot.append(("baseline", [cell("lookup-table baseline", head=True, key="baseline"),
-                                  *(cell(mean_std(k, bmean.get(k), bstd.get(k), dr), num=True) for k in columns)]))
+                                  *(cell(format_mean_std(k, bmean.get(k), bstd.get(k), dr), num=True)
+                                    for k in columns)]))  # fmt: skip
     return '<div class="scroll">' + table(header, rows, foot=foot, id=id, cls="eval") + "</div>"
 
 
@@ -271,7 +274,7 @@ def _paired_eval(run: RunFiles, ev: EvalFile) -> str:
         parts.append(f'<p class="note">Per subject: three slices (25 %, 50 %, 75 % of the body along the slice axis), '
                      f"{esc(titles)}.</p>")  # fmt: skip
         unit, dr = _paired_unit(doc), _data_range(doc)
-        parts.append(_figures([(p, f"{sid}: MAE {format_figure('mae', doc['per_subject'][sid].get('mae'), dr)}{unit}"
+        parts.append(_figures([(p, f"{sid}: MAE {format_metric('mae', doc['per_subject'][sid].get('mae'), dr)}{unit}"
                                 f" ({_rel(run, p)})") for sid, p in panels]))  # fmt: skip
     else:
         parts.append('<p class="note">No subject panels in the run folder (evaluated with --out elsewhere?).</p>')
@@ -296,12 +299,12 @@ def _glob_escape(text: str) -> str:
 
 def _gan_eval(run: RunFiles, ev: EvalFile) -> str:
     doc = ev.doc
-    rows = [[cell(GAN_LABELS.get(k, k), head=True, key=k), cell(gan_figure(k, v), num=True)]
+    rows = [[cell(GAN_LABELS.get(k, k), head=True, key=k), cell(format_gan_metric(k, v), num=True)]
             for k, v in doc["metrics"].items()]  # fmt: skip
     tables = [table([cell("figure"), cell("value", num=True)], rows, id="eval-gan", cls="eval")]
     per_class = doc.get("per_class") or {}
     if per_class:
-        rows = [[cell(name, head=True, key=name), cell(gan_figure("class_consistency", v), num=True)]
+        rows = [[cell(name, head=True, key=name), cell(format_gan_metric("class_consistency", v), num=True)]
                 for name, v in per_class.items()]  # fmt: skip
         tables.append(table([cell("class"), cell("consistency", num=True)], rows, id="eval-per-class", cls="eval"))
     for name in doc.get("grids") or []:
@@ -329,7 +332,7 @@ def _loss_curve(run: RunFiles) -> bytes | None:
     if curve_time is not None and (newest_log is None or curve_time >= newest_log):
         return layout.loss_curve.read_bytes()
     if newest_log is not None and run.log_rows:
-        from pix2gan.report import save_loss_curve
+        from pix2gan.reporting.curves import save_loss_curve
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "loss_curve.png"
@@ -364,7 +367,7 @@ def _training(run: RunFiles) -> str:
         epoch = last.stem.removeprefix("epoch_").lstrip("0") or "0"
         if run.mode == "paired":
             items: list[tuple[Path | bytes, str]] = [(last, f"validation panel after epoch {epoch}: source | "
-                                                            f"prediction | target ({_rel(run, last)})")]  # fmt: skip
+                                                            f"prediction | target | |error| ({_rel(run, last)})")]  # fmt: skip
         else:
             items = [(p, f"samples after epoch {p.stem.removeprefix('epoch_').lstrip('0') or '0'}, fixed latent "
                          f"vectors ({_rel(run, p)})") for p in dict.fromkeys([panels[0], last])]  # fmt: skip

@@ -118,7 +118,7 @@ class GanTask:
 
     @torch.no_grad()
     def end_epoch(self, epoch: int, generator: nn.Module, device: torch.device) -> dict[str, float]:
-        from pix2gan.report import save_grid
+        from pix2gan.reporting.grids import save_grid
 
         generator.eval()
         cond = (self.fixed["label"].to(device),) if self.conditional else ()

@@ -26,7 +26,7 @@ from pix2gan.errors import InputError
 from pix2gan.infer.stream import predict_slices
 from pix2gan.losses import gan_loss, l1_loss, mask_weighted_l1, ssim_loss
 from pix2gan.nets import padding_multiple
-from pix2gan.report import save_panel
+from pix2gan.reporting.panels import panel_style, save_panel
 from pix2gan.runs import RunLayout
 from pix2gan.tasks.base import LossDisplay
 
@@ -187,19 +187,23 @@ class PairedTask:
         return val.get("val_mae", means.get("loss_g_l1"))
 
     def _write_panel(self, path: Path, generator: nn.Module, device: torch.device) -> None:
+        """Source | prediction | target | |error| of the picked validation slices (no random numbers drawn: the
+        training goes on as without it); the |error| in HU for CT targets, else in the normalised space."""
+        hu = self.dst_map.kind == "hu"
         rows = []
         generator.eval()
         for s_idx, k in self.picks:
             s = self.val_cache.subjects[s_idx]
             stack = context_stack(s.src, [k], self.context)  # (1, 2K + 1, H, W)
             pred = predict_slices(generator, stack, self.multiple, device=device)[0, 0].numpy()
-            rows.append({
-                "source": self.src_map.inverse(s.src[k].numpy(), s.src_scale),
-                "prediction": self.dst_map.inverse(pred, s.dst_scale),
-                "target": self.dst_map.inverse(s.dst[k].numpy(), s.dst_scale),  # type: ignore[index]
-            })  # fmt: skip
+            target = s.dst[k].numpy()  # type: ignore[index]
+            row = {"source": self.src_map.inverse(s.src[k].numpy(), s.src_scale),
+                   "prediction": self.dst_map.inverse(pred, s.dst_scale),
+                   "target": self.dst_map.inverse(target, s.dst_scale)}  # fmt: skip
+            row["|error|"] = np.abs(row["prediction"] - row["target"]) if hu else np.abs(pred - target)
+            rows.append(row)
         generator.train()
-        window = (-1000.0, 2000.0) if self.dst_map.kind == "hu" else None
-        windows = {"prediction": window, "target": window} if window else None
-        save_panel(path, rows, titles=("source", "prediction", "target"), windows=windows,
+        windows, error_scale = panel_style(hu)
+        save_panel(path, rows, titles=("source", "prediction", "target", "|error|"), windows=windows,
+                   error_scale=error_scale,
                    row_labels=[f"{self.val_cache.subjects[i].id} slice {k}" for i, k in self.picks])  # fmt: skip

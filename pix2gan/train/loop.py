@@ -28,7 +28,7 @@ from pix2gan.device import resolve_precision
 from pix2gan.errors import InputError
 from pix2gan.io import atomic_write_json, check_output_folder
 from pix2gan.nets import build_networks, check_architectures
-from pix2gan.report import save_loss_curve
+from pix2gan.reporting.curves import save_loss_curve
 from pix2gan.runs import RunLayout
 from pix2gan.tasks import Task, build_task
 from pix2gan.train.hardware import (

@@ -1,24 +1,27 @@
-"""Figures as the evaluation table shows them, from the evaluation JSON alone (no torch, no evaluation code).
+"""Numbers as the evaluation table shows them, formatted from the evaluation JSON alone (no torch, no evaluation
+code).
 
 The rules follow ``pix2gan eval``'s terminal table (``cli/show.py``): MAE and PSNR with 2 decimals (MAEs of a small
 data range, MR targets in [-1, 1], with 4), SSIM with 4, the uncertainty ranking with 3, "–" for a figure without a
 value; generative figures with 4 significant digits, shares as percentages.
 
 Example:
-    >>> format_figure("mae", 78.6123), format_figure("ssim", 0.91234), format_figure("mae_bone", None)
+    >>> format_metric("mae", 78.6123), format_metric("ssim", 0.91234), format_metric("mae_bone", None)
     ('78.61', '0.9123', '–')
-    >>> format_figure("mae", 0.08153, data_range=2.0), format_figure("std_error_spearman", 0.41234)
+    >>> format_metric("mae", 0.08153, data_range=2.0), format_metric("std_error_spearman", 0.41234)
     ('0.0815', '0.412')
-    >>> mean_std("psnr", 27.123, 0.456), gan_figure("class_consistency", 0.9), gan_figure("kid", 0.000123456)
-    ('27.12 ± 0.46', '90.0 %', '0.0001235')
+    >>> format_mean_std("psnr", 27.123, 0.456)
+    '27.12 ± 0.46'
+    >>> format_gan_metric("class_consistency", 0.9), format_gan_metric("kid", 0.000123456)
+    ('90.0 %', '0.0001235')
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_figure", "mean_std", "gan_figure", "GAN_LABELS", "GAN_SHARES", "paired_columns", "rules_line",
-           "HIDDEN_KEYS"]  # fmt: skip
+__all__ = ["format_metric", "format_mean_std", "format_gan_metric", "GAN_LABELS", "GAN_SHARES", "paired_columns",
+           "rules_line", "HIDDEN_KEYS"]  # fmt: skip
 
 GAN_LABELS = {
     "classifier_accuracy": "real-image classifier accuracy (held out)",
@@ -44,7 +47,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def format_figure(metric: str, value: float | None, data_range: float | None = None) -> str:
+def format_metric(metric: str, value: float | None, data_range: float | None = None) -> str:
     """A paired figure as the table shows it; None or nan (JSON ``null``) as "–"."""
     if _missing(value):
         return "–"
@@ -54,14 +57,14 @@ def format_figure(metric: str, value: float | None, data_range: float | None = N
     return f"{value:.3f}" if metric == "std_error_spearman" else f"{value:.2f}"
 
 
-def mean_std(metric: str, mean: float | None, std: float | None, data_range: float | None = None) -> str:
+def format_mean_std(metric: str, mean: float | None, std: float | None, data_range: float | None = None) -> str:
     """``mean ± std``, or "–" without a mean."""
     if _missing(mean):
         return "–"
-    return f"{format_figure(metric, mean, data_range)} ± {format_figure(metric, std, data_range)}"
+    return f"{format_metric(metric, mean, data_range)} ± {format_metric(metric, std, data_range)}"
 
 
-def gan_figure(key: str, value: float | None) -> str:
+def format_gan_metric(key: str, value: float | None) -> str:
     """A generative figure: shares as ``90.0 %``, the others with 4 significant digits."""
     if _missing(value):
         return "–"
