@@ -32,7 +32,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def _events(run: Path):
     """TensorBoard's reader over RUN/tb (every event file, a resumed run's purges applied)."""
-    pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboard", reason="needs pip install 'pix2gan[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(RunLayout(run).tb), size_guidance={"scalars": 0, "images": 0})
