@@ -256,7 +256,7 @@ def _skull_base(rng: np.random.Generator, lab: np.ndarray, head: _Head, layers: 
 
 
 def _sinuses(rng: np.random.Generator, lab: np.ndarray, head: _Head, layers: _Layers) -> None:
-    """Label air cavities with thin bone walls: frontal sinuses in the frontal bone, maxillary sinuses below the base."""
+    """Label air cavities with thin bone walls: frontal sinuses in the frontal bone, maxillary ones below the base."""
     a, b, c = head.axes
     cavities = []  # (lateral mm, height mm, semi-axes mm, depth of the near wall below the skin mm)
     for side in (-1, 1) if rng.random() < 0.8 else (int(rng.choice([-1, 1])),):
@@ -287,8 +287,7 @@ def _render_ct_t1(rng: np.random.Generator, lab: np.ndarray, p: np.ndarray) -> t
     density = 1.0 + 0.08 * np.sin(p @ (rng.normal(size=3) * 0.05).astype(np.float32) + rng.uniform(0, 6.28))
     bone = (lab == Tissue.CORTICAL) | (lab == Tissue.MARROW)
     ct_vol[bone] *= density[bone]
-    ct_vol = ndimage.gaussian_filter(ct_vol, _PSF)
-    t1_vol = ndimage.gaussian_filter(t1_vol, _PSF)
+    ct_vol, t1_vol = ndimage.gaussian_filter(ct_vol, _PSF), ndimage.gaussian_filter(t1_vol, _PSF)  # partial volume
     t1_out, gain = _mr_acquire(t1_vol, p, rng)  # receive-coil bias field, scanner gain, Rician noise
     sigma_ct = rng.uniform(10, 20)
     ct_out = ct_vol + rng.normal(0, sigma_ct, lab.shape).astype(np.float32)
@@ -357,7 +356,8 @@ def make_subject(
     if t2:  # its own stream, drawn after everything else: nothing above depends on it
         t2_out, gain_t2 = _render_t2(seed, index, lab, head.p)
         meta["t2_gain"] = round(gain_t2, 3)
-    return Phantom(t1=t1, ct=ct, mask=(head.depth >= 0).astype(np.uint8), labels=lab, affine=affine, meta=meta, t2=t2_out)
+    mask = (head.depth >= 0).astype(np.uint8)
+    return Phantom(t1=t1, ct=ct, mask=mask, labels=lab, affine=affine, meta=meta, t2=t2_out)
 
 
 def write_dataset(
