@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from extras_gate import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401  (hooks: skips of extras)
 from pix2gan.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from pix2gan.data.phantom import write_dataset
 

@@ -204,7 +204,7 @@ def test_nifti_slices_unlabelled(phantoms: Path, modality: str) -> None:
     assert data.labels is None and data.num_classes == 0 and data.class_names == []
     assert data.images.shape[1:] == (1, 16, 16) and 3 <= len(data) <= 3 * 9
     assert data.images.dtype == torch.float32 and data.images.min() >= -1.0 and data.images.max() <= 1.0
-    assert data.source == f"nifti:{phantoms}:{modality}"
+    assert data.source == f"volumes:{phantoms}:{modality}"
     assert ((data.images > -0.9).float().mean(dim=(1, 2, 3)) > 0.02).all()  # empty slices were skipped
 
 

@@ -74,7 +74,8 @@ def _check_each_step_once(run: Path) -> None:
 
 
 def test_a_paired_run_writes_tensorboard_events(tiny_data, tmp_path):
-    pytest.importorskip("tensorboard")  # before training: without the package this test is skipped, not failed
+    # before training: without the package this test is skipped, not failed
+    pytest.importorskip("tensorboard", reason="needs pip install 'pix2gan[tensorboard]'")
     run = tmp_path / "run"
     result = cli("train", "--data", tiny_data, "--run-dir", run, "--epochs", "2", *TINY, "--gan-loss", "lsgan",
                  "--tensorboard")  # fmt: skip
@@ -109,7 +110,7 @@ def test_a_paired_run_writes_tensorboard_events(tiny_data, tmp_path):
 def test_a_set_up_that_fails_leaves_no_writer_behind(tiny_data, tmp_path, monkeypatch):
     """An error after the run's logs are set up and before training starts (here: while logging the start): no
     TensorBoard thread keeps running and no event file is left in RUN/tb."""
-    pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboard", reason="needs pip install 'pix2gan[tensorboard]'")
 
     def fail(*args: object) -> None:
         raise RuntimeError("injected set-up failure")
@@ -125,7 +126,7 @@ def test_a_set_up_that_fails_leaves_no_writer_behind(tiny_data, tmp_path, monkey
 
 
 def test_a_class_run_writes_its_losses_and_sample_grids(tmp_path):
-    pytest.importorskip("tensorboard")
+    pytest.importorskip("tensorboard", reason="needs pip install 'pix2gan[tensorboard]'")
     digits = tmp_path / "digits"
     write_digit_folder(digits, per_class=4, size=28, seed=0)
     run = tmp_path / "run"

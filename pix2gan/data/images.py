@@ -8,7 +8,7 @@
 
 Every file is decoded exactly once into an in-memory ``(N, C, S, S)`` float32 tensor in [-1, 1], so training only
 indexes memory. Every problem with the inputs is an :class:`~pix2gan.errors.InputError` naming the file or folder.
-NIfTI slices are read in ``nifti_slices.py``, torchvision sets in ``torchvision_sets.py``; both return the
+Volume slices are read in ``volume_slices.py``, torchvision sets in ``torchvision_sets.py``; both return the
 :class:`~pix2gan.data.imageset.ImageSet` of ``imageset.py``.
 
 Example:
@@ -42,7 +42,7 @@ from pix2gan.data.imageset import (
     _reason,
     _sort_key,
 )
-from pix2gan.data.nifti_slices import load_nifti_slices
+from pix2gan.data.volume_slices import load_volume_slices
 from pix2gan.data.torchvision_sets import load_torchvision
 from pix2gan.errors import InputError
 from pix2gan.io.volume import format_of, is_dicom_folder
@@ -59,10 +59,12 @@ __all__ = [
     "load_images",
     "images_for_run",
     "load_nifti_slices",
+    "load_volume_slices",
     "load_torchvision",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+load_nifti_slices = load_volume_slices  # its name before it read every volume format (pix2gan 0.1)
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
 
@@ -286,7 +288,7 @@ def load_images(
     if any(format_of(p) is not None or is_dicom_folder(p) for p in root.glob("*/*")):
         if not src:
             raise InputError(f"{root}: holds volume subjects; pass --src MODALITY to pick the volumes to slice")
-        data = load_nifti_slices(root, src, image_size=image_size, labels=(labels or "level") if labelled else None)
+        data = load_volume_slices(root, src, image_size=image_size, labels=(labels or "level") if labelled else None)
         data.images = _convert_channels(data.images, channels)
         return data
     if labels is not None:

@@ -26,7 +26,7 @@ class ImageSet:
         images: (N, C, S, S) float32 in [-1, 1], C = 1 (grayscale) or 3 (RGB).
         labels: (N,) int64 class indices into ``class_names``, or ``None`` when unlabelled.
         class_names: name of each class (empty when unlabelled).
-        source: where the images came from (a folder, ``nifti:<root>:<modality>`` or ``torchvision:<name>``).
+        source: where the images came from (a folder, ``volumes:<root>:<modality>`` or ``torchvision:<name>``).
 
     Example:
         >>> s = ImageSet(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 1, 0]), ["a", "b"], "demo")

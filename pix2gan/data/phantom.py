@@ -74,6 +74,7 @@ _T2 = {
 }  # fmt: skip
 _T2_STREAM = int.from_bytes(b"t2", "big")  # spawn key of the T2 stream, apart from the subject's main stream
 _SIGMA_MR = 12.0  # Rician noise of both MR images (scanner units)
+_PSF = (0.6, 0.6, 0.4)  # partial volume: Gaussian blur in voxels (thicker slices blur less across them)
 
 
 @dataclass
@@ -134,11 +135,183 @@ def _mr_int16(magnitude: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(magnitude), 0, 32767).astype(np.int16)
 
 
+@dataclass
+class _Head:
+    """Where the head lies on the grid, and how deep each voxel is below its skin."""
+
+    p: np.ndarray  # (X, Y, Z, 3) float32 head-local position (u: left-right, v: anterior, w: superior) in mm
+    axes: tuple[float, float, float]  # semi-axes a, b, c (left-right, anterior-posterior, superior-inferior) in mm
+    angles: tuple[float, float, float]  # yaw, pitch, roll in degrees
+    depth: np.ndarray  # (X, Y, Z) mm below the surface along the ray from the centre (negative outside)
+    radius: np.ndarray  # (X, Y, Z) mm from the centre
+
+
+@dataclass
+class _Layers:
+    """Depths below the skin (mm) where each layer of scalp, skull and CSF ends; the skull's vary per voxel."""
+
+    skull_scale: np.ndarray  # (X, Y, Z) skull thickness factor (thicker at the front and back)
+    skin: float
+    fat: float
+    outer: np.ndarray  # outer table of the skull
+    diploe: np.ndarray  # marrow between the tables
+    inner: np.ndarray  # inner table
+    csf: np.ndarray  # CSF between skull and brain
+
+
+def _grid(shape: tuple[int, int, int], dx: float, slice_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The voxel -> RAS mm affine (centred on the origin) and every voxel's position, (X, Y, Z, 3) float32 mm."""
+    affine = np.diag([dx, dx, slice_mm, 1.0])
+    affine[:3, 3] = -0.5 * (np.array(shape) - 1) * np.array([dx, dx, slice_mm])
+    idx = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), -1)
+    world = idx @ affine[:3, :3].T.astype(np.float32) + affine[:3, 3].astype(np.float32)  # (X, Y, Z, 3)
+    return affine, world
+
+
+def _place_head(rng: np.random.Generator, world: np.ndarray) -> _Head:
+    """Draw the head's size, position and rotation, and its outline: an ellipsoid deformed by low-order harmonics."""
+    a, b, c = rng.uniform(66, 76), rng.uniform(84, 96), rng.uniform(80, 92)  # semi-axes: left-right, ap, si
+    centre = np.array([rng.uniform(-6, 6), rng.uniform(-8, 8), rng.uniform(-19, -11)])
+    angles = (rng.uniform(-12, 12), rng.uniform(-8, 8), rng.uniform(-4, 4))  # yaw, pitch, roll in degrees
+    rot = _rotation(*np.deg2rad(angles))
+    p = ((world - centre) @ rot).astype(np.float32)  # head-local (u, v, w): rows of rot^T applied
+    u, v, w = p[..., 0], p[..., 1], p[..., 2]
+    # depth = distance below the skin along the ray from the centre
+    theta = np.arctan2(v / b, u / a)
+    harmonics = 1.0 + sum(rng.uniform(-0.035, 0.035) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
+    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2 + (w / c) ** 2) / harmonics
+    radius = np.sqrt(u**2 + v**2 + w**2)
+    depth = radius * (1.0 - rho) / np.maximum(rho, 1e-6)  # mm below the surface (negative outside)
+    return _Head(p=p, axes=(a, b, c), angles=angles, depth=depth, radius=radius)
+
+
+def _scalp_and_skull(rng: np.random.Generator, head: _Head) -> tuple[np.ndarray, _Layers]:
+    """Draw the layer thicknesses and label skin, fat, the skull's tables and marrow, and CSF inside (uint8 map)."""
+    ap = np.abs(head.p[..., 1]) / np.maximum(head.radius, 1e-6)
+    skull_scale = rng.uniform(0.85, 1.2) * (1.0 + 0.35 * ap)  # the skull is thicker at the front and back
+    t_skin, t_fat = rng.uniform(1.5, 2.5), rng.uniform(2.5, 5.0)
+    t_outer, t_diploe, t_inner = 1.8 * skull_scale, 3.0 * skull_scale, 1.5 * skull_scale
+    t_csf = rng.uniform(1.5, 3.5)
+    e_skin, e_fat = t_skin, t_skin + t_fat
+    e_outer = e_fat + t_outer
+    e_diploe = e_outer + t_diploe
+    e_inner = e_diploe + t_inner
+    layers = _Layers(skull_scale, e_skin, e_fat, e_outer, e_diploe, e_inner, e_inner + t_csf)
+
+    depth = head.depth
+    lab = np.full(depth.shape, Tissue.AIR, dtype=np.uint8)
+    lab[depth >= 0] = Tissue.SKIN
+    lab[depth >= layers.skin] = Tissue.FAT
+    lab[depth >= layers.fat] = Tissue.CORTICAL
+    lab[depth >= layers.outer] = Tissue.MARROW
+    lab[depth >= layers.diploe] = Tissue.CORTICAL
+    lab[depth >= layers.inner] = Tissue.CSF
+    return lab, layers
+
+
+def _brain(rng: np.random.Generator, lab: np.ndarray, head: _Head, layers: _Layers) -> np.ndarray:
+    """Label the brain: a cortex of folded thickness around white matter; returns the brain's (X, Y, Z) bool mask."""
+    k = rng.normal(size=(6, 3))
+    k *= (2 * np.pi / rng.uniform(14, 24, size=(6, 1))) / np.linalg.norm(k, axis=1, keepdims=True)
+    phase = rng.uniform(0, 2 * np.pi, size=6)
+    folds = np.mean([np.sin(head.p @ k[i].astype(np.float32) + phase[i]) for i in range(6)], axis=0)  # ~[-1, 1]
+    t_grey = rng.uniform(2.5, 3.5) * (1.0 + 0.9 * folds)
+    brain = head.depth >= layers.csf
+    lab[brain] = Tissue.GREY
+    lab[brain & (head.depth >= layers.csf + t_grey)] = Tissue.WHITE
+    return brain
+
+
+def _ventricles(rng: np.random.Generator, lab: np.ndarray, p: np.ndarray, brain: np.ndarray) -> float:
+    """Label the lateral ventricles (their size varies: atrophy) and a thin third ventricle; returns the size factor."""
+    vs = rng.uniform(0.7, 1.5)
+    for side in (-1, 1):
+        vc = np.array([side * rng.uniform(5, 8), rng.uniform(-2, 6), rng.uniform(8, 16)])
+        vax = np.array([rng.uniform(3.5, 6.0), rng.uniform(16, 22), rng.uniform(6, 9)]) * [vs, 1, vs**0.5]
+        lab[brain & (_ellipsoid_radius(p, vc, vax) < 1)] = Tissue.CSF
+    lab[brain & (_ellipsoid_radius(p, np.array([0.0, 0.0, 2.0]), np.array([1.5 * vs, 10, 7])) < 1)] = Tissue.CSF
+    return vs
+
+
+def _lesions(rng: np.random.Generator, lab: np.ndarray, head: _Head, brain: np.ndarray) -> list[dict]:
+    """Label 0-3 spherical lesions in white or grey matter (never in the ventricles); returns their descriptions."""
+    a, b, c = head.axes
+    lesions = []
+    for _ in range(rng.integers(0, 4)):
+        lc = np.array([rng.uniform(-0.45, 0.45) * a, rng.uniform(-0.5, 0.5) * b, rng.uniform(0.0, 0.4) * c])
+        r = rng.uniform(3.0, 7.0)
+        kind = Tissue.LESION_HYPER if rng.random() < 0.5 else Tissue.LESION_HYPO
+        lab[brain & (_ellipsoid_radius(head.p, lc, np.array([r, r, r])) < 1) & (lab != Tissue.CSF)] = kind
+        lesions.append({"centre_mm": np.round(lc, 1).tolist(), "radius_mm": round(r, 1), "type": kind.name.lower()})
+    return lesions
+
+
+def _skull_base(rng: np.random.Generator, lab: np.ndarray, head: _Head, layers: _Layers) -> None:
+    """Label the skull base: below it the interior is soft tissue (face/neck), separated by a tilted cortical plate."""
+    v, w = head.p[..., 1], head.p[..., 2]
+    w_base = -rng.uniform(0.28, 0.36) * head.axes[2] + np.tan(np.deg2rad(rng.uniform(10, 20))) * v  # rises to the front
+    interior = head.depth >= layers.inner
+    lab[interior & (w < w_base - 2.5)] = Tissue.MUSCLE
+    lab[interior & (w >= w_base - 2.5) & (w < w_base)] = Tissue.CORTICAL
+
+
+def _sinuses(rng: np.random.Generator, lab: np.ndarray, head: _Head, layers: _Layers) -> None:
+    """Label air cavities with thin bone walls: frontal sinuses in the frontal bone, maxillary ones below the base."""
+    a, b, c = head.axes
+    cavities = []  # (lateral mm, height mm, semi-axes mm, depth of the near wall below the skin mm)
+    for side in (-1, 1) if rng.random() < 0.8 else (int(rng.choice([-1, 1])),):
+        axes = np.array([rng.uniform(6, 9), rng.uniform(5, 7), rng.uniform(7, 11)])
+        cavities.append((side * rng.uniform(7, 13), rng.uniform(-8, 4), axes, layers.fat + 5.0))
+    for side in (-1, 1):
+        axes = np.array([rng.uniform(9, 13), rng.uniform(11, 15), rng.uniform(9, 13)])
+        cavities.append((side * rng.uniform(15, 21), rng.uniform(-50, -40), axes, layers.fat + 17.0))
+    under_fat = (head.depth >= 0) & (head.depth >= layers.fat)
+    for lateral, height, axes, below_skin in cavities:
+        ray = np.array([lateral, b, height])
+        ray /= np.linalg.norm(ray)
+        surface = ray / np.sqrt(((ray / [a, b, c]) ** 2).sum())  # anterior skin point (harmonics ignored)
+        q = _ellipsoid_radius(head.p, (surface - (below_skin + axes[1]) * ray).astype(np.float32), axes)
+        lab[under_fat & (q < 1.0 + 2.0 / axes.min())] = Tissue.CORTICAL  # ~2 mm wall
+        lab[under_fat & (q < 1.0)] = Tissue.AIR
+
+
+def _render_ct_t1(rng: np.random.Generator, lab: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """CT (HU, int16) and T1 (int16) from the label map: per-subject bone HU and density, partial-volume blur, then
+    the T1's bias field, gain and Rician noise and the CT's Gaussian noise; returns (ct, t1, their ``meta`` entries)."""
+    hu = np.array([_HU[t] for t in Tissue], dtype=np.float32)
+    t1 = np.array([_T1[t] for t in Tissue], dtype=np.float32)
+    hu[Tissue.CORTICAL] = rng.uniform(1350, 1750)
+    hu[Tissue.MARROW] = rng.uniform(380, 620)
+    ct_vol, t1_vol = hu[lab], t1[lab]
+    # bone density varies smoothly over the skull (+-8 %)
+    density = 1.0 + 0.08 * np.sin(p @ (rng.normal(size=3) * 0.05).astype(np.float32) + rng.uniform(0, 6.28))
+    bone = (lab == Tissue.CORTICAL) | (lab == Tissue.MARROW)
+    ct_vol[bone] *= density[bone]
+    ct_vol, t1_vol = ndimage.gaussian_filter(ct_vol, _PSF), ndimage.gaussian_filter(t1_vol, _PSF)  # partial volume
+    t1_out, gain = _mr_acquire(t1_vol, p, rng)  # receive-coil bias field, scanner gain, Rician noise
+    sigma_ct = rng.uniform(10, 20)
+    ct_out = ct_vol + rng.normal(0, sigma_ct, lab.shape).astype(np.float32)
+    meta = {"cortical_hu": round(float(hu[Tissue.CORTICAL]), 1), "marrow_hu": round(float(hu[Tissue.MARROW]), 1),
+            "ct_noise_hu": round(sigma_ct, 1), "t1_gain": round(gain, 3)}  # fmt: skip
+    return np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16), _mr_int16(t1_out), meta
+
+
+def _render_t2(seed: int, index: int, lab: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, float]:
+    """The T2-weighted image (int16) and its gain, drawn from the subject's own T2 stream (nothing else uses it)."""
+    rng_t2 = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(_T2_STREAM,)))
+    t2_map = np.array([_T2[t] for t in Tissue], dtype=np.float32)
+    t2_mag, gain_t2 = _mr_acquire(ndimage.gaussian_filter(t2_map[lab], _PSF), p, rng_t2)
+    return _mr_int16(t2_mag), gain_t2
+
+
 def make_subject(
     seed: int = 0, index: int = 0, size: int = 128, n_slices: int | None = None,
     fov_mm: float = 240.0, slice_mm: float | None = None, t2: bool = False,
 ) -> Phantom:  # fmt: skip
     """Build subject ``index`` of the phantom family ``seed``; identical inputs give identical arrays.
+
+    The steps draw from one random stream in a fixed order (head, scalp and skull, brain, ventricles, lesions, skull
+    base, sinuses, rendering), so every step's draws stay where they were.
 
     Args:
         seed: family seed; subjects of one family are independent draws.
@@ -161,144 +334,30 @@ def make_subject(
     slice_mm = 144.0 / n_slices if slice_mm is None else slice_mm
     rng = np.random.default_rng([seed, index])
     dx = fov_mm / size
-    shape = (size, size, n_slices)
+    affine, world = _grid((size, size, n_slices), dx, slice_mm)
 
-    # --- voxel grid in head-local millimetres ----------------------------------------------------------------
-    affine = np.diag([dx, dx, slice_mm, 1.0])
-    affine[:3, 3] = -0.5 * (np.array(shape) - 1) * np.array([dx, dx, slice_mm])
-    idx = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), -1)
-    world = idx @ affine[:3, :3].T.astype(np.float32) + affine[:3, 3].astype(np.float32)  # (X, Y, Z, 3)
-    a, b, c = rng.uniform(66, 76), rng.uniform(84, 96), rng.uniform(80, 92)  # semi-axes: left-right, ap, si
-    centre = np.array([rng.uniform(-6, 6), rng.uniform(-8, 8), rng.uniform(-19, -11)])
-    angles = (rng.uniform(-12, 12), rng.uniform(-8, 8), rng.uniform(-4, 4))  # yaw, pitch, roll in degrees
-    rot = _rotation(*np.deg2rad(angles))
-    p = ((world - centre) @ rot).astype(np.float32)  # head-local (u, v, w): rows of rot^T applied
-    u, v, w = p[..., 0], p[..., 1], p[..., 2]
-
-    # --- head outline: deformed ellipsoid; depth = distance below the skin along the ray from the centre ------
-    theta = np.arctan2(v / b, u / a)
-    harmonics = 1.0 + sum(rng.uniform(-0.035, 0.035) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 4))
-    rho = np.sqrt((u / a) ** 2 + (v / b) ** 2 + (w / c) ** 2) / harmonics
-    radius = np.sqrt(u**2 + v**2 + w**2)
-    depth = radius * (1.0 - rho) / np.maximum(rho, 1e-6)  # mm below the surface (negative outside)
-
-    # layer thicknesses (mm); the skull is thicker at the front and back
-    ap = np.abs(v) / np.maximum(radius, 1e-6)
-    skull_scale = rng.uniform(0.85, 1.2) * (1.0 + 0.35 * ap)
-    t_skin, t_fat = rng.uniform(1.5, 2.5), rng.uniform(2.5, 5.0)
-    t_outer, t_diploe, t_inner = 1.8 * skull_scale, 3.0 * skull_scale, 1.5 * skull_scale
-    t_csf = rng.uniform(1.5, 3.5)
-    e_skin, e_fat = t_skin, t_skin + t_fat
-    e_outer = e_fat + t_outer
-    e_diploe = e_outer + t_diploe
-    e_inner = e_diploe + t_inner
-    e_csf = e_inner + t_csf
-
-    lab = np.full(shape, Tissue.AIR, dtype=np.uint8)
-    inside = depth >= 0
-    lab[inside] = Tissue.SKIN
-    lab[depth >= e_skin] = Tissue.FAT
-    lab[depth >= e_fat] = Tissue.CORTICAL
-    lab[depth >= e_outer] = Tissue.MARROW
-    lab[depth >= e_diploe] = Tissue.CORTICAL
-    lab[depth >= e_inner] = Tissue.CSF
-
-    # brain: cortex of folded thickness around white matter
-    k = rng.normal(size=(6, 3))
-    k *= (2 * np.pi / rng.uniform(14, 24, size=(6, 1))) / np.linalg.norm(k, axis=1, keepdims=True)
-    phase = rng.uniform(0, 2 * np.pi, size=6)
-    folds = np.mean([np.sin(p @ k[i].astype(np.float32) + phase[i]) for i in range(6)], axis=0)  # ~[-1, 1]
-    t_grey = rng.uniform(2.5, 3.5) * (1.0 + 0.9 * folds)
-    brain = depth >= e_csf
-    lab[brain] = Tissue.GREY
-    lab[brain & (depth >= e_csf + t_grey)] = Tissue.WHITE
-
-    # lateral ventricles (size varies: atrophy) and a thin third ventricle
-    vs = rng.uniform(0.7, 1.5)
-    for side in (-1, 1):
-        vc = np.array([side * rng.uniform(5, 8), rng.uniform(-2, 6), rng.uniform(8, 16)])
-        vax = np.array([rng.uniform(3.5, 6.0), rng.uniform(16, 22), rng.uniform(6, 9)]) * [vs, 1, vs**0.5]
-        lab[brain & (_ellipsoid_radius(p, vc, vax) < 1)] = Tissue.CSF
-    lab[brain & (_ellipsoid_radius(p, np.array([0.0, 0.0, 2.0]), np.array([1.5 * vs, 10, 7])) < 1)] = Tissue.CSF
-
-    # lesions inside the brain (white or grey matter, never in the ventricles)
-    lesions = []
-    for _ in range(rng.integers(0, 4)):
-        lc = np.array([rng.uniform(-0.45, 0.45) * a, rng.uniform(-0.5, 0.5) * b, rng.uniform(0.0, 0.4) * c])
-        r = rng.uniform(3.0, 7.0)
-        kind = Tissue.LESION_HYPER if rng.random() < 0.5 else Tissue.LESION_HYPO
-        lab[brain & (_ellipsoid_radius(p, lc, np.array([r, r, r])) < 1) & (lab != Tissue.CSF)] = kind
-        lesions.append({"centre_mm": np.round(lc, 1).tolist(), "radius_mm": round(r, 1), "type": kind.name.lower()})
-
-    # skull base: below it the interior is soft tissue (face/neck), separated by a tilted cortical plate
-    w_base = -rng.uniform(0.28, 0.36) * c + np.tan(np.deg2rad(rng.uniform(10, 20))) * v  # rises towards the front
-    interior = depth >= e_inner
-    lab[interior & (w < w_base - 2.5)] = Tissue.MUSCLE
-    lab[interior & (w >= w_base - 2.5) & (w < w_base)] = Tissue.CORTICAL
-
-    # air cavities with thin bone walls: frontal sinuses in the frontal bone, maxillary sinuses below the base
-    cavities = []  # (lateral mm, height mm, semi-axes mm, depth of the near wall below the skin mm)
-    for side in (-1, 1) if rng.random() < 0.8 else (int(rng.choice([-1, 1])),):
-        axes = np.array([rng.uniform(6, 9), rng.uniform(5, 7), rng.uniform(7, 11)])
-        cavities.append((side * rng.uniform(7, 13), rng.uniform(-8, 4), axes, e_fat + 5.0))
-    for side in (-1, 1):
-        axes = np.array([rng.uniform(9, 13), rng.uniform(11, 15), rng.uniform(9, 13)])
-        cavities.append((side * rng.uniform(15, 21), rng.uniform(-50, -40), axes, e_fat + 17.0))
-    for lateral, height, axes, below_skin in cavities:
-        ray = np.array([lateral, b, height])
-        ray /= np.linalg.norm(ray)
-        surface = ray / np.sqrt(((ray / [a, b, c]) ** 2).sum())  # anterior skin point (harmonics ignored)
-        q = _ellipsoid_radius(p, (surface - (below_skin + axes[1]) * ray).astype(np.float32), axes)
-        under_fat = inside & (depth >= e_fat)
-        lab[under_fat & (q < 1.0 + 2.0 / axes.min())] = Tissue.CORTICAL  # ~2 mm wall
-        lab[under_fat & (q < 1.0)] = Tissue.AIR
-    mask = inside.astype(np.uint8)
-
-    # --- render both modalities --------------------------------------------------------------------------------
-    hu = np.array([_HU[t] for t in Tissue], dtype=np.float32)
-    t1 = np.array([_T1[t] for t in Tissue], dtype=np.float32)
-    hu[Tissue.CORTICAL] = rng.uniform(1350, 1750)
-    hu[Tissue.MARROW] = rng.uniform(380, 620)
-    ct_vol = hu[lab]
-    t1_vol = t1[lab]
-    # bone density varies smoothly over the skull (+-8 %)
-    density = 1.0 + 0.08 * np.sin(p @ (rng.normal(size=3) * 0.05).astype(np.float32) + rng.uniform(0, 6.28))
-    bone = (lab == Tissue.CORTICAL) | (lab == Tissue.MARROW)
-    ct_vol[bone] *= density[bone]
-
-    psf = (0.6, 0.6, 0.4)  # partial volume: blur in voxels (thicker slices blur less across them)
-    ct_vol = ndimage.gaussian_filter(ct_vol, psf)
-    t1_vol = ndimage.gaussian_filter(t1_vol, psf)
-
-    # T1: receive-coil bias field, scanner gain, Rician noise
-    t1_out, gain = _mr_acquire(t1_vol, p, rng)
-
-    sigma_ct = rng.uniform(10, 20)
-    ct_out = ct_vol + rng.normal(0, sigma_ct, shape).astype(np.float32)
+    head = _place_head(rng, world)
+    lab, layers = _scalp_and_skull(rng, head)
+    brain = _brain(rng, lab, head, layers)
+    vs = _ventricles(rng, lab, head.p, brain)
+    lesions = _lesions(rng, lab, head, brain)
+    _skull_base(rng, lab, head, layers)
+    _sinuses(rng, lab, head, layers)
+    ct, t1, rendered = _render_ct_t1(rng, lab, head.p)
 
     meta = {
-        "seed": seed, "index": index, "head_axes_mm": [round(a, 1), round(b, 1), round(c, 1)],
-        "rotation_deg": [round(x, 1) for x in angles], "skull_scale": round(float(np.mean(skull_scale)), 3),
-        "cortical_hu": round(float(hu[Tissue.CORTICAL]), 1), "marrow_hu": round(float(hu[Tissue.MARROW]), 1),
-        "ventricle_scale": round(vs, 3), "lesions": lesions, "ct_noise_hu": round(sigma_ct, 1),
-        "t1_gain": round(gain, 3), "spacing_mm": [dx, dx, slice_mm],
+        "seed": seed, "index": index, "head_axes_mm": [round(x, 1) for x in head.axes],
+        "rotation_deg": [round(x, 1) for x in head.angles], "skull_scale": round(float(np.mean(layers.skull_scale)), 3),
+        "cortical_hu": rendered["cortical_hu"], "marrow_hu": rendered["marrow_hu"], "ventricle_scale": round(vs, 3),
+        "lesions": lesions, "ct_noise_hu": rendered["ct_noise_hu"], "t1_gain": rendered["t1_gain"],
+        "spacing_mm": [dx, dx, slice_mm],
     }  # fmt: skip
     t2_out = None
     if t2:  # its own stream, drawn after everything else: nothing above depends on it
-        rng_t2 = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(_T2_STREAM,)))
-        t2_map = np.array([_T2[t] for t in Tissue], dtype=np.float32)
-        t2_mag, gain_t2 = _mr_acquire(ndimage.gaussian_filter(t2_map[lab], psf), p, rng_t2)
-        t2_out = _mr_int16(t2_mag)
+        t2_out, gain_t2 = _render_t2(seed, index, lab, head.p)
         meta["t2_gain"] = round(gain_t2, 3)
-    return Phantom(
-        t1=_mr_int16(t1_out),
-        ct=np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16),
-        mask=mask,
-        labels=lab,
-        affine=affine,
-        meta=meta,
-        t2=t2_out,
-    )
+    mask = (head.depth >= 0).astype(np.uint8)
+    return Phantom(t1=t1, ct=ct, mask=mask, labels=lab, affine=affine, meta=meta, t2=t2_out)
 
 
 def write_dataset(

@@ -1,5 +1,9 @@
-"""2-D slices of NIfTI volumes as images for the noise and class modes, optionally labelled by anatomical level or
-by a per-subject CSV."""
+"""2-D slices of volumes in the subject layout (any format :mod:`pix2gan.io` reads: NIfTI, MetaImage, NRRD, DICOM
+series) as images for the noise and class modes, optionally labelled by anatomical level or by a per-subject CSV.
+
+The :class:`ImageSet`'s ``source`` reads ``volumes:<root>:<modality>``; checkpoints of runs trained before this module
+was renamed from ``nifti_slices`` carry ``nifti:<root>:<modality>`` in their ``data_info``, which is only a
+description (nothing parses it), so they load and sample as before."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import torch.nn.functional as F
 from pix2gan.data.imageset import LEVEL_CLASSES, ImageSet, _check_size, _reason, _sort_key
 from pix2gan.errors import InputError
 
-__all__ = ["load_nifti_slices"]
+__all__ = ["load_volume_slices"]
 
 
 def _read_label_csv(path: Path) -> dict[str, str]:
@@ -61,7 +65,7 @@ def _resize_slices(slices: np.ndarray, spacing: tuple[float, float], image_size:
     return x.clamp_(-1.0, 1.0)
 
 
-def load_nifti_slices(
+def load_volume_slices(
     root: str | Path,
     modality: str,
     *,
@@ -78,7 +82,7 @@ def load_nifti_slices(
     aspect ratio (voxel spacing from the affine) and padded with background to a square.
 
     Args:
-        root: data folder in the subject layout ``root/<subject>/<modality>.nii[.gz]``.
+        root: data folder in the subject layout ``root/<subject>/<modality>.<ext>`` (any volume format).
         modality: which file of each subject, e.g. ``t1`` or ``ct``.
         image_size: side of the output images in pixels.
         slice_axis: array axis to slice along (2 = axial for RAS-ordered volumes).
@@ -89,7 +93,7 @@ def load_nifti_slices(
             subject's class (class names sorted, integer names numerically).
 
     Returns:
-        An :class:`ImageSet` of (N, 1, S, S) slices with ``source`` ``nifti:<root>:<modality>``.
+        An :class:`ImageSet` of (N, 1, S, S) slices with ``source`` ``volumes:<root>:<modality>``.
 
     Raises:
         InputError: no subjects, unknown modality, unreadable or constant volumes, no slice with enough foreground,
@@ -149,4 +153,4 @@ def load_nifti_slices(
         raise InputError(f"{root}: no {modality} slice has at least {min_foreground:.0%} foreground (values above -0.9)")
     images = torch.cat(chunks)
     label_tensor = torch.from_numpy(np.concatenate(label_chunks)) if labels is not None else None
-    return ImageSet(images, label_tensor, class_names, f"nifti:{root}:{modality}")
+    return ImageSet(images, label_tensor, class_names, f"volumes:{root}:{modality}")
