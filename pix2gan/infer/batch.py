@@ -317,19 +317,20 @@ def _translate_in_workers(
     pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker,
                                initargs=(queue, spec, options, keep_going, loader, max(1, _cores() // n)))  # fmt: skip
     results: list[FileResult] = []
-    fatal = ""  # the first worker error: nothing new starts; the volumes in progress finish and are reported
+    errors: dict[int, str] = {}  # plan index -> worker error: nothing new starts after the first; those in progress
+    died = False  # finish and are reported; the error of the earliest volume in the plan is the one raised
     try:
-        futures = {pool.submit(_work, *pair): pair for pair in plan}
+        futures = {pool.submit(_work, *pair): i for i, pair in enumerate(plan)}
         for future in as_completed(futures):
             if future.cancelled():
                 continue
             try:
                 result = future.result()
             except BrokenProcessPool:  # every worker is gone, and the volumes they were writing with them
-                fatal = fatal or _DIED
+                died = True
                 continue
             except WorkerError as exc:
-                fatal = fatal or str(exc)
+                errors[futures[future]] = str(exc)
                 for other in futures:
                     other.cancel()
                 continue
@@ -341,11 +342,11 @@ def _translate_in_workers(
         for _, output in (pair for pair in plan if pair not in done):  # what a killed worker was writing
             for partial in staging_folders(output):
                 discard_staging(partial)
-    if fatal == _DIED:
+    if errors:
+        raise WorkerError(f"{errors[min(errors)]}; stopped after {len(results)} of {len(plan)} volume(s)", results)
+    if died:
         raise WorkerError(f"{_DIED} after {len(results)} of {len(plan)} volume(s); the volumes in progress were not "
                           "written", results)  # fmt: skip
-    if fatal:
-        raise WorkerError(f"{fatal}; stopped after {len(results)} of {len(plan)} volume(s)", results)
     return results, devices
 
 
