@@ -183,6 +183,7 @@ def evaluate_run(
     fusion: str | None = None,
     uncertainty: bool | None = None,
     rules: str | Rules = "synthrad2023",
+    realism: float | None = None,
 ) -> EvalReport:
     """Translate the run's ``split`` subjects, score them against their targets under ``rules``, write panels.
 
@@ -208,6 +209,7 @@ def evaluate_run(
         tta, fusion: override the model's recommended test-time augmentation and fusion.
         uncertainty: score the standard deviation across predictions (default: when there are several).
         rules: ``synthrad2023`` (default) or ``synthrad2025`` (:data:`pix2gan.evaluation.metrics.RULES`).
+        realism: the generator of a ``--gan-warmup`` run, as ``translate --realism`` (default: the run's recorded one).
     """
     rule_set = check_rules(rules)
     layout = RunLayout(Path(run_dir))
@@ -228,7 +230,7 @@ def evaluate_run(
     if missing:
         raise InputError(f"{root}: subject {missing[0]!r} of the run's {split} split is not in the data folder")
     out = Path(out_dir) if out_dir else layout.root / "eval" / split
-    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion)])
+    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion, realism=realism)])
     dst_map = ckpt.dst_map
     hu = dst_map.kind == IntensityKind.HU
     window, space, data_range = _scoring(rule_set, dst_map, "each target by its own percentiles {lo:g}/{hi:g}, the "
