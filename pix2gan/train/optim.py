@@ -54,7 +54,7 @@ def build_schedulers(
         >>> opt_g, opt_d = (torch.optim.SGD(net.parameters(), lr=1.0) for _ in range(2))
         >>> sched_g, sched_d = build_schedulers(opt_g, opt_d, 8, d_steps=4)
         >>> for _ in range(4):
-        ...     sched_g.step(); sched_d.step()
+        ...     opt_g.step(); opt_d.step(); sched_g.step(); sched_d.step()
         >>> opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"]
         (1.0, 0.0)
     """
