@@ -121,6 +121,8 @@ def test_the_dial_at_0_and_1_gives_the_stored_generators_bit_for_bit(warm):
         else:
             assert torch.equal(value, adversarial[key]), key
     assert not torch.equal(half[stats[0]], adversarial[stats[0]])
+    ckpt.config.infer.realism = 0.5  # the run's recorded default (train --realism) is what translate uses unasked
+    assert_identical(ckpt.generator().state_dict(), half, "the recorded default")
 
 
 def test_blend_refuses_other_networks_and_values():
@@ -137,6 +139,7 @@ def test_warmup_options_and_refusals(tiny_data, tmp_path):
     cfg = RunConfig.from_options("paired", gan_warmup=0.5, epochs=4)  # the recommended none gives way to lsgan
     assert (cfg.train.gan_loss.value, cfg.train.lr, cfg.train.warmup_epochs, cfg.infer.realism) == ("lsgan", 2e-4, 2, 1.0)
     assert RunConfig.from_options("paired").train.gan_warmup == 0.0  # the default stays off
+    assert RunConfig.from_options("paired", realism=0.3).infer.realism == 0.3
     for kwargs, message in (({"gan_warmup": 1.0}, r"in \[0, 1\)"), ({"gan_warmup": 0.5, "gan_loss": "none"}, "gan-loss is none"),
                             ({"gan_warmup": 0.5, "epochs": 1}, "one regression and one adversarial epoch"),
                             ({"gan_warmup": 0.1, "epochs": 4}, "gives 0 warm-up epochs"),
