@@ -156,8 +156,10 @@ class LoadedCheckpoint:
         if only is None or realism == only:
             return
         tc = self.config.train
-        why = ("trained without a GAN term" if tc.gan_loss == GanLoss.NONE else
-               "saved during the regression warm-up" if tc.gan_warmup > 0 else "trained without --gan-warmup")  # fmt: skip
+        if tc.gan_loss == GanLoss.NONE:
+            why = "trained without a GAN term"
+        else:
+            why = "saved during the regression warm-up" if tc.gan_warmup > 0 else "trained without --gan-warmup"
         raise InputError(f"{self.path}: --realism {realism:g} needs both generators of a --gan-warmup run; this "
                          f"checkpoint was {why} and holds one (realism {only:g}): leave --realism out")  # fmt: skip
 

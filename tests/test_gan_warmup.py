@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from helpers import assert_identical, assert_one_clear_line, final_state
 from pix2gan.checkpoint import load_checkpoint
-from pix2gan.config import RunConfig, TrainConfig
+from pix2gan.config import GanLoss, RunConfig, TrainConfig
 from pix2gan.errors import InputError
 from pix2gan.infer.translate import Ensemble, Translator
 from pix2gan.nets import blend_state_dicts
@@ -210,3 +210,8 @@ def test_a_model_with_one_generator_refuses_another_realism(warm, tiny_run, tiny
     assert result.exit_code == 0, result.output
     with pytest.raises(InputError, match="saved during the regression warm-up"):  # a warm-up checkpoint: realism 0 only
         load_checkpoint(RunLayout(warm["run"]).checkpoints / "step_00000003.pt").generator(realism=1.0)
+    regression = load_checkpoint(checkpoint)
+    regression.config.train.gan_loss = GanLoss.NONE  # (as a --gan-loss none run's): realism 0 only
+    assert regression.fixed_realism == 0.0 and regression.realism(0.0) == 0.0
+    with pytest.raises(InputError, match=f"{checkpoint}: --realism 1 .* trained without a GAN term"):
+        regression.generator(realism=1.0)

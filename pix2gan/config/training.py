@@ -138,7 +138,8 @@ class TrainConfig(_FromDict):
         epoch, halves rounded up (0 without warm-up).
 
         Example:
-            >>> [TrainConfig(epochs=e, gan_warmup=f).warmup_epochs for e, f in ((100, 0.3), (3, 0.5), (5, 0.5), (4, 0.0))]
+            >>> pairs = ((100, 0.3), (3, 0.5), (5, 0.5), (4, 0.0))
+            >>> [TrainConfig(epochs=e, gan_warmup=f).warmup_epochs for e, f in pairs]
             [30, 2, 3, 0]
         """
         return math.floor(self.gan_warmup * int(self.epochs) + 0.5)  # type: ignore[arg-type]

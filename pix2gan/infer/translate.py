@@ -108,9 +108,9 @@ class Translator:
             ckpt = checkpoint.require(Mode.PAIRED)
         else:
             ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
-        return cls(ckpt.generator(realism=realism), ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device),
-                   batch_size=batch_size, precision=precision, tta=tta, fusion=fusion, name=str(ckpt.path),
-                   realism=ckpt.realism(realism))  # fmt: skip
+        return cls(ckpt.generator(realism=realism), ckpt.config, ckpt.src_map, ckpt.dst_map,
+                   device=resolve_device(device), batch_size=batch_size, precision=precision, tta=tta, fusion=fusion,
+                   name=str(ckpt.path), realism=ckpt.realism(realism))  # fmt: skip
 
     @classmethod
     def from_exported(
@@ -360,8 +360,9 @@ def load_ensemble(
     paths = paths or ([] if models else [resolve_checkpoint(None, None)])
     ckpts = [load_checkpoint(p, expect_mode=Mode.PAIRED) for p in paths]
     n = len(ckpts) + len(models)  # alone, a model refuses a realism it cannot give by itself
-    members = [Translator.from_checkpoint(c, device=device, batch_size=batch_size, precision=precision, tta=tta, fusion=fusion,
-                                          realism=realism if n == 1 or c.fixed_realism is None else None) for c in ckpts]  # fmt: skip
+    members = [Translator.from_checkpoint(c, device=device, batch_size=batch_size, precision=precision, tta=tta,
+                                          fusion=fusion, realism=realism if n == 1 or c.fixed_realism is None else None)
+               for c in ckpts]  # fmt: skip
     members += [Translator.from_exported(m, device=device, batch_size=batch_size, tta=tta, fusion=fusion,
                                          realism=realism if n == 1 else None) for m in models]  # fmt: skip
     if realism is not None and not any(m.realism == realism for m in members):

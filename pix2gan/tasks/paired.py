@@ -73,7 +73,8 @@ class PairedObjective:
             ('loss_g', 'loss_g_gan', 'loss_g_l1', 'loss_d', 'loss_d_real', 'loss_d_fake')
         """
         adversarial = self.gan_kind != GanLoss.NONE
-        g = ("loss_g", *(("loss_g_gan",) if adversarial else ()), "loss_g_l1", *(("loss_g_ssim",) if self.lambda_ssim else ()))
+        g = ("loss_g", *(("loss_g_gan",) if adversarial else ()), "loss_g_l1")
+        g += ("loss_g_ssim",) if self.lambda_ssim else ()
         return g + (("loss_d", "loss_d_real", "loss_d_fake") if adversarial else ())
 
     def generate(self, batch: dict[str, torch.Tensor], generator: nn.Module) -> torch.Tensor:

@@ -277,7 +277,9 @@ class _Training:
 
     def objective(self) -> Objective:
         """The losses of the next step: the task's, or during a warm-up its regression-only ``warmup_objective``."""
-        return self.task.objective if self.state.step >= self.switch else self.task.warmup_objective  # type: ignore[return-value]
+        if self.state.step >= self.switch:
+            return self.task.objective
+        return self.task.warmup_objective  # type: ignore[return-value]  (a warm-up needs a paired task)
 
     def _keep_regression(self) -> None:
         """At a warm-up run's switch (and after it, if not kept yet): keep the generator as the regression snapshot."""

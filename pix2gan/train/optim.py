@@ -58,5 +58,6 @@ def build_schedulers(
         >>> opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"]
         (1.0, 0.0)
     """
+    d_total = total_steps if d_steps is None else d_steps
     return (torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps)),
-            torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps if d_steps is None else d_steps)))  # fmt: skip
+            torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(d_total)))  # fmt: skip
