@@ -215,3 +215,28 @@ def test_a_model_with_one_generator_refuses_another_realism(warm, tiny_run, tiny
     assert regression.fixed_realism == 0.0 and regression.realism(0.0) == 0.0
     with pytest.raises(InputError, match=f"{checkpoint}: --realism 1 .* trained without a GAN term"):
         regression.generator(realism=1.0)
+
+
+def test_a_resume_on_another_number_of_ranks_counts_d_schedule_from_the_switch():
+    """Saved by 2 ranks (4 steps an epoch) 2 steps after a 1-epoch warm-up, resumed on 1 rank (8 steps an epoch):
+    step 6 becomes 12, G's schedule stands at step 12 of 16 and D's at step 4 of its 8 (not 12: it would be at 0)."""
+    from pix2gan.checkpoint import LoadedCheckpoint
+    from pix2gan.train.optim import build_schedulers
+    from pix2gan.train.runstate import rng_state
+    from pix2gan.train.state import LoopState, Trainables, restore
+
+    def parts(total: int, d_total: int) -> Trainables:
+        g, d = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+        opt_g, opt_d = torch.optim.SGD(g.parameters(), lr=1.0), torch.optim.SGD(d.parameters(), lr=1.0)
+        return Trainables(g, d, opt_g, opt_d, *build_schedulers(opt_g, opt_d, total, d_total))
+
+    old = parts(8, 4)
+    for sched, steps in ((old.sched_g, 6), (old.sched_d, 2)):
+        for _ in range(steps):
+            sched.optimizer.step()
+            sched.step()
+    raw = {**old.state_dicts(), "step": 6, "rng": rng_state(), "progress": LoopState(world=2, per_epoch=4).to_json()}
+    new, state = parts(16, 8), LoopState(world=1, per_epoch=8)
+    restore(LoadedCheckpoint(Path("step_6.pt"), RunConfig(), None, None, raw, {}), new, state, warmup_epochs=1)
+    assert (state.step, new.sched_g.last_epoch, new.sched_d.last_epoch) == (12, 12, 4)
+    assert (new.opt_g.param_groups[0]["lr"], new.opt_d.param_groups[0]["lr"]) == (0.5, 1.0)
