@@ -88,6 +88,7 @@ def train(
     norm: Annotated[str | None, _opt("norm", "Normalisation layers: batch or instance.")] = None,
     dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {default_help('dropout')}", "--dropout/--no-dropout")] = None,
     gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits), hinge, or none (paired: pure regression, no discriminator).")] = None,
+    gan_warmup: Annotated[float | None, _opt("gan_warmup", "Paired: fraction F of the epochs trained by regression alone (no discriminator) before the adversarial term switches on, after round(F x epochs) epochs; the generator at the switch is kept for translate --realism. Implies --gan-loss lsgan unless given.", min=0.0)] = None,
     lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term.", min=0.0)] = None,
     lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0). Paired runs without a GAN term default to 1e-3, with one to pix2pix's 2e-4.")] = None,
     lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). \\[default: --lr]", show_default=False)] = None,
@@ -100,6 +101,7 @@ def train(
     lambda_ssim: Annotated[float | None, _opt("lambda_ssim", "Paired: weight of an SSIM term (kornia) added to the generator's loss.", min=0.0)] = None,
     fusion: Annotated[str | None, _opt("fusion", "Paired: how translate combines planes, flips and models by default: mean or median.")] = None,
     tta: Annotated[bool | None, _flag(f"Paired: translate also mirrors each volume left-right and averages, by default (test-time augmentation). {default_help('tta')}", "--tta/--no-tta")] = None,
+    realism: Annotated[float | None, _opt("realism", "Paired, with --gan-warmup: the generator translate uses by default, (1 - A) x regression + A x adversarial, weight by weight.", min=0.0, max=1.0)] = None,
     val_fraction: Annotated[float | None, _opt("val_fraction", "Share of subjects held out for validation.", min=0.0, max=0.9)] = None,
     test_fraction: Annotated[float | None, _opt("test_fraction", "Share of subjects held out for testing.", min=0.0, max=0.9)] = None,
     split_seed: Annotated[int | None, _opt("split_seed", "Seed of the subject split.")] = None,
@@ -173,6 +175,7 @@ def translate(
     model: Annotated[list[Path] | None, typer.Option(help="Exported model (.onnx or .pt2, from pix2gan export) to use instead of a checkpoint; repeatable, and combined with --run / --checkpoint into one ensemble. .onnx needs pix2gan[onnx].", show_default=False)] = None,
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Also translate the left-right mirrored volume and average (test-time augmentation). \\[default: as the model was trained to recommend]", show_default=False)] = None,
     fusion: Annotated[str | None, typer.Option(help="Combine planes, flips and models by their mean or median. \\[default: the model's]", show_default=False)] = None,
+    realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Models trained with --gan-warmup: the generator (1 - A) x regression + A x adversarial, weight by weight (0: the regression snapshot, 1: the adversarial model); ensemble members without both generators are used as they are. \\[default: the run's recorded realism]", show_default=False)] = None,
     uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std (same format): the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -196,7 +199,7 @@ def translate(
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
     spec = models_spec(run, checkpoint, model, device=device, batch_size=batch_size, precision=precision, tta=tta,
-                       fusion=fusion)  # fmt: skip
+                       fusion=fusion, realism=realism)  # fmt: skip
     translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
     data = translator.members[0].config.data
     plan = plan_outputs(inputs, output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty)
@@ -249,6 +252,7 @@ def eval_(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Paired runs: test-time flips as translate would use them. \\[default: the model's recommendation]", show_default=False)] = None,
     fusion: Annotated[str | None, typer.Option(help="Paired runs: mean or median over planes and flips. \\[default: the model's]", show_default=False)] = None,
+    realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Paired runs trained with --gan-warmup: the generator to score, (1 - A) x regression + A x adversarial (as translate --realism). \\[default: the run's recorded realism]", show_default=False)] = None,
     uncertainty: Annotated[bool | None, typer.Option("--uncertainty/--no-uncertainty", help="Paired runs: write and score the standard deviation across predictions (Spearman with the error). \\[default: on when a model makes several predictions]", show_default=False)] = None,
     n_per_class: Annotated[int, typer.Option(min=1, help="Class runs: generated images per class.")] = 200,
     n_samples: Annotated[int, typer.Option(min=2, help="Noise runs: generated images (also caps the real images used).")] = 1000,
@@ -281,7 +285,7 @@ def eval_(
         options = EvalOptions(metrics=tuple(names), split=split, data_root=data, baseline=baseline,
                               n_per_class=n_per_class, n_samples=n_samples, inception_weights=inception_weights,
                               out_dir=out, device=device, progress=err.is_terminal, tta=tta, fusion=fusion,
-                              uncertainty=uncertainty, rules=rules)  # fmt: skip
+                              uncertainty=uncertainty, rules=rules, realism=realism)  # fmt: skip
         report = evaluate(ref, options)
         if isinstance(report, GanEvalReport):
             from pix2gan_cli.show import print_gan_report

@@ -89,6 +89,7 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (.onnx or .pt2). \\[default: RUN/export/model.onnx, or .pt2]", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="onnx (onnxruntime, no PyTorch needed to run it) or pt2 (a torch.export program). \\[default: from -o's extension, else onnx]", show_default=False)] = None,
     overwrite: Annotated[bool, flag("Replace an existing file.", "--overwrite")] = False,
+    realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Runs trained with --gan-warmup: export the generator (1 - A) x regression + A x adversarial (as translate --realism). \\[default: the run's recorded realism]", show_default=False)] = None,
 ) -> None:
     """Export a paired run's generator to ONNX or a PyTorch .pt2 program.
 
@@ -98,7 +99,7 @@ def export(
     from pix2gan.runs import resolve_run
 
     ref = resolve_run(run, checkpoint)
-    result = export_run(ref.checkpoint, ref.run_dir, output=output, fmt=fmt, overwrite=overwrite)
+    result = export_run(ref.checkpoint, ref.run_dir, output=output, fmt=fmt, overwrite=overwrite, realism=realism)
     meta = result.metadata
     console.print(f"{ref.checkpoint} -> {result.path} ({result.format}, {result.size / 1e6:.2f} MB)", highlight=False, soft_wrap=True)
     console.print(f"{meta.shape_rule()}: pad slices with -1 up to multiples of {meta.multiple}", highlight=False, soft_wrap=True)

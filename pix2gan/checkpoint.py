@@ -9,6 +9,8 @@ intensity settings are stored as JSON strings::
      "intensity": "<{src, dst} IntensityMap JSON>"            (paired mode)
      "data_info": "<{class_names, source, n_images} JSON>"    (noise and class modes),
      "generator": state_dict, "discriminator": state_dict, "opt_g": ..., "opt_d": ..., "sched_g": ..., "sched_d": ...,
+     "generator_regression": state_dict   (a --gan-warmup run, from its switch to the adversarial term on: the
+                                           generator at the end of the regression warm-up),
      "epoch": int (completed epochs), "step": int, "metrics": "<JSON of the last epoch's row>",
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy_keys": tensor, "numpy": JSON, "python": JSON},
      "progress": "<JSON: best score, partial sums of the current epoch, non-finite streak>"}
@@ -35,11 +37,11 @@ import torch
 from torch import nn
 
 import pix2gan
-from pix2gan.config import Mode, RunConfig
+from pix2gan.config import GanLoss, Mode, RunConfig
 from pix2gan.data.intensity import IntensityMap
 from pix2gan.errors import InputError
 from pix2gan.io import atomic_path, fsync_folder
-from pix2gan.nets import build_generator
+from pix2gan.nets import blend_state_dicts, build_generator
 from pix2gan.runs import RunLayout
 
 __all__ = [
@@ -132,15 +134,73 @@ class LoadedCheckpoint:
     def mode(self) -> Mode:
         return self.config.train.mode
 
-    def generator(self, device: torch.device | str = "cpu") -> nn.Module:
-        """The trained generator, rebuilt through the network registry, in eval mode on ``device``.
+    @property
+    def fixed_realism(self) -> float | None:
+        """None when the checkpoint holds both generators of a ``--gan-warmup`` run (any realism can be dialled);
+        else the realism of its only generator: 0 for a run without a GAN term or a checkpoint of the warm-up, 1 for
+        an adversarial run trained without warm-up (and for noise and class runs)."""
+        if "generator_regression" in self.raw:
+            return None
+        tc = self.config.train
+        return 0.0 if tc.gan_loss == GanLoss.NONE or tc.gan_warmup > 0 else 1.0
+
+    def check_realism(self, realism: float) -> None:
+        """Refuse ``realism`` (one line naming the checkpoint) unless it is in [0, 1] and this checkpoint can give it.
 
         Raises:
-            InputError: the weights do not fit the architecture the checkpoint's config describes.
+            InputError: out of range, or another value than the realism of the checkpoint's only generator.
         """
+        if not 0.0 <= realism <= 1.0:
+            raise InputError(f"{self.path}: --realism must be in [0, 1], got {realism:g}")
+        only = self.fixed_realism
+        if only is None or realism == only:
+            return
+        tc = self.config.train
+        if tc.gan_loss == GanLoss.NONE:
+            why = "trained without a GAN term"
+        else:
+            why = "saved during the regression warm-up" if tc.gan_warmup > 0 else "trained without --gan-warmup"
+        raise InputError(f"{self.path}: --realism {realism:g} needs both generators of a --gan-warmup run; this "
+                         f"checkpoint was {why} and holds one (realism {only:g}): leave --realism out")  # fmt: skip
+
+    def realism(self, realism: float | None = None) -> float:
+        """The realism :meth:`generator` gives for ``realism``: the value asked for, else the run's default
+        (``config.infer.realism``); a checkpoint holding one generator gives that one's (:attr:`fixed_realism`).
+
+        Raises:
+            InputError: a ``realism`` the checkpoint cannot give (:meth:`check_realism`).
+        """
+        if realism is not None:
+            self.check_realism(realism)
+        only = self.fixed_realism
+        return only if only is not None else self.config.infer.realism if realism is None else float(realism)
+
+    def generator_state(self, realism: float | None = None) -> dict[str, torch.Tensor]:
+        """The generator's state dict at ``realism`` (see :meth:`generator`)."""
+        realism = self.realism(realism)
+        if self.fixed_realism is not None:
+            return self.raw["generator"]
+        try:
+            return dict(blend_state_dicts(self.raw["generator_regression"], self.raw["generator"], realism))
+        except ValueError as exc:
+            raise InputError(f"{self.path}: the regression snapshot does not match the generator ({exc})") from None
+
+    def generator(self, device: torch.device | str = "cpu", *, realism: float | None = None) -> nn.Module:
+        """The trained generator, rebuilt through the network registry, in eval mode on ``device``.
+
+        Args:
+            realism: for a checkpoint of a ``--gan-warmup`` run, the blend (1 - A) x the regression snapshot + A x
+                the adversarial generator (:func:`~pix2gan.nets.blend_state_dicts`); None: the run's default
+                (``config.infer.realism``), or the only generator of a checkpoint that holds one.
+
+        Raises:
+            InputError: the weights do not fit the architecture the checkpoint's config describes; a ``realism`` the
+                checkpoint cannot give (:meth:`check_realism`).
+        """
+        state = self.generator_state(realism)
         try:
             net = build_generator(self.config, init=False)
-            net.load_state_dict(self.raw["generator"])
+            net.load_state_dict(state)
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0]
             raise InputError(f"{self.path}: generator weights do not match its model config ({first})") from None

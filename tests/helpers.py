@@ -35,13 +35,14 @@ def oblique_affine(spacing=(0.9, 1.1, 3.0), angles=(0.3, -0.2, 0.15), origin=(-9
 
 def final_state(run: Path) -> dict:
     """What must be bit-identical between two trainings: the networks, optimisers, schedulers, step and epoch of the
-    run's ``latest.pt``."""
+    run's ``latest.pt``, and the regression snapshot of a ``--gan-warmup`` run."""
     import torch
 
     from pix2gan.runs import RunLayout
 
     raw = torch.load(RunLayout(run).latest, weights_only=True)
-    return {k: raw[k] for k in ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "step", "epoch")}
+    keys = ("generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "step", "epoch", "generator_regression")
+    return {k: raw[k] for k in keys if k in raw}  # (a --gan-warmup run's regression snapshot too)
 
 
 def assert_identical(a, b, where: str = "") -> None:  # noqa: ANN001

@@ -59,7 +59,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-@pytest.mark.parametrize("mode", ["paired", "paired-resnet9", "paired-context-planes", "class"])
+@pytest.mark.parametrize("mode", ["paired", "paired-resnet9", "paired-context-planes", "paired-warmup", "class"])
 def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
     from pix2gan.data.digits import write_digit_folder
 
@@ -71,6 +71,8 @@ def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
         if mode == "paired-context-planes":  # issue 10's options: 2.5-D over two planes, masked L1 + SSIM, no GAN
             args += ["--context", "1", "--planes", "axial,coronal", "--gan-loss", "none", "--mask-weight", "0.95",
                      "--lambda-ssim", "0.5", "--batch-size", "8"]  # fmt: skip
+        if mode == "paired-warmup":  # issue 18: regression epoch 1, adversarial epoch 2
+            args += ["--gan-warmup", "0.5"]
     else:
         digits = tmp_path / "digits"
         write_digit_folder(digits, per_class=4, size=28, seed=0)
@@ -104,6 +106,10 @@ def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
         (events,) = (run / "tb").iterdir()
         assert events.name.endswith(f".{(tmp_path / 'weights2' / 'pid0').read_text()}.0"), events.name
         assert [s for s, _ in logged_steps(run / "tb")["train/loss_g"]] == [int(r["step"]) for r in steps]
+    if mode == "paired-warmup":  # D first updated in epoch 2, at the same step on both ranks; the snapshot saved
+        first = next(int(r["step"]) for r in steps if r["loss_d"] != "nan")
+        assert first == len(steps) // 2 + 1 and all(r["loss_d"] == "nan" for r in steps[: first - 1])
+        assert "generator_regression" in saved and saved["sched_d"]["last_epoch"] == len(steps) // 2
     if mode == "paired-context-planes":
         config = json.loads(saved["config"]) if isinstance(saved["config"], str) else saved["config"]
         assert config["data"]["planes"] == ["axial", "coronal"] and config["data"]["context"] == 1

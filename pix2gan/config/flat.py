@@ -64,6 +64,7 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "mask_weight": (("train", "mask_weight"),),
     "lambda_ssim": (("train", "lambda_ssim"),),
     "gan_loss": (("train", "gan_loss"),),
+    "gan_warmup": (("train", "gan_warmup"),),
     "seed": (("train", "seed"),),
     "flip": (("train", "flip"),),
     "workers": (("train", "num_workers"),),
@@ -83,6 +84,7 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "tensorboard": (("train", "tensorboard"),),
     "fusion": (("infer", "fusion"),),
     "tta": (("infer", "tta"),),
+    "realism": (("infer", "realism"),),
 }
 
 
@@ -127,6 +129,8 @@ def option_sections(mode: Mode | str = Mode.PAIRED, **options: Any) -> dict[str,
     Options that name a network setting go to the section of the mode (``filters`` is the U-Net's ``ngf`` in
     paired mode and the DCGAN's in noise/class modes). Options not given take :data:`RECOMMENDED` for the mode, then
     the dataclasses' defaults; without a GAN term the learning rate is :data:`REGRESSION_LR` unless ``lr`` is given.
+    A ``gan_warmup`` above 0 needs a GAN term: without ``gan_loss`` it takes the dataclass's (pix2pix's ``lsgan``),
+    not the recommended ``none``.
     ``data`` defaults to the bundled phantoms; folders are made absolute so a run can be resumed from anywhere.
 
     Raises:
@@ -136,7 +140,10 @@ def option_sections(mode: Mode | str = Mode.PAIRED, **options: Any) -> dict[str,
         mode = Mode(mode)
     except ValueError:
         raise ValueError(f"--mode {mode!r} is not one of {', '.join(m.value for m in Mode)}") from None
-    given = {**RECOMMENDED.get(mode, {}), **_given(options)}
+    recommended = dict(RECOMMENDED.get(mode, {}))
+    if options.get("gan_warmup") and "gan_loss" not in _given(options):  # a warm-up switches an adversarial term on
+        recommended.pop("gan_loss", None)
+    given = {**recommended, **_given(options)}
     if "lr" not in given and str(given.get("gan_loss", "")) == "none":
         given["lr"] = REGRESSION_LR
     sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}, "infer": {}}

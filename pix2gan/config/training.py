@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from pix2gan.config.base import FUSIONS, GanLoss, Mode, _check_enum, _FromDict
@@ -37,6 +38,12 @@ class TrainConfig(_FromDict):
             1 - mask_weight); None: every voxel counts the same.
         lambda_ssim: paired: weight of an SSIM term (kornia's ``ssim_loss``, (1 - SSIM) / 2, 11-pixel window); 0: off.
         gan_loss: ``lsgan``, ``vanilla``, ``hinge``, or ``none`` (paired only: no discriminator, pure regression).
+        gan_warmup: paired: the fraction F of the epochs trained by regression alone before the adversarial term
+            switches on (0: adversarial from the first step). The first :attr:`warmup_epochs` = round(F x epochs)
+            epochs (halves rounded up) make no discriminator update; the discriminator, its optimiser and its
+            learning-rate schedule (sized for the remaining epochs) start with the next one. The generator at the
+            switch is kept in every later checkpoint (``generator_regression``): ``translate --realism`` blends it
+            with the adversarial one. F in [0, 1), and at least one epoch on each side of the switch.
         init_gain: std of the N(0, gain) weight initialisation (0.02).
         seed: seed of weights, crops and batch order.
         flip: random left-right flips of training pairs.
@@ -71,6 +78,7 @@ class TrainConfig(_FromDict):
     mask_weight: float | None = None
     lambda_ssim: float = 0.0
     gan_loss: GanLoss = GanLoss.LSGAN
+    gan_warmup: float = 0.0
     init_gain: float = 0.02
     seed: int = 0
     flip: bool = True
@@ -110,6 +118,7 @@ class TrainConfig(_FromDict):
             raise ValueError(f"TrainConfig.mask_weight must be in (0, 1], got {self.mask_weight}")
         if self.gan_loss == GanLoss.NONE and self.mode != Mode.PAIRED:
             raise ValueError("--gan-loss none is for paired runs (noise and class modes are adversarial by nature)")
+        self._check_warmup()
         if self.num_workers < 0 or self.threads < 0:
             raise ValueError("TrainConfig.num_workers and threads must be >= 0")
         if self.d_steps < 1:
@@ -123,6 +132,33 @@ class TrainConfig(_FromDict):
         if self.keep_last < 1 or self.max_nonfinite < 1:
             raise ValueError(f"TrainConfig.keep_last and max_nonfinite must be >= 1, got {self.keep_last}, {self.max_nonfinite}")
 
+    @property
+    def warmup_epochs(self) -> int:
+        """Epochs trained by regression alone before the adversarial term switches on: F x epochs to the nearest
+        epoch, halves rounded up (0 without warm-up).
+
+        Example:
+            >>> pairs = ((100, 0.3), (3, 0.5), (5, 0.5), (4, 0.0))
+            >>> [TrainConfig(epochs=e, gan_warmup=f).warmup_epochs for e, f in pairs]
+            [30, 2, 3, 0]
+        """
+        return math.floor(self.gan_warmup * int(self.epochs) + 0.5)  # type: ignore[arg-type]
+
+    def _check_warmup(self) -> None:
+        """``gan_warmup``: a fraction in [0, 1) of a paired adversarial run, leaving an epoch on each side."""
+        f = self.gan_warmup
+        if not 0.0 <= f < 1.0:
+            raise ValueError(f"--gan-warmup must be in [0, 1) (a fraction of the epochs), got {f}")
+        if f == 0.0:
+            return
+        if self.mode != Mode.PAIRED:
+            raise ValueError("--gan-warmup is for paired runs (noise and class modes have no regression term)")
+        if self.gan_loss == GanLoss.NONE:
+            raise ValueError("--gan-warmup needs an adversarial term to switch on; --gan-loss is none")
+        if not 1 <= self.warmup_epochs < int(self.epochs):  # type: ignore[arg-type]
+            raise ValueError(f"--gan-warmup {f:g} of {self.epochs} epochs gives {self.warmup_epochs} warm-up epochs; "
+                             f"it needs at least one regression and one adversarial epoch")  # fmt: skip
+
 
 @dataclass
 class InferConfig(_FromDict):
@@ -132,11 +168,17 @@ class InferConfig(_FromDict):
         fusion: how predictions of several planes, flips and ensemble members are combined: ``mean`` or ``median``
             (the median holds one volume per prediction in memory).
         tta: test-time augmentation: also predict the left-right mirrored volume and average (2x the time).
+        realism: the generator of a run trained with ``gan_warmup``, weight by weight: (1 - A) x the regression
+            snapshot + A x the adversarial generator (0: regression, 1: adversarial); a model holding one generator
+            only is used as it is.
     """
 
     fusion: str = "mean"
     tta: bool = False
+    realism: float = 1.0
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"InferConfig.fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        if not 0.0 <= self.realism <= 1.0:
+            raise ValueError(f"--realism must be in [0, 1], got {self.realism}")

@@ -49,6 +49,7 @@ class EvalOptions:
     Args:
         metrics, split, data_root, baseline, tta, fusion, uncertainty: paired runs (see :func:`evaluate_run`).
         rules: paired runs: the scoring rules, ``synthrad2023`` (default) or ``synthrad2025`` (:data:`RULES`).
+        realism: paired runs: the generator of a ``--gan-warmup`` run (see :func:`evaluate_run`).
         n_per_class, n_samples, inception_weights: noise/class runs (see :func:`evaluate_gan_run`).
         out_dir: where predictions, panels and sample grids go (default inside the run folder).
     """
@@ -67,6 +68,7 @@ class EvalOptions:
     fusion: str | None = None
     uncertainty: bool | None = None
     rules: str = "synthrad2023"
+    realism: float | None = None
 
     def __post_init__(self) -> None:
         self.metrics = check_metrics(self.metrics)
@@ -82,6 +84,6 @@ def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | Ga
     if ckpt.mode == Mode.PAIRED:
         return evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
                             out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress, tta=o.tta,
-                            fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules)  # fmt: skip
+                            fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules, realism=o.realism)  # fmt: skip
     return evaluate_gan_run(run_dir, checkpoint=ckpt, n_per_class=o.n_per_class, n_samples=o.n_samples,
                             inception_weights=o.inception_weights, out_dir=o.out_dir, device=o.device)  # fmt: skip

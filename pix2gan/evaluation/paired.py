@@ -160,6 +160,7 @@ def evaluate_run(
     fusion: str | None = None,
     uncertainty: bool | None = None,
     rules: str | Rules = "synthrad2023",
+    realism: float | None = None,
 ) -> EvalReport:
     """Translate the run's ``split`` subjects, score them against their targets under ``rules``, write panels.
 
@@ -186,6 +187,7 @@ def evaluate_run(
         tta, fusion: override the model's recommended test-time augmentation and fusion.
         uncertainty: score the standard deviation across predictions (default: when there are several).
         rules: ``synthrad2023`` (default) or ``synthrad2025`` (:data:`pix2gan.evaluation.metrics.RULES`).
+        realism: the generator of a ``--gan-warmup`` run, as ``translate --realism`` (default: the run's recorded one).
 
     Raises:
         InputError: a missing run folder, split or subject, or a subject that cannot be scored (a constant MR
@@ -197,7 +199,7 @@ def evaluate_run(
     subjects = _split_subjects(layout, splits, split, Path(data_root) if data_root else Path(ckpt.config.data.root),
                                ckpt.config.data)  # fmt: skip
     out = Path(out_dir) if out_dir else layout.root / "eval" / split
-    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion)])
+    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion, realism=realism)])
     scoring = Scoring.of(check_rules(rules), metrics, ckpt.dst_map, "each target by its own percentiles {lo:g}/{hi:g},"
                           " the prediction by the model's reference scale")  # fmt: skip
     lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt) if baseline else None

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import json
@@ -98,9 +99,10 @@ def export_path(run_dir: Path | None, checkpoint: Path, fmt: str) -> Path:
     return run_dir / "export" / f"model.{fmt}" if run_dir is not None else checkpoint.with_suffix(f".{fmt}")
 
 
-def _eval_generator(ckpt: LoadedCheckpoint) -> nn.Module:
-    """The checkpoint's generator in inference mode, refused if any module would train (dropout, batch statistics)."""
-    net = ckpt.generator("cpu")
+def _eval_generator(ckpt: LoadedCheckpoint, realism: float | None = None) -> nn.Module:
+    """The checkpoint's generator (at ``realism``, see :meth:`LoadedCheckpoint.generator`) in inference mode, refused
+    if any module would train (dropout, batch statistics)."""
+    net = ckpt.generator("cpu", realism=realism)
     training = [name or type(net).__name__ for name, m in net.named_modules() if m.training]
     stats = [name for name, m in net.named_modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.track_running_stats or m.running_mean is None)]  # fmt: skip
@@ -185,11 +187,15 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _metadata(ckpt: LoadedCheckpoint, exporter: dict[str, object]) -> ExportMetadata:
-    cfg: RunConfig = ckpt.config
+def _metadata(ckpt: LoadedCheckpoint, exporter: dict[str, object], realism: float | None = None) -> ExportMetadata:
+    """What the export carries; its configuration records the realism of the exported generator (``infer.realism``,
+    and ``source.realism``)."""
     if ckpt.src_map is None or ckpt.dst_map is None:
         raise InputError(f"{ckpt.path}: checkpoint has no intensity maps; not a paired model")
-    source = {"checkpoint": ckpt.path.name, "epoch": ckpt.raw.get("epoch"), "step": ckpt.raw.get("step")}
+    realism = ckpt.realism(realism)
+    cfg: RunConfig = dataclasses.replace(ckpt.config, infer=dataclasses.replace(ckpt.config.infer, realism=realism))
+    source = {"checkpoint": ckpt.path.name, "epoch": ckpt.raw.get("epoch"), "step": ckpt.raw.get("step"),
+              "realism": realism}  # fmt: skip
     return ExportMetadata(cfg, ckpt.src_map, ckpt.dst_map, padding_multiple(cfg), source=source,
                           exporter={"torch": torch.__version__, "capture": "torch.export", **exporter})  # fmt: skip
 
@@ -219,7 +225,10 @@ def _paired(ckpt: LoadedCheckpoint, path: Path, overwrite: bool) -> tuple[Loaded
     return ckpt.require(Mode.PAIRED), path
 
 
-def export_onnx(ckpt: LoadedCheckpoint, path: str | Path, *, opset: int = DEFAULT_OPSET, overwrite: bool = False) -> ExportResult:
+def export_onnx(
+    ckpt: LoadedCheckpoint, path: str | Path, *, opset: int = DEFAULT_OPSET, overwrite: bool = False,
+    realism: float | None = None,
+) -> ExportResult:  # fmt: skip
     """Export the generator of a paired checkpoint to one ONNX file (atomic), checked by ``onnx.checker`` and against
     PyTorch with onnxruntime.
 
@@ -228,10 +237,12 @@ def export_onnx(ckpt: LoadedCheckpoint, path: str | Path, *, opset: int = DEFAUL
         path: the ``.onnx`` file to write.
         opset: the ONNX opset (default :data:`DEFAULT_OPSET`).
         overwrite: replace an existing file.
+        realism: the generator of a ``--gan-warmup`` run to export (see :meth:`LoadedCheckpoint.generator`; default
+            the run's recorded realism).
 
     Raises:
         InputError: onnx, onnxscript or onnxruntime are missing; not a paired checkpoint; the file exists (without
-            ``overwrite``) or cannot be written.
+            ``overwrite``) or cannot be written; a ``realism`` the checkpoint cannot give.
     """
     ckpt, path = _paired(ckpt, path, overwrite)
     try:  # onnxscript: torch's ONNX exporter is built on it
@@ -239,8 +250,8 @@ def export_onnx(ckpt: LoadedCheckpoint, path: str | Path, *, opset: int = DEFAUL
     except ImportError as exc:
         raise InputError(f"exporting to ONNX needs onnx, onnxscript and onnxruntime ({exc.name or exc} is missing): "
                          f"{ONNX_EXTRA}") from None  # fmt: skip
-    net = _eval_generator(ckpt)
-    meta = _metadata(ckpt, {"format": "onnx", "opset": opset})
+    net = _eval_generator(ckpt, realism)
+    meta = _metadata(ckpt, {"format": "onnx", "opset": opset}, realism)
     program = capture_generator(net, meta.multiple, meta.in_channels, decompose=False)
     with _quiet():
         onnx_program = torch.onnx.export(program, (_check_inputs(meta)[0],), dynamo=True, opset_version=opset,
@@ -270,16 +281,20 @@ def _symbol(dim: object) -> str:
     return found[0]
 
 
-def export_pt2(ckpt: LoadedCheckpoint, path: str | Path, *, overwrite: bool = False) -> ExportResult:
-    """Export the generator of a paired checkpoint as a ``torch.export`` program (``torch.export.save``, atomic),
-    checked against PyTorch after loading it back; the metadata is the archive's extra file ``pix2gan.json``.
+def export_pt2(
+    ckpt: LoadedCheckpoint, path: str | Path, *, overwrite: bool = False, realism: float | None = None
+) -> ExportResult:
+    """Export the generator of a paired checkpoint (at ``realism``, as :func:`export_onnx`) as a ``torch.export``
+    program (``torch.export.save``, atomic), checked against PyTorch after loading it back; the metadata is the
+    archive's extra file ``pix2gan.json``.
 
     Raises:
-        InputError: not a paired checkpoint; the file exists (without ``overwrite``) or cannot be written.
+        InputError: not a paired checkpoint; the file exists (without ``overwrite``) or cannot be written; a
+            ``realism`` the checkpoint cannot give.
     """
     ckpt, path = _paired(ckpt, path, overwrite)
-    net = _eval_generator(ckpt)
-    meta = _metadata(ckpt, {"format": "pt2"})
+    net = _eval_generator(ckpt, realism)
+    meta = _metadata(ckpt, {"format": "pt2"}, realism)
     program = capture_generator(net, meta.multiple, meta.in_channels)
     with atomic_path(path, overwrite=overwrite) as tmp:
         with _quiet():
@@ -291,10 +306,11 @@ def export_pt2(ckpt: LoadedCheckpoint, path: str | Path, *, overwrite: bool = Fa
 
 def export_run(
     checkpoint: Path, run_dir: Path | None = None, *, output: Path | None = None, fmt: str | None = None,
-    overwrite: bool = False, opset: int = DEFAULT_OPSET,
+    overwrite: bool = False, opset: int = DEFAULT_OPSET, realism: float | None = None,
 ) -> ExportResult:  # fmt: skip
     """Export a run's (or a checkpoint's) generator: the format from ``fmt``, else ``output``'s extension, else ONNX;
-    the file ``output``, else :func:`export_path`.
+    the file ``output``, else :func:`export_path`; ``realism``: which generator of a ``--gan-warmup`` run (the
+    checkpoint refuses one it cannot give, before anything is written).
 
     Raises:
         InputError: an unknown format, or one that contradicts ``output``'s extension; see :func:`export_onnx`.
@@ -310,6 +326,7 @@ def export_run(
     path = output if output is not None else export_path(run_dir, checkpoint, fmt)
     check_new_file(path, overwrite)  # before the checkpoint is read
     ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
+    ckpt.realism(realism)  # refused before any work
     if fmt == "onnx":
-        return export_onnx(ckpt, path, opset=opset, overwrite=overwrite)
-    return export_pt2(ckpt, path, overwrite=overwrite)
+        return export_onnx(ckpt, path, opset=opset, overwrite=overwrite, realism=realism)
+    return export_pt2(ckpt, path, overwrite=overwrite, realism=realism)

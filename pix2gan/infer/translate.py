@@ -80,6 +80,7 @@ class Translator:
         fusion: str | None = None,
         name: str = "",
         multiple: int | None = None,
+        realism: float | None = None,
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.dtype = resolve_precision(precision, self.device)  # auto: bf16 on GPUs that have it, fp32 on CPU
@@ -94,33 +95,44 @@ class Translator:
         if self.fusion not in FUSIONS:
             raise ValueError(f"--fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         self.name = name or "model"  # the checkpoint, in messages
+        self.realism = realism  # the generator's realism (0 regression, 1 adversarial, between: a blend); None unknown
 
     @classmethod
     def from_checkpoint(
         cls, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "auto", batch_size: int = 16,
-        precision: str = "auto", tta: bool | None = None, fusion: str | None = None,
+        precision: str = "auto", tta: bool | None = None, fusion: str | None = None, realism: float | None = None,
     ) -> Translator:  # fmt: skip
-        """Rebuild the generator from a checkpoint (which must be a paired-mode one)."""
+        """Rebuild the generator from a checkpoint (which must be a paired-mode one); ``realism``: the blend of a
+        ``--gan-warmup`` run's two generators (default: the run's recorded one; see
+        :meth:`LoadedCheckpoint.generator`), refused by a checkpoint holding one generator of another realism."""
         if isinstance(checkpoint, LoadedCheckpoint):
             ckpt = checkpoint.require(Mode.PAIRED)
         else:
             ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
-        return cls(ckpt.generator(), ckpt.config, ckpt.src_map, ckpt.dst_map, device=resolve_device(device),
-                   batch_size=batch_size, precision=precision, tta=tta, fusion=fusion, name=str(ckpt.path))  # fmt: skip
+        return cls(ckpt.generator(realism=realism), ckpt.config, ckpt.src_map, ckpt.dst_map,
+                   device=resolve_device(device), batch_size=batch_size, precision=precision, tta=tta, fusion=fusion,
+                   name=str(ckpt.path), realism=ckpt.realism(realism))  # fmt: skip
 
     @classmethod
     def from_exported(
         cls, path: str | Path, *, device: str = "auto", batch_size: int = 16, tta: bool | None = None,
-        fusion: str | None = None,
+        fusion: str | None = None, realism: float | None = None,
     ) -> Translator:  # fmt: skip
         """An exported generator (``.onnx`` or ``.pt2``, see :mod:`pix2gan.infer.export`) with the configuration and
-        intensity maps stored in it, translating through the same streaming path as a checkpoint; it runs in fp32."""
+        intensity maps stored in it, translating through the same streaming path as a checkpoint; it runs in fp32.
+        An export is one generator: a ``realism`` other than the one it was exported at is refused."""
         from pix2gan.infer.exported import load_exported
 
         model = load_exported(path, device=device)
         meta = model.metadata
+        stored = meta.source.get("realism")
+        if realism is not None and stored != realism:
+            raise InputError(f"{model.path}: an exported model is one generator (realism "
+                             f"{'unknown' if stored is None else format(stored, 'g')}); for --realism {realism:g} "
+                             f"export the checkpoint again with --realism {realism:g}")  # fmt: skip
         return cls(model.generator, meta.config, meta.src_map, meta.dst_map, device=model.device, batch_size=batch_size,
-                   precision="fp32", tta=tta, fusion=fusion, name=str(model.path), multiple=meta.multiple)  # fmt: skip
+                   precision="fp32", tta=tta, fusion=fusion, name=str(model.path), multiple=meta.multiple,
+                   realism=stored)  # fmt: skip
 
     @property
     def slice_axis(self) -> int:
@@ -239,6 +251,9 @@ class Ensemble:
             parts += [f"{2 * dc.context + 1}-slice context"] if dc.context else []
         if any(m.tta for m in self.members):
             parts.append("flip TTA")
+        dialled = sorted({m.realism for m in self.members if m.realism not in (None, 0.0, 1.0)})
+        if dialled:
+            parts.append(f"realism {'/'.join(f'{r:g}' for r in dialled)}")
         if len(self.passes()) > 1:
             parts.append(f"{self.fusion} fusion")
         return ", ".join(parts)
@@ -334,18 +349,30 @@ class Ensemble:
 
 def load_ensemble(
     runs: list[Path], checkpoints: list[Path], *, device: str = "auto", batch_size: int = 16, precision: str = "auto",
-    tta: bool | None = None, fusion: str | None = None, models: Sequence[Path] = (),
+    tta: bool | None = None, fusion: str | None = None, models: Sequence[Path] = (), realism: float | None = None,
 ) -> Ensemble:  # fmt: skip
     """The models of ``runs`` (each its best checkpoint), ``checkpoints`` and exported ``models`` (``.onnx`` /
     ``.pt2``, one member each, fp32 whatever ``precision`` says), as one :class:`Ensemble` (the newest run under
-    ``$PIX2GAN_RUNS``, else ``./runs``, when all are empty). ``tta`` / ``fusion`` override what the models recommend."""
+    ``$PIX2GAN_RUNS``, else ``./runs``, when all are empty). ``tta`` / ``fusion`` override what the models recommend.
+
+    ``realism`` dials every member that holds both generators of a ``--gan-warmup`` run; the others are used as they
+    are (default: each member at its run's recorded realism). It is refused (one line naming the first model) when
+    no member can give it."""
     from pix2gan.runs import resolve_checkpoint
 
     paths = [resolve_checkpoint(run, None) for run in runs] + [resolve_checkpoint(None, c) for c in checkpoints]
     paths = paths or ([] if models else [resolve_checkpoint(None, None)])
-    members = [Translator.from_checkpoint(load_checkpoint(p, expect_mode=Mode.PAIRED), device=device, batch_size=batch_size,
-                                          precision=precision, tta=tta, fusion=fusion) for p in paths]  # fmt: skip
-    members += [Translator.from_exported(m, device=device, batch_size=batch_size, tta=tta, fusion=fusion) for m in models]
+    ckpts = [load_checkpoint(p, expect_mode=Mode.PAIRED) for p in paths]
+    n = len(ckpts) + len(models)  # alone, a model refuses a realism it cannot give by itself
+    members = [Translator.from_checkpoint(c, device=device, batch_size=batch_size, precision=precision, tta=tta,
+                                          fusion=fusion, realism=realism if n == 1 or c.fixed_realism is None else None)
+               for c in ckpts]  # fmt: skip
+    members += [Translator.from_exported(m, device=device, batch_size=batch_size, tta=tta, fusion=fusion,
+                                         realism=realism if n == 1 else None) for m in models]  # fmt: skip
+    if realism is not None and not any(m.realism == realism for m in members):
+        have = ", ".join("unknown" if m.realism is None else f"{m.realism:g}" for m in members)
+        raise InputError(f"{members[0].name}: --realism {realism:g}: no model of the ensemble holds both generators of "
+                         f"a --gan-warmup run (their realism: {have}); leave --realism out")  # fmt: skip
     return Ensemble(members, fusion=fusion)
 
 

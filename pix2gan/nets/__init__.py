@@ -6,6 +6,7 @@ class-conditional versions.
 
 from pix2gan.nets.conditional import ConditionalDiscriminator, ConditionalGenerator
 from pix2gan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from pix2gan.nets.interpolate import blend_state_dicts
 from pix2gan.nets.layers import init_weights, norm_layer
 from pix2gan.nets.patchgan import PatchDiscriminator, receptive_field
 from pix2gan.nets.registry import (
@@ -30,6 +31,7 @@ __all__ = [
     "ConditionalGenerator",
     "ConditionalDiscriminator",
     "init_weights",
+    "blend_state_dicts",
     "norm_layer",
     "Architecture",
     "GENERATORS",

@@ -63,6 +63,8 @@ class Task(Protocol):
 
     Attributes:
         objective: the losses the one D/G step runs.
+        warmup_objective: the losses of a ``--gan-warmup``'s regression epochs (no discriminator: ``d_steps`` 0);
+            None where the mode has no regression term.
         dataset: training items; indexed by ``(index, seed)`` so random crops are reproducible.
         split: subject split (paired) or empty.
         checkpoint_extra: JSON strings stored in every checkpoint (intensity settings, class names); a resumed run
@@ -73,6 +75,7 @@ class Task(Protocol):
     """
 
     objective: Objective
+    warmup_objective: Objective | None
     dataset: torch.utils.data.Dataset
     split: dict[str, list[str]]
     checkpoint_extra: dict[str, str]

@@ -106,6 +106,7 @@ class GanTask:
                                       num_classes=data.num_classes if self.conditional else 0)  # fmt: skip
         tensors = {"image": data.images, **({"label": data.labels} if self.conditional else {})}
         self.dataset = TensorRows(tensors)
+        self.warmup_objective = None  # (no regression term to warm up with)
         self.objective = GanObjective(cfg.gan.latent_dim, tc.gan_loss, tc.d_steps, 1.0 - tc.label_smoothing, tc.augment)
         info = {"class_names": data.class_names, "source": data.source, "n_images": len(data)}
         self.checkpoint_extra = {"data_info": json.dumps(info)}

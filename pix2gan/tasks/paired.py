@@ -6,6 +6,7 @@ whole-slice validation in physical units (MAE inside the mask, which picks ``bes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -61,6 +62,20 @@ class PairedObjective:
     @property
     def d_steps(self) -> int:
         return 0 if self.gan_kind == GanLoss.NONE else 1
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """The losses a step reports, in their order: G's (``loss_g`` and its terms), then D's (none without a GAN
+        term).
+
+        Example:
+            >>> PairedObjective().loss_names
+            ('loss_g', 'loss_g_gan', 'loss_g_l1', 'loss_d', 'loss_d_real', 'loss_d_fake')
+        """
+        adversarial = self.gan_kind != GanLoss.NONE
+        g = ("loss_g", *(("loss_g_gan",) if adversarial else ()), "loss_g_l1")
+        g += ("loss_g_ssim",) if self.lambda_ssim else ()
+        return g + (("loss_d", "loss_d_real", "loss_d_fake") if adversarial else ())
 
     def generate(self, batch: dict[str, torch.Tensor], generator: nn.Module) -> torch.Tensor:
         return generator(batch["src"])
@@ -165,6 +180,7 @@ class PairedTask:
         self.on_device = (lambda batch: crop_batch(batch, tc.image_size)) if crop_on_device else None
         self.objective = PairedObjective(tc.gan_loss, tc.lambda_l1, mask_weight=tc.mask_weight,
                                          lambda_ssim=tc.lambda_ssim, context=dc.context)  # fmt: skip
+        self.warmup_objective = dataclasses.replace(self.objective, gan_kind=GanLoss.NONE)  # regression alone
         self.context = dc.context
         self.checkpoint_extra = {"intensity": json.dumps({"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()})}
         how = (f"{'+'.join(dc.planes) if dc.planes else f'axis {dc.slice_axis}'}"

@@ -5,6 +5,11 @@ optimisers and the data loader, then runs steps (:func:`~pix2gan.train.step.trai
 every epoch the task validates and draws its PNG, the loss logs grow (CSV; TensorBoard's with ``--tensorboard``),
 and a checkpoint is saved atomically (``best.pt`` follows the task's score). Ctrl-C / SIGTERM finish the current step
 and save; ``resume_run`` continues.
+
+With ``--gan-warmup`` the first ``train.warmup_epochs`` epochs step the task's ``warmup_objective`` (regression
+alone: no discriminator update, its optimiser and schedule untouched); the generator at the switch is kept
+(:meth:`Trainables.keep_regression`) and saved in every later checkpoint, and ``best.pt`` is chosen among the
+adversarial epochs only (each of those checkpoints holds both generators).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pix2gan.nets import build_networks, check_architectures
 from pix2gan.reporting.curves import save_loss_curve
 from pix2gan.runs import RunLayout
 from pix2gan.tasks import Task, build_task
+from pix2gan.tasks.base import Objective
 from pix2gan.train.hardware import (
     DistInfo,
     StepContext,
@@ -222,13 +228,18 @@ class _Training:
         if per_epoch < 1:
             raise InputError(f"{cfg.data.root}: too few training items for {info.world} ranks of batch size {tc.batch_size}")
         self.total_steps = tc.epochs * per_epoch
-        sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps)  # constant, then linear decay to 0
+        self.switch = tc.warmup_epochs * per_epoch  # the first adversarial step is step switch + 1 (0: no warm-up)
+        # constant, then linear decay to 0; D's sized for the steps after the warm-up
+        sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps, self.total_steps - self.switch)
         self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler)
         self.state = LoopState(world=info.world, per_epoch=per_epoch)
         self._restore(start)
         if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
             seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + self.state.step)
         _log_start(task, generator, discriminator, device, info, self.ctx.dtype)
+        if self.switch:
+            log.info("regression warm-up: epochs 1-%d train without the discriminator; the adversarial term switches "
+                     "on at epoch %d", tc.warmup_epochs, tc.warmup_epochs + 1)  # fmt: skip
         self.last_save = self.last_curve = time.monotonic()
 
     def _wrap(self, dtype: torch.dtype | None) -> None:
@@ -248,7 +259,8 @@ class _Training:
         """Continue from ``start`` (a checkpoint, or None for a new run); logs are cut back to its step."""
         state, layout = self.state, self.layout
         if start is not None:
-            restore(start, self.parts, state)
+            restore(start, self.parts, state, warmup_epochs=self.tc.warmup_epochs)
+            self._keep_regression()  # (resumed at the switch itself on another number of ranks)
             log.info("resuming %s from %s: epoch %d, step %d of %d", layout.root, start.path.name, state.epoch,
                      state.step, self.total_steps)  # fmt: skip
             if state.step >= self.total_steps:
@@ -262,6 +274,24 @@ class _Training:
             self.step_log.cut(saved)
         rows = self.epoch_log.cut(saved, write=self.info.main)
         state.epoch_rows = [{k: number(v) for k, v in r.items()} for r in rows]
+
+    def objective(self) -> Objective:
+        """The losses of the next step: the task's, or during a warm-up its regression-only ``warmup_objective``."""
+        if self.state.step >= self.switch:
+            return self.task.objective
+        return self.task.warmup_objective  # type: ignore[return-value]  (a warm-up needs a paired task)
+
+    def _keep_regression(self) -> None:
+        """At a warm-up run's switch (and after it, if not kept yet): keep the generator as the regression snapshot."""
+        if self.switch and self.state.step >= self.switch and self.parts.regression is None:
+            self.parts.keep_regression()
+
+    def _columns(self, cells: dict[str, Any]) -> dict[str, Any]:
+        """A log row's losses; a warm-up run's have the adversarial columns from the first row on (``nan`` during
+        the warm-up: the logs are CSV files whose columns are those of their first row)."""
+        if not self.switch:
+            return cells
+        return {k: cells.get(k, "nan") for k in self.task.objective.loss_names}  # type: ignore[attr-defined]
 
     def save(self, best: bool = False) -> None:
         """Checkpoint the current step (rank 0; at most once per step) with the logs flushed before it."""
@@ -284,19 +314,21 @@ class _Training:
         self.generator.train()
         self.discriminator.train()
         for batch in batches(self.loader, self.ctx, stop):
-            losses = train_step(self.task.objective, batch, self.g, self.d, parts.opt_g, parts.opt_d, ctx=self.ctx,
+            objective = self.objective()
+            losses = train_step(objective, batch, self.g, self.d, parts.opt_g, parts.opt_d, ctx=self.ctx,
                                 frozen_discriminator=self.d_frozen)  # fmt: skip
             stopping = bool(stop.requested)
             if info.distributed:  # every rank logs the mean losses and stops at the same step
                 losses, stopping = mean_over_ranks(losses, stopping)
             state.step += 1
+            self._keep_regression()
             lr = parts.opt_g.param_groups[0]["lr"]
-            lrs = {"lr": lr, **({"lr_d": parts.opt_d.param_groups[0]["lr"]} if self.task.objective.d_steps else {})}
+            lrs = {"lr": lr, **({"lr_d": parts.opt_d.param_groups[0]["lr"]} if objective.d_steps else {})}
             parts.sched_g.step()
-            if self.task.objective.d_steps:  # (without a GAN term D is never updated, nor its schedule)
+            if objective.d_steps:  # (without a GAN term, or in the warm-up, D is never updated, nor its schedule)
                 parts.sched_d.step()
             self.step_log.append({"epoch": epoch, "step": state.step, "lr": f"{lr:.6g}",
-                                  **{k: f"{v:.6g}" for k, v in losses.items()}})  # fmt: skip
+                                  **self._columns({k: f"{v:.6g}" for k, v in losses.items()})})  # fmt: skip
             self.tb.step(state.step, {**lrs, **losses})
             if not state.count(losses) and state.nonfinite >= tc.max_nonfinite:
                 if info.main:
@@ -330,12 +362,13 @@ class _Training:
             layout.panels.mkdir(parents=True, exist_ok=True)
             val = self.task.end_epoch(epoch, self.generator, self.device)
         seconds = time.perf_counter() - t0
-        row = {"epoch": epoch, "step": state.step, **{k: round(v, 6) for k, v in means.items()},
+        row = {"epoch": epoch, "step": state.step, **self._columns({k: round(v, 6) for k, v in means.items()}),
                **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
         state.epoch_rows.append(row)
         self.epoch_log.append(row)
         self.tb.epoch(row, layout.panel(epoch))
-        score = self.task.score(means, val)
+        # a warm-up run's best is an adversarial epoch's: its checkpoint holds both generators (the realism dial)
+        score = self.task.score(means, val) if epoch > self.tc.warmup_epochs else None
         is_best = score is not None and score <= state.best
         if is_best:
             state.best = float(score)  # type: ignore[arg-type]

@@ -44,8 +44,20 @@ def linear_decay(total_steps: int) -> Callable[[int], float]:
 
 
 def build_schedulers(
-    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, total_steps: int
+    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, total_steps: int, d_steps: int | None = None
 ) -> tuple[torch.optim.lr_scheduler.LambdaLR, torch.optim.lr_scheduler.LambdaLR]:
-    """:func:`linear_decay` over ``total_steps`` for both optimisers."""
+    """:func:`linear_decay` over ``total_steps`` for the generator's optimiser, and over ``d_steps`` (default
+    ``total_steps``) for the discriminator's: after a ``--gan-warmup`` it steps only in the remaining epochs.
+
+    Example:
+        >>> net = torch.nn.Linear(1, 1)
+        >>> opt_g, opt_d = (torch.optim.SGD(net.parameters(), lr=1.0) for _ in range(2))
+        >>> sched_g, sched_d = build_schedulers(opt_g, opt_d, 8, d_steps=4)
+        >>> for _ in range(4):
+        ...     opt_g.step(); opt_d.step(); sched_g.step(); sched_d.step()
+        >>> opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"]
+        (1.0, 0.0)
+    """
+    d_total = total_steps if d_steps is None else d_steps
     return (torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps)),
-            torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps)))  # fmt: skip
+            torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(d_total)))  # fmt: skip

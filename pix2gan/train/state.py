@@ -2,7 +2,8 @@
 
 A checkpoint carries the weights, both optimisers and schedulers, the fp16 gradient scaler, the step, the best
 score, the current epoch's partial sums, the non-finite streak and every RNG state (as tensors and JSON), so a
-resumed run continues exactly where it stopped; on CPU it ends bit-identical to one never interrupted.
+resumed run continues exactly where it stopped; on CPU it ends bit-identical to one never interrupted. A
+``--gan-warmup`` run's checkpoints from its switch on also hold the generator at the switch (``generator_regression``).
 """
 
 from __future__ import annotations
@@ -92,10 +93,17 @@ class Trainables:
     sched_g: Any
     sched_d: Any
     scaler: Any = None  # the fp16 GradScaler
+    regression: dict[str, torch.Tensor] | None = None  # a warm-up run's generator at its switch (a copy)
 
     def state_dicts(self) -> dict[str, Any]:
         out = {name: getattr(self, name).state_dict() for name in _PARTS}
+        if self.regression is not None:
+            out["generator_regression"] = self.regression
         return {**out, **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {})}
+
+    def keep_regression(self) -> None:
+        """Keep a copy of the generator as it is now: the regression snapshot, at a warm-up run's switch."""
+        self.regression = {k: v.detach().clone() for k, v in self.generator.state_dict().items()}
 
 
 def checkpoint_payload(cfg: RunConfig, extra: dict[str, str], parts: Trainables, state: LoopState) -> dict[str, Any]:
@@ -133,15 +141,18 @@ def resume_checkpoint(layout: RunLayout, extra: dict[str, str]) -> LoadedCheckpo
     return None
 
 
-def restore(ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState) -> None:
+def restore(ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState, *, warmup_epochs: int = 0) -> None:
     """Load weights, optimisers, schedulers, scaler, loop state and RNG states from ``ckpt``.
 
-    A run saved with another number of DDP ranks continues at the same epoch and fraction of it, in the new steps.
+    A run saved with another number of DDP ranks continues at the same epoch and fraction of it, in the new steps
+    (the discriminator's schedule counts from the end of the ``warmup_epochs``).
     """
     raw = ckpt.raw
     try:
         for name in _PARTS:
             getattr(parts, name).load_state_dict(raw[name])
+        if "generator_regression" in raw:
+            parts.regression = dict(raw["generator_regression"])
         if parts.scaler is not None and "scaler" in raw:
             parts.scaler.load_state_dict(raw["scaler"])
         saved_world, old = state.load_json(raw["progress"])
@@ -155,8 +166,8 @@ def restore(ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState) -> None
         log.warning("resuming a %d-rank run on %d ranks: step %d becomes step %d", saved_world, state.world,
                     state.step, new_step)  # fmt: skip
         state.step = new_step
-        for sched in (parts.sched_g, parts.sched_d):
-            sched.last_epoch = new_step - 1
+        for sched, start in ((parts.sched_g, 0), (parts.sched_d, warmup_epochs * state.per_epoch)):
+            sched.last_epoch = max(0, new_step - start) - 1
             sched.step()
 
 
