@@ -35,12 +35,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["REALISM", "SOFT_TISSUE", "NPS", "detrend", "nps_2d", "radial_average", "roi_corners", "cut_rois",
+__all__ = ["REALISM", "FIGURES", "SOFT_TISSUE", "NPS", "detrend", "nps_2d", "radial_average", "roi_corners", "cut_rois",
            "noise_power_spectrum", "log_spectral_distance", "nps_figures", "sharpness", "hu_wasserstein",
            "realism"]  # fmt: skip
 
 REALISM = ("nps_ratio", "nps_lsd", "sharpness", "sharpness_bone", "hu_w1")
 """The realism figures, in the order :func:`realism` returns them."""
+
+FIGURES: dict[str, tuple[str, ...]] = {"nps": ("nps_ratio", "nps_lsd"), "sharpness": ("sharpness", "sharpness_bone"),
+                                       "hu_w1": ("hu_w1",)}  # fmt: skip
+"""The realism metrics by the name ``pix2gan eval --metrics`` takes, and the figures each gives."""
 
 SOFT_TISSUE: tuple[float, float] = (-200.0, 200.0)
 """HU class where NPS ROIs go (both bounds included): the soft tissue of the per-tissue MAE."""
@@ -161,13 +165,10 @@ def roi_corners(
     if mask is not None:
         inside &= np.asarray(mask) > 0
     inside = np.moveaxis(inside, axis, 0)
-    corners = []
-    for s, plane in enumerate(inside):
-        for r in range(0, plane.shape[0] - size + 1, size):
-            for c in range(0, plane.shape[1] - size + 1, size):
-                if plane[r : r + size, c : c + size].all():
-                    corners.append((s, r, c))
-    return corners
+    n, rows, cols = inside.shape[0], inside.shape[1] // size, inside.shape[2] // size
+    # the grid's squares as blocks: (slice, block row, row in block, block col, col in block), all-true blocks kept
+    blocks = inside[:, : rows * size, : cols * size].reshape(n, rows, size, cols, size).all(axis=(2, 4))
+    return [(int(s), int(r) * size, int(c) * size) for s, r, c in np.argwhere(blocks)]  # in (slice, row, col) order
 
 
 def cut_rois(volume: np.ndarray, corners: list[tuple[int, int, int]], axis: int, size: int) -> np.ndarray:
@@ -299,18 +300,29 @@ def realism(
     spacing: tuple[float, float, float],
     axis: int = 2,
     roi_size: int = 16,
+    metrics: tuple[str, ...] | list[str] = tuple(FIGURES),
 ) -> dict[str, float]:
-    """Every figure of :data:`REALISM` for one subject (volumes in HU, ``spacing`` in mm, NPS across ``axis``).
+    """The figures of :data:`REALISM` for one subject (volumes in HU, ``spacing`` in mm, NPS across ``axis``), of the
+    ``metrics`` named (keys of :data:`FIGURES`; default all), in the order of :data:`REALISM`.
 
     Example:
         >>> rng = np.random.default_rng(0)
         >>> ct = rng.normal(40, 20, (32, 32, 4))
         >>> {k: round(v, 6) for k, v in realism(ct, ct, None, (1.0, 1.0, 2.0)).items()}
         {'nps_ratio': 1.0, 'nps_lsd': 0.0, 'sharpness': 1.0, 'sharpness_bone': nan, 'hu_w1': 0.0}
+        >>> realism(ct, ct, None, (1.0, 1.0, 2.0), metrics=["hu_w1"])
+        {'hu_w1': 0.0}
     """
     if np.shape(pred) != np.shape(target):
         raise ValueError(f"prediction shape {np.shape(pred)} differs from target shape {np.shape(target)}")
-    out = nps_figures(pred, target, mask, spacing, axis, roi_size)
-    out.update(sharpness(pred, target, mask, spacing))
-    out["hu_w1"] = hu_wasserstein(pred, target, mask)
-    return {k: out[k] for k in REALISM}
+    unknown = [m for m in metrics if m not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown realism metric(s) {unknown}; choose from {', '.join(FIGURES)}")
+    out: dict[str, float] = {}
+    if "nps" in metrics:
+        out.update(nps_figures(pred, target, mask, spacing, axis, roi_size))
+    if "sharpness" in metrics:
+        out.update(sharpness(pred, target, mask, spacing))
+    if "hu_w1" in metrics:
+        out["hu_w1"] = hu_wasserstein(pred, target, mask)
+    return {k: out[k] for k in REALISM if k in out}
