@@ -102,7 +102,7 @@ def print_paired_report(console: Console, report: EvalReport, title: str) -> Non
     columns = _columns(report)
     table = _paired_table(report, title, columns)
     realism = {k: h for k, h in columns.items() if k in REALISM_LABELS}
-    asked = {m: columns[m] for m in report.metrics if m in columns}
+    asked = {m: columns[m] for m in report.metrics if m in columns and m not in realism}  # sharpness, hu_w1: figures
     added = {m: h for m, h in columns.items() if m not in asked and m not in realism}
     natural = console.measure(table, options=console.options.update_width(10_000)).maximum  # without wrapping
     if natural <= console.width or len([part for part in (asked, added, realism) if part]) < 2:
