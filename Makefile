@@ -27,7 +27,7 @@ demo: setup
 	$(PIX) train --src t1 --dst ct --run-dir $(DEMO_RUN)
 	@test_subject=$$($(PY) -c "import json; print(json.load(open('$(DEMO_RUN)/split.json'))['test'][0])"); \
 	  $(PIX) translate samples/$$test_subject/t1.nii.gz --run $(DEMO_RUN) -o $(DEMO_RUN)/translated/$${test_subject}_ct.nii.gz
-	$(PIX) eval --run $(DEMO_RUN) --metrics mae psnr ssim --json $(DEMO_RUN)/eval.json
+	$(PIX) eval --run $(DEMO_RUN) --metrics mae psnr ssim realism --json $(DEMO_RUN)/eval.json
 
 test: setup
 	PIX2GAN_REQUIRE_EXTRAS=$(REQUIRE_EXTRAS) $(PY) -m pytest -q -rs

@@ -2,9 +2,10 @@
 
 Every configuration trains for the same wall-clock time on phantoms it has never been scored on, then its held-out
 subjects are translated and scored with the SynthRAD rules (MAE in HU inside the body mask, also per tissue class;
-PSNR; SSIM). One table per held-out set:
+PSNR; SSIM) and the realism figures beside them (issue 18). One table per held-out set:
 
     configuration | steps | train s | img/s | vs plain | MAE | air | soft | bone | PSNR | SSIM | MAE vs 2-D
+                  | NPS | LSD dB | sharp | sharp bone | W1 HU
 
 * **steps**: optimisation steps the configuration got in its budget (epochs x steps per epoch).
 * **img/s, vs plain**: training images per second of the row's own run (the time of its steps: epoch time minus
@@ -15,6 +16,12 @@ PSNR; SSIM). One table per held-out set:
   what dropping D buys. Both are wall-clock figures: run the benchmark on an otherwise idle machine (two processes
   with 2 OpenMP threads each on 2 cores slow each other down far more than 2x).
 * **MAE vs 2-D**: the row's MAE over the ``default`` row's MAE (today's 2-D pix2pix configuration); < 1 is better.
+* **NPS, LSD dB, sharp, sharp bone, W1 HU**: the realism figures of ``pix2gan eval``
+  (:mod:`pix2gan.evaluation.realism`), means over the held-out subjects: noise power of the prediction over the real
+  CT's on soft-tissue squares (1 as noisy, < 1 smoother), the log-spectral distance of their noise power spectra (dB,
+  0 best), gradient magnitude over the real CT's in the body and at bone edges (1 as sharp), and the Wasserstein-1
+  distance of the HU values in the body (HU, 0 best). Distortion rewards the conditional mean; these show what it
+  costs in texture (an L1-only row is expected to score lower NPS and sharpness than an adversarial one).
 
 Usage::
 
@@ -105,6 +112,8 @@ N_SUBJECTS, SIZE = 14, 128  # as the bundled samples
 PROBE_EPOCHS = 2
 DEFAULT_MINUTES = 2.0
 CLASS_KEYS = ("mae_air", "mae_soft", "mae_bone")
+REALISM_COLUMNS = {"nps_ratio": ("NPS", ".3f"), "nps_lsd": ("LSD dB", ".2f"), "sharpness": ("sharp", ".3f"),
+                   "sharpness_bone": ("sharp bone", ".3f"), "hu_w1": ("W1 HU", ".1f")}  # fmt: skip
 
 
 # today's 2-D pix2pix default (before issue 10), pinned: the reference row and the base of every "+ X" row, so the
@@ -490,13 +499,13 @@ def fmt(value: Any, spec: str) -> str:
 def table_for(set_name: str, title: str, results: dict[str, dict[str, Any]], lut: dict[str, float] | None) -> Table:
     table = Table(title=title)
     for col in ("configuration", "steps", "train s", "img/s", "vs plain", "MAE", "air", "soft", "bone", "PSNR",
-                "SSIM", "MAE vs 2-D"):  # fmt: skip
+                "SSIM", "MAE vs 2-D", *(head for head, _ in REALISM_COLUMNS.values())):  # fmt: skip
         table.add_column(col, justify="left" if col == "configuration" else "right")
     ref = results.get("default", {}).get("heldout", {}).get(set_name, {}).get("mean", {}).get("mae")
     for name, r in results.items():
         label = f"{name} [dim]{r['what']}[/]"
         if "skipped" in r:
-            table.add_row(label, *["–"] * 10, "[yellow]skipped[/]")
+            table.add_row(label, *["–"] * 10, "[yellow]skipped[/]", *["–"] * len(REALISM_COLUMNS))
             continue
         m = r["heldout"][set_name]["mean"]
         rel = m.get("mae") / ref if ref and m.get("mae") is not None else None
@@ -505,13 +514,18 @@ def table_for(set_name: str, title: str, results: dict[str, dict[str, Any]], lut
         table.add_row(label, str(r["steps"]), fmt(r["loop_s"], ".0f"), fmt(r["images_per_s"], ".1f"),
                       fmt(r["vs_plain"], ".2f") + "x", fmt(m.get("mae"), ".1f"),
                       *(fmt(m.get(k), ".1f") for k in CLASS_KEYS), fmt(m.get("psnr"), ".2f"), fmt(m.get("ssim"), ".4f"),
-                      fmt(rel, ".3f"))  # fmt: skip
+                      fmt(rel, ".3f"), *realism_cells(m))  # fmt: skip
     if lut:
         rel = lut.get("mae") / ref if ref and lut.get("mae") is not None else None
         table.add_row("[dim]lookup table (no context, no training loop)[/]", "", "", "", "", fmt(lut.get("mae"), ".1f"),
                       *(fmt(lut.get(k), ".1f") for k in CLASS_KEYS), fmt(lut.get("psnr"), ".2f"),
-                      fmt(lut.get("ssim"), ".4f"), fmt(rel, ".3f"))  # fmt: skip
+                      fmt(lut.get("ssim"), ".4f"), fmt(rel, ".3f"), *realism_cells(lut))  # fmt: skip
     return table
+
+
+def realism_cells(mean: dict[str, Any]) -> list[str]:
+    """The realism figures of a row's means (:data:`REALISM_COLUMNS`), "–" where missing."""
+    return [fmt(mean.get(key), spec) for key, (_, spec) in REALISM_COLUMNS.items()]
 
 
 def main() -> None:

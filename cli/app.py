@@ -234,8 +234,8 @@ def translate(
 def eval_(
     ctx: typer.Context,
     metrics: Annotated[
-        list[str], typer.Option("--metrics", "-m", help="Metrics: any of mae psnr ssim, e.g. --metrics psnr ssim.")
-    ] = ["mae", "psnr", "ssim"],  # noqa: B006  (typer needs a literal default)
+        list[str], typer.Option("--metrics", "-m", help="Metrics: any of mae psnr ssim (distortion) and nps sharpness hu_w1 (realism, CT targets only; 'realism' names all three), e.g. --metrics psnr ssim.")
+    ] = ["mae", "psnr", "ssim", "nps", "sharpness", "hu_w1"],  # noqa: B006  (typer needs a literal default)
     run: Annotated[Path | None, typer.Option(help="Run folder to evaluate. Default: newest under $PIX2GAN_RUNS (else ./runs).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint of the run to use (default: best, else latest).")] = None,
     split: Annotated[str, typer.Option(help="Subjects to evaluate: test, val or train.")] = "test",

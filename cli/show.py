@@ -3,6 +3,8 @@
 Example:
     >>> fmt("ssim", 0.91234), fmt("mae", 78.6123), fmt("std_error_spearman", 0.41234), fmt("mae_bone", float("nan"))
     ('0.9123', '78.61', '0.412', '–')
+    >>> fmt("nps_ratio", 0.81234), fmt("nps_lsd", 4.567), fmt("sharpness_bone", 0.7), fmt("hu_w1", 31.416)
+    ('0.812', '4.57', '0.700', '31.42')
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from rich.table import Table
 
 from pix2gan.evaluation import EvalReport, GanEvalReport, check_rules, summarise
 from pix2gan.evaluation.metrics import TISSUES
+from pix2gan.evaluation.realism import FIGURES
 from pix2gan.reporting import numbers
-from pix2gan.reporting.numbers import GAN_LABELS, format_gan_metric, format_mean_std
+from pix2gan.reporting.numbers import GAN_LABELS, REALISM_LABELS, format_gan_metric, format_mean_std
 from pix2gan.reporting.numbers import format_metric as fmt
 
 NAN = float("nan")
@@ -40,12 +43,15 @@ def print_gan_report(console: Console, err: Console, report: GanEvalReport, titl
 
 
 def _columns(report: EvalReport) -> dict[str, str]:
-    """Metric key -> column header: the metrics asked for, the tissue MAEs after MAE (CT targets) and the
-    uncertainty ranking, each only when the report has it."""
+    """Metric key -> column header: the metrics asked for (a realism metric: its figures), the tissue MAEs after MAE
+    (CT targets) and the uncertainty ranking, each only when the report has it."""
     unit = f" ({report.unit})" if report.unit else ""
     present = {key for row in report.per_subject.values() for key in row}
     columns: dict[str, str] = {}
     for m in report.metrics:
+        if m in FIGURES:
+            columns.update({k: REALISM_LABELS[k] for k in FIGURES[m] if k in present})
+            continue
         columns[m] = {"mae": f"MAE{unit}", "psnr": "PSNR (dB)", "ssim": check_rules(report.rules).structural_name}[m]
         if m == "mae":
             columns.update({f"mae_{t}": f"MAE {t}{unit}" for t in TISSUES if f"mae_{t}" in present})
@@ -90,16 +96,19 @@ def print_paired_report(console: Console, report: EvalReport, title: str) -> Non
     below it, the rules, data range and intensity space the figures were computed with (:func:`rules_line`).
 
     The tissue MAEs follow MAE and the uncertainty ranking comes last; when that table is wider than the terminal,
-    the metrics asked for keep their usual table and the added figures go to a second one below it.
+    the distortion metrics asked for keep their usual table, the added figures (tissue MAEs, uncertainty) go to a
+    second one below it and the realism figures to a third.
     """
     columns = _columns(report)
     table = _paired_table(report, title, columns)
-    asked = {m: columns[m] for m in report.metrics}
+    realism = {k: h for k, h in columns.items() if k in REALISM_LABELS}
+    asked = {m: columns[m] for m in report.metrics if m in columns and m not in realism}  # sharpness, hu_w1: figures
+    added = {m: h for m, h in columns.items() if m not in asked and m not in realism}
     natural = console.measure(table, options=console.options.update_width(10_000)).maximum  # without wrapping
-    if len(asked) == len(columns) or natural <= console.width:
+    if natural <= console.width or len([part for part in (asked, added, realism) if part]) < 2:
         console.print(table)
     else:
-        console.print(_paired_table(report, title, asked))
-        added = {m: h for m, h in columns.items() if m not in asked}
-        console.print(_paired_table(report, f"{title} (continued)", added))
+        for part, suffix in ((asked, ""), (added, " (continued)"), (realism, " (realism)")):
+            if part:
+                console.print(_paired_table(report, f"{title}{suffix}", part))
     console.print(rules_line(report), style="dim", markup=False, highlight=False, soft_wrap=True)

@@ -50,5 +50,9 @@ def test_tiny_row(tiny_data: Path, tmp_path: Path) -> None:
     assert "skipped" not in out, out.get("skipped")
     assert out["steps"] >= 1 and out["images_per_s"] > 0 and out["plain_images_per_s"] > 0
     assert 0 < out["heldout"]["tiny"]["mean"]["mae"] < 4024
+    mean = out["heldout"]["tiny"]["mean"]
+    assert {"nps_ratio", "nps_lsd", "sharpness", "sharpness_bone", "hu_w1"} <= set(mean) and mean["sharpness"] > 0
     table = q.table_for("tiny", "t", {"default": out}, None)
     assert table.row_count == 1
+    assert [c.header for c in table.columns][-5:] == ["NPS", "LSD dB", "sharp", "sharp bone", "W1 HU"]
+    assert list(table.columns[-1].cells) == [format(mean["hu_w1"], ".1f")]

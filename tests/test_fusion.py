@@ -390,7 +390,8 @@ def test_cli_trains_translates_ensembles_and_evaluates_with_the_new_options(fuse
         assert name in text, name
     report = json.loads(report_path.read_text())
     (sid, row), *_ = report["per_subject"].items()
-    assert list(row) == ["mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim", "std_error_spearman", "std_mean"]
+    assert list(row) == ["mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim", "nps_ratio", "nps_lsd", "sharpness",
+                         "sharpness_bone", "hu_w1", "std_error_spearman", "std_mean"]  # fmt: skip
     assert row["std_mean"] > 0 and -1.0 <= row["std_error_spearman"] <= 1.0
     assert (tmp_path / "eval" / f"{sid}_ct.nii.gz").is_file() and (tmp_path / "eval" / f"{sid}_ct_std.nii.gz").is_file()
     # --no-tta --no-uncertainty: one prediction per plane, still fused, no std column

@@ -18,7 +18,8 @@ from PIL import Image
 from conftest import tiny_config
 from pix2gan.data.digits import write_digit_folder
 from pix2gan.reporting import eval_json_path, render_html_report, write_html_report
-from pix2gan.reporting.numbers import GAN_LABELS, format_gan_metric, format_mean_std, format_metric
+from pix2gan.reporting.numbers import (GAN_LABELS, REALISM_LABELS, REALISM_NOTES, format_gan_metric, format_mean_std,
+                                      format_metric)
 from pix2gan_cli.show import fmt
 from test_cli import assert_one_clear_line, cli
 
@@ -152,7 +153,11 @@ def test_paired_report_after_eval(paired):
     dr = doc["rules"]["data_range"]
     keys = page.header_keys("eval-test")
     assert keys == [k for k in doc["per_subject"][next(iter(doc["per_subject"]))] if k != "std_mean"]
-    assert {"mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim"} <= set(keys)
+    assert {"mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim", *REALISM_LABELS} <= set(keys)
+    heads = dict(zip(keys, (c[2] for c in page.tables["eval-test"][0][1:]), strict=True))
+    assert [heads[k] for k in REALISM_LABELS] == list(REALISM_LABELS.values())
+    for key, note in REALISM_NOTES.items():  # one line under the table per realism figure
+        assert f"{REALISM_LABELS[key]}: {note}" in page.all_text
     rows = page.rows("eval-test")
     for sid, figures in doc["per_subject"].items():
         for key, text in zip(keys, rows[sid], strict=True):
@@ -162,9 +167,14 @@ def test_paired_report_after_eval(paired):
                 assert float(text) == pytest.approx(value, abs=0.006)
             assert text in paired["eval_output"]
     for key, text in zip(keys, rows["mean"], strict=True):
+        if doc["mean"][key] is None:  # no subject has it (no NPS square fits in a 32 x 32 phantom)
+            assert text == rows["median"][keys.index(key)] == rows["quartiles"][keys.index(key)] == "–"
+            continue
         assert text == f"{fmt(key, doc['mean'][key], dr)} ± {fmt(key, doc['std'][key], dr)}"
         assert float(text.split(" ± ")[0]) == pytest.approx(doc["mean"][key], abs=0.006)
     for key, med, quart in zip(keys, rows["median"], rows["quartiles"], strict=True):
+        if doc["median"][key] is None:
+            continue
         assert med == fmt(key, doc["median"][key], dr)
         assert quart == f"{fmt(key, doc['q1'][key], dr)} – {fmt(key, doc['q3'][key], dr)}"
     base = doc["baseline"]
@@ -282,8 +292,15 @@ PAIRED_NUMBERS = [  # (metric, value, data range, as the table and the page show
     ("ssim", 0.99995, None, "1.0000"),
     ("std_error_spearman", 0.41234, None, "0.412"),
     ("std_error_spearman", 0.4125, None, "0.412"),
-    *((m, v, dr, "–") for m in ("mae", "mae_air", "psnr", "ssim", "std_error_spearman") for v in (None, NAN)
-      for dr in (None, 2.0)),
+    ("nps_ratio", 0.41234, None, "0.412"),  # the realism ratios: 3 decimals
+    ("nps_ratio", 3.63310, 4024.0, "3.633"),
+    ("sharpness", 1.0308688, None, "1.031"),
+    ("sharpness_bone", 0.7, 4095.0, "0.700"),
+    ("nps_lsd", 5.27087, None, "5.27"),  # dB: 2 decimals, as PSNR
+    ("hu_w1", 4.644131, 4024.0, "4.64"),  # HU: 2 decimals, as MAE
+    ("hu_w1", 0.0, None, "0.00"),
+    *((m, v, dr, "–") for m in ("mae", "mae_air", "psnr", "ssim", "std_error_spearman", "nps_ratio", "nps_lsd",
+                                "sharpness", "sharpness_bone", "hu_w1") for v in (None, NAN) for dr in (None, 2.0)),
 ]  # fmt: skip
 
 

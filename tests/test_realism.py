@@ -74,7 +74,7 @@ def test_rois_lie_in_one_tissue_class_inside_the_mask():
     ct[0:20, 0:40, :] = 30.0  # soft tissue on top
     mask = np.ones(ct.shape, bool)
     mask[:, 30:, 1] = False
-    corners = roi_corners(ct, mask, axis=2, size=10)
+    corners = roi_corners(ct, mask, axis=2, size=10, margin=0)
     assert sorted(corners) == sorted(
         [(s, r, c) for s in (0, 2) for r in (0, 10) for c in (0, 10, 20, 30)]
         + [(1, r, c) for r in (0, 10) for c in (0, 10, 20)]
@@ -83,6 +83,22 @@ def test_rois_lie_in_one_tissue_class_inside_the_mask():
     assert rois.shape == (len(corners), 10, 10) and np.all(rois == 30.0)
     assert nps_figures(ct, ct, mask, (1, 1, 1), size=64) == {"nps_ratio": pytest.approx(math.nan, nan_ok=True),
                                                             "nps_lsd": pytest.approx(math.nan, nan_ok=True)}
+
+
+def test_rois_keep_a_margin_from_other_tissue_in_3d_so_blur_across_it_is_not_noise():
+    rng = np.random.default_rng(6)
+    ct = 40.0 + rng.normal(0, 10, (64, 64, 12))
+    checker = (np.add.outer(np.arange(64) // 4, np.arange(64) // 4) % 2).astype(bool)
+    ct[:, :, 6][checker] = 1000.0  # bone in one slice only: the others are soft tissue in-plane
+    for margin in (1, 2):
+        slices = {s for s, _, _ in roi_corners(ct, None, axis=2, margin=margin)}
+        assert slices == set(range(12)) - set(range(6 - margin, 7 + margin))  # also away from it across slices
+    blurred = ndimage.gaussian_filter(ct, 1.0)  # a smoother prediction, bone carried into the slices next to it
+    assert nps_figures(blurred, ct, None, (1.0, 1.0, 2.0))["nps_ratio"] < 0.1
+    # without the margin the bone blurred into slices 5 and 7 is counted as noise: the smoother volume is "noisier"
+    corners = roi_corners(ct, None, axis=2, margin=0)
+    fake, real = (noise_power_spectrum(cut_rois(v, corners, 2, 16), (1.0, 1.0)) for v in (blurred, ct))
+    assert fake.variance / real.variance > 1
 
 
 def test_rois_follow_the_slice_axis():

@@ -109,7 +109,8 @@ def test_resnet_generators_end_to_end_through_the_cli(tiny_data, tmp_path):
         result = runner.invoke(app, ["eval", "--run", str(run), "--json", str(report), "--device", "cpu", "--no-baseline"])
         assert result.exit_code == 0, result.output
         assert set(json.loads(report.read_text())["mean"]) == {"mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim",
-                                                               "std_error_spearman", "std_mean"}
+                                                               "nps_ratio", "nps_lsd", "sharpness", "sharpness_bone",
+                                                               "hu_w1", "std_error_spearman", "std_mean"}  # fmt: skip
         panel = tmp_path / f"{name}.png"
         result = runner.invoke(app, ["sample", "--run", str(run), "-o", str(panel), "--device", "cpu"])
         assert result.exit_code == 0 and panel.stat().st_size > 0, result.output

@@ -270,7 +270,8 @@ def test_cli_rules_2025_writes_quartiles(tmp_path):
     report = json.loads((tmp_path / "e.json").read_text())
     assert report["rules"]["name"] == "synthrad2025" and report["rules"]["data_range"] == 4095.0
     for stat in ("mean", "std", "median", "q1", "q3"):
-        assert set(report[stat]) == {"mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim"}, stat
+        assert set(report[stat]) == {"mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim", "nps_ratio", "nps_lsd",
+                                     "sharpness", "sharpness_bone", "hu_w1"}, stat  # fmt: skip
     ssims = [row["ssim"] for row in report["per_subject"].values()]
     assert report["median"]["ssim"] == pytest.approx(np.median(ssims))
     assert report["q1"]["ssim"] == pytest.approx(np.percentile(ssims, 25))

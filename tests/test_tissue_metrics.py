@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from pix2gan.evaluation.metrics import TISSUES, error_spearman, evaluate, mae, psnr, ssim, tissue_mae
 from pix2gan.evaluation.paired import EvalReport, summarise
+from pix2gan.evaluation.realism import REALISM
 from pix2gan_cli.app import app
 
 WINDOW = (-1024.0, 3000.0)
@@ -193,7 +194,7 @@ def test_eval_prints_tissue_columns(tiny_run, tmp_path):
     assert "std~|err| ρ" not in result.output  # no uncertainty map in a plain evaluation
     report = json.loads((tmp_path / "e.json").read_text())
     (row,) = report["per_subject"].values()
-    assert list(row) == ["mae", *TISSUE_KEYS, "psnr", "ssim"]
+    assert list(row) == ["mae", *TISSUE_KEYS, "psnr", "ssim", *REALISM]  # realism: tests/test_eval_realism.py
     assert set(report["mean"]) == set(row) and set(report["baseline"]["mean"]) == set(row)
 
 

@@ -1,6 +1,7 @@
 """Evaluation: paired runs with SynthRAD's image metrics (``paired.py``, ``metrics.py``, the lookup-table baseline in
-``baseline.py``), noise/class runs with offline generative metrics (``generative.py`` over learned feature spaces in
-``features.py``). :func:`evaluate` picks the evaluation of a run's mode, once.
+``baseline.py``) and realism figures (``realism.py``, wired in by ``scoring.py``), noise/class runs with offline
+generative metrics (``generative.py`` over learned feature spaces in ``features.py``). :func:`evaluate` picks the
+evaluation of a run's mode, once.
 """
 
 from __future__ import annotations
@@ -13,27 +14,34 @@ from pix2gan.config import Mode
 from pix2gan.evaluation.generative import GanEvalReport, evaluate_gan_run
 from pix2gan.evaluation.metrics import METRICS, RULES, check_rules
 from pix2gan.evaluation.paired import EvalReport, evaluate_folders, evaluate_run, summarise, summary
+from pix2gan.evaluation.scoring import PAIRED_METRICS, REALISM_METRICS
 from pix2gan.runs import RunRef
 
 __all__ = ["EvalOptions", "evaluate", "check_metrics", "check_split", "SPLITS", "EvalReport", "GanEvalReport", "evaluate_run", "evaluate_gan_run",
-           "evaluate_folders", "summarise", "summary", "METRICS", "RULES", "check_rules"]  # fmt: skip
+           "evaluate_folders", "summarise", "summary", "METRICS", "PAIRED_METRICS", "REALISM_METRICS", "RULES",
+           "check_rules"]  # fmt: skip
 
 
 SPLITS = ("test", "val", "train")
 
 
 def check_metrics(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Metric names cleaned (lower case, no blanks or repeats), each one known.
+    """Metric names cleaned (lower case, no blanks or repeats), each one known (:data:`PAIRED_METRICS`; ``realism``
+    stands for all of :data:`REALISM_METRICS`).
 
     Example:
         >>> check_metrics(["PSNR", " ssim", "psnr"])
         ('psnr', 'ssim')
+        >>> check_metrics(["mae", "realism", "hu_w1"])
+        ('mae', 'nps', 'sharpness', 'hu_w1')
     """
     cleaned = [m.strip().lower() for m in names if m.strip()]
-    for name in cleaned:
-        if name not in METRICS:
-            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    return tuple(dict.fromkeys(cleaned))
+    expanded = [r for m in cleaned for r in (REALISM_METRICS if m == "realism" else (m,))]
+    for name in expanded:
+        if name not in PAIRED_METRICS:
+            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(PAIRED_METRICS)} or realism (the last "
+                             f"{len(REALISM_METRICS)})")  # fmt: skip
+    return tuple(dict.fromkeys(expanded))
 
 
 def check_split(split: str) -> str:
@@ -54,7 +62,7 @@ class EvalOptions:
         out_dir: where predictions, panels and sample grids go (default inside the run folder).
     """
 
-    metrics: tuple[str, ...] = METRICS
+    metrics: tuple[str, ...] = PAIRED_METRICS
     split: str = "test"
     data_root: Path | None = None
     baseline: bool = True

@@ -6,6 +6,8 @@ Both paths end in an :class:`EvalReport`: per-subject metrics under a rule set (
 context-free reference it has to beat. One PNG panel per subject (source | prediction | target | |error|) is written
 next to the report. CT targets are scored in HU under the rules' window; MR targets in the generator's normalised
 space [-1, 1] (:func:`~pix2gan.evaluation.scoring.normalised_pair`), so that their figures compare across subjects.
+CT targets also get the realism figures beside those distortions (noise power spectrum, sharpness, HU distribution:
+:mod:`pix2gan.evaluation.realism`, wired in :class:`~pix2gan.evaluation.scoring.Scoring`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pix2gan.runs import RunLayout
 from pix2gan.config import DataConfig, IntensityKind, Mode
 from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
-from pix2gan.evaluation.metrics import METRICS, Rules, check_rules
-from pix2gan.evaluation.scoring import Scoring
+from pix2gan.evaluation.metrics import Rules, check_rules
+from pix2gan.evaluation.scoring import PAIRED_METRICS, Scoring
 from pix2gan.reporting.panels import panel_rows, panel_style, save_panel
 from pix2gan.infer.outputs import std_path
 from pix2gan.infer.translate import Ensemble, Translator
@@ -149,7 +151,7 @@ def evaluate_run(
     run_dir: str | Path,
     *,
     checkpoint: str | Path | LoadedCheckpoint | None = None,
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[str] = PAIRED_METRICS,
     split: str = "test",
     data_root: str | Path | None = None,
     out_dir: str | Path | None = None,
@@ -178,7 +180,8 @@ def evaluate_run(
     Args:
         run_dir: the run folder (its ``split.json`` names the subjects).
         checkpoint: checkpoint (file or already loaded) to use (default the run's best, else latest).
-        metrics: names from :data:`pix2gan.metrics.METRICS`.
+        metrics: names from :data:`~pix2gan.evaluation.scoring.PAIRED_METRICS` (default all: distortion and, for CT
+            targets, realism).
         split: ``test`` (default), ``val`` or ``train``.
         data_root: data folder (default the one the run was trained on).
         out_dir: where predictions and panels go (default ``RUN_DIR/eval/<split>``).
@@ -246,10 +249,12 @@ def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoi
     std = result.std
     if not scoring.hu and std is not None and dst_map.reference is not None:  # MR: the uncertainty in its units too
         std = std * (2.0 / (dst_map.reference[1] - dst_map.reference[0]))
-    report.per_subject[subject.id] = scoring.score(pred, scored_target, mask, target.path, std=std)
+    report.per_subject[subject.id] = scoring.score(pred, scored_target, mask, target.path, std=std,
+                                                   affine=target.affine)  # fmt: skip
     if lut is not None:
         norm = ckpt.src_map.forward(source.data, ckpt.src_map.scale_of(source.data))
-        report.baseline_per_subject[subject.id] = scoring.score(lut.apply(norm), scored_target, mask, target.path)
+        report.baseline_per_subject[subject.id] = scoring.score(lut.apply(norm), scored_target, mask, target.path,
+                                                                affine=target.affine)  # fmt: skip
     suffix = source.path.name[len(volume_name(source.path)) :] or ".nii.gz"  # the source's format; DICOM: NIfTI
     pred_path = out / f"{subject.id}_{dc.dst}{suffix}"
     save_like(pred_path, result.image, source, overwrite=True, describe=f"pix2gan {dc.dst}")
@@ -309,7 +314,7 @@ def evaluate_folders(
     target_dir: str | Path,
     mask_dir: str | Path | None = None,
     *,
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[str] = PAIRED_METRICS,
     modality: str = "ct",
     rules: str | Rules = "synthrad2023",
     out_dir: str | Path | None = None,
@@ -357,7 +362,7 @@ def evaluate_folders(
                 raise InputError(f"{masks[name]}: mask is empty")
         sid = name
         scored = scoring.pair(pred.data, target.data, targets[name])
-        report.per_subject[sid] = scoring.score(*scored, mask, targets[name])
+        report.per_subject[sid] = scoring.score(*scored, mask, targets[name], affine=target.affine)
         source = None
         if source_dir:
             source_vol = load_volume(sources[name])

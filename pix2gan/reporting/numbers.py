@@ -3,13 +3,16 @@ code).
 
 The rules follow ``pix2gan eval``'s terminal table (``cli/show.py``): MAE and PSNR with 2 decimals (MAEs of a small
 data range, MR targets in [-1, 1], with 4), SSIM with 4, the uncertainty ranking with 3, "–" for a figure without a
-value; generative figures with 4 significant digits, shares as percentages.
+value; the realism figures: the NPS log-spectral distance (dB) and HU Wasserstein-1 with 2 decimals, the ratios
+(NPS, sharpness) with 3; generative figures with 4 significant digits, shares as percentages.
 
 Example:
     >>> format_metric("mae", 78.6123), format_metric("ssim", 0.91234), format_metric("mae_bone", None)
     ('78.61', '0.9123', '–')
     >>> format_metric("mae", 0.08153, data_range=2.0), format_metric("std_error_spearman", 0.41234)
     ('0.0815', '0.412')
+    >>> format_metric("nps_ratio", 0.41234), format_metric("nps_lsd", 3.4567), format_metric("hu_w1", 12.345)
+    ('0.412', '3.46', '12.35')
     >>> format_mean_std("psnr", 27.123, 0.456)
     '27.12 ± 0.46'
     >>> format_gan_metric("class_consistency", 0.9), format_gan_metric("kid", 0.000123456)
@@ -21,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["format_metric", "format_mean_std", "format_gan_metric", "GAN_LABELS", "GAN_SHARES", "paired_columns",
-           "rules_line", "HIDDEN_KEYS"]  # fmt: skip
+           "rules_line", "HIDDEN_KEYS", "REALISM_LABELS", "REALISM_NOTES"]  # fmt: skip
 
 GAN_LABELS = {
     "classifier_accuracy": "real-image classifier accuracy (held out)",
@@ -39,6 +42,30 @@ GAN_LABELS = {
 GAN_SHARES = ("classifier_accuracy", "class_consistency")
 """Generative figures that are shares, shown as percentages."""
 
+REALISM_LABELS = {
+    "nps_ratio": "NPS ratio",
+    "nps_lsd": "NPS LSD (dB)",
+    "sharpness": "sharp",
+    "sharpness_bone": "sharp bone",
+    "hu_w1": "W1 (HU)",
+}
+"""Column headers of the realism figures (:mod:`pix2gan.evaluation.realism`), in their order."""
+
+REALISM_NOTES = {
+    "nps_ratio": "noise power of the prediction over the real CT's, on soft-tissue squares of the real CT (ICRU 87 "
+                 "noise power spectrum, axial planes): 1 as noisy, < 1 smoother",
+    "nps_lsd": "log-spectral distance between the two radially averaged noise power spectra (dB): 0 when the noise "
+               "texture agrees, whatever its level",
+    "sharpness": "mean gradient magnitude (HU/mm) of the prediction over the real CT's, inside the eroded body: 1 as "
+                 "sharp, < 1 blurred",
+    "sharpness_bone": "the same on the edges of the real CT's bone (> 200 HU)",
+    "hu_w1": "Wasserstein-1 distance (HU) between the prediction's and the real CT's HU values inside the body: 0 when "
+             "the histograms agree",
+}
+"""One line per realism figure, shown under the report's evaluation table."""
+
+_RATIOS = ("nps_ratio", "sharpness", "sharpness_bone")
+
 HIDDEN_KEYS = ("std_mean",)
 """Per-subject keys of the JSON that the table leaves out, as the terminal table does."""
 
@@ -54,7 +81,7 @@ def format_metric(metric: str, value: float | None, data_range: float | None = N
     value = float(value)  # type: ignore[arg-type]
     if metric == "ssim" or (metric.startswith("mae") and data_range is not None and data_range <= 10):
         return f"{value:.4f}"
-    return f"{value:.3f}" if metric == "std_error_spearman" else f"{value:.2f}"
+    return f"{value:.3f}" if metric == "std_error_spearman" or metric in _RATIOS else f"{value:.2f}"
 
 
 def format_mean_std(metric: str, mean: float | None, std: float | None, data_range: float | None = None) -> str:
@@ -90,7 +117,8 @@ def paired_columns(doc: dict[str, Any]) -> dict[str, str]:
         elif key.startswith("mae_"):
             columns[key] = f"MAE {key.removeprefix('mae_')}{unit}"
         else:
-            columns[key] = {"psnr": "PSNR (dB)", "ssim": structural, "std_error_spearman": "std~|err| ρ"}.get(key, key)
+            columns[key] = {"psnr": "PSNR (dB)", "ssim": structural, "std_error_spearman": "std~|err| ρ",
+                            **REALISM_LABELS}.get(key, key)  # fmt: skip
     return columns
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pix2gan.io import atomic_write_text, check_new_file
-from pix2gan.reporting.numbers import (GAN_LABELS, format_gan_metric, format_mean_std, format_metric, paired_columns,
-                                      rules_line)
+from pix2gan.reporting.numbers import (GAN_LABELS, REALISM_LABELS, REALISM_NOTES, format_gan_metric, format_mean_std,
+                                      format_metric, paired_columns, rules_line)
 from pix2gan.reporting.html import cell, esc, figure, page, table
 from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
 
@@ -259,6 +259,8 @@ def _paired_eval(run: RunFiles, ev: EvalFile) -> str:
     name = ev.split or ev.path.stem
     parts = [_paired_table(doc, doc["per_subject"], doc, columns, f"eval-{name}", "mean ± std")]
     parts.append(f'<p class="note">{esc(rules_line(doc))}</p>')
+    parts.extend(f'<p class="note">{esc(REALISM_LABELS[k])}: {esc(REALISM_NOTES[k])}</p>' for k in columns
+                 if k in REALISM_NOTES)  # fmt: skip
     source = (doc.get("rules") or {}).get("source")
     if source:
         parts.append(f'<p class="note">metrics as computed by {esc(source)}; mean and std over subjects '
