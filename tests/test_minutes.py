@@ -8,12 +8,17 @@ epoch is 6 x 1 + 1 = 7 s and the middle-step estimate (steps alone) 6 s.
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import pix2gan.train.budget as budget
@@ -140,3 +145,34 @@ def test_minutes_on_the_command_line_and_in_config_files(tiny_data, tmp_path):
     settled = RunConfig.from_dict(json.loads(RunLayout(tmp_path / "cli").config.read_text()))
     assert (settled.with_options(minutes=3).train.epochs, settled.with_options(epochs=5).train.minutes) == (None, None)
     assert RunConfig.from_options("paired", minutes=1).train.epochs is None  # (not the recommended 150)
+
+
+DDP_DRIVER = """
+import itertools, os, sys
+import pix2gan.train.budget as budget
+ticks = itertools.count(0.0, 1.0 if os.environ.get("RANK", "0") == "0" else 100.0)  # rank 1's clock 100x slower
+budget.perf_counter = lambda: next(ticks)
+from pix2gan_cli.app import app
+app(sys.argv[1:], prog_name="pix2gan")
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
+def test_ddp_ranks_settle_rank_0s_count(tiny_data, tmp_path):
+    """Two gloo ranks whose clocks disagree (alone, rank 1 would settle 1 epoch and leave rank 0 waiting): both train
+    the count of rank 0's clock."""
+    driver, run = tmp_path / "driver.py", tmp_path / "run"
+    driver.write_text(DDP_DRIVER)
+    tiny = ["--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2", "--image-size", "32",
+            "--batch-size", "2", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(driver),
+               "train", "--data", str(tiny_data), *tiny, "--minutes", "0.2", "--run-dir", str(run)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(RunLayout(run).epochs) as fh:
+        rows = list(csv.DictReader(fh))
+    per_epoch = int(rows[0]["step"])
+    # rank 0's clock: 1 s a step after the first two (x per_epoch) + 1 s of validation
+    expected = budget.settle(12.0, per_epoch + 1.0) if budget.settle(12.0, per_epoch) > 1 else 1
+    assert _recorded(run)["epochs"] == len(rows) == expected > 1

@@ -194,7 +194,7 @@ def _fit(
             run.steps_of_epoch(epoch, stop, bar)
             if stop.requested and (state.step % state.per_epoch or state.step == first):
                 run.save()  # interrupted inside the epoch (possibly while fetching a batch); once per step
-                raise interrupted(stop.requested, state, run.total_steps, layout)
+                raise interrupted(stop.requested, state, run.total_steps if run.budget is None else "?", layout)
             run.end_epoch(epoch, t0, bar)
             if stop.requested:
                 raise interrupted(stop.requested, state, run.total_steps, layout)

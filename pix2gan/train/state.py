@@ -193,7 +193,7 @@ def check_finite_weights(generator: nn.Module, discriminator: nn.Module, step: i
             )
 
 
-def interrupted(signame: str, state: LoopState, total: int, layout: RunLayout) -> TrainingInterrupted:
+def interrupted(signame: str, state: LoopState, total: int | str, layout: RunLayout) -> TrainingInterrupted:
     step, per_epoch = state.step, state.per_epoch
     return TrainingInterrupted(
         f"{signame}: stopped at epoch {step // per_epoch + (1 if step % per_epoch else 0)}, step {step} of {total}; "
