@@ -3,7 +3,7 @@
 The clock of :mod:`pix2gan.train.budget` is replaced by one that advances 1 s per reading, so the settled count does
 not depend on the machine: on the tiny phantoms (6 steps per epoch) the budget reads the clock after each step of
 epoch 1 and once after its validation; the steps after the first two take 1 s each and the validation 1 s, so an
-epoch is 6 x 1 + 1 = 7 s and the middle-step estimate (steps alone) 6 s.
+epoch is 6 x 1 + 1 + 1 = 8 s (steps, validation, checkpoint) and the middle-step estimate (steps alone) 6 s.
 """
 
 from __future__ import annotations
@@ -51,22 +51,22 @@ def _recorded(run: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def timed(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-minute run (7 s per epoch: 9 epochs), a checkpoint every step."""
+    """A 0.9-minute run (8 s per epoch: 54 / 8 = 6.75, so 7 epochs), a checkpoint every step."""
     run = tmp_path_factory.mktemp("minutes") / "run"
     with pytest.MonkeyPatch.context() as mp:
         ticks = itertools.count(0.0, 1.0)
         mp.setattr(budget, "perf_counter", lambda: next(ticks))
-        result = fit(tiny_config(tiny_data, epochs=None, minutes=1.0, threads=1, checkpoint_every=1, keep_last=100),
+        result = fit(tiny_config(tiny_data, epochs=None, minutes=0.9, threads=1, checkpoint_every=1, keep_last=100),
                      run, progress=False)  # fmt: skip
-    assert result.budget == "budget 1 min: settled on 9 epochs (7.00 s per epoch measured in epoch 1)"
+    assert result.budget == "budget 0.9 min: settled on 7 epochs (8.00 s per epoch measured in epoch 1)"
     assert result.summary_lines()[1] == result.budget
     return run
 
 
 def test_the_settled_run_is_the_run_of_that_many_epochs(timed, tiny_data, tmp_path):
     train = _recorded(timed)
-    assert (train["epochs"], train["minutes"]) == (9, 1.0)  # recorded for a resume; the budget kept for the record
-    twin = _train(tiny_data, tmp_path / "twin", epochs=9, checkpoint_every=1, keep_last=100)
+    assert (train["epochs"], train["minutes"]) == (7, 0.9)  # recorded for a resume; the budget kept for the record
+    twin = _train(tiny_data, tmp_path / "twin", epochs=7, checkpoint_every=1, keep_last=100)
     assert_identical(final_state(timed), final_state(twin))
     assert (timed / "log.csv").read_text() == (twin / "log.csv").read_text()  # every step's learning rate too
 
@@ -95,7 +95,25 @@ def test_a_resume_repeats_the_settled_count_without_measuring(timed, tmp_path, m
         result = resume_run(copy, progress=False)
         assert_identical(final_state(copy), final_state(timed), f"resumed at {resume_at}")
         assert (copy / "log.csv").read_text() == (timed / "log.csv").read_text()
-        assert result.budget == "budget 1 min: settled on 9 epochs (when the run started)"
+        assert result.budget == "budget 0.9 min: settled on 7 epochs (when the run started)"
+
+
+def test_a_run_killed_between_epoch_1s_checkpoint_and_the_settlement_settles_from_the_checkpoint(timed, tiny_data,
+                                                                                               tmp_path):
+    """The checkpoint of epoch 1 holds the epoch's time before its own save (7 s): resumed from it with nothing
+    settled, the run settles from that (54 / 7: 8 epochs), as ``--epochs 8``, without measuring."""
+    copy = tmp_path / "run"
+    shutil.copytree(timed, copy, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
+    (copy / "checkpoints").mkdir()
+    for step in range(1, 7):
+        shutil.copy(RunLayout(timed).checkpoints / f"step_{step:08d}.pt", copy / "checkpoints")
+    cfg = json.loads(RunLayout(copy).config.read_text())
+    cfg["train"]["epochs"] = None
+    RunLayout(copy).config.write_text(json.dumps(cfg))
+    result = resume_run(copy, progress=False)
+    assert result.budget == "budget 0.9 min: settled on 8 epochs (7.00 s per epoch measured in epoch 1)"
+    assert _recorded(copy)["epochs"] == 8
+    assert_identical(final_state(copy), final_state(_train(tiny_data, tmp_path / "twin", epochs=8)))
 
 
 def test_a_run_stopped_before_settling_settles_on_resume_keeping_its_learning_rates(timed, tiny_data, tmp_path):
@@ -117,7 +135,7 @@ def test_a_run_stopped_before_settling_settles_on_resume_keeping_its_learning_ra
 
 
 def test_a_warm_up_takes_its_epochs_from_the_settled_count(tiny_data, tmp_path):
-    """21 s: 3 epochs, the warm-up round(0.5 x 3) = 2 of them, as ``--epochs 3 --gan-warmup 0.5`` (a provisional
+    """21 s / 8: 3 epochs, the warm-up round(0.5 x 3) = 2 of them, as ``--epochs 3 --gan-warmup 0.5`` (a provisional
     count would have switched after epoch 1); a budget under the fewest epochs a warm-up needs gets those (2)."""
     run = _train(tiny_data, tmp_path / "warm", epochs=None, minutes=0.35, gan_warmup=0.5)
     assert _recorded(run)["epochs"] == 3
@@ -131,9 +149,9 @@ def test_minutes_on_the_command_line_and_in_config_files(tiny_data, tmp_path):
     tiny = ["--data", str(tiny_data), "--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2",
             "--image-size", "32", "--batch-size", "4", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
     runner = CliRunner()
-    result = runner.invoke(app, ["train", *tiny, "--minutes", "0.2", "--run-dir", str(tmp_path / "cli")])
+    result = runner.invoke(app, ["train", *tiny, "--minutes", "0.25", "--run-dir", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
-    assert "budget 0.2 min: settled on 2 epochs (7.00 s per epoch measured in epoch 1)" in result.output
+    assert "budget 0.25 min: settled on 2 epochs (8.00 s per epoch measured in epoch 1)" in result.output
     assert _recorded(tmp_path / "cli")["epochs"] == 2
     refused = runner.invoke(app, ["train", *tiny, "--minutes", "1", "--epochs", "3", "--run-dir", str(tmp_path / "x")])
     assert_one_clear_line(refused, "--minutes and --epochs both set the length of the run")
@@ -173,6 +191,6 @@ def test_ddp_ranks_settle_rank_0s_count(tiny_data, tmp_path):
     with open(RunLayout(run).epochs) as fh:
         rows = list(csv.DictReader(fh))
     per_epoch = int(rows[0]["step"])
-    # rank 0's clock: 1 s a step after the first two (x per_epoch) + 1 s of validation
-    expected = budget.settle(12.0, per_epoch + 1.0) if budget.settle(12.0, per_epoch) > 1 else 1
+    # rank 0's clock: 1 s a step after the first two (x per_epoch) + 1 s of validation + 1 s of checkpoint
+    expected = budget.settle(12.0, per_epoch + 2.0) if budget.settle(12.0, per_epoch) > 1 else 1
     assert _recorded(run)["epochs"] == len(rows) == expected > 1

@@ -2,9 +2,11 @@
 
 A run given ``train.minutes`` and no ``train.epochs`` times the steps of its epoch 1 (after the first
 :data:`WARM_STEPS`, whose one-off costs - first calls, kernel selection - would not recur) and the end-of-epoch work
-(validation, the panel), and settles ``epochs = max(least, round(60 x minutes / seconds per epoch))``. The loop
-records the count in ``config.json`` (``train.epochs``; ``train.minutes`` stays for the record), so a resumed run
-repeats it and never measures again.
+(validation, the panel, the checkpoint), and settles ``epochs = max(least, round(60 x minutes / seconds per
+epoch))``. The loop records the count in ``config.json`` (``train.epochs``; ``train.minutes`` stays for the record),
+so a resumed run repeats it and never measures again. Epoch 1's checkpoint holds the epoch's time before its own
+save (``measured`` in its ``progress``): a run killed between that checkpoint and the settlement settles from it
+when resumed.
 
 The run is then the one ``--epochs N`` would train, bit for bit: nothing of epoch 1 depends on N as long as it is
 settled in time. The learning rate is constant over the first half of the steps (:func:`~pix2gan.train.optim.
@@ -13,8 +15,7 @@ linear_decay`), so for any N >= 2 over the whole epoch 1, and the count can wait
 the schedulers step, the steps timed so far decide it (one epoch when the budget is under 1.5 epochs of steps).
 With ``--gan-warmup`` the count is at least ``least_epochs`` (a warm-up and an adversarial epoch), so epoch 1 is a
 warm-up epoch for every count; its steps make no discriminator update, so the adversarial epochs take longer than
-measured and such a run ends over its budget. The checkpoint saved at the end of epoch 1 is not timed (it follows
-the settlement, which it records).
+measured and such a run ends over its budget.
 
 Under DDP rank 0's clock decides (its figures are broadcast): every rank settles the same count at the same step.
 
@@ -32,6 +33,7 @@ from time import perf_counter
 from pix2gan.config import TrainConfig
 from pix2gan.errors import InputError
 from pix2gan.train.hardware import DistInfo, rank0_number
+from pix2gan.train.state import LoopState
 
 __all__ = ["Budget", "settle", "budget_text", "epochs_text", "WARM_STEPS"]
 
@@ -64,24 +66,36 @@ class Budget:
         self.t_first: float | None = None
         self.t_last: float | None = None
         self.epoch_seconds = float("nan")  # what the settlement measured
+        self.resumed: float | None = None  # resumed after epoch 1's checkpoint: the epoch's time it saved
+        self.t_saving = 0.0
 
     @classmethod
-    def of_run(cls, tc: TrainConfig, step: int, per_epoch: int, info: DistInfo, config: Path) -> Budget | None:
-        """The clock of a ``--minutes`` run whose count is not settled yet (resumed at ``step``); None otherwise.
+    def of_run(cls, tc: TrainConfig, state: LoopState, info: DistInfo, config: Path) -> Budget | None:
+        """The clock of a ``--minutes`` run whose count is not settled yet (new, or resumed at ``state.step``); None
+        otherwise.
 
         Raises:
-            InputError: such a run past its epoch 1 (``config``, its ``config.json``, lost the count).
+            InputError: such a run resumed past its epoch 1 without the epoch's time (``config``: its config.json).
         """
+        if tc.epochs is None and state.step >= state.per_epoch and state.measured is None:
+            raise InputError(f"{config}: train.epochs is missing (a --minutes run settles it in its first epoch)")
         if tc.epochs is not None:
             return None
-        if step >= per_epoch:
-            raise InputError(f"{config}: train.epochs is missing (a --minutes run settles it in its first epoch)")
-        return cls(float(tc.minutes), per_epoch, step, tc.least_epochs, info)  # type: ignore[arg-type]
+        budget = cls(float(tc.minutes), state.per_epoch, min(state.step, state.per_epoch - 1), tc.least_epochs, info)
+        if state.step >= state.per_epoch:  # (epoch 1 done with a constant learning rate: 2 epochs or more)
+            budget.resumed, budget.least = state.measured, max(budget.least, 2)
+        return budget
 
-    def start(self, step: int) -> None:
-        """The epoch's steps begin (at ``step``)."""
+    def start(self, step: int) -> int | None:
+        """The epoch's steps begin (at ``step``). Returns the count when it is already known: resumed from the
+        checkpoint of epoch 1 before the settlement that follows it (from the epoch's time it saved, without the
+        checkpoint's own)."""
+        if self.resumed is not None:
+            self.epoch_seconds = self.resumed
+            return settle(60.0 * self.minutes, self.resumed, self.least)
         if step == self.first and self.t_first is None:
             self.t_first = perf_counter()
+        return None
 
     def after_step(self, step: int) -> int | None:
         """After step ``step`` (before the schedulers step): 1 when the run is settled to one epoch now, else None."""
@@ -98,12 +112,17 @@ class Budget:
         self.epoch_seconds = seconds
         return 1
 
-    def at_epoch_end(self) -> int:
-        """After epoch 1's validation: the settled count, from its steps and its end-of-epoch work."""
-        now = perf_counter()
+    def before_save(self) -> float:
+        """After epoch 1's validation: the epoch's seconds so far (steps, then validation and panel)."""
+        self.t_saving = now = perf_counter()
         last = self.t_last if self.t_last is not None else now
-        seconds = self._step_seconds(self.per_epoch, last) * self.per_epoch + (now - last)
+        seconds = self._step_seconds(self.per_epoch, last) * self.per_epoch + now - last
         self.epoch_seconds = rank0_number(seconds, self.info)
+        return self.epoch_seconds
+
+    def after_save(self) -> int:
+        """After epoch 1's checkpoint: the settled count, from the whole epoch."""
+        self.epoch_seconds += rank0_number(perf_counter() - self.t_saving, self.info)
         return settle(60.0 * self.minutes, self.epoch_seconds, self.least)
 
     def _step_seconds(self, step: int, now: float) -> float:

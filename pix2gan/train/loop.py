@@ -243,7 +243,7 @@ class _Training:
         self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler)
         self.state = LoopState(world=info.world, per_epoch=per_epoch)
         self._restore(start)
-        self.budget = Budget.of_run(cfg.train, self.state.step, self.state.per_epoch, info, layout.config)
+        self.budget = Budget.of_run(cfg.train, self.state, info, layout.config)
         self.budget_text = budget_text(cfg.train)
         if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
             seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + self.state.step)
@@ -342,8 +342,8 @@ class _Training:
         """Train until the epoch's last step, or until a stop was asked for (a checkpoint saved first)."""
         tc, info, state, parts = self.tc, self.info, self.state, self.parts
         self.sampler.set_epoch(epoch, state.step % state.per_epoch)
-        if self.budget is not None:
-            self.budget.start(state.step)
+        if self.budget is not None and (settled := self.budget.start(state.step)):
+            self.settle(settled, bar)  # (resumed between epoch 1's checkpoint and the settlement)
         self.generator.train()
         self.discriminator.train()
         for batch in batches(self.loader, self.ctx, stop):
@@ -396,8 +396,8 @@ class _Training:
         if info.main:
             layout.panels.mkdir(parents=True, exist_ok=True)
             val = self.task.end_epoch(epoch, self.generator, self.device)
-        if self.budget is not None:  # (before the checkpoint, which records the count)
-            self.settle(self.budget.at_epoch_end(), bar)
+        if self.budget is not None:  # epoch 1's time without its checkpoint, saved in it
+            state.measured = self.budget.before_save()
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "step": state.step, **self._columns({k: round(v, 6) for k, v in means.items()}),
                **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
@@ -410,6 +410,8 @@ class _Training:
         if is_best:
             state.best = float(score)  # type: ignore[arg-type]
         self.save(best=is_best)
+        if self.budget is not None:  # settled with the checkpoint's time; config.json records it
+            self.settle(self.budget.after_save(), bar)
         if info.main and (epoch == self.tc.epochs or time.monotonic() - self.last_curve > 20.0):  # ~1 s a plot
             save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
             self.last_curve = time.monotonic()
