@@ -242,6 +242,7 @@ class _Training:
         sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps, self.total_steps - self.switch)
         self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler)
         self.state = LoopState(world=info.world, per_epoch=per_epoch)
+        self.budget: Budget | None = None  # (--minutes: set below, once the run's step is known)
         self._restore(start)
         self.budget = Budget.of_run(cfg.train, self.state, info, layout.config)
         self.budget_text = budget_text(cfg.train)
@@ -261,7 +262,7 @@ class _Training:
         self.parts.sched_d.lr_lambdas = [linear_decay(self.total_steps - self.switch)]
         if self.info.main:
             atomic_write_json(self.layout.config, self.cfg.to_dict())
-        self.budget, self.budget_text = None, budget_text(self.cfg.train, seconds)
+        self.budget, self.budget_text, self.state.measured = None, budget_text(self.cfg.train, seconds), None
         log.info("%s; recorded in %s", self.budget_text, self.layout.config)
         bar.settle(self.total_steps, epochs_text(self.cfg.train))
         self._log_warmup()
