@@ -29,7 +29,7 @@ Usage::
                             [--work DIR] [--keep] [--json out.json]
 
 With the defaults (2 minutes of training per row) the whole benchmark takes about 30-40 minutes on 2 CPU cores:
-per row a 2-epoch timing probe, the training, a few seconds of the plain loop, and three evaluations.
+per row the training (sized by ``train --minutes``), a few seconds of the plain loop, and three evaluations.
 ``--minutes 0.1 --only default,resnet,l1-1000`` is a smoke run of 2-3 minutes.
 
 Rows (each is the 2-D pix2pix configuration, pinned in :data:`PIX2PIX`, plus the change named, unless it says
@@ -72,12 +72,12 @@ validation MAE, and the ``best`` row picks its options by each row's validation 
 inference options). The held-out sets only ever receive finished models. Each table ends with the per-voxel
 lookup-table baseline, fitted on the training-split subjects of that held-out folder (never the scored ones).
 
-**Equal wall clock.** For each row a probe trains 2 epochs of the row's exact configuration into a throwaway folder;
-the steady-state time of one epoch is the time between the ends of the two validations: epoch 1's checkpoint and
-loss curve, epoch 2's steps and epoch 2's validation, i.e. everything the loop does per epoch. The run then gets
-``epochs = max(1, round(60 * minutes / epoch_time))`` (its learning-rate schedule is sized for that many), so every
-row spends about ``--minutes`` in its training loop; ``train s`` shows the time it really took (one-off data
-decoding before the first step is not counted; rows whose epoch is longer than the budget get one epoch).
+**Equal wall clock.** Each row trains with ``minutes=`` (``pix2gan train --minutes``): the loop times its own
+epoch 1 (steps after the first two, and the validation) and settles ``epochs = max(1, round(60 * minutes /
+epoch_time))`` once, its learning-rate schedule sized for that many (the run is the one ``--epochs`` that count
+would train), so every row spends about ``--minutes`` in its training loop; ``train s`` shows the time it really
+took (from the decoded data to the last checkpoint: one-off data decoding before the first step and the closing
+report.html are not counted) and the row's line and ``--json`` its ratio to the budget (``budget_miss``).
 Per-epoch checkpoints are kept (they are part of the loop), time-based ones are off (``checkpoint_minutes=0``) and no
 validation panel is drawn (``panel_slices=0``), so the overhead is the same small per-epoch cost for every row.
 """
@@ -109,7 +109,6 @@ sys.path.insert(0, str(ROOT))
 TRAIN_SEED = 1  # phantom family trained on (the bundled samples/ are family 0)
 HELDOUT_SEED = 2  # a third family, only ever evaluated
 N_SUBJECTS, SIZE = 14, 128  # as the bundled samples
-PROBE_EPOCHS = 2
 DEFAULT_MINUTES = 2.0
 CLASS_KEYS = ("mae_air", "mae_soft", "mae_bone")
 REALISM_COLUMNS = {"nps_ratio": ("NPS", ".3f"), "nps_lsd": ("LSD dB", ".2f"), "sharpness": ("sharp", ".3f"),
@@ -202,11 +201,12 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
 # configurations
 
 
-def build_config(options: dict[str, Any], common: dict[str, Any], epochs: int):  # noqa: ANN201
-    """The run configuration of a row (raises ValueError for options the library does not take)."""
+def build_config(options: dict[str, Any], common: dict[str, Any], minutes: float):  # noqa: ANN201
+    """The run configuration of a row, trained for ``minutes`` (raises ValueError for options the library does not
+    take)."""
     from pix2gan.options import run_config
 
-    cfg = run_config("paired", **{**common, **options, "epochs": epochs})
+    cfg = run_config("paired", **{**common, **options, "minutes": minutes})
     if hasattr(cfg.train, "panel_slices"):
         cfg.train.panel_slices = 0  # no PNG per epoch (not a command-line option)
     return cfg
@@ -224,6 +224,7 @@ def training_key(cfg) -> str:  # noqa: ANN001
     d = cfg.to_dict()
     d.pop("infer", None)
     d["train"].pop("epochs", None)
+    d["train"].pop("minutes", None)
     return json.dumps(d, sort_keys=True, default=str)
 
 
@@ -267,18 +268,23 @@ def combine_best(results: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], di
 
 @contextlib.contextmanager
 def instrumented(record: dict[str, Any]):  # noqa: ANN201
-    """Time the loop from outside: when the task was built, and each validation (``task.end_epoch``) of the run.
+    """Time the loop from outside: when the task was built, each validation (``task.end_epoch``) of the run, and when
+    the closing report began (the end of the loop).
 
     Wraps ``build_task`` as the loop sees it; if the loop no longer calls it by that name the records stay empty
     and the callers fall back to the epoch times of ``epochs.csv`` (which include validation).
     """
     from pix2gan.train import loop
 
-    record.update(built=None, val_s=[], val_end=[])
-    original = getattr(loop, "build_task", None)
-    if original is None:
+    record.update(built=None, val_s=[], val_end=[], loop_end=None)
+    original, report = getattr(loop, "build_task", None), getattr(loop, "_write_report", None)
+    if original is None or report is None:
         yield record
         return
+
+    def write_report(*args: Any, **kwargs: Any) -> None:
+        record["loop_end"] = time.perf_counter()
+        report(*args, **kwargs)
 
     def build_task(*args: Any, **kwargs: Any):  # noqa: ANN202
         task = original(*args, **kwargs)
@@ -298,20 +304,21 @@ def instrumented(record: dict[str, Any]):  # noqa: ANN201
         record["built"] = time.perf_counter()
         return task
 
-    loop.build_task = build_task
+    loop.build_task, loop._write_report = build_task, write_report
     try:
         yield record
     finally:
-        loop.build_task = original
+        loop.build_task, loop._write_report = original, report
 
 
 def train(cfg, run_dir: Path) -> dict[str, Any]:  # noqa: ANN001
-    """``fit`` with timings: loop seconds (after the data are decoded), step seconds (epochs minus validation)."""
+    """``fit`` with timings: loop seconds (after the data are decoded, before the report), step seconds (epochs minus
+    validation), and how the run settled its budget."""
     from pix2gan.train.loop import fit
 
     with instrumented({}) as rec:
         result = fit(cfg, run_dir, progress=False)
-        end = time.perf_counter()
+        end = rec["loop_end"] or time.perf_counter()
     rows = result.epochs
     epoch_s = [float(r["seconds"]) for r in rows]
     val_s = rec["val_s"] if len(rec["val_s"]) == len(rows) else [0.0] * len(rows)
@@ -324,16 +331,8 @@ def train(cfg, run_dir: Path) -> dict[str, Any]:  # noqa: ANN001
         "val_end": rec["val_end"],
         "epoch_s": epoch_s,
         "val_mae_last": float(rows[-1].get("val_mae", float("nan"))) if rows else float("nan"),
+        "budget": getattr(result, "budget", ""),
     }
-
-
-def probe_epoch_seconds(cfg, folder: Path) -> float:  # noqa: ANN001
-    """Steady-state seconds of one epoch, everything the loop does per epoch included (see the module docstring)."""
-    t = train(cfg, folder)
-    ends = t["val_end"]
-    if len(ends) >= 2:
-        return float(ends[-1] - ends[-2])
-    return t["epoch_s"][-1]  # epochs.csv: steps + validation, without the checkpoint
 
 
 def first_conv(net: torch.nn.Module) -> torch.nn.Conv2d:
@@ -425,7 +424,7 @@ def run_row(name: str, what: str, options: dict[str, Any], infer: dict[str, Any]
     """Probe, train, time the plain loop, evaluate; returns the row's figures (or ``skipped`` with the reason)."""
     out: dict[str, Any] = {"name": name, "what": what, "options": options, "infer": infer}
     try:
-        cfg = build_config(options, ctx["common"], PROBE_EPOCHS)
+        cfg = build_config(options, ctx["common"], ctx["minutes"])
     except (ValueError, TypeError) as exc:
         return {**out, "skipped": f"run_config: {exc}"}
     missing = unsupported_infer(infer)
@@ -439,27 +438,21 @@ def run_row(name: str, what: str, options: dict[str, Any], infer: dict[str, Any]
     twin = next((r for r in results.values() if r.get("key") == key and "run_dir" in r), None)
     if twin is not None and infer_differences(cfg, twin["cfg"]) <= set(infer):
         console.print(f"  {name}: same training as {twin['name']}; evaluating its weights with {infer}")
-        out.update({k: twin[k] for k in ("steps", "epochs", "epoch_probe_s", "loop_s", "step_s", "images_per_s",
+        out.update({k: twin[k] for k in ("steps", "epochs", "budget", "budget_miss", "loop_s", "step_s", "images_per_s",
                                           "plain_images_per_s", "run_dir", "batch")})  # fmt: skip
         out["reuses"] = twin["name"]
     else:
-        t0 = time.perf_counter()
-        probe_dir = work / "probes" / name
-        shutil.rmtree(probe_dir, ignore_errors=True)
-        per_epoch = probe_epoch_seconds(cfg, probe_dir)
-        shutil.rmtree(probe_dir, ignore_errors=True)
-        epochs = max(1, round(60.0 * ctx["minutes"] / per_epoch))
-        cfg = build_config(options, ctx["common"], epochs)
         run_dir = work / "runs" / name
         shutil.rmtree(run_dir, ignore_errors=True)
-        console.print(f"  {name}: probe {per_epoch:.2f} s/epoch ({time.perf_counter() - t0:.0f} s) -> {epochs} epochs",
-                      highlight=False)  # fmt: skip
         t = train(cfg, run_dir)
+        miss = t["loop_s"] / (60.0 * ctx["minutes"])
+        console.print(f"  {name}: {t['budget'] or '(no budget recorded)'}; train {t['loop_s']:.1f} s = {miss:.2f} x "
+                      f"the budget", highlight=False)  # fmt: skip
         batch = cfg.train.batch_size
         plain = plain_images_per_s(cfg, device, ctx["plain_seconds"])  # now, under the machine's current load
-        out.update(steps=t["steps"], epochs=t["epochs"], epoch_probe_s=per_epoch, loop_s=t["loop_s"], step_s=t["step_s"],
-                   images_per_s=t["steps"] * batch / max(t["step_s"], 1e-9), plain_images_per_s=plain,
-                   run_dir=run_dir, batch=batch)  # fmt: skip
+        out.update(steps=t["steps"], epochs=t["epochs"], budget=t["budget"], budget_miss=miss, loop_s=t["loop_s"],
+                   step_s=t["step_s"], images_per_s=t["steps"] * batch / max(t["step_s"], 1e-9),
+                   plain_images_per_s=plain, run_dir=run_dir, batch=batch)  # fmt: skip
     out["key"], out["cfg"] = key, cfg
     out["vs_plain"] = out["images_per_s"] / out["plain_images_per_s"]
 

@@ -79,6 +79,7 @@ def train(
     generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs; dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
     discriminator: Annotated[str | None, _opt("discriminator", "Discriminator architecture: patchgan for paired runs; dcgan for noise/class runs.")] = None,
     epochs: Annotated[int | None, _opt("epochs", "Epochs; the learning rate decays linearly to 0 over the second half.", min=1)] = None,
+    minutes: Annotated[float | None, typer.Option(min=0.0, show_default=False, help="Train for about this many minutes instead of a set number of epochs: epoch 1 is timed, the count of epochs settled from it once (recorded in the run's config.json, so --resume repeats it) and the learning-rate schedule sized for it. Not with --epochs.")] = None,
     batch_size: Annotated[int | None, _opt("batch_size", "Images per step.", min=1)] = None,
     image_size: Annotated[int | None, _opt("image_size", "Paired: side of the random training crop, a multiple of the generator's padding multiple (2^depth for the U-Net). Noise/class: 28, 32, 64 or 128.", min=1)] = None,
     depth: Annotated[int | None, _opt("depth", "U-Net down-sampling steps (8 = pix2pix unet_256).", min=2, max=10)] = None,

@@ -128,6 +128,9 @@ def run_config_with_file(path: str | Path | None = None, mode: Mode | str | None
     settings = dict(settings)
     file_mode = settings.pop("mode", None)
     given = {k: v for k, v in options.items() if v is not None}
+    if given.keys() & {"minutes", "epochs"}:  # an option given sets the run's length: the file's is dropped
+        for name in ("minutes", "epochs"):
+            settings.pop(name, None)
     try:
         return RunConfig.from_options(mode or file_mode or Mode.PAIRED, **{**settings, **given})
     except InputError:

@@ -55,6 +55,7 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "embed_dim": (("gan", "embed_dim"),),
     "image_size": (("train", "image_size"), ("gan", "image_size")),
     "epochs": (("train", "epochs"),),
+    "minutes": (("train", "minutes"),),
     "batch_size": (("train", "batch_size"),),
     "lr": (("train", "lr"),),
     "lr_d": (("train", "lr_d"),),
@@ -143,6 +144,9 @@ def option_sections(mode: Mode | str = Mode.PAIRED, **options: Any) -> dict[str,
     recommended = dict(RECOMMENDED.get(mode, {}))
     if options.get("gan_warmup") and "gan_loss" not in _given(options):  # a warm-up switches an adversarial term on
         recommended.pop("gan_loss", None)
+    _check_budget(_given(options))
+    if options.get("minutes") is not None:  # the run's length is settled from its measured epoch time
+        recommended.pop("epochs", None)
     given = {**recommended, **_given(options)}
     if "lr" not in given and str(given.get("gan_loss", "")) == "none":
         given["lr"] = REGRESSION_LR
@@ -170,8 +174,10 @@ def override_sections(sections: dict[str, dict[str, Any]], mode: Mode, **options
     Raises:
         ValueError: an unknown option.
     """
-    given = _given(options)
+    given = _check_budget(_given(options))
     sections = {name: dict(fields) for name, fields in sections.items()}
+    if "minutes" in given or "epochs" in given:  # a new length: by time (to be settled again) or by epochs
+        sections["train"].update(epochs=None, minutes=None)
     for name, value in given.items():
         for section, key in option_targets(name, mode):
             sections[section][key] = value
@@ -186,6 +192,13 @@ def override_sections(sections: dict[str, dict[str, Any]], mode: Mode, **options
     if sections["data"]["mask"] == "":
         sections["data"]["mask"] = None
     return sections
+
+
+def _check_budget(given: dict[str, Any]) -> dict[str, Any]:
+    """``minutes`` and ``epochs`` are two ways to say how long to train: refuse both at once."""
+    if "minutes" in given and "epochs" in given:
+        raise ValueError("--minutes and --epochs both set the length of the run; give one of them")
+    return given
 
 
 def resolve_root(root: str | Path, mode: Mode | str) -> str:

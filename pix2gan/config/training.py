@@ -27,7 +27,12 @@ class TrainConfig(_FromDict):
 
     Args:
         mode: training mode (``paired``, ``noise`` or ``class``).
-        epochs: epochs in total; the learning rate decays linearly to 0 over the second half.
+        epochs: epochs in total; the learning rate decays linearly to 0 over the second half. With ``minutes`` and
+            no ``epochs`` the loop settles the count during epoch 1 and records it here (in ``config.json``).
+        minutes: train for about this wall-clock time (``train --minutes``): the loop measures its own first epoch
+            and settles ``epochs = max(1, round(60 x minutes / seconds per epoch))`` once, before any learning rate
+            depends on it (:mod:`pix2gan.train.budget`); the run is then the one ``--epochs`` that count would train.
+            Kept for the record once settled; ``epochs`` given with it is the settled count (a run's config.json).
         batch_size: slices (images) per step.
         image_size: paired: side of the square random crop fed to the networks (a multiple of the generator's padding
             multiple); noise/class: mirrors ``GanModelConfig.image_size``.
@@ -70,6 +75,7 @@ class TrainConfig(_FromDict):
 
     mode: Mode = Mode.PAIRED
     epochs: int | None = None
+    minutes: float | None = None
     batch_size: int | None = None
     image_size: int | None = None
     lr: float = 2e-4
@@ -103,11 +109,13 @@ class TrainConfig(_FromDict):
     def __post_init__(self) -> None:
         self.mode = _check_enum("TrainConfig", "mode", self.mode, Mode)  # type: ignore[assignment]
         for name, value in MODE_DEFAULTS[self.mode].items():
-            if getattr(self, name) is None:
+            if getattr(self, name) is None and not (name == "epochs" and self.minutes is not None):
                 setattr(self, name, value)
         self.gan_loss = _check_enum("TrainConfig", "gan_loss", self.gan_loss, GanLoss)  # type: ignore[assignment]
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
-        for name in ("epochs", "batch_size", "image_size"):
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"--minutes must be > 0, got {self.minutes}")
+        for name in ("epochs", "batch_size", "image_size")[self.epochs is None :]:  # (epochs: None until settled)
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
@@ -144,6 +152,22 @@ class TrainConfig(_FromDict):
         """
         return math.floor(self.gan_warmup * int(self.epochs) + 0.5)  # type: ignore[arg-type]
 
+    @property
+    def least_epochs(self) -> int:
+        """The fewest epochs this configuration can train: 1, or with ``gan_warmup`` the fewest that leave a warm-up
+        and an adversarial epoch (what ``--minutes`` settles on when even that is over the budget).
+
+        Example:
+            >>> [TrainConfig(gan_warmup=f).least_epochs for f in (0.0, 0.5, 0.1, 0.9)]
+            [1, 2, 5, 6]
+        """
+        if not self.gan_warmup:
+            return 1
+        epochs = 2
+        while not 1 <= math.floor(self.gan_warmup * epochs + 0.5) < epochs:
+            epochs += 1
+        return epochs
+
     def _check_warmup(self) -> None:
         """``gan_warmup``: a fraction in [0, 1) of a paired adversarial run, leaving an epoch on each side."""
         f = self.gan_warmup
@@ -155,6 +179,8 @@ class TrainConfig(_FromDict):
             raise ValueError("--gan-warmup is for paired runs (noise and class modes have no regression term)")
         if self.gan_loss == GanLoss.NONE:
             raise ValueError("--gan-warmup needs an adversarial term to switch on; --gan-loss is none")
+        if self.epochs is None:  # --minutes settles a count that leaves an epoch on each side (least_epochs)
+            return
         if not 1 <= self.warmup_epochs < int(self.epochs):  # type: ignore[arg-type]
             raise ValueError(f"--gan-warmup {f:g} of {self.epochs} epochs gives {self.warmup_epochs} warm-up epochs; "
                              f"it needs at least one regression and one adversarial epoch")  # fmt: skip

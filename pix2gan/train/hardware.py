@@ -30,7 +30,7 @@ from torch import nn
 from pix2gan.device import resolve_device
 
 __all__ = ["DistInfo", "StepContext", "broadcast_buffers", "init_distributed", "mean_over_ranks", "rank0_decides",
-           "sync_batchnorm", "wrap_for_training"]  # fmt: skip
+           "rank0_number", "sync_batchnorm", "wrap_for_training"]  # fmt: skip
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -218,3 +218,14 @@ def rank0_decides(flag: bool) -> bool:
         t = t.cuda()
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def rank0_number(value: float, info: DistInfo) -> float:
+    """Rank 0's ``value`` on every rank (one process: ``value``), e.g. a time that decides what every rank does."""
+    if not info.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, src=0)
+    return float(t.item())

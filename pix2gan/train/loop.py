@@ -10,10 +10,14 @@ With ``--gan-warmup`` the first ``train.warmup_epochs`` epochs step the task's `
 alone: no discriminator update, its optimiser and schedule untouched); the generator at the switch is kept
 (:meth:`Trainables.keep_regression`) and saved in every later checkpoint, and ``best.pt`` is chosen among the
 adversarial epochs only (each of those checkpoints holds both generators).
+
+With ``--minutes`` (``train.minutes``, no ``train.epochs``) the count of epochs is settled during epoch 1 from the
+loop's own pace (:mod:`pix2gan.train.budget`), recorded in ``config.json`` and the schedules sized for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -37,6 +41,7 @@ from pix2gan.reporting.curves import save_loss_curve
 from pix2gan.runs import RunLayout
 from pix2gan.tasks import Task, build_task
 from pix2gan.tasks.base import Objective
+from pix2gan.train.budget import Budget, budget_text, epochs_text
 from pix2gan.train.hardware import (
     DistInfo,
     StepContext,
@@ -48,7 +53,7 @@ from pix2gan.train.hardware import (
     wrap_for_training,
 )
 from pix2gan.train.loader import batches, make_loader, workers_stopped
-from pix2gan.train.optim import build_optimizers, build_schedulers
+from pix2gan.train.optim import build_optimizers, build_schedulers, linear_decay
 from pix2gan.train.progress import CsvLog, Progress
 from pix2gan.train.runstate import StopSignals
 from pix2gan.train.state import (
@@ -78,6 +83,7 @@ class FitResult:
     mode: Mode = Mode.PAIRED
     generator: nn.Module | None = None  # the trained networks (bare modules, in training mode)
     discriminator: nn.Module | None = None
+    budget: str = ""  # --minutes: how the count of epochs was settled
 
     @property
     def layout(self) -> RunLayout:
@@ -86,7 +92,7 @@ class FitResult:
     def summary_lines(self) -> list[str]:
         """What a person wants to read when training ends: where the run is, how it did, what to do next."""
         last = self.epochs[-1] if self.epochs else {}
-        lines = [f"done run folder {self.run_dir}"]
+        lines = [f"done run folder {self.run_dir}"] + ([self.budget] if self.budget else [])
         if "val_mae" in last:
             lines.append(f"last epoch: validation MAE {float(last['val_mae']):.1f} (physical units, inside the mask)")
         if (self.run_dir / "report.html").is_file():
@@ -179,7 +185,8 @@ def _fit(
     seed_everything(tc.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     run = _Training(cfg, layout, info, device, resume=resume)
     state = run.state
-    bar = Progress(run.total_steps, tc.epochs, enabled=progress and info.main, console=console, completed=state.step)
+    total = run.total_steps if run.budget is None else None  # (--minutes: unknown until settled)
+    bar = Progress(total, epochs_text(cfg.train), enabled=progress and info.main, console=console, completed=state.step)
     with bar, run.tb, StopSignals() as stop, workers_stopped(run.loader):
         while state.step < run.total_steps:
             epoch, t0 = state.epoch, time.perf_counter()
@@ -187,7 +194,7 @@ def _fit(
             run.steps_of_epoch(epoch, stop, bar)
             if stop.requested and (state.step % state.per_epoch or state.step == first):
                 run.save()  # interrupted inside the epoch (possibly while fetching a batch); once per step
-                raise interrupted(stop.requested, state, run.total_steps, layout)
+                raise interrupted(stop.requested, state, run.total_steps if run.budget is None else "?", layout)
             run.end_epoch(epoch, t0, bar)
             if stop.requested:
                 raise interrupted(stop.requested, state, run.total_steps, layout)
@@ -196,7 +203,7 @@ def _fit(
     if info.main:
         _write_report(layout)
     return FitResult(run_dir=layout.root, split=run.task.split, epochs=state.epoch_rows, mode=cfg.mode,
-                     generator=run.generator, discriminator=run.discriminator)  # fmt: skip
+                     generator=run.generator, discriminator=run.discriminator, budget=run.budget_text)  # fmt: skip
 
 
 class _Training:
@@ -204,6 +211,8 @@ class _Training:
 
     def __init__(self, cfg: RunConfig, layout: RunLayout, info: DistInfo, device: torch.device, *, resume: bool) -> None:
         tc = self.tc = cfg.train
+        if tc.epochs is None:  # --minutes: until settled, any count of 2 or more trains epoch 1 the same way
+            tc = self.tc = dataclasses.replace(tc, epochs=max(2, tc.least_epochs))
         self.cfg, self.layout, self.info, self.device = cfg, layout, info, device
         # the task reads its data; then the networks and optimisers (this order fixes every random number)
         fresh = info.main and not resume
@@ -233,14 +242,36 @@ class _Training:
         sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps, self.total_steps - self.switch)
         self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler)
         self.state = LoopState(world=info.world, per_epoch=per_epoch)
+        self.budget: Budget | None = None  # (--minutes: set below, once the run's step is known)
         self._restore(start)
+        self.budget = Budget.of_run(cfg.train, self.state, info, layout.config)
+        self.budget_text = budget_text(cfg.train)
         if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
             seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + self.state.step)
         _log_start(task, generator, discriminator, device, info, self.ctx.dtype)
-        if self.switch:
-            log.info("regression warm-up: epochs 1-%d train without the discriminator; the adversarial term switches "
-                     "on at epoch %d", tc.warmup_epochs, tc.warmup_epochs + 1)  # fmt: skip
+        self._log_warmup()
         self.last_save = self.last_curve = time.monotonic()
+
+    def settle(self, epochs: int, bar: Progress) -> None:
+        """Fix a ``--minutes`` run's count of epochs: the schedules, the warm-up's switch, ``config.json``, the bar."""
+        per_epoch, seconds = self.state.per_epoch, self.budget.epoch_seconds  # type: ignore[union-attr]
+        self.tc = dataclasses.replace(self.tc, epochs=epochs)
+        self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.cfg.train, epochs=epochs))
+        self.total_steps, self.switch = epochs * per_epoch, self.tc.warmup_epochs * per_epoch
+        self.parts.sched_g.lr_lambdas = [linear_decay(self.total_steps)]  # (only the step counts differ)
+        self.parts.sched_d.lr_lambdas = [linear_decay(self.total_steps - self.switch)]
+        if self.info.main:
+            atomic_write_json(self.layout.config, self.cfg.to_dict())
+        self.budget, self.budget_text, self.state.measured = None, budget_text(self.cfg.train, seconds), None
+        log.info("%s; recorded in %s", self.budget_text, self.layout.config)
+        bar.settle(self.total_steps, epochs_text(self.cfg.train))
+        self._log_warmup()
+        self._keep_regression()  # (a warm-up of one epoch ends here)
+
+    def _log_warmup(self) -> None:
+        if self.switch and self.budget is None:  # (--minutes: once settled)
+            log.info("regression warm-up: epochs 1-%d train without the discriminator; the adversarial term switches "
+                     "on at epoch %d", self.tc.warmup_epochs, self.tc.warmup_epochs + 1)  # fmt: skip
 
     def _wrap(self, dtype: torch.dtype | None) -> None:
         """The modules the step calls (channels-last, DDP, compile) and the step's context."""
@@ -282,8 +313,9 @@ class _Training:
         return self.task.warmup_objective  # type: ignore[return-value]  (a warm-up needs a paired task)
 
     def _keep_regression(self) -> None:
-        """At a warm-up run's switch (and after it, if not kept yet): keep the generator as the regression snapshot."""
-        if self.switch and self.state.step >= self.switch and self.parts.regression is None:
+        """At a warm-up run's switch (and after it, if not kept yet): keep the generator as the regression snapshot
+        (``--minutes``: once the switch is settled)."""
+        if self.switch and self.state.step >= self.switch and self.parts.regression is None and self.budget is None:
             self.parts.keep_regression()
 
     def _columns(self, cells: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +343,8 @@ class _Training:
         """Train until the epoch's last step, or until a stop was asked for (a checkpoint saved first)."""
         tc, info, state, parts = self.tc, self.info, self.state, self.parts
         self.sampler.set_epoch(epoch, state.step % state.per_epoch)
+        if self.budget is not None and (settled := self.budget.start(state.step)):
+            self.settle(settled, bar)  # (resumed between epoch 1's checkpoint and the settlement)
         self.generator.train()
         self.discriminator.train()
         for batch in batches(self.loader, self.ctx, stop):
@@ -321,6 +355,8 @@ class _Training:
             if info.distributed:  # every rank logs the mean losses and stops at the same step
                 losses, stopping = mean_over_ranks(losses, stopping)
             state.step += 1
+            if self.budget is not None and self.budget.after_step(state.step) == 1:
+                self.settle(1, bar)  # before the schedulers step: one epoch decays in its second half
             self._keep_regression()
             lr = parts.opt_g.param_groups[0]["lr"]
             lrs = {"lr": lr, **({"lr_d": parts.opt_d.param_groups[0]["lr"]} if objective.d_steps else {})}
@@ -361,6 +397,8 @@ class _Training:
         if info.main:
             layout.panels.mkdir(parents=True, exist_ok=True)
             val = self.task.end_epoch(epoch, self.generator, self.device)
+        if self.budget is not None:  # epoch 1's time without its checkpoint, saved in it
+            state.measured = self.budget.before_save()
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "step": state.step, **self._columns({k: round(v, 6) for k, v in means.items()}),
                **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
@@ -373,6 +411,8 @@ class _Training:
         if is_best:
             state.best = float(score)  # type: ignore[arg-type]
         self.save(best=is_best)
+        if self.budget is not None:  # settled with the checkpoint's time; config.json records it
+            self.settle(self.budget.after_save(), bar)
         if info.main and (epoch == self.tc.epochs or time.monotonic() - self.last_curve > 20.0):  # ~1 s a plot
             save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
             self.last_curve = time.monotonic()

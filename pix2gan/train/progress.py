@@ -89,7 +89,9 @@ class CsvLog:
 class Progress:
     """A rich progress bar over all steps: epoch, step, current losses, elapsed time and ETA."""
 
-    def __init__(self, total: int, epochs: int, *, enabled: bool, console: Any = None, completed: int = 0) -> None:
+    def __init__(
+        self, total: int | None, epochs: int | str, *, enabled: bool, console: Any = None, completed: int = 0
+    ) -> None:
         self.enabled = enabled
         self.epochs = epochs
         self.progress = None
@@ -129,6 +131,12 @@ class Progress:
     def update(self, epoch: int, text: str) -> None:
         if self.progress is not None:
             self.progress.update(self.task, advance=1, epoch=epoch, losses=text)
+
+    def settle(self, total: int, epochs: str) -> None:
+        """The count of epochs became known (``--minutes``): the bar's total and its epoch count."""
+        self.epochs = epochs
+        if self.progress is not None:
+            self.progress.update(self.task, total=total, epochs=epochs)
 
     def log(self, message: str) -> None:
         if self.progress is not None:

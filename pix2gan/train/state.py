@@ -43,6 +43,7 @@ class LoopState:
     nonfinite: int = 0  # steps in a row with a non-finite loss
     epoch_rows: list[dict[str, Any]] = field(default_factory=list)  # one small row per epoch
     saved_step: int = -1  # the step of the newest checkpoint (an interrupt never saves the same step twice)
+    measured: float | None = None  # --minutes, at the end of epoch 1: its seconds before the checkpoint
 
     @property
     def epoch(self) -> int:
@@ -52,13 +53,15 @@ class LoopState:
     def to_json(self) -> str:
         best = self.best if np.isfinite(self.best) else None
         return json.dumps({"best": best, "sums": self.sums, "counted": self.counted, "nonfinite": self.nonfinite,
-                           "world": self.world, "per_epoch": self.per_epoch})  # fmt: skip
+                           "world": self.world, "per_epoch": self.per_epoch,
+                           **({"measured": self.measured} if self.measured is not None else {})})  # fmt: skip
 
     def load_json(self, text: str) -> tuple[int, int]:
         """Restore the bookkeeping; returns the ranks and steps per epoch of the run that saved it."""
         d = json.loads(text)
         self.best = float("inf") if d["best"] is None else float(d["best"])
         self.sums, self.counted, self.nonfinite = dict(d["sums"]), int(d["counted"]), int(d["nonfinite"])
+        self.measured = d.get("measured")
         return int(d.get("world", 1)), int(d.get("per_epoch", self.per_epoch))
 
     def count(self, losses: dict[str, float]) -> bool:
@@ -193,7 +196,7 @@ def check_finite_weights(generator: nn.Module, discriminator: nn.Module, step: i
             )
 
 
-def interrupted(signame: str, state: LoopState, total: int, layout: RunLayout) -> TrainingInterrupted:
+def interrupted(signame: str, state: LoopState, total: int | str, layout: RunLayout) -> TrainingInterrupted:
     step, per_epoch = state.step, state.per_epoch
     return TrainingInterrupted(
         f"{signame}: stopped at epoch {step // per_epoch + (1 if step % per_epoch else 0)}, step {step} of {total}; "
