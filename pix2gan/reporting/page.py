@@ -1,8 +1,10 @@
 """The run report: one self-contained HTML page written from a run folder's files.
 
 Sections: an overview (what was trained, on what, how far, the headline figures), the evaluation (the tables of
-``pix2gan eval``, its panels or sample grids), training (loss and validation curves, the last epoch's panel or grids,
-the per-epoch figures) and the configuration (``config.json`` section by section, the subject split).
+``pix2gan eval``, its panels or sample grids), the realism dial of a ``--gan-warmup`` run when ``eval`` scored it
+(:mod:`pix2gan.reporting.dial_section`: one slice and the figures at A = 0, 0.5 and 1), training (loss and
+validation curves, the last epoch's panel or grids, the per-epoch figures) and the configuration (``config.json``
+section by section, the subject split).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pix2gan.io import atomic_write_text, check_new_file
 from pix2gan.reporting.numbers import (GAN_LABELS, REALISM_LABELS, REALISM_NOTES, format_gan_metric, format_mean_std,
                                       format_metric, paired_columns, rules_line)
 from pix2gan.reporting.html import cell, esc, figure, page, table
+from pix2gan.reporting.dial_section import dial_section
 from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
 
 __all__ = ["write_html_report", "render_html_report", "config_value", "REPORT_NAME"]
@@ -49,6 +52,8 @@ def render_html_report(run_dir: str | Path) -> str:
     run = read_run(Path(run_dir))
     sections = [("overview", "Overview", _overview(run)), ("evaluation", "Evaluation", _evaluation(run)),
                 ("training", "Training", _training(run))]  # fmt: skip
+    if run.dial is not None or run.dial_image is not None:
+        sections.insert(2, ("dial", "Realism dial", dial_section(run)))
     samples = _samples(run)
     if samples:
         sections.append(("samples", "Samples", samples))
