@@ -19,8 +19,8 @@ from pix2gan.evaluation.scoring import PAIRED_METRICS, REALISM_METRICS
 from pix2gan.runs import RunRef
 
 __all__ = ["EvalOptions", "evaluate", "check_metrics", "check_split", "SPLITS", "EvalReport", "GanEvalReport", "evaluate_run", "evaluate_gan_run",
-           "evaluate_folders", "evaluate_dial", "DialReport", "DIAL_VALUES", "check_dial", "summarise", "summary", "METRICS", "PAIRED_METRICS", "REALISM_METRICS", "RULES",
-           "check_rules"]  # fmt: skip
+           "evaluate_folders", "summarise", "summary", "METRICS", "PAIRED_METRICS", "REALISM_METRICS", "RULES",
+           "check_rules", "evaluate_dial", "DialReport", "DIAL_VALUES", "check_dial"]  # fmt: skip
 
 
 SPLITS = ("test", "val", "train")

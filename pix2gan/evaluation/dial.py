@@ -60,8 +60,9 @@ class DialReport:
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``RUN/eval/dial.json`` (nan as null: strict JSON)."""
         first = next(iter(self.reports.values()))
-        values = [_nan_to_none({"realism": a, "default": a == self.default, "predictions": str(self.folders.get(a, "")),
-                   **summary(r.per_subject), "per_subject": r.per_subject}) for a, r in self.reports.items()]  # fmt: skip
+        values = [_nan_to_none({"realism": a, "default": a == self.default,
+                                "predictions": str(self.folders.get(a, "")), **summary(r.per_subject),
+                                "per_subject": r.per_subject}) for a, r in self.reports.items()]  # fmt: skip
         return _nan_to_none({"split": self.split, "default": self.default, "unit": first.unit,
                              "rules": first.rules_block(), "metrics": first.metrics,
                              "slice": {"subject": self.subject, "axis": self.axis, "index": self.index},

@@ -17,8 +17,8 @@ import numpy as np
 
 from pix2gan.io import atomic_path
 
-__all__ = ["compose_panel", "save_panel", "panel_rows", "body_slices", "ErrorScale", "HU_ERROR", "NORMALISED_ERROR", "HU_WINDOW",
-           "panel_style"]  # fmt: skip
+__all__ = ["compose_panel", "save_panel", "panel_rows", "ErrorScale", "HU_ERROR", "NORMALISED_ERROR", "HU_WINDOW",
+           "panel_style", "body_slices"]  # fmt: skip
 
 _TILE = 192  # target tile side in pixels; images are scaled up by an integer factor (nearest neighbour)
 _HEADER, _MARGIN, _GAP = 22, 130, 4
