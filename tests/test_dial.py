@@ -96,6 +96,11 @@ def test_a_realism_off_the_default_keeps_the_default_predictions(dialled):
     assert default.read_bytes() == before
     half = _nifti(run / "eval" / "test" / "realism-0.5" / f"{sid}_ct.nii.gz")
     assert not np.array_equal(half, _nifti(default))
+    # its figures say which generator they are of, and the report shows them with that generator's panels
+    doc = json.loads((run / "eval" / "test.json").read_text())
+    assert doc["realism"] == {"value": 0.5, "default": False}
+    html = render_html_report(run)
+    assert "<h3>test subjects at realism 0.5</h3>" in html and f"(eval/test/realism-0.5/{sid}.png)" in html
 
 
 def test_the_report_shows_the_dial_with_its_figures(dialled, tmp_path):

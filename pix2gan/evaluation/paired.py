@@ -104,6 +104,8 @@ class EvalReport:
     rules: str = "synthrad2023"  # a name of pix2gan.evaluation.metrics.RULES
     space: str = ""  # the intensity space scored, e.g. "HU clipped to [-1024, 3000]" or "normalised [-1, 1] (...)"
     data_range: float | None = None  # of PSNR and the structural similarity
+    realism: float | None = None  # the generator scored, for a checkpoint holding both of a --gan-warmup run
+    realism_default: bool = True  # whether ``realism`` is the run's default (config.infer.realism)
     dial: Any = None  # pix2gan eval of a --gan-warmup run: the realism dial's figures (evaluation.dial.DialReport)
 
     @property
@@ -126,6 +128,8 @@ class EvalReport:
             "per_subject": self.per_subject,
             **summary(self.per_subject),
         }  # fmt: skip
+        if self.realism is not None:
+            out["realism"] = {"value": self.realism, "default": self.realism_default}
         if self.baseline_per_subject:
             base = self.baseline_per_subject
             out["baseline"] = {"method": "per-voxel lookup table (median per source-intensity bin)",
@@ -209,6 +213,8 @@ def evaluate_run(
                           " the prediction by the model's reference scale")  # fmt: skip
     lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt) if baseline else None
     report = _new_report(scoring)
+    if ckpt.fixed_realism is None:
+        report.realism, report.realism_default = ckpt.realism(realism), ckpt.realism(realism) == ckpt.realism()
     for sid in _track(splits[split], f"evaluating {len(splits[split])} subjects", progress):
         _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty)
     return report

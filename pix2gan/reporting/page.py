@@ -122,7 +122,9 @@ def _data_range(doc: dict[str, Any]) -> float | None:
 def _eval_title(ev: EvalFile) -> str:
     if ev.kind == "gan":
         return f"{ev.doc.get('mode', 'generative')} mode: generated vs real images"
-    return f"{ev.split} subjects" if ev.split else ev.path.name
+    realism = ev.doc.get("realism") if isinstance(ev.doc.get("realism"), dict) else {}
+    at = f" at realism {realism['value']:g}" if isinstance(realism.get("value"), (int, float)) else ""
+    return (f"{ev.split} subjects" if ev.split else ev.path.name) + at
 
 
 # --- overview -------------------------------------------------------------------------------------------------------
@@ -293,6 +295,9 @@ def _subject_panels(run: RunFiles, ev: EvalFile) -> list[tuple[str, Path]]:
     out = []
     for sid in ev.doc["per_subject"]:
         candidates = [run.root / "eval" / ev.split / f"{sid}.png"] if ev.split else []
+        realism = ev.doc.get("realism") if isinstance(ev.doc.get("realism"), dict) else {}
+        if ev.split and realism.get("default") is False and isinstance(realism.get("value"), (int, float)):
+            candidates.insert(0, run.root / "eval" / ev.split / f"realism-{realism['value']:g}" / f"{sid}.png")
         candidates += [ev.path.parent / f"{sid}.png", *sorted(run.root.glob(f"eval/*/{_glob_escape(sid)}.png"))]
         found = next((p for p in candidates if p.is_file()), None)
         if found is not None:
