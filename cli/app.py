@@ -254,6 +254,7 @@ def eval_(
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Paired runs: test-time flips as translate would use them. \\[default: the model's recommendation]", show_default=False)] = None,
     fusion: Annotated[str | None, typer.Option(help="Paired runs: mean or median over planes and flips. \\[default: the model's]", show_default=False)] = None,
     realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Paired runs trained with --gan-warmup: the generator to score, (1 - A) x regression + A x adversarial (as translate --realism). \\[default: the run's recorded realism]", show_default=False)] = None,
+    dial: Annotated[bool | None, typer.Option("--dial/--no-dial", help="Paired runs trained with --gan-warmup: also score the realism dial at A = 0, 0.5 and 1 (RUN/eval/dial.json, dial.png, a table; two more translations of the split). \\[default: on when the checkpoint holds both generators]", show_default=False)] = None,
     uncertainty: Annotated[bool | None, typer.Option("--uncertainty/--no-uncertainty", help="Paired runs: write and score the standard deviation across predictions (Spearman with the error). \\[default: on when a model makes several predictions]", show_default=False)] = None,
     n_per_class: Annotated[int, typer.Option(min=1, help="Class runs: generated images per class.")] = 200,
     n_samples: Annotated[int, typer.Option(min=2, help="Noise runs: generated images (also caps the real images used).")] = 1000,
@@ -275,6 +276,8 @@ def eval_(
     if pred is not None or target is not None:
         if pred is None or target is None:
             raise ValueError("--pred and --target go together")
+        if dial:
+            raise ValueError("--dial scores a run's generators at several realisms; not with --pred/--target")
         report = evaluate_folders(pred, target, mask, metrics=names, modality="ct" if ct_window else "mr", rules=rules,
                                   out_dir=out, source_dir=source, progress=err.is_terminal)  # fmt: skip
         title = f"{pred} vs {target}"
@@ -286,7 +289,7 @@ def eval_(
         options = EvalOptions(metrics=tuple(names), split=split, data_root=data, baseline=baseline,
                               n_per_class=n_per_class, n_samples=n_samples, inception_weights=inception_weights,
                               out_dir=out, device=device, progress=err.is_terminal, tta=tta, fusion=fusion,
-                              uncertainty=uncertainty, rules=rules, realism=realism)  # fmt: skip
+                              uncertainty=uncertainty, rules=rules, realism=realism, dial=dial)  # fmt: skip
         report = evaluate(ref, options)
         if isinstance(report, GanEvalReport):
             from pix2gan_cli.show import print_gan_report
@@ -301,6 +304,11 @@ def eval_(
     from pix2gan_cli.show import print_paired_report
 
     print_paired_report(console, report, title)
+    if report.dial is not None:
+        from pix2gan_cli.show import print_dial
+
+        print_dial(console, report.dial)
+        err.print(f"dial: {report.dial.image}", highlight=False, soft_wrap=True)
     if json_path is not None:
         report.write_json(json_path)
         err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)

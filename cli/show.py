@@ -12,7 +12,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from pix2gan.evaluation import EvalReport, GanEvalReport, check_rules, summarise
+from pix2gan.evaluation import DialReport, EvalReport, GanEvalReport, check_rules, summarise
 from pix2gan.evaluation.metrics import TISSUES
 from pix2gan.evaluation.realism import FIGURES
 from pix2gan.reporting import numbers
@@ -21,7 +21,7 @@ from pix2gan.reporting.numbers import format_metric as fmt
 
 NAN = float("nan")
 
-__all__ = ["print_gan_report", "print_paired_report", "fmt", "rules_line"]
+__all__ = ["print_gan_report", "print_paired_report", "print_dial", "fmt", "rules_line"]
 
 
 def print_gan_report(console: Console, err: Console, report: GanEvalReport, title: str) -> None:
@@ -112,3 +112,22 @@ def print_paired_report(console: Console, report: EvalReport, title: str) -> Non
             if part:
                 console.print(_paired_table(report, f"{title}{suffix}", part))
     console.print(rules_line(report), style="dim", markup=False, highlight=False, soft_wrap=True)
+
+
+_DIAL_COLUMNS = ("mae", "psnr", "ssim", "nps_ratio", "sharpness", "hu_w1")
+
+
+def print_dial(console: Console, dial: DialReport) -> None:
+    """The realism dial after the main table: one line per realism A (the run's default marked), the means over the
+    split of MAE, PSNR, SSIM, NPS ratio, sharpness and W1, where scored."""
+    first = next(iter(dial.reports.values()))
+    columns = {k: h for k, h in _columns(first).items() if k in _DIAL_COLUMNS}
+    table = Table(title=f"realism dial - {dial.split} subjects, means", title_justify="left")
+    table.add_column("A")
+    for header in columns.values():
+        table.add_column(header, justify="right")
+    for a, report in dial.reports.items():
+        mean = report.mean
+        table.add_row(f"{a:g}{' (default)' if a == dial.default else ''}",
+                      *(fmt(m, mean.get(m, NAN), report.data_range) for m in columns))  # fmt: skip
+    console.print(table)

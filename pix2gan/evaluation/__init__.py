@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import Mode
+from pix2gan.evaluation.dial import DIAL_VALUES, DialReport, check_dial, evaluate_dial
 from pix2gan.evaluation.generative import GanEvalReport, evaluate_gan_run
 from pix2gan.evaluation.metrics import METRICS, RULES, check_rules
 from pix2gan.evaluation.paired import EvalReport, evaluate_folders, evaluate_run, summarise, summary
@@ -19,7 +20,7 @@ from pix2gan.runs import RunRef
 
 __all__ = ["EvalOptions", "evaluate", "check_metrics", "check_split", "SPLITS", "EvalReport", "GanEvalReport", "evaluate_run", "evaluate_gan_run",
            "evaluate_folders", "summarise", "summary", "METRICS", "PAIRED_METRICS", "REALISM_METRICS", "RULES",
-           "check_rules"]  # fmt: skip
+           "check_rules", "evaluate_dial", "DialReport", "DIAL_VALUES", "check_dial"]  # fmt: skip
 
 
 SPLITS = ("test", "val", "train")
@@ -58,6 +59,8 @@ class EvalOptions:
         metrics, split, data_root, baseline, tta, fusion, uncertainty: paired runs (see :func:`evaluate_run`).
         rules: paired runs: the scoring rules, ``synthrad2023`` (default) or ``synthrad2025`` (:data:`RULES`).
         realism: paired runs: the generator of a ``--gan-warmup`` run (see :func:`evaluate_run`).
+        dial: paired runs: also score the realism dial (:func:`evaluate_dial`, A = 0, 0.5 and 1); None (default): when
+            the checkpoint holds both generators of a ``--gan-warmup`` run; True for another checkpoint is refused.
         n_per_class, n_samples, inception_weights: noise/class runs (see :func:`evaluate_gan_run`).
         out_dir: where predictions, panels and sample grids go (default inside the run folder).
     """
@@ -77,6 +80,7 @@ class EvalOptions:
     uncertainty: bool | None = None
     rules: str = "synthrad2023"
     realism: float | None = None
+    dial: bool | None = None
 
     def __post_init__(self) -> None:
         self.metrics = check_metrics(self.metrics)
@@ -89,9 +93,17 @@ def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | Ga
     o = options or EvalOptions()
     run_dir = ref.require_run("evaluation needs the run's data and split")
     ckpt = load_checkpoint(ref.checkpoint)  # loaded once; its mode picks the evaluation
+    if o.dial:
+        check_dial(ckpt)  # refused before the evaluation, not after it
     if ckpt.mode == Mode.PAIRED:
-        return evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
-                            out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress, tta=o.tta,
-                            fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules, realism=o.realism)  # fmt: skip
+        report = evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
+                              out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress, tta=o.tta,
+                              fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules, realism=o.realism)  # fmt: skip
+        if o.dial or (o.dial is None and ckpt.fixed_realism is None):
+            report.dial = evaluate_dial(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split,
+                                        data_root=o.data_root, out_dir=o.out_dir, device=o.device, progress=o.progress,
+                                        tta=o.tta, fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules,
+                                        known={ckpt.realism(o.realism): report})  # fmt: skip
+        return report
     return evaluate_gan_run(run_dir, checkpoint=ckpt, n_per_class=o.n_per_class, n_samples=o.n_samples,
                             inception_weights=o.inception_weights, out_dir=o.out_dir, device=o.device)  # fmt: skip

@@ -42,7 +42,7 @@ from pix2gan.io import (
 )
 from pix2gan.errors import InputError
 
-__all__ = ["EvalReport", "STATISTICS", "evaluate_run", "evaluate_folders", "summarise", "summary"]
+__all__ = ["EvalReport", "STATISTICS", "evaluate_run", "evaluate_folders", "summarise", "summary", "realism_folder"]
 
 
 def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
@@ -104,6 +104,9 @@ class EvalReport:
     rules: str = "synthrad2023"  # a name of pix2gan.evaluation.metrics.RULES
     space: str = ""  # the intensity space scored, e.g. "HU clipped to [-1024, 3000]" or "normalised [-1, 1] (...)"
     data_range: float | None = None  # of PSNR and the structural similarity
+    realism: float | None = None  # the generator scored, for a checkpoint holding both of a --gan-warmup run
+    realism_default: bool = True  # whether ``realism`` is the run's default (config.infer.realism)
+    dial: Any = None  # pix2gan eval of a --gan-warmup run: the realism dial's figures (evaluation.dial.DialReport)
 
     @property
     def mean(self) -> dict[str, float]:
@@ -125,6 +128,8 @@ class EvalReport:
             "per_subject": self.per_subject,
             **summary(self.per_subject),
         }  # fmt: skip
+        if self.realism is not None:
+            out["realism"] = {"value": self.realism, "default": self.realism_default}
         if self.baseline_per_subject:
             base = self.baseline_per_subject
             out["baseline"] = {"method": "per-voxel lookup table (median per source-intensity bin)",
@@ -184,7 +189,8 @@ def evaluate_run(
             targets, realism).
         split: ``test`` (default), ``val`` or ``train``.
         data_root: data folder (default the one the run was trained on).
-        out_dir: where predictions and panels go (default ``RUN_DIR/eval/<split>``).
+        out_dir: where predictions and panels go (default ``RUN_DIR/eval/<split>``; at a ``realism`` other than the
+            run's default, its own folder in there, :func:`realism_folder`, so the default's files are kept).
         baseline: also fit the per-voxel lookup table on the training subjects and score it the same way.
         progress: show a progress bar over subjects.
         tta, fusion: override the model's recommended test-time augmentation and fusion.
@@ -201,15 +207,31 @@ def evaluate_run(
     splits = layout.read_split()
     subjects = _split_subjects(layout, splits, split, Path(data_root) if data_root else Path(ckpt.config.data.root),
                                ckpt.config.data)  # fmt: skip
-    out = Path(out_dir) if out_dir else layout.root / "eval" / split
+    out = Path(out_dir) if out_dir else realism_folder(layout.root / "eval" / split, ckpt, realism)
     translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion, realism=realism)])
     scoring = Scoring.of(check_rules(rules), metrics, ckpt.dst_map, "each target by its own percentiles {lo:g}/{hi:g},"
                           " the prediction by the model's reference scale")  # fmt: skip
     lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt) if baseline else None
     report = _new_report(scoring)
+    if ckpt.fixed_realism is None:
+        report.realism, report.realism_default = ckpt.realism(realism), ckpt.realism(realism) == ckpt.realism()
     for sid in _track(splits[split], f"evaluating {len(splits[split])} subjects", progress):
         _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty)
     return report
+
+
+def realism_folder(base: Path, ckpt: LoadedCheckpoint, realism: float | None) -> Path:
+    """Where the predictions of ``ckpt`` at ``realism`` go under ``base``: ``base`` itself at the run's default
+    realism (or for a checkpoint holding one generator), else ``base/realism-<A>``.
+
+    Example:
+        >>> from pix2gan.config import RunConfig
+        >>> ckpt = LoadedCheckpoint(Path("best.pt"), RunConfig(), None, None, {"generator_regression": {}}, {})
+        >>> [realism_folder(Path("eval/test"), ckpt, a).as_posix() for a in (None, 1.0, 0.5, 0.0)]
+        ['eval/test', 'eval/test', 'eval/test/realism-0.5', 'eval/test/realism-0']
+    """
+    value = ckpt.realism(realism)
+    return base if ckpt.fixed_realism is not None or value == ckpt.realism() else base / f"realism-{value:g}"
 
 
 def _run_checkpoint(layout: RunLayout, checkpoint: str | Path | LoadedCheckpoint | None) -> LoadedCheckpoint:

@@ -1,8 +1,10 @@
 """The run report: one self-contained HTML page written from a run folder's files.
 
 Sections: an overview (what was trained, on what, how far, the headline figures), the evaluation (the tables of
-``pix2gan eval``, its panels or sample grids), training (loss and validation curves, the last epoch's panel or grids,
-the per-epoch figures) and the configuration (``config.json`` section by section, the subject split).
+``pix2gan eval``, its panels or sample grids), the realism dial of a ``--gan-warmup`` run when ``eval`` scored it
+(:mod:`pix2gan.reporting.dial_section`: one slice and the figures at A = 0, 0.5 and 1), training (loss and
+validation curves, the last epoch's panel or grids, the per-epoch figures) and the configuration (``config.json``
+section by section, the subject split).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pix2gan.io import atomic_write_text, check_new_file
 from pix2gan.reporting.numbers import (GAN_LABELS, REALISM_LABELS, REALISM_NOTES, format_gan_metric, format_mean_std,
                                       format_metric, paired_columns, rules_line)
 from pix2gan.reporting.html import cell, esc, figure, page, table
+from pix2gan.reporting.dial_section import dial_section
 from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
 
 __all__ = ["write_html_report", "render_html_report", "config_value", "REPORT_NAME"]
@@ -49,6 +52,8 @@ def render_html_report(run_dir: str | Path) -> str:
     run = read_run(Path(run_dir))
     sections = [("overview", "Overview", _overview(run)), ("evaluation", "Evaluation", _evaluation(run)),
                 ("training", "Training", _training(run))]  # fmt: skip
+    if run.dial is not None or run.dial_image is not None:
+        sections.insert(2, ("dial", "Realism dial", dial_section(run)))
     samples = _samples(run)
     if samples:
         sections.append(("samples", "Samples", samples))
@@ -117,7 +122,9 @@ def _data_range(doc: dict[str, Any]) -> float | None:
 def _eval_title(ev: EvalFile) -> str:
     if ev.kind == "gan":
         return f"{ev.doc.get('mode', 'generative')} mode: generated vs real images"
-    return f"{ev.split} subjects" if ev.split else ev.path.name
+    realism = ev.doc.get("realism") if isinstance(ev.doc.get("realism"), dict) else {}
+    at = f" at realism {realism['value']:g}" if isinstance(realism.get("value"), (int, float)) else ""
+    return (f"{ev.split} subjects" if ev.split else ev.path.name) + at
 
 
 # --- overview -------------------------------------------------------------------------------------------------------
@@ -288,6 +295,9 @@ def _subject_panels(run: RunFiles, ev: EvalFile) -> list[tuple[str, Path]]:
     out = []
     for sid in ev.doc["per_subject"]:
         candidates = [run.root / "eval" / ev.split / f"{sid}.png"] if ev.split else []
+        realism = ev.doc.get("realism") if isinstance(ev.doc.get("realism"), dict) else {}
+        if ev.split and realism.get("default") is False and isinstance(realism.get("value"), (int, float)):
+            candidates.insert(0, run.root / "eval" / ev.split / f"realism-{realism['value']:g}" / f"{sid}.png")
         candidates += [ev.path.parent / f"{sid}.png", *sorted(run.root.glob(f"eval/*/{_glob_escape(sid)}.png"))]
         found = next((p for p in candidates if p.is_file()), None)
         if found is not None:

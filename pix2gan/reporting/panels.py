@@ -18,7 +18,7 @@ import numpy as np
 from pix2gan.io import atomic_path
 
 __all__ = ["compose_panel", "save_panel", "panel_rows", "ErrorScale", "HU_ERROR", "NORMALISED_ERROR", "HU_WINDOW",
-           "panel_style"]  # fmt: skip
+           "panel_style", "body_slices"]  # fmt: skip
 
 _TILE = 192  # target tile side in pixels; images are scaled up by an integer factor (nearest neighbour)
 _HEADER, _MARGIN, _GAP = 22, 130, 4
@@ -115,7 +115,8 @@ def compose_panel(
 
     Args:
         rows: per row, ``{title: image (H, W)}``; a missing title leaves its cell empty.
-        titles: column titles (and keys into each row); titles containing ``error`` use a heat colour map.
+        titles: column titles (and keys into each row); titles containing ``error`` use a heat colour map; a title
+            may hold several lines (``\\n``), the header grows to fit them.
         windows: display range per title of the other columns; default the 1st-99th percentile of each image.
         row_labels: text at the left of each row.
         error_scale: the heat columns' scale, the same in every row, drawn as a colour bar under each; default 0 to
@@ -133,14 +134,15 @@ def compose_panel(
     th, tw = h * factor, w * factor
     margin = _MARGIN if row_labels else _GAP
     width = margin + len(titles) * (tw + _GAP)
-    grid_bottom = _HEADER + len(rows) * (th + _GAP)
+    header = _header_height(titles)
+    grid_bottom = header + len(rows) * (th + _GAP)
     height = grid_bottom + (_GAP + _BAR + _TICKS if heat_columns else 0)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     for c, title in enumerate(titles):
         draw.text((margin + c * (tw + _GAP) + 4, 5), title, fill="black")
     for r, row in enumerate(rows):
-        y = _HEADER + r * (th + _GAP)
+        y = header + r * (th + _GAP)
         if row_labels:
             draw.text((4, y + th // 2 - 6), row_labels[r], fill="black")
         for c, title in enumerate(titles):
@@ -160,11 +162,36 @@ def compose_panel(
     return canvas
 
 
+def _header_height(titles: Sequence[str]) -> int:
+    """The titles' band: :data:`_HEADER` pixels for one-line titles, more for titles of several lines."""
+    if not any("\n" in t for t in titles):
+        return _HEADER
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return max(_HEADER, *(draw.multiline_textbbox((0, 0), t)[3] + 10 for t in titles))
+
+
 def save_panel(path: str | Path, rows: Sequence[dict[str, np.ndarray]], **kwargs) -> None:  # noqa: ANN003
     """Write :func:`compose_panel` as a PNG file (atomically)."""
     image = compose_panel(rows, **kwargs)
     with atomic_path(path, overwrite=True) as tmp:
         image.save(tmp, format="PNG")
+
+
+def body_slices(mask: np.ndarray, axis: int, quantiles: Sequence[float] = (0.25, 0.5, 0.75)) -> list[int]:
+    """Indices along ``axis`` at ``quantiles`` of the extent of the slices ``mask`` touches (all slices when it is
+    empty), sorted, without repeats: the slices the panels show.
+
+    Example:
+        >>> m = np.zeros((4, 4, 9), dtype=bool); m[..., 2:7] = True
+        >>> body_slices(m, 2), body_slices(m, 2, (0.5,))
+        ([3, 4, 5], [4])
+    """
+    fg = np.asarray(mask).astype(bool)
+    per_slice = np.moveaxis(fg, axis, 0).reshape(fg.shape[axis], -1).sum(1)
+    filled = np.flatnonzero(per_slice > 0) if per_slice.any() else np.arange(fg.shape[axis])
+    return sorted({int(filled[int(round(q * (len(filled) - 1)))]) for q in quantiles})
 
 
 def panel_rows(
@@ -182,10 +209,7 @@ def panel_rows(
     ``error`` is the |error| volume to show (default ``|pred - target|``; MR targets: the error in the normalised
     space where they are scored).
     """
-    fg = (mask if mask is not None else np.ones(pred.shape, dtype=bool)).astype(bool)
-    per_slice = np.moveaxis(fg, axis, 0).reshape(fg.shape[axis], -1).sum(1)
-    filled = np.flatnonzero(per_slice > 0) if per_slice.any() else np.arange(fg.shape[axis])
-    picks = sorted({int(filled[int(round(q * (len(filled) - 1)))]) for q in (0.25, 0.5, 0.75)})
+    picks = body_slices(mask if mask is not None else np.ones(pred.shape, dtype=bool), axis)
     rows = []
     for k in picks:
         p = np.take(pred, k, axis=axis)

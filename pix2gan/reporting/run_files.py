@@ -1,7 +1,8 @@
 """What a run folder holds, read from its files only (never a checkpoint: a report must not need the model).
 
 Evaluation results are found as JSON files: ``pix2gan eval`` keeps its figures in the run folder
-(:func:`eval_json_path`: ``RUN/eval/<split>.json`` for paired runs, ``RUN/eval/metrics.json`` for noise/class runs),
+(:func:`eval_json_path`: ``RUN/eval/<split>.json`` for paired runs, ``RUN/eval/metrics.json`` for noise/class runs;
+the realism dial of a ``--gan-warmup`` run in ``RUN/eval/dial.json`` with its slice ``RUN/eval/dial.png``),
 and any ``--json`` file written into the run folder (``RUN/*.json``, ``RUN/eval/*.json``, ``RUN/eval/*/*.json``) is
 recognised by its content; a file holding the same figures as one already found is listed once.
 
@@ -21,7 +22,7 @@ from typing import Any
 from pix2gan.errors import InputError
 from pix2gan.runs import RunLayout
 
-__all__ = ["RunFiles", "EvalFile", "eval_json_path", "read_run", "SPLIT_NAMES"]
+__all__ = ["RunFiles", "EvalFile", "eval_json_path", "dial_paths", "read_run", "SPLIT_NAMES"]
 
 SPLIT_NAMES = ("test", "val", "train")
 
@@ -33,6 +34,16 @@ def eval_json_path(run_dir: Path, mode: str, split: str | None = None) -> Path:
             raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
         return Path(run_dir) / "eval" / f"{split}.json"
     return Path(run_dir) / "eval" / "metrics.json"
+
+
+def dial_paths(run_dir: Path) -> tuple[Path, Path]:
+    """Where ``pix2gan eval`` keeps the realism dial of a ``--gan-warmup`` run: ``eval/dial.json``, ``eval/dial.png``.
+
+    Example:
+        >>> [p.as_posix() for p in dial_paths(Path("runs/demo"))]
+        ['runs/demo/eval/dial.json', 'runs/demo/eval/dial.png']
+    """
+    return Path(run_dir) / "eval" / "dial.json", Path(run_dir) / "eval" / "dial.png"
 
 
 @dataclass
@@ -57,6 +68,8 @@ class RunFiles:
     log_rows: int = 0
     evals: list[EvalFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dial: dict[str, Any] | None = None  # eval/dial.json: the realism dial's figures
+    dial_image: Path | None = None  # eval/dial.png: one slice at each realism
 
     @property
     def root(self) -> Path:
@@ -129,7 +142,24 @@ def read_run(run_dir: Path) -> RunFiles:
     run.epochs = _read_csv(layout.epochs, run.notes)
     run.log_rows = len(_read_csv(layout.log, run.notes))
     run.evals = _find_evals(layout.root, run.notes)
+    run.dial, run.dial_image = _read_dial(layout.root, run.notes)
     return run
+
+
+def _read_dial(root: Path, notes: list[str]) -> tuple[dict[str, Any] | None, Path | None]:
+    """``eval/dial.json`` (None when absent or unreadable, with a note) and ``eval/dial.png`` (None when absent)."""
+    doc_path, image = dial_paths(root)
+    image_found = image if image.is_file() else None
+    if not doc_path.is_file():
+        return None, image_found
+    try:
+        doc = json.loads(doc_path.read_text())
+        if not isinstance(doc, dict) or not isinstance(doc.get("values"), list):
+            raise ValueError("no list of values")
+    except (ValueError, OSError) as exc:
+        notes.append(f"{doc_path}: unreadable realism dial ({exc})")
+        return None, image_found
+    return doc, image_found
 
 
 def _read_csv(path: Path, notes: list[str]) -> list[dict[str, str]]:
