@@ -80,8 +80,9 @@ dial-A              warmup-0.5's weights, not retrained (the same training), eva
 runs, none with ``--only``): one panel per held-out set, the MAE (HU) against the NPS log-spectral distance (dB) of
 every row and of the lookup table, both lower-is-better (the best corner is the lower left); the Pareto front (the
 rows no other row beats on both) is the dashed staircase and its rows' labels are bold; the dial rows are joined
-by arrows from A = 0 to A = 1. ``--minutes 1 --only pix2gan,warmup-0.5,dial-0,dial-0.5,dial-1 --figure /tmp/pd.png``
-is a smoke run of it (a warm-up row needs 2 epochs in its budget, else it fails with run_config's reason).
+by arrows from A = 0 to A = 1. ``--minutes 2.5 --only warmup-0.5,dial-0,dial-0.25,dial-0.5,dial-1 --figure
+/tmp/pd.png`` is a smoke run of it (7 minutes on 2 busy cores): a warm-up row needs 2 epochs in its budget (fewer:
+the row fails with run_config's reason), and the dial rows evaluate warmup-0.5's weights.
 
 A row whose options the library does not accept (``run_config`` raises ValueError, e.g. "unknown option(s)"), or
 whose inference option ``evaluate_run`` does not take yet, is listed as skipped with the reason; the rest run.
@@ -190,18 +191,14 @@ ROWS = [
     Row("no-dropout", "no dropout", {"dropout": False}),
     Row("pix2gan", "pix2gan's default now (no option given)", library_defaults=True),
     # issue 18: the adversarial variants, each the recommended regression (REGRESSION) plus the change named
-    Row("gan", "regression + LSGAN from the first step, lr 2e-4 (G and D)", {"gan_loss": "lsgan", "lr": 2e-4},
+    Row("gan", "+ LSGAN from step 1, lr 2e-4", {"gan_loss": "lsgan", "lr": 2e-4}, base="regression"),
+    *(Row(f"warmup-{f:g}", f"+ LSGAN after {f:g} of the epochs, lr 2e-4", {**WARMUP, "gan_warmup": f},
+          base="regression") for f in (0.25, 0.5, 0.75)),
+    Row("warmup-0.5-lr1e-3", "warmup-0.5, G lr 1e-3 (both phases), D 2e-4", {**WARMUP, "lr": 1e-3, "lr_d": 2e-4},
         base="regression"),
-    *(Row(f"warmup-{f:g}", f"regression alone for {f:g} of the epochs, then + LSGAN; lr 2e-4 (G and D)",
-          {**WARMUP, "gan_warmup": f}, base="regression") for f in (0.25, 0.5, 0.75)),
-    Row("warmup-0.5-lr1e-3", "warmup-0.5, G at lr 1e-3 in both phases (no GAN-phase lr of its own), D at lr_d 2e-4",
-        {**WARMUP, "lr": 1e-3, "lr_d": 2e-4}, base="regression"),
-    Row("warmup-0.5-l1-10", "warmup-0.5 with lambda_l1 10 (both phases)", {**WARMUP, "lambda_l1": 10.0},
-        base="regression"),
-    Row("warmup-0.5-l1-1000", "warmup-0.5 with lambda_l1 1000 (both phases)", {**WARMUP, "lambda_l1": 1000.0},
-        base="regression"),
-    *(Row(f"dial-{a:g}", f"warmup-0.5's weights at --realism {a:g}", dict(WARMUP), {"realism": a}, base="regression")
-      for a in DIAL),
+    Row("warmup-0.5-l1-10", "warmup-0.5, lambda_l1 10", {**WARMUP, "lambda_l1": 10.0}, base="regression"),
+    Row("warmup-0.5-l1-1000", "warmup-0.5, lambda_l1 1000", {**WARMUP, "lambda_l1": 1000.0}, base="regression"),
+    *(Row(f"dial-{a:g}", f"realism {a:g}", dict(WARMUP), {"realism": a}, base="regression") for a in DIAL),
 ]  # fmt: skip
 SINGLE = {r.name for r in ROWS if r.change and not r.library_defaults and r.base == "pix2pix"}  # "best" combines
 BEST = "best"
@@ -664,7 +661,7 @@ def perception_distortion_figure(results: dict[str, dict[str, Any]], luts: dict[
 
 GROUP_STYLE = {  # colour, marker, legend of each kind of row (row_group)
     "pix2pix": ("tab:blue", "o", "2-D pix2pix + one change"), "library": ("tab:green", "s", "pix2gan default"),
-    "regression": ("tab:orange", "D", "regression + adversarial"), "dial": ("tab:red", "o", "--realism dial"),
+    "regression": ("tab:orange", "D", "regression + adversarial"), "dial": ("tab:red", "o", "realism dial (one run)"),
     "lut": ("black", "x", "lookup table"),
 }  # fmt: skip
 
@@ -691,13 +688,16 @@ def draw_panel(ax, set_name: str, points: dict[str, tuple[float, float]],  # noq
     ax.margins(x=0.1, y=0.08)  # room for the labels at the edges
     front_names = set(pareto_front(points))
     for xy, names in labels.items():  # rows on one spot (e.g. dial-1 and warmup-0.5) share a label; the front's bold
-        ax.annotate(" = ".join(names), xy, xytext=(4, 3), textcoords="offset points", fontsize=7, zorder=4,
+        below = all(row_group(n, results) == "dial" for n in names)  # the dial's: under the point, off its arrows
+        ax.annotate(" = ".join(names), xy, xytext=(0, -11) if below else (4, 3), textcoords="offset points",
+                    ha="center" if below else "left", fontsize=7, zorder=4,
                     fontweight="bold" if front_names & set(names) else "normal")  # fmt: skip
     dial = sorted((results[n]["infer"]["realism"], points[n]) for n in points if row_group(n, results) == "dial")
     for (_, p0), (_, p1) in zip(dial, dial[1:]):
-        ax.annotate("", p1, p0, arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.2}, zorder=2)
+        ax.annotate("", p1, p0, zorder=2, arrowprops={"arrowstyle": "-|>", "color": "tab:red", "lw": 1.2,
+                                                      "shrinkA": 4, "shrinkB": 5, "mutation_scale": 9})  # fmt: skip
     if dial:
-        ax.annotate("realism 0 → 1", dial[-1][1], xytext=(4, -10), textcoords="offset points", fontsize=7,
+        ax.annotate("realism 0 → 1", dial[0][1], xytext=(-6, 5), textcoords="offset points", ha="right", fontsize=7,
                     color="tab:red")  # fmt: skip
     front = [points[n] for n in sorted(front_names, key=lambda n: points[n])]
     if front:
@@ -805,8 +805,8 @@ def main() -> None:
                   f"{time.perf_counter() - t_start:.0f} s in all[/]", highlight=False)  # fmt: skip
     figure = args.figure or (None if args.only.strip() else FIGURE)
     if figure is not None:
-        note = (f"{args.minutes:g} min of training per row; means over each set's held-out test subjects; dial: "
-                f"one warmup-0.5 run at --realism 0, 0.25, 0.5, 0.75, 1")  # fmt: skip
+        note = (f"{args.minutes:g} min of training per row; means over each set's held-out test subjects; the dial "
+                f"rows are warmup-0.5's weights at the realism named")  # fmt: skip
         if perception_distortion_figure(results, {s: ctx["lut"].get(s) for s in heldout}, figure, note):
             console.print(f"perception-distortion figure: {figure}", highlight=False)
         else:
