@@ -81,8 +81,7 @@ runs, none with ``--only``): one panel per held-out set, the MAE (HU) against th
 every row and of the lookup table, both lower-is-better (the best corner is the lower left); the Pareto front (the
 rows no other row beats on both) is the dashed staircase and its rows' labels are bold; the dial rows are joined
 by arrows from A = 0 to A = 1. ``--minutes 2.5 --only warmup-0.5,dial-0,dial-0.25,dial-0.5,dial-1 --figure
-/tmp/pd.png`` is a smoke run of it (7 minutes on 2 busy cores): a warm-up row needs 2 epochs in its budget (fewer:
-the row fails with run_config's reason), and the dial rows evaluate warmup-0.5's weights.
+/tmp/pd.png`` is a smoke run of it (7 minutes on 2 busy cores; the dial rows evaluate warmup-0.5's weights).
 
 A row whose options the library does not accept (``run_config`` raises ValueError, e.g. "unknown option(s)"), or
 whose inference option ``evaluate_run`` does not take yet, is listed as skipped with the reason; the rest run.
