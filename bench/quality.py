@@ -26,7 +26,7 @@ PSNR; SSIM) and the realism figures beside them (issue 18). One table per held-o
 Usage::
 
     python bench/quality.py [--minutes 2] [--only default,context,...] [--threads 2] [--device cpu]
-                            [--work DIR] [--keep] [--json out.json]
+                            [--work DIR] [--keep] [--json out.json] [--figure pd.png]
 
 With the defaults (2 minutes of training per row) the whole benchmark takes about 30-40 minutes on 2 CPU cores:
 per row the training (sized by ``train --minutes``), a few seconds of the plain loop, and three evaluations.
@@ -55,6 +55,33 @@ best            the changes of every row above that beat ``default`` on the *val
                 clash the better row's value wins), then trained and evaluated like the others
 pix2gan         the library's defaults today, no option given (what ``pix2gan train --src t1 --dst ct`` does)
 ==============  ====================================================================================================
+
+The adversarial rows of issue 18 come last; each is the library's recommended paired configuration, pinned in
+:data:`REGRESSION` (``gan_loss=none``, ``context=2``, ``tta=True``, ``lr=1e-3``, the rest as :data:`PIX2PIX`; what the
+``pix2gan`` row trains today), plus the change named:
+
+==================  ================================================================================================
+gan                 ``gan_loss=lsgan, lr=2e-4``: LSGAN + 100 x L1 from the first step, G and D at pix2pix's lr
+warmup-0.25         ``gan_loss=lsgan, gan_warmup=0.25, lr=2e-4``: regression alone for round(0.25 x epochs) epochs,
+                    then the adversarial term (what ``pix2gan train --gan-warmup 0.25`` does: lr 2e-4 for G and D)
+warmup-0.5          the same with ``gan_warmup=0.5``
+warmup-0.75         the same with ``gan_warmup=0.75``
+warmup-0.5-lr1e-3   warmup-0.5 with ``lr=1e-3, lr_d=2e-4``: the library has no learning rate of its own for the
+                    generator's GAN phase, so G trains at 1e-3 in both phases (the regression's lr) and D, which
+                    only trains in the GAN phase, keeps 2e-4. warmup-0.5 itself is the G-at-2e-4 point
+warmup-0.5-l1-10    warmup-0.5 with ``lambda_l1=10`` (the L1 weight of both phases; in the warm-up it only scales
+                    the loss, which Adam nearly ignores)
+warmup-0.5-l1-1000  warmup-0.5 with ``lambda_l1=1000``
+dial-A              warmup-0.5's weights, not retrained (the same training), evaluated with ``realism=A`` for
+                    A = 0, 0.25, 0.5, 0.75, 1: (1 - A) x the generator at the switch + A x the final one
+==================  ================================================================================================
+
+**Perception-distortion figure** (``--figure PATH``; by default ``bench/perception_distortion.png`` when every row
+runs, none with ``--only``): one panel per held-out set, the MAE (HU) against the NPS log-spectral distance (dB) of
+every row and of the lookup table, both lower-is-better (the best corner is the lower left); the Pareto front (the
+rows no other row beats on both) is the dashed staircase and its rows' labels are bold; the dial rows are joined
+by arrows from A = 0 to A = 1. ``--minutes 2.5 --only warmup-0.5,dial-0,dial-0.25,dial-0.5,dial-1 --figure
+/tmp/pd.png`` is a smoke run of it (7 minutes on 2 busy cores; the dial rows evaluate warmup-0.5's weights).
 
 A row whose options the library does not accept (``run_config`` raises ValueError, e.g. "unknown option(s)"), or
 whose inference option ``evaluate_run`` does not take yet, is listed as skipped with the reason; the rest run.
@@ -111,6 +138,7 @@ HELDOUT_SEED = 2  # a third family, only ever evaluated
 N_SUBJECTS, SIZE = 14, 128  # as the bundled samples
 DEFAULT_MINUTES = 2.0
 CLASS_KEYS = ("mae_air", "mae_soft", "mae_bone")
+FIGURE = ROOT / "bench" / "perception_distortion.png"  # --figure's default for a run of every row
 REALISM_COLUMNS = {"nps_ratio": ("NPS", ".3f"), "nps_lsd": ("LSD dB", ".2f"), "sharpness": ("sharp", ".3f"),
                    "sharpness_bone": ("sharp bone", ".3f"), "hu_w1": ("W1 HU", ".1f")}  # fmt: skip
 
@@ -122,19 +150,29 @@ PIX2PIX: dict[str, Any] = {"gan_loss": "lsgan", "lambda_l1": 100.0, "lambda_ssim
                            "image_size": 64, "batch_size": 4, "precision": "auto"}  # fmt: skip
 
 
+# the library's recommended paired configuration today (issue 10: RECOMMENDED in pix2gan/config/flat.py, with its
+# REGRESSION_LR; what the "pix2gan" row trains), pinned: the base of the adversarial rows of issue 18
+REGRESSION: dict[str, Any] = {**PIX2PIX, "gan_loss": "none", "context": 2, "tta": True, "lr": 1e-3}
+BASES = {"pix2pix": PIX2PIX, "regression": REGRESSION}
+
+
 @dataclass
 class Row:
     name: str
     what: str
-    change: dict[str, Any] = field(default_factory=dict)  # flat options of run_config("paired", ...) over PIX2PIX
+    change: dict[str, Any] = field(default_factory=dict)  # flat options of run_config("paired", ...) over the base
     infer: dict[str, Any] = field(default_factory=dict)  # keyword arguments of evaluate_run
     needs: str | None = None  # a capability the row needs ("bf16")
-    library_defaults: bool = False  # the library's own defaults instead of PIX2PIX (the "pix2gan" row)
+    library_defaults: bool = False  # the library's own defaults instead of a base (the "pix2gan" row)
+    base: str = "pix2pix"  # the pinned options the change applies to (:data:`BASES`)
 
     @property
     def options(self) -> dict[str, Any]:
-        return dict(self.change) if self.library_defaults else {**PIX2PIX, **self.change}
+        return dict(self.change) if self.library_defaults else {**BASES[self.base], **self.change}
 
+
+WARMUP = {"gan_loss": "lsgan", "gan_warmup": 0.5, "lr": 2e-4}  # the warmup-0.5 row's change; the dial's weights
+DIAL = (0.0, 0.25, 0.5, 0.75, 1.0)  # --realism of the dial rows
 
 ROWS = [
     Row("default", "2-D pix2pix (the default before issue 10)"),
@@ -150,8 +188,17 @@ ROWS = [
     Row("lr-1e-3", "learning rate 1e-3", {"lr": 1e-3}),
     Row("no-dropout", "no dropout", {"dropout": False}),
     Row("pix2gan", "pix2gan's default now (no option given)", library_defaults=True),
-]
-SINGLE = {r.name for r in ROWS if r.change and not r.library_defaults}  # the rows "best" may combine
+    # issue 18: the adversarial variants, each the recommended regression (REGRESSION) plus the change named
+    Row("gan", "+ LSGAN from step 1, lr 2e-4", {"gan_loss": "lsgan", "lr": 2e-4}, base="regression"),
+    *(Row(f"warmup-{f:g}", f"+ LSGAN after {f:g} of the epochs, lr 2e-4", {**WARMUP, "gan_warmup": f},
+          base="regression") for f in (0.25, 0.5, 0.75)),
+    Row("warmup-0.5-lr1e-3", "warmup-0.5, G lr 1e-3 (both phases), D 2e-4", {**WARMUP, "lr": 1e-3, "lr_d": 2e-4},
+        base="regression"),
+    Row("warmup-0.5-l1-10", "warmup-0.5, lambda_l1 10", {**WARMUP, "lambda_l1": 10.0}, base="regression"),
+    Row("warmup-0.5-l1-1000", "warmup-0.5, lambda_l1 1000", {**WARMUP, "lambda_l1": 1000.0}, base="regression"),
+    *(Row(f"dial-{a:g}", f"realism {a:g}", dict(WARMUP), {"realism": a}, base="regression") for a in DIAL),
+]  # fmt: skip
+SINGLE = {r.name for r in ROWS if r.change and not r.library_defaults and r.base == "pix2pix"}  # "best" combines
 BEST = "best"
 ROW_NAMES = [r.name for r in ROWS] + [BEST]
 
@@ -483,6 +530,24 @@ def guarded(name: str, what: str, options: dict[str, Any], infer: dict[str, Any]
                 "skipped": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
 
 
+def run_rows(rows: list[Row], only: list[str], ctx: dict[str, Any], results: dict[str, dict[str, Any]],
+             console: Console) -> None:  # fmt: skip
+    """Run the ``rows`` named in ``only``, in order, into ``results`` (a row needing bf16 where there is none is
+    skipped with the reason); each result also records the row's ``change`` and ``base``."""
+    bf16_ok, bf16_note = ctx["bf16"]
+    for row in rows:
+        if row.name not in only:
+            continue
+        if row.needs == "bf16" and not bf16_ok:
+            results[row.name] = {"name": row.name, "what": row.what, "options": row.options, "infer": row.infer,
+                                 "skipped": bf16_note}  # fmt: skip
+        else:
+            results[row.name] = guarded(row.name, row.what, row.options, row.infer, ctx, results, console)
+        results[row.name].update(change=row.change, base="library" if row.library_defaults else row.base)
+        if "skipped" in results[row.name]:
+            console.print(f"  [yellow]{row.name}: skipped: {results[row.name]['skipped']}", highlight=False)
+
+
 def fmt(value: Any, spec: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -521,6 +586,126 @@ def realism_cells(mean: dict[str, Any]) -> list[str]:
     return [fmt(mean.get(key), spec) for key, (_, spec) in REALISM_COLUMNS.items()]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# perception-distortion figure
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """The names of the non-dominated points, lower being better on both axes, by increasing x (then y).
+
+    A point is dominated when another is as low on both axes and lower on one; equal points dominate neither.
+    Points with a non-finite coordinate take no part.
+
+    Example:
+        >>> pareto_front({"a": (1, 5), "b": (2, 3), "c": (3, 4), "d": (4, 1), "e": (2, 3), "f": (1, 6),
+        ...               "g": (0.5, float("nan"))})
+        ['a', 'b', 'e', 'd']
+        >>> pareto_front({}), pareto_front({"x": (1.0, 2.0)})
+        ([], ['x'])
+    """
+    finite = {n: p for n, p in points.items() if all(math.isfinite(v) for v in p)}
+
+    def dominated(p: tuple[float, float]) -> bool:
+        return any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in finite.values())
+
+    return sorted((n for n, p in finite.items() if not dominated(p)), key=lambda n: finite[n])
+
+
+def figure_points(results: dict[str, dict[str, Any]], set_name: str, lut: dict[str, Any] | None,
+                  x_key: str = "mae", y_key: str = "nps_lsd") -> dict[str, tuple[float, float]]:  # fmt: skip
+    """(MAE, LSD) of every evaluated row on held-out set ``set_name``, and of the lookup table as ``lookup table``."""
+    means = {n: r["heldout"][set_name]["mean"] for n, r in results.items()
+             if "skipped" not in r and set_name in r.get("heldout", {})}  # fmt: skip
+    if lut:
+        means["lookup table"] = lut
+    return {n: (float(m[x_key]), float(m[y_key])) for n, m in means.items()
+            if m.get(x_key) is not None and m.get(y_key) is not None}  # fmt: skip
+
+
+def perception_distortion_figure(results: dict[str, dict[str, Any]], luts: dict[str, dict[str, Any] | None],
+                                 path: Path, note: str = "") -> bool:  # fmt: skip
+    """One panel per held-out set (the keys of ``luts``): MAE (HU) against the NPS log-spectral distance (dB), one
+    labelled point per row, the Pareto front as a step line, the dial rows joined in realism order; written
+    atomically as PNG to ``path``. False (and nothing written) when no row has both figures."""
+    sets = {s: figure_points(results, s, lut) for s, lut in luts.items()}
+    sets = {s: pts for s, pts in sets.items() if pts}
+    if not sets:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from pix2gan.io import atomic_path
+
+    fig, axes = plt.subplots(1, len(sets), figsize=(7.5 * len(sets), 6.2), squeeze=False)
+    for ax, (set_name, points) in zip(axes[0], sets.items()):
+        draw_panel(ax, set_name, points, results)
+    if note:
+        fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=8, color="0.3")
+    fig.tight_layout(rect=(0, 0.03 if note else 0, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return True
+
+
+GROUP_STYLE = {  # colour, marker, legend of each kind of row (row_group)
+    "pix2pix": ("tab:blue", "o", "2-D pix2pix + one change"), "library": ("tab:green", "s", "pix2gan default"),
+    "regression": ("tab:orange", "D", "regression + adversarial"), "dial": ("tab:red", "o", "realism dial (one run)"),
+    "lut": ("black", "x", "lookup table"),
+}  # fmt: skip
+
+
+def row_group(name: str, results: dict[str, dict[str, Any]]) -> str:
+    """The kind of a point (:data:`GROUP_STYLE`): its row's base, ``dial`` for a realism row, ``lut`` for the table."""
+    if name not in results:
+        return "lut"
+    r = results[name]
+    return "dial" if "realism" in r.get("infer", {}) else r.get("base", "pix2pix")
+
+
+def draw_panel(ax, set_name: str, points: dict[str, tuple[float, float]],  # noqa: ANN001
+               results: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+    """One held-out set's panel of :func:`perception_distortion_figure`."""
+    seen: set[str] = set()
+    labels: dict[tuple[float, float], list[str]] = {}
+    for name, xy in points.items():
+        group = row_group(name, results)
+        colour, marker, legend = GROUP_STYLE[group]
+        ax.scatter(*xy, c=colour, marker=marker, s=36, zorder=3, label=None if group in seen else legend)
+        seen.add(group)
+        labels.setdefault(xy, []).append(name)
+    ax.margins(x=0.1, y=0.08)  # room for the labels at the edges
+    front_names = set(pareto_front(points))
+    for xy, names in labels.items():  # rows on one spot (e.g. dial-1 and warmup-0.5) share a label; the front's bold
+        below = all(row_group(n, results) == "dial" for n in names)  # the dial's: under the point, off its arrows
+        ax.annotate(" = ".join(names), xy, xytext=(0, -11) if below else (4, 3), textcoords="offset points",
+                    ha="center" if below else "left", fontsize=7, zorder=4,
+                    fontweight="bold" if front_names & set(names) else "normal")  # fmt: skip
+    dial = sorted((results[n]["infer"]["realism"], points[n]) for n in points if row_group(n, results) == "dial")
+    for (_, p0), (_, p1) in zip(dial, dial[1:]):
+        ax.annotate("", p1, p0, zorder=2, arrowprops={"arrowstyle": "-|>", "color": "tab:red", "lw": 1.2,
+                                                      "shrinkA": 4, "shrinkB": 5, "mutation_scale": 9})  # fmt: skip
+    if dial:
+        ax.annotate("realism 0 → 1", dial[0][1], xytext=(-6, 5), textcoords="offset points", ha="right", fontsize=7,
+                    color="tab:red")  # fmt: skip
+    front = [points[n] for n in sorted(front_names, key=lambda n: points[n])]
+    if front:
+        xs, ys = zip(*front)
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        ax.step([xs[0], *xs, x1], [y1, *ys, ys[-1]], where="post", color="0.4", lw=1, ls="--", zorder=1,
+                label="Pareto front (lower-left is better)")  # fmt: skip
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+    ax.set_xlabel("MAE (HU, in the body mask)")
+    ax.set_ylabel("NPS log-spectral distance (dB)")
+    ax.set_title(f"held out: {set_name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="training wall clock per row")
@@ -531,6 +716,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="work folder, kept afterwards (default: a temporary one, removed unless --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (runs, predictions, panels)")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--figure", type=Path, default=None,
+                        help=f"perception-distortion PNG (default {FIGURE.relative_to(ROOT)} when every row runs)")
     args = parser.parse_args()
     only = [n.strip() for n in args.only.split(",") if n.strip()] or ROW_NAMES
     unknown = [n for n in only if n not in ROW_NAMES]
@@ -568,23 +755,13 @@ def main() -> None:
                   f"{HELDOUT_SEED} ({time.perf_counter() - t0:.0f} s)", highlight=False)  # fmt: skip
     ctx: dict[str, Any] = {
         "work": work, "device": str(device), "minutes": args.minutes, "plain_seconds": args.plain_seconds,
-        "train_data": train_data, "heldout": heldout, "lut": {},
+        "train_data": train_data, "heldout": heldout, "lut": {}, "bf16": (bf16_ok, bf16_note),
         "common": {"data": str(train_data), "src": "t1", "dst": "ct", "device": str(device), "threads": args.threads,
                    "checkpoint_minutes": 0, "keep_last": 1},
     }  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     try:
-        for row in [r for r in ROWS if not r.library_defaults]:
-            if row.name not in only:
-                continue
-            if row.needs == "bf16" and not bf16_ok:
-                results[row.name] = {"name": row.name, "what": row.what, "options": row.options, "infer": row.infer,
-                                     "skipped": bf16_note}  # fmt: skip
-            else:
-                results[row.name] = guarded(row.name, row.what, row.options, row.infer, ctx, results, console)
-            results[row.name]["change"] = row.change
-            if "skipped" in results[row.name]:
-                console.print(f"  [yellow]{row.name}: skipped: {results[row.name]['skipped']}", highlight=False)
+        run_rows([r for r in ROWS if r.base == "pix2pix" and not r.library_defaults], only, ctx, results, console)
         if BEST in only:
             options, infer, winners = combine_best(results)
             what = "best: " + (" + ".join(winners) if winners else "nothing beat default")
@@ -598,9 +775,8 @@ def main() -> None:
             else:
                 console.print(f"  best: combining {', '.join(winners)}: {options} {infer or ''}", highlight=False)
                 results[BEST] = guarded(BEST, what, options, infer, ctx, results, console)
-        for row in [r for r in ROWS if r.library_defaults and r.name in only]:  # last: the defaults chosen from the above
-            results[row.name] = guarded(row.name, row.what, row.options, row.infer, ctx, results, console)
-            results[row.name]["change"] = row.change
+        run_rows([r for r in ROWS if r.library_defaults], only, ctx, results, console)  # the defaults chosen from above
+        run_rows([r for r in ROWS if r.base != "pix2pix" and not r.library_defaults], only, ctx, results, console)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -619,11 +795,19 @@ def main() -> None:
     console.print(f"[dim]img/s: the row's training steps (epoch time minus validation); vs plain: over the fp32 "
                   f"textbook step with the same networks and batch; bf16: {bf16_note}; "
                   f"{time.perf_counter() - t_start:.0f} s in all[/]", highlight=False)  # fmt: skip
+    figure = args.figure or (None if args.only.strip() else FIGURE)
+    if figure is not None:
+        note = (f"{args.minutes:g} min of training per row; means over each set's held-out test subjects; the dial "
+                f"rows are warmup-0.5's weights at the realism named")  # fmt: skip
+        if perception_distortion_figure(results, {s: ctx["lut"].get(s) for s in heldout}, figure, note):
+            console.print(f"perception-distortion figure: {figure}", highlight=False)
+        else:
+            console.print(f"[yellow]no row has MAE and NPS LSD: no figure written to {figure}[/]", highlight=False)
     if args.json:
         clean = {n: {k: v for k, v in r.items() if k not in ("cfg", "key")} for n, r in results.items()}
         meta = {"minutes": args.minutes, "threads": torch.get_num_threads(), "device": str(device),
                 "torch": torch.__version__, "train_seed": TRAIN_SEED, "heldout_seed": HELDOUT_SEED,
-                "bundled_seed": seed0, "bf16": bf16_note, "lookup_table": ctx["lut"]}  # fmt: skip
+                "bundled_seed": seed0, "bf16": bf16_note, "lookup_table": ctx["lut"], "figure": figure}  # fmt: skip
         args.json.write_text(json.dumps({"meta": meta, "rows": clean}, indent=1, default=str))
 
 

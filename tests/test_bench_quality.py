@@ -56,3 +56,58 @@ def test_tiny_row(tiny_data: Path, tmp_path: Path) -> None:
     assert table.row_count == 1
     assert [c.header for c in table.columns][-5:] == ["NPS", "LSD dB", "sharp", "sharp bone", "W1 HU"]
     assert list(table.columns[-1].cells) == [format(mean["hu_w1"], ".1f")]
+
+
+def test_adversarial_rows_are_the_recommended_regression_plus_their_change(tiny_data: Path) -> None:
+    q = _quality()
+    common = {"data": str(tiny_data), "device": "cpu"}
+    # REGRESSION pins what the library recommends today: the same training and inference as no option at all
+    pinned, library = q.build_config(q.REGRESSION, common, 8), q.build_config({}, common, 8)
+    assert q.training_key(pinned) == q.training_key(library) and not q.infer_differences(pinned, library)
+    rows = {r.name: r for r in q.ROWS}
+    for name in ("gan", "warmup-0.25", "warmup-0.5", "warmup-0.75", "warmup-0.5-lr1e-3", "warmup-0.5-l1-10",
+                 "warmup-0.5-l1-1000", "dial-0", "dial-0.25", "dial-0.5", "dial-0.75", "dial-1"):  # fmt: skip
+        row = rows[name]
+        assert row.base == "regression" and name in q.ROW_NAMES and name not in q.SINGLE  # "best" merges over PIX2PIX
+        cfg = q.build_config(row.options, common, 8)  # the library takes every row's options
+        assert cfg.data.context == 2 and cfg.infer.tta and cfg.train.gan_loss.value == "lsgan"
+    train = {n: q.build_config(rows[n].options, common, 8).train for n in rows if rows[n].base == "regression"}
+    assert [train[f"warmup-{f}"].gan_warmup for f in ("0.25", "0.5", "0.75")] == [0.25, 0.5, 0.75]
+    assert train["gan"].gan_warmup == 0 and train["gan"].lr == train["warmup-0.5"].lr == 2e-4
+    assert (train["warmup-0.5-lr1e-3"].lr, train["warmup-0.5-lr1e-3"].lr_d) == (1e-3, 2e-4)
+    assert [train[f"warmup-0.5-l1-{v}"].lambda_l1 for v in (10, 1000)] == [10.0, 1000.0]
+    # the dial: one run (warmup-0.5's training) evaluated at five realism values, which evaluate_run takes
+    warm = q.build_config(rows["warmup-0.5"].options, common, 8)
+    for a in (0, 0.25, 0.5, 0.75, 1):
+        row = rows[f"dial-{a}"]
+        assert row.infer == {"realism": float(a)} and not q.unsupported_infer(row.infer)
+        cfg = q.build_config(row.options, common, 8)
+        assert q.training_key(cfg) == q.training_key(warm) and q.infer_differences(cfg, warm) <= set(row.infer)
+
+
+def test_pareto_front() -> None:
+    q = _quality()
+    # lower is better on both: (3, 3) is dominated by (2, 3) (equal y, lower x); equal points both stay
+    points = {"mae-best": (1.0, 9.0), "a": (2.0, 3.0), "a-again": (2.0, 3.0), "worse-x": (3.0, 3.0),
+              "lsd-best": (8.0, 1.0), "inside": (5.0, 5.0), "nan": (0.5, float("nan"))}  # fmt: skip
+    assert q.pareto_front(points) == ["mae-best", "a", "a-again", "lsd-best"]
+
+
+def test_perception_distortion_figure(tmp_path: Path) -> None:
+    q = _quality()
+
+    def row(mae: float, lsd: float | None, **extra: object) -> dict:
+        mean = {"mae": mae, **({"nps_lsd": lsd} if lsd is not None else {})}
+        return {"heldout": {"s1": {"mean": mean}, "s2": {"mean": mean}}, "infer": {}, "base": "regression", **extra}
+
+    dial = {f"dial-{a:g}": row(55 + 15 * a, 9 - 6 * a, infer={"realism": a}) for a in (0.0, 0.5, 1.0)}
+    results = {"default": row(90.0, 4.0, base="pix2pix"), "pix2gan": row(55.0, 9.0, base="library"),
+               "warmup-0.5": row(70.0, 3.0), "skipped": {"skipped": "why"}, **dial}  # fmt: skip
+    path = tmp_path / "figs" / "pd.png"
+    assert q.perception_distortion_figure(results, {"s1": {"mae": 170.0, "nps_lsd": 5.0}, "s2": None}, path, "note")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    points = q.figure_points(results, "s1", {"mae": 170.0, "nps_lsd": 5.0})
+    assert set(points) == set(results) - {"skipped"} | {"lookup table"} and points["dial-0.5"] == (62.5, 6.0)
+    # no row with both figures (e.g. MR targets: no realism figures): nothing written
+    assert not q.perception_distortion_figure({"x": row(50.0, None)}, {"s1": None}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
