@@ -28,8 +28,9 @@ Usage::
     python bench/quality.py [--minutes 2] [--only default,context,...] [--threads 2] [--device cpu]
                             [--work DIR] [--keep] [--json out.json] [--figure pd.png]
 
-With the defaults (2 minutes of training per row) the whole benchmark takes about 30-40 minutes on 2 CPU cores:
-per row the training (sized by ``train --minutes``), a few seconds of the plain loop, and three evaluations.
+With the defaults (2 minutes of training per row) the whole benchmark takes about an hour on 2 CPU cores (estimated,
+not yet timed with the adversarial rows: about 19 trainings and the dial's 5 evaluations): per row the training
+(sized by ``train --minutes``), a few seconds of the plain loop, and three evaluations.
 ``--minutes 0.1 --only default,resnet,l1-1000`` is a smoke run of 2-3 minutes.
 
 Rows (each is the 2-D pix2pix configuration, pinned in :data:`PIX2PIX`, plus the change named, unless it says
