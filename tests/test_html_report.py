@@ -149,16 +149,21 @@ def test_paired_report_after_eval(paired):
     doc = json.loads(eval_json_path(run, "paired", "test").read_text())
     assert doc == json.loads((run / "eval.json").read_text())
     page = check_page(run / "report.html")
-    assert [t for t in page.tables if t.startswith("eval-")] == ["eval-test"]  # eval.json is the same: shown once
+    # eval.json is the same: shown once, the realism figures in a table of their own (one would overflow the page)
+    assert [t for t in page.tables if t.startswith("eval-")] == ["eval-test", "eval-test-realism"]
     dr = doc["rules"]["data_range"]
-    keys = page.header_keys("eval-test")
+    assert page.header_keys("eval-test-realism") == list(REALISM_LABELS)
+    keys = page.header_keys("eval-test") + page.header_keys("eval-test-realism")
     assert keys == [k for k in doc["per_subject"][next(iter(doc["per_subject"]))] if k != "std_mean"]
     assert {"mae", "mae_air", "mae_soft", "mae_bone", "psnr", "ssim", *REALISM_LABELS} <= set(keys)
-    heads = dict(zip(keys, (c[2] for c in page.tables["eval-test"][0][1:]), strict=True))
+    heads = dict(zip(keys, (c[2] for t in ("eval-test", "eval-test-realism") for c in page.tables[t][0][1:]),
+                     strict=True))  # fmt: skip
     assert [heads[k] for k in REALISM_LABELS] == list(REALISM_LABELS.values())
     for key, note in REALISM_NOTES.items():  # one line under the table per realism figure
         assert f"{REALISM_LABELS[key]}: {note}" in page.all_text
-    rows = page.rows("eval-test")
+    distortion, realism = page.rows("eval-test"), page.rows("eval-test-realism")
+    assert list(distortion) == list(realism)
+    rows = {name: distortion[name] + realism[name] for name in distortion}
     for sid, figures in doc["per_subject"].items():
         for key, text in zip(keys, rows[sid], strict=True):
             value = figures[key]
@@ -181,7 +186,8 @@ def test_paired_report_after_eval(paired):
     for key, text in zip(keys, rows["baseline"], strict=True):
         if base["mean"].get(key) is not None:
             assert text == f"{fmt(key, base['mean'][key], dr)} ± {fmt(key, base['std'][key], dr)}"
-    assert set(page.rows("baseline-test")) == set(doc["per_subject"]) | {"mean", "median", "quartiles"}
+    for table_id in ("baseline-test", "baseline-test-realism"):
+        assert set(page.rows(table_id)) == set(doc["per_subject"]) | {"mean", "median", "quartiles"}
     rules = doc["rules"]
     assert (f"rules {rules['name']}, data range {dr:g}: {rules['space']}; SSIM column: {rules['ssim']}"
             in page.all_text)  # fmt: skip

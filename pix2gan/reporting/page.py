@@ -260,11 +260,20 @@ def _paired_table(doc: dict[str, Any], per_subject: dict[str, dict[str, Any]], s
     return '<div class="scroll">' + table(header, rows, foot=foot, id=id, cls="eval") + "</div>"
 
 
+def _column_groups(columns: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """The distortion figures and, in a table of their own (id suffix ``-realism``), the realism figures: one table
+    of both would be wider than the page, and the realism columns would hide behind its scroll bar."""
+    realism = {k: h for k, h in columns.items() if k in REALISM_LABELS}
+    distortion = {k: h for k, h in columns.items() if k not in realism}
+    return [("", distortion)] + ([("-realism", realism)] if realism else [])
+
+
 def _paired_eval(run: RunFiles, ev: EvalFile) -> str:
     doc = ev.doc
     columns = paired_columns(doc)
     name = ev.split or ev.path.stem
-    parts = [_paired_table(doc, doc["per_subject"], doc, columns, f"eval-{name}", "mean ± std")]
+    parts = [_paired_table(doc, doc["per_subject"], doc, part, f"eval-{name}{suffix}", "mean ± std")
+             for suffix, part in _column_groups(columns)]  # fmt: skip
     parts.append(f'<p class="note">{esc(rules_line(doc))}</p>')
     parts.extend(f'<p class="note">{esc(REALISM_LABELS[k])}: {esc(REALISM_NOTES[k])}</p>' for k in columns
                  if k in REALISM_NOTES)  # fmt: skip
@@ -275,7 +284,8 @@ def _paired_eval(run: RunFiles, ev: EvalFile) -> str:
     base = doc.get("baseline") or {}
     if isinstance(base.get("per_subject"), dict) and base["per_subject"]:
         parts.append(f"<details><summary>lookup-table baseline per subject ({esc(base.get('method', ''))})</summary>")
-        parts.append(_paired_table(doc, base["per_subject"], base, columns, f"baseline-{name}", "mean ± std"))
+        parts.extend(_paired_table(doc, base["per_subject"], base, part, f"baseline-{name}{suffix}", "mean ± std")
+                     for suffix, part in _column_groups(columns))  # fmt: skip
         parts.append("</details>")
     panels = _subject_panels(run, ev)
     if panels:
