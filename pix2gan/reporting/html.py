@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["esc", "Cell", "cell", "table", "image_uri", "figure", "page", "MIME"]
+__all__ = ["esc", "Cell", "cell", "table", "image_uri", "figure", "figures", "page", "MIME"]
 
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 
@@ -136,6 +136,12 @@ summary { cursor: pointer; color: var(--accent); }
 footer { color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding: 10px 32px; }
 @media print { nav { display: none; } .figures { grid-template-columns: 1fr; } }
 """
+
+
+def figures(items: list[tuple[Path | bytes, str]]) -> str:
+    """A ``<div class="figures">`` of :func:`figure` s (image, caption); an empty string when none can be read."""
+    blocks = [figure(image, caption) for image, caption in items]
+    return '<div class="figures">' + "".join(b for b in blocks if b) + "</div>" if any(blocks) else ""
 
 
 def page(title: str, heading: str, subtitle: str, nav: Sequence[tuple[str, str]], body: str, footer: str) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["format_metric", "format_mean_std", "format_gan_metric", "GAN_LABELS", "GAN_SHARES", "paired_columns",
-           "rules_line", "HIDDEN_KEYS", "REALISM_LABELS", "REALISM_NOTES"]  # fmt: skip
+           "rules_line", "data_range_of", "HIDDEN_KEYS", "REALISM_LABELS", "REALISM_NOTES"]  # fmt: skip
 
 GAN_LABELS = {
     "classifier_accuracy": "real-image classifier accuracy (held out)",
@@ -120,6 +120,17 @@ def paired_columns(doc: dict[str, Any]) -> dict[str, str]:
             columns[key] = {"psnr": "PSNR (dB)", "ssim": structural, "std_error_spearman": "std~|err| ρ",
                             **REALISM_LABELS}.get(key, key)  # fmt: skip
     return columns
+
+
+def data_range_of(doc: dict[str, Any]) -> float | None:
+    """The data range an evaluation's JSON says its figures were computed with (None when it says none).
+
+    Example:
+        >>> data_range_of({"rules": {"data_range": 2}}), data_range_of({})
+        (2.0, None)
+    """
+    value = (doc.get("rules") or {}).get("data_range")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def rules_line(doc: dict[str, Any]) -> str:

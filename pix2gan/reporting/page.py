@@ -1,10 +1,10 @@
 """The run report: one self-contained HTML page written from a run folder's files.
 
 Sections: an overview (what was trained, on what, how far, the headline figures), the evaluation (the tables of
-``pix2gan eval``, its panels or sample grids), the realism dial of a ``--gan-warmup`` run when ``eval`` scored it
-(:mod:`pix2gan.reporting.dial_section`: one slice and the figures at A = 0, 0.5 and 1), training (loss and
-validation curves, the last epoch's panel or grids, the per-epoch figures) and the configuration (``config.json``
-section by section, the subject split).
+``pix2gan eval``, its panels or sample grids; a paired run's in :mod:`pix2gan.reporting.eval_section`), the realism
+dial of a ``--gan-warmup`` run when ``eval`` scored it (:mod:`pix2gan.reporting.dial_section`: one slice and the
+figures at A = 0, 0.5 and 1), training (loss and validation curves, the last epoch's panel or grids, the per-epoch
+figures) and the configuration (``config.json`` section by section, the subject split).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pix2gan.io import atomic_write_text, check_new_file
-from pix2gan.reporting.numbers import (GAN_LABELS, REALISM_LABELS, REALISM_NOTES, format_gan_metric, format_mean_std,
-                                      format_metric, paired_columns, rules_line)
-from pix2gan.reporting.html import cell, esc, figure, page, table
 from pix2gan.reporting.dial_section import dial_section
+from pix2gan.reporting.eval_section import paired_eval
+from pix2gan.reporting.html import cell, esc, figure, figures, page, table
+from pix2gan.reporting.numbers import (GAN_LABELS, data_range_of, format_gan_metric, format_mean_std, format_metric,
+                                      paired_columns)
 from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
 
 __all__ = ["write_html_report", "render_html_report", "config_value", "REPORT_NAME"]
@@ -90,13 +91,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
-def _rel(run: RunFiles, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(run.root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _number(value: str | None) -> float | None:
     try:
         return float(value)  # type: ignore[arg-type]
@@ -108,15 +102,6 @@ def _stats(items: list[tuple[str, str]]) -> str:
     cards = "".join(f'<div class="stat"><div class="v">{esc(v)}</div><div class="k">{esc(k)}</div></div>'
                     for k, v in items)  # fmt: skip
     return f'<div class="stats">{cards}</div>' if cards else ""
-
-
-def _paired_unit(doc: dict[str, Any]) -> str:
-    return " HU" if str((doc.get("rules") or {}).get("space", "")).startswith("HU") else ""
-
-
-def _data_range(doc: dict[str, Any]) -> float | None:
-    value = (doc.get("rules") or {}).get("data_range")
-    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _eval_title(ev: EvalFile) -> str:
@@ -149,7 +134,7 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
     for ev in run.evals[:1]:
         doc = ev.doc
         if ev.kind == "paired":
-            dr, label = _data_range(doc), ev.split or ev.path.name
+            dr, label = data_range_of(doc), ev.split or ev.path.name
             mean, std = doc.get("mean") or {}, doc.get("std") or {}
             columns = paired_columns(doc)
             for key in ("mae", "psnr", "ssim"):
@@ -206,7 +191,7 @@ def _overview(run: RunFiles) -> str:
             links.append(f"{link.name} = {name}" if name != link.name else link.name)
     rows.append(("checkpoints", ", ".join(links) or "none yet"))
     if run.evals:
-        rows.append(("evaluated", "; ".join(f"{_rel(run, e.path)} ({_when(run.mtime(e.path))})" for e in run.evals)))
+        rows.append(("evaluated", "; ".join(f"{run.rel(e.path)} ({_when(run.mtime(e.path))})" for e in run.evals)))
     notes = "".join(f'<p class="warn">{esc(n)}</p>' for n in run.notes)
     return _stats(_headline(run)) + table(None, [[cell(k, head=True), v] for k, v in rows], cls="glance") + notes
 
@@ -220,103 +205,19 @@ def _evaluation(run: RunFiles) -> str:
         loose = sorted(run.root.glob("eval/*/*.png")) + sorted(run.root.glob("eval/*.png"))
         if loose:
             parts.append('<p class="note">Images an earlier evaluation left (its figures were not kept):</p>')
-            parts.append(_figures([(p, _rel(run, p)) for p in loose]))
+            parts.append(figures([(p, run.rel(p)) for p in loose]))
         return "\n".join(parts)
     latest = run.mtime(run.layout.latest)
     parts = []
     for ev in run.evals:
         written = run.mtime(ev.path)
         parts.append(f"<h3>{esc(_eval_title(ev))}</h3>")
-        parts.append(f'<p class="note">{esc(_rel(run, ev.path))}, written {esc(_when(written))}</p>')
+        parts.append(f'<p class="note">{esc(run.rel(ev.path))}, written {esc(_when(written))}</p>')
         if latest is not None and written is not None and latest > written + 1:
             parts.append(f'<p class="warn">The run has trained since this evaluation (latest checkpoint '
                          f"{esc(_when(latest))}): pix2gan eval --run {esc(run.root)} scores it again.</p>")  # fmt: skip
-        parts.append(_paired_eval(run, ev) if ev.kind == "paired" else _gan_eval(run, ev))
+        parts.append(paired_eval(run, ev) if ev.kind == "paired" else _gan_eval(run, ev))
     return "\n".join(parts)
-
-
-def _paired_table(doc: dict[str, Any], per_subject: dict[str, dict[str, Any]], summary: dict[str, Any],
-                  columns: dict[str, str], id: str, mean_label: str) -> str:  # noqa: A002  # fmt: skip
-    dr = _data_range(doc)
-    header = [cell("subject"), *(cell(h, num=True, key=k) for k, h in columns.items())]
-    rows = [[cell(sid, head=True, key=sid), *(cell(format_metric(k, row.get(k), dr), num=True) for k in columns)]
-            for sid, row in per_subject.items()]  # fmt: skip
-    mean, std = summary.get("mean") or {}, summary.get("std") or {}
-    foot = [("mean", [cell(mean_label, head=True, key="mean"),
-                      *(cell(format_mean_std(k, mean.get(k), std.get(k), dr), num=True) for k in columns)])]  # fmt: skip
-    if "median" in summary:
-        med, q1, q3 = summary.get("median") or {}, summary.get("q1") or {}, summary.get("q3") or {}
-        foot.append(("median", [cell("median", head=True, key="median"),
-                                *(cell(format_metric(k, med.get(k), dr), num=True) for k in columns)]))
-        foot.append(("quartiles", [cell("quartiles q1 – q3", head=True, key="quartiles"), *(cell(
-            f"{format_metric(k, q1.get(k), dr)} – {format_metric(k, q3.get(k), dr)}" if q1.get(k) is not None else "–",
-            num=True) for k in columns)]))  # fmt: skip
-    base = doc.get("baseline") or {}
-    if base and summary is doc:
-        bmean, bstd = base.get("mean") or {}, base.get("std") or {}
-        foot.append(("baseline", [cell("lookup-table baseline", head=True, key="baseline"),
-                                  *(cell(format_mean_std(k, bmean.get(k), bstd.get(k), dr), num=True)
-                                    for k in columns)]))  # fmt: skip
-    return '<div class="scroll">' + table(header, rows, foot=foot, id=id, cls="eval") + "</div>"
-
-
-def _column_groups(columns: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
-    """The distortion figures and, in a table of their own (id suffix ``-realism``), the realism figures: one table
-    of both would be wider than the page, and the realism columns would hide behind its scroll bar."""
-    realism = {k: h for k, h in columns.items() if k in REALISM_LABELS}
-    distortion = {k: h for k, h in columns.items() if k not in realism}
-    return [("", distortion)] + ([("-realism", realism)] if realism else [])
-
-
-def _paired_eval(run: RunFiles, ev: EvalFile) -> str:
-    doc = ev.doc
-    columns = paired_columns(doc)
-    name = ev.split or ev.path.stem
-    parts = [_paired_table(doc, doc["per_subject"], doc, part, f"eval-{name}{suffix}", "mean ± std")
-             for suffix, part in _column_groups(columns)]  # fmt: skip
-    parts.append(f'<p class="note">{esc(rules_line(doc))}</p>')
-    parts.extend(f'<p class="note">{esc(REALISM_LABELS[k])}: {esc(REALISM_NOTES[k])}</p>' for k in columns
-                 if k in REALISM_NOTES)  # fmt: skip
-    source = (doc.get("rules") or {}).get("source")
-    if source:
-        parts.append(f'<p class="note">metrics as computed by {esc(source)}; mean and std over subjects '
-                     "(population std), quartiles by linear interpolation</p>")  # fmt: skip
-    base = doc.get("baseline") or {}
-    if isinstance(base.get("per_subject"), dict) and base["per_subject"]:
-        parts.append(f"<details><summary>lookup-table baseline per subject ({esc(base.get('method', ''))})</summary>")
-        parts.extend(_paired_table(doc, base["per_subject"], base, part, f"baseline-{name}{suffix}", "mean ± std")
-                     for suffix, part in _column_groups(columns))  # fmt: skip
-        parts.append("</details>")
-    panels = _subject_panels(run, ev)
-    if panels:
-        titles = "source | prediction | target | |error|"
-        parts.append(f'<p class="note">Per subject: three slices (25 %, 50 %, 75 % of the body along the slice axis), '
-                     f"{esc(titles)}.</p>")  # fmt: skip
-        unit, dr = _paired_unit(doc), _data_range(doc)
-        parts.append(_figures([(p, f"{sid}: MAE {format_metric('mae', doc['per_subject'][sid].get('mae'), dr)}{unit}"
-                                f" ({_rel(run, p)})") for sid, p in panels]))  # fmt: skip
-    else:
-        parts.append('<p class="note">No subject panels in the run folder (evaluated with --out elsewhere?).</p>')
-    return "\n".join(parts)
-
-
-def _subject_panels(run: RunFiles, ev: EvalFile) -> list[tuple[str, Path]]:
-    """(subject, panel PNG) of the subjects an evaluation scored, from its split's folder or any ``eval/*/``."""
-    out = []
-    for sid in ev.doc["per_subject"]:
-        candidates = [run.root / "eval" / ev.split / f"{sid}.png"] if ev.split else []
-        realism = ev.doc.get("realism") if isinstance(ev.doc.get("realism"), dict) else {}
-        if ev.split and realism.get("default") is False and isinstance(realism.get("value"), (int, float)):
-            candidates.insert(0, run.root / "eval" / ev.split / f"realism-{realism['value']:g}" / f"{sid}.png")
-        candidates += [ev.path.parent / f"{sid}.png", *sorted(run.root.glob(f"eval/*/{_glob_escape(sid)}.png"))]
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is not None:
-            out.append((sid, found))
-    return out
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _gan_eval(run: RunFiles, ev: EvalFile) -> str:
@@ -332,15 +233,10 @@ def _gan_eval(run: RunFiles, ev: EvalFile) -> str:
     for name in doc.get("grids") or []:
         path = Path(str(name))
         path = path if path.is_file() else run.root / "eval" / path.name  # the run folder may have moved
-        tables.append(figure(path, f"samples the evaluation drew ({_rel(run, path)})"))
+        tables.append(figure(path, f"samples the evaluation drew ({run.rel(path)})"))
     parts = ['<div class="side">' + "".join(f"<div>{t}</div>" for t in tables if t) + "</div>"]
     parts += [f'<p class="note">{esc(note)}</p>' for note in doc.get("notes") or []]
     return "\n".join(parts)
-
-
-def _figures(items: list[tuple[Path | bytes, str]]) -> str:
-    blocks = [figure(image, caption) for image, caption in items]
-    return '<div class="figures">' + "".join(b for b in blocks if b) + "</div>" if any(blocks) else ""
 
 
 # --- training -------------------------------------------------------------------------------------------------------
@@ -389,11 +285,11 @@ def _training(run: RunFiles) -> str:
         epoch = last.stem.removeprefix("epoch_").lstrip("0") or "0"
         if run.mode == "paired":
             items: list[tuple[Path | bytes, str]] = [(last, f"validation panel after epoch {epoch}: source | "
-                                                            f"prediction | target | |error| ({_rel(run, last)})")]  # fmt: skip
+                                                            f"prediction | target | |error| ({run.rel(last)})")]  # fmt: skip
         else:
             items = [(p, f"samples after epoch {p.stem.removeprefix('epoch_').lstrip('0') or '0'}, fixed latent "
-                         f"vectors ({_rel(run, p)})") for p in dict.fromkeys([panels[0], last])]  # fmt: skip
-        parts.append(_figures(items))
+                         f"vectors ({run.rel(p)})") for p in dict.fromkeys([panels[0], last])]  # fmt: skip
+        parts.append(figures(items))
     if run.epochs:
         keys = list(run.epochs[0])
         rows = [[cell(_epoch_value(k, row.get(k) or ""), num=True) for k in keys] for row in run.epochs]
@@ -410,7 +306,7 @@ def _samples(run: RunFiles) -> str:
     if not files:
         return ""
     return ('<p class="note">Drawn with pix2gan sample.</p>'
-            + _figures([(p, _rel(run, p)) for p in files]))  # fmt: skip
+            + figures([(p, run.rel(p)) for p in files]))  # fmt: skip
 
 
 # --- configuration --------------------------------------------------------------------------------------------------

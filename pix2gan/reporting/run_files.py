@@ -89,6 +89,13 @@ class RunFiles:
         except OSError:
             return None
 
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the run folder (as written on the page), or as it is when it lies elsewhere."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
     @property
     def started(self) -> float | None:
         """When the run began: its ``config.json`` is written first."""
