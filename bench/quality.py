@@ -63,13 +63,15 @@ The adversarial rows of issue 18 come last; each is the library's recommended pa
 
 ==================  ================================================================================================
 gan                 ``gan_loss=lsgan, lr=2e-4``: LSGAN + 100 x L1 from the first step, G and D at pix2pix's lr
-warmup-0.25         ``gan_loss=lsgan, gan_warmup=0.25, lr=2e-4``: regression alone for round(0.25 x epochs) epochs,
-                    then the adversarial term (what ``pix2gan train --gan-warmup 0.25`` does: lr 2e-4 for G and D)
+regression          :data:`REGRESSION` itself, unchanged: the best pure-regression row, the reference of the goal
+warmup-0.25         ``gan_loss=lsgan, gan_warmup=0.25, lr=1e-3, lr_d=2e-4``: regression alone for 0.25 of the time
+                    (its own schedule: constant, then linear decay to 0), then the adversarial term with G's
+                    schedule started again (what ``pix2gan train --gan-warmup 0.25 --minutes M`` does: each phase's
+                    epochs settled from the time of its own first epoch)
 warmup-0.5          the same with ``gan_warmup=0.5``
 warmup-0.75         the same with ``gan_warmup=0.75``
-warmup-0.5-lr1e-3   warmup-0.5 with ``lr=1e-3, lr_d=2e-4``: the library has no learning rate of its own for the
-                    generator's GAN phase, so G trains at 1e-3 in both phases (the regression's lr) and D, which
-                    only trains in the GAN phase, keeps 2e-4. warmup-0.5 itself is the G-at-2e-4 point
+warmup-0.5-lrgan-2e-4
+                    warmup-0.5 with ``lr_gan=2e-4``: G at pix2pix's learning rate after the switch (1e-3 before)
 warmup-0.5-l1-10    warmup-0.5 with ``lambda_l1=10`` (the L1 weight of both phases; in the warm-up it only scales
                     the loss, which Adam nearly ignores)
 warmup-0.5-l1-1000  warmup-0.5 with ``lambda_l1=1000``
@@ -172,7 +174,8 @@ class Row:
         return dict(self.change) if self.library_defaults else {**BASES[self.base], **self.change}
 
 
-WARMUP = {"gan_loss": "lsgan", "gan_warmup": 0.5, "lr": 2e-4}  # the warmup-0.5 row's change; the dial's weights
+# the warmup-0.5 row's change (the dial's weights): G at the regression's lr over the warm-up and after it, D at 2e-4
+WARMUP = {"gan_loss": "lsgan", "gan_warmup": 0.5, "lr": 1e-3, "lr_d": 2e-4}
 DIAL = (0.0, 0.25, 0.5, 0.75, 1.0)  # --realism of the dial rows
 
 ROWS = [
@@ -190,10 +193,11 @@ ROWS = [
     Row("no-dropout", "no dropout", {"dropout": False}),
     Row("pix2gan", "pix2gan's default now (no option given)", library_defaults=True),
     # issue 18: the adversarial variants, each the recommended regression (REGRESSION) plus the change named
+    Row("regression", "the recommended regression (the paired default before issue 18)", base="regression"),
     Row("gan", "+ LSGAN from step 1, lr 2e-4", {"gan_loss": "lsgan", "lr": 2e-4}, base="regression"),
-    *(Row(f"warmup-{f:g}", f"+ LSGAN after {f:g} of the epochs, lr 2e-4", {**WARMUP, "gan_warmup": f},
+    *(Row(f"warmup-{f:g}", f"+ LSGAN after {f:g} of the time, G lr 1e-3, D 2e-4", {**WARMUP, "gan_warmup": f},
           base="regression") for f in (0.25, 0.5, 0.75)),
-    Row("warmup-0.5-lr1e-3", "warmup-0.5, G lr 1e-3 (both phases), D 2e-4", {**WARMUP, "lr": 1e-3, "lr_d": 2e-4},
+    Row("warmup-0.5-lrgan-2e-4", "warmup-0.5, G lr 2e-4 after the switch", {**WARMUP, "lr_gan": 2e-4},
         base="regression"),
     Row("warmup-0.5-l1-10", "warmup-0.5, lambda_l1 10", {**WARMUP, "lambda_l1": 10.0}, base="regression"),
     Row("warmup-0.5-l1-1000", "warmup-0.5, lambda_l1 1000", {**WARMUP, "lambda_l1": 1000.0}, base="regression"),

@@ -93,6 +93,7 @@ def train(
     lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term.", min=0.0)] = None,
     lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0). Paired runs without a GAN term default to 1e-3, with one to pix2pix's 2e-4.")] = None,
     lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). \\[default: --lr]", show_default=False)] = None,
+    lr_gan: Annotated[float | None, typer.Option(help="Paired, with --gan-warmup: the generator's learning rate after the switch, where its schedule starts again (constant, then linear decay to 0). \\[default: --lr]", show_default=False)] = None,
     beta1: Annotated[float | None, _opt("beta1", "Adam beta1.", min=0.0, max=1.0)] = None,
     beta2: Annotated[float | None, _opt("beta2", "Adam beta2.", min=0.0, max=1.0)] = None,
     slice_axis: Annotated[int | None, _opt("slice_axis", "Array axis to slice along (2 = axial); the one-plane case.", min=0, max=2)] = None,

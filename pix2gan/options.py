@@ -78,7 +78,7 @@ def _defaults(mode: Mode) -> RunConfig:
 # options only the paired mode reads, and options only the noise/class modes read (for the help text)
 PAIRED_ONLY = {"depth", "disc_layers", "norm", "dropout", "src", "dst", "mask", "slice_axis", "val_fraction",
                "test_fraction", "split_seed", "lambda_l1", "flip", "device_crop", "planes", "context", "mask_weight",
-               "lambda_ssim", "fusion", "tta", "gan_warmup", "realism"}  # fmt: skip
+               "lambda_ssim", "fusion", "tta", "gan_warmup", "lr_gan", "realism"}  # fmt: skip
 GAN_ONLY = {"latent_dim", "embed_dim", "d_steps", "label_smoothing", "augment"}
 
 

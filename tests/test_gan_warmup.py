@@ -35,7 +35,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def warm(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The warm-up run (``pix2gan train --gan-warmup 0.5``), with what each step saw: the objective's D updates, the
-    discriminator's weights, opt_d's state and learning rate before the step."""
+    discriminator's weights, opt_d's state and learning rate, and opt_g's learning rate before the step."""
     import pix2gan.train.loop as loop
 
     seen: list[tuple[int, dict, int, float]] = []
@@ -43,7 +43,7 @@ def warm(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
     def spy(objective, batch, g, d, opt_g, opt_d, **kw):  # noqa: ANN001, ANN202
         d_state = {k: v.clone() for k, v in d.state_dict().items()}
-        seen.append((objective.d_steps, d_state, len(opt_d.state), opt_d.param_groups[0]["lr"]))
+        seen.append((objective.d_steps, d_state, len(opt_d.state), opt_d.param_groups[0]["lr"], opt_g.param_groups[0]["lr"]))
         return real_step(objective, batch, g, d, opt_g, opt_d, **kw)
 
     run = tmp_path_factory.mktemp("warm") / "run"
@@ -68,7 +68,10 @@ def test_the_switch_is_exact_and_d_starts_there(warm):
         assert_identical(seen[i][1], initial, f"D before step {i + 1}")
         assert seen[i][2] == 0, f"opt_d has a state before step {i + 1}"
     assert seen[7][2] > 0  # the first adversarial step (7) updated D
-    assert seen[6][3] == 2e-4  # D's learning rate starts at its full value at the switch
+    assert seen[6][3] == 2e-4  # D's learning rate (pix2pix's) starts at its full value at the switch
+    # G's schedule (at the regression's 1e-3) decays to 0 over the warm-up and starts again at the switch
+    decay = [1e-3] * 4 + [1e-3 * 2 / 3, 1e-3 / 3]
+    assert [lr for *_, lr in seen] == pytest.approx(decay + decay, rel=1e-12)
     for step in range(1, 7):
         raw = _step(run, step)
         assert ("generator_regression" in raw) == (step == 6)
@@ -137,12 +140,17 @@ def test_blend_refuses_other_networks_and_values():
 
 def test_warmup_options_and_refusals(tiny_data, tmp_path):
     cfg = RunConfig.from_options("paired", gan_warmup=0.5, epochs=4)  # the recommended none gives way to lsgan
-    assert (cfg.train.gan_loss.value, cfg.train.lr, cfg.train.warmup_epochs, cfg.infer.realism) == ("lsgan", 2e-4, 2, 1.0)
+    assert (cfg.train.gan_loss.value, cfg.train.warmup_epochs, cfg.infer.realism) == ("lsgan", 2, 1.0)
+    # a warm-up is a regression: G at the regression's learning rate, D at pix2pix's; --lr-gan for G after the switch
+    assert (cfg.train.lr, cfg.train.lr_d, cfg.train.lr_gan) == (1e-3, 2e-4, None)
+    assert RunConfig.from_options("paired", gan_warmup=0.5, lr=5e-4, lr_gan=1e-4).train.lr_d is None  # (= --lr)
     assert RunConfig.from_options("paired").train.gan_warmup == 0.0  # the default stays off
     assert RunConfig.from_options("paired", realism=0.3).infer.realism == 0.3
     for kwargs, message in (({"gan_warmup": 1.0}, r"in \[0, 1\)"), ({"gan_warmup": 0.5, "gan_loss": "none"}, "gan-loss is none"),
                             ({"gan_warmup": 0.5, "epochs": 1}, "one regression and one adversarial epoch"),
                             ({"gan_warmup": 0.1, "epochs": 4}, "gives 0 warm-up epochs"),
+                            ({"lr_gan": 1e-4, "epochs": 4}, "--lr-gan is the generator's learning rate after a --gan-warmup"),
+                            ({"gan_warmup": 0.5, "epochs": 4, "gan_warmup_epochs": 4}, "one regression and one adversarial"),
                             ({"gan_warmup": 0.5, "mode": "noise"}, "for paired runs")):  # fmt: skip
         with pytest.raises(ValueError, match=message):
             TrainConfig(**kwargs)
@@ -219,16 +227,17 @@ def test_a_model_with_one_generator_refuses_another_realism(warm, tiny_run, tiny
 
 def test_a_resume_on_another_number_of_ranks_counts_d_schedule_from_the_switch():
     """Saved by 2 ranks (4 steps an epoch) 2 steps after a 1-epoch warm-up, resumed on 1 rank (8 steps an epoch):
-    step 6 becomes 12, G's schedule stands at step 12 of 16 and D's at step 4 of its 8 (not 12: it would be at 0)."""
+    step 6 becomes 12, G's schedule stands at step 12 of 16, 4 steps into its second (adversarial, at lr_gan = 0.25 x lr)
+    schedule, and D's at step 4 of its 8 (not 12: it would be at 0)."""
     from pix2gan.checkpoint import LoadedCheckpoint
     from pix2gan.train.optim import build_schedulers
     from pix2gan.train.runstate import rng_state
     from pix2gan.train.state import LoopState, Trainables, restore
 
-    def parts(total: int, d_total: int) -> Trainables:
+    def parts(total: int, switch: int) -> Trainables:
         g, d = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
         opt_g, opt_d = torch.optim.SGD(g.parameters(), lr=1.0), torch.optim.SGD(d.parameters(), lr=1.0)
-        return Trainables(g, d, opt_g, opt_d, *build_schedulers(opt_g, opt_d, total, d_total))
+        return Trainables(g, d, opt_g, opt_d, *build_schedulers(opt_g, opt_d, total, switch, gan_scale=0.25))
 
     old = parts(8, 4)
     for sched, steps in ((old.sched_g, 6), (old.sched_d, 2)):
@@ -239,4 +248,4 @@ def test_a_resume_on_another_number_of_ranks_counts_d_schedule_from_the_switch()
     new, state = parts(16, 8), LoopState(world=1, per_epoch=8)
     restore(LoadedCheckpoint(Path("step_6.pt"), RunConfig(), None, None, raw, {}), new, state, warmup_epochs=1)
     assert (state.step, new.sched_g.last_epoch, new.sched_d.last_epoch) == (12, 12, 4)
-    assert (new.opt_g.param_groups[0]["lr"], new.opt_d.param_groups[0]["lr"]) == (0.5, 1.0)
+    assert (new.opt_g.param_groups[0]["lr"], new.opt_d.param_groups[0]["lr"]) == (0.25, 1.0)

@@ -3,7 +3,8 @@
 The clock of :mod:`pix2gan.train.budget` is replaced by one that advances 1 s per reading, so the settled count does
 not depend on the machine: on the tiny phantoms (6 steps per epoch) the budget reads the clock after each step of
 epoch 1 and once after its validation; the steps after the first two take 1 s each and the validation 1 s, so an
-epoch is 6 x 1 + 1 + 1 = 8 s (steps, validation, checkpoint) and the middle-step estimate (steps alone) 6 s.
+epoch is 6 x 1 + 1 + 1 = 8 s (steps, validation, checkpoint) and the middle-step estimate (steps alone) 6 s. The
+warm-up tests use a clock that runs twice as fast after an adversarial step (:func:`adversarial_clock`).
 """
 
 from __future__ import annotations
@@ -134,15 +135,63 @@ def test_a_run_stopped_before_settling_settles_on_resume_keeping_its_learning_ra
     assert_identical(final_state(copy), final_state(twin))
 
 
-def test_a_warm_up_takes_its_epochs_from_the_settled_count(tiny_data, tmp_path):
-    """21 s / 8: 3 epochs, the warm-up round(0.5 x 3) = 2 of them, as ``--epochs 3 --gan-warmup 0.5`` (a provisional
-    count would have switched after epoch 1); a budget under the fewest epochs a warm-up needs gets those (2)."""
-    run = _train(tiny_data, tmp_path / "warm", epochs=None, minutes=0.35, gan_warmup=0.5)
-    assert _recorded(run)["epochs"] == 3
+@pytest.fixture
+def adversarial_clock(monkeypatch) -> None:
+    """A clock that runs twice as fast in adversarial steps: 2 s a reading after a step that updated the discriminator
+    (and until the next step), 1 s after a warm-up step. An epoch then times 8 s in the warm-up, 16 s after it."""
+    now, rate = [0.0], [1.0]
+    real_step = loop.train_step
+
+    def step(objective, *args, **kwargs):  # noqa: ANN001, ANN202
+        rate[0] = 2.0 if objective.d_steps else 1.0
+        return real_step(objective, *args, **kwargs)
+
+    def clock() -> float:
+        now[0] += rate[0]
+        return now[0]
+
+    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(budget, "perf_counter", clock)
+
+
+def test_a_warm_up_and_the_adversarial_epochs_are_each_settled_from_their_own_time(adversarial_clock, tiny_data,
+                                                                                  tmp_path):
+    """1 minute, F = 0.5: the warm-up's 30 s at 8 s an epoch settle 4 epochs (config.json records them), the rest at
+    the 16 s the first adversarial epoch takes 2 more: 4 x 8 + 2 x 16 = 64 s, where one count from epoch 1 (60 / 8:
+    8 epochs, 4 of them adversarial) would have taken 96 s. Bit-identical to ``--epochs 6`` with a warm-up of 4."""
+    run = tmp_path / "warm"
+    result = fit(tiny_config(tiny_data, epochs=None, minutes=1.0, gan_warmup=0.5, threads=1), run, progress=False)
+    assert (_recorded(run)["epochs"], _recorded(run)["gan_warmup_epochs"], _recorded(run)["minutes"]) == (6, 4, 1.0)
+    assert result.budget == ("budget 1 min: settled on 6 epochs: 4 of warm-up (8.00 s each, measured in epoch 1) and "
+                             "2 adversarial (16.00 s each, measured in epoch 5)")  # fmt: skip
     assert "generator_regression" in final_state(run)
-    assert_identical(final_state(run), final_state(_train(tiny_data, tmp_path / "twin", epochs=3, gan_warmup=0.5)))
+    twin = _train(tiny_data, tmp_path / "twin", epochs=6, gan_warmup=0.5, gan_warmup_epochs=4)
+    assert_identical(final_state(run), final_state(twin))
+    assert (run / "log.csv").read_text() == (twin / "log.csv").read_text()  # every step's learning rate too
     short = _train(tiny_data, tmp_path / "short", epochs=None, minutes=0.01, gan_warmup=0.5)
-    assert _recorded(short)["epochs"] == 2
+    assert (_recorded(short)["epochs"], _recorded(short)["gan_warmup_epochs"]) == (4, 2)  # the fewest: 2 + 2
+
+
+def test_a_warm_up_run_resumed_in_either_phase_settles_as_the_run_that_never_stopped(adversarial_clock, tiny_data,
+                                                                                     tmp_path):
+    """Resumed inside the warm-up once it is settled (the adversarial epochs still to time), and from the checkpoint
+    of the first adversarial epoch before its settlement (which then settles from the time that checkpoint holds)."""
+    run = tmp_path / "run"
+    fit(tiny_config(tiny_data, epochs=None, minutes=1.0, gan_warmup=0.5, threads=1, checkpoint_every=1, keep_last=100),
+        run, progress=False)  # fmt: skip
+    for resume_at in (10, 30):  # epoch 2 (in the warm-up); the end of epoch 5 (the first adversarial one)
+        copy = tmp_path / f"at{resume_at}"
+        shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
+        (copy / "checkpoints").mkdir()
+        for step in range(1, resume_at + 1):
+            shutil.copy(RunLayout(run).checkpoints / f"step_{step:08d}.pt", copy / "checkpoints")
+        cfg = json.loads(RunLayout(copy).config.read_text())
+        cfg["train"]["epochs"] = None  # (the adversarial epochs not settled yet)
+        RunLayout(copy).config.write_text(json.dumps(cfg))
+        resume_run(copy, progress=False)
+        assert (_recorded(copy)["epochs"], _recorded(copy)["gan_warmup_epochs"]) == (6, 4), f"resumed at {resume_at}"
+        assert_identical(final_state(copy), final_state(run), f"resumed at {resume_at}")
+        assert (copy / "log.csv").read_text() == (run / "log.csv").read_text()
 
 
 def test_minutes_on_the_command_line_and_in_config_files(tiny_data, tmp_path):

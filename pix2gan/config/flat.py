@@ -59,6 +59,7 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "batch_size": (("train", "batch_size"),),
     "lr": (("train", "lr"),),
     "lr_d": (("train", "lr_d"),),
+    "lr_gan": (("train", "lr_gan"),),
     "beta1": (),
     "beta2": (),
     "lambda_l1": (("train", "lambda_l1"),),
@@ -95,6 +96,8 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 # a discriminator is faster, so 150 epochs take about the time 100 epochs of pix2pix took.
 RECOMMENDED: dict[Mode, dict[str, Any]] = {Mode.PAIRED: {"gan_loss": "none", "context": 2, "tta": True, "epochs": 150}}
 REGRESSION_LR = 1e-3  # the learning rate without an adversarial term (pix2pix's 2e-4 stays with one)
+# the recommendations that belong to the warm-up: dropped together when the options given rule the warm-up out
+WARMUP_SETTINGS = ("gan_warmup", "lr_gan", "realism")
 
 
 def option_targets(name: str, mode: Mode) -> list[tuple[str, str]]:
@@ -129,7 +132,8 @@ def option_sections(mode: Mode | str = Mode.PAIRED, **options: Any) -> dict[str,
 
     Options that name a network setting go to the section of the mode (``filters`` is the U-Net's ``ngf`` in
     paired mode and the DCGAN's in noise/class modes). Options not given take :data:`RECOMMENDED` for the mode, then
-    the dataclasses' defaults; without a GAN term the learning rate is :data:`REGRESSION_LR` unless ``lr`` is given.
+    the dataclasses' defaults; without a GAN term, or with a warm-up (a regression until its switch), the learning
+    rate is :data:`REGRESSION_LR` unless ``lr`` is given (the discriminator's then stays pix2pix's 2e-4).
     A ``gan_warmup`` above 0 needs a GAN term: without ``gan_loss`` it takes the dataclass's (pix2pix's ``lsgan``),
     not the recommended ``none``.
     ``data`` defaults to the bundled phantoms; folders are made absolute so a run can be resumed from anywhere.
@@ -141,15 +145,17 @@ def option_sections(mode: Mode | str = Mode.PAIRED, **options: Any) -> dict[str,
         mode = Mode(mode)
     except ValueError:
         raise ValueError(f"--mode {mode!r} is not one of {', '.join(m.value for m in Mode)}") from None
-    recommended = dict(RECOMMENDED.get(mode, {}))
+    recommended = _recommended(mode, _given(options))
     if options.get("gan_warmup") and "gan_loss" not in _given(options):  # a warm-up switches an adversarial term on
         recommended.pop("gan_loss", None)
     _check_budget(_given(options))
     if options.get("minutes") is not None:  # the run's length is settled from its measured epoch time
         recommended.pop("epochs", None)
     given = {**recommended, **_given(options)}
-    if "lr" not in given and str(given.get("gan_loss", "")) == "none":
-        given["lr"] = REGRESSION_LR
+    if "lr" not in given and (str(given.get("gan_loss", "")) == "none" or given.get("gan_warmup")):
+        given["lr"] = REGRESSION_LR  # (a warm-up is a regression: the generator's learning rate until the switch)
+        if given.get("gan_warmup") and "lr_d" not in given:  # the discriminator keeps pix2pix's
+            given["lr_d"] = TrainConfig.__dataclass_fields__["lr"].default
     sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {"mode": mode}, "gan": {}, "infer": {}}
     for name, value in given.items():
         for section, key in option_targets(name, mode):
@@ -176,8 +182,10 @@ def override_sections(sections: dict[str, dict[str, Any]], mode: Mode, **options
     """
     given = _check_budget(_given(options))
     sections = {name: dict(fields) for name, fields in sections.items()}
-    if "minutes" in given or "epochs" in given:  # a new length: by time (to be settled again) or by epochs
-        sections["train"].update(epochs=None, minutes=None)
+    if given.keys() & {"minutes", "epochs", "gan_warmup"}:  # a new length: by time (settled again) or by epochs
+        sections["train"].update(gan_warmup_epochs=None)
+        if given.keys() & {"minutes", "epochs"}:
+            sections["train"].update(epochs=None, minutes=None)
     for name, value in given.items():
         for section, key in option_targets(name, mode):
             sections[section][key] = value
@@ -192,6 +200,28 @@ def override_sections(sections: dict[str, dict[str, Any]], mode: Mode, **options
     if sections["data"]["mask"] == "":
         sections["data"]["mask"] = None
     return sections
+
+
+def _recommended(mode: Mode, given: dict[str, Any]) -> dict[str, Any]:
+    """:data:`RECOMMENDED` for ``mode`` less what the options ``given`` rule out: the warm-up's settings
+    (:data:`WARMUP_SETTINGS`) when they switch the warm-up or the GAN term off, or give fewer epochs than a warm-up
+    needs (a 1-epoch run then trains the adversarial objective from its first step).
+
+    Example:
+        >>> all(k not in _recommended(Mode.PAIRED, {"gan_loss": "none"}) for k in WARMUP_SETTINGS)
+        True
+    """
+    recommended = dict(RECOMMENDED.get(mode, {}))
+    if not recommended.get("gan_warmup"):
+        return recommended
+    epochs, warmup = given.get("epochs"), given.get("gan_warmup", recommended["gan_warmup"])
+    no_gan = str(given.get("gan_loss", recommended.get("gan_loss"))) == "none"
+    too_short = "gan_warmup" not in given and epochs is not None and not (
+        1 <= TrainConfig(epochs=epochs, gan_warmup=warmup).warmup_epochs < epochs)
+    if no_gan or not warmup or too_short:
+        for key in WARMUP_SETTINGS:
+            recommended.pop(key, None)
+    return recommended
 
 
 def _check_budget(given: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,14 @@ class TrainConfig(_FromDict):
             epochs (halves rounded up) make no discriminator update; the discriminator, its optimiser and its
             learning-rate schedule (sized for the remaining epochs) start with the next one. The generator at the
             switch is kept in every later checkpoint (``generator_regression``): ``translate --realism`` blends it
-            with the adversarial one. F in [0, 1), and at least one epoch on each side of the switch.
+            with the adversarial one. F in [0, 1), and at least one epoch on each side of the switch. The
+            generator's learning-rate schedule starts again at the switch (pretrain, then fine-tune, as in ESRGAN):
+            constant, then linear decay to 0 over the warm-up (so the snapshot is a finished regression), and the
+            same over the adversarial epochs at ``lr_gan``. With ``minutes`` F is the share of the time budget the
+            warm-up gets, and the loop settles each phase's epochs from the time of its own first epoch.
+        gan_warmup_epochs: the warm-up's epochs when set (a ``--minutes`` run records what it settled here, with
+            ``gan_warmup`` kept for the record); None: round(F x epochs).
+        lr_gan: the generator's learning rate after a warm-up's switch (None: ``lr``, the warm-up's).
         init_gain: std of the N(0, gain) weight initialisation (0.02).
         seed: seed of weights, crops and batch order.
         flip: random left-right flips of training pairs.
@@ -85,6 +92,8 @@ class TrainConfig(_FromDict):
     lambda_ssim: float = 0.0
     gan_loss: GanLoss = GanLoss.LSGAN
     gan_warmup: float = 0.0
+    gan_warmup_epochs: int | None = None
+    lr_gan: float | None = None
     init_gain: float = 0.02
     seed: int = 0
     flip: bool = True
@@ -118,8 +127,8 @@ class TrainConfig(_FromDict):
         for name in ("epochs", "batch_size", "image_size")[self.epochs is None :]:  # (epochs: None until settled)
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
-            raise ValueError(f"TrainConfig.lr and lr_d must be > 0, got {self.lr} and {self.lr_d}")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0) or (self.lr_gan is not None and self.lr_gan <= 0):
+            raise ValueError(f"TrainConfig.lr, lr_d and lr_gan must be > 0, got {self.lr}, {self.lr_d} and {self.lr_gan}")
         if self.lambda_l1 < 0 or self.lambda_ssim < 0:
             raise ValueError(f"TrainConfig.lambda_l1 and lambda_ssim must be >= 0, got {self.lambda_l1}, {self.lambda_ssim}")
         if self.mask_weight is not None and not 0.0 < self.mask_weight <= 1.0:
@@ -142,14 +151,18 @@ class TrainConfig(_FromDict):
 
     @property
     def warmup_epochs(self) -> int:
-        """Epochs trained by regression alone before the adversarial term switches on: F x epochs to the nearest
-        epoch, halves rounded up (0 without warm-up).
+        """Epochs trained by regression alone before the adversarial term switches on: :attr:`gan_warmup_epochs`
+        when set, else F x epochs to the nearest epoch, halves rounded up (0 without warm-up).
 
         Example:
             >>> pairs = ((100, 0.3), (3, 0.5), (5, 0.5), (4, 0.0))
             >>> [TrainConfig(epochs=e, gan_warmup=f).warmup_epochs for e, f in pairs]
             [30, 2, 3, 0]
+            >>> TrainConfig(epochs=10, gan_warmup=0.5, gan_warmup_epochs=4).warmup_epochs
+            4
         """
+        if self.gan_warmup_epochs is not None:
+            return int(self.gan_warmup_epochs)
         return math.floor(self.gan_warmup * int(self.epochs) + 0.5)  # type: ignore[arg-type]
 
     @property
@@ -174,11 +187,16 @@ class TrainConfig(_FromDict):
         if not 0.0 <= f < 1.0:
             raise ValueError(f"--gan-warmup must be in [0, 1) (a fraction of the epochs), got {f}")
         if f == 0.0:
+            if self.lr_gan is not None or self.gan_warmup_epochs is not None:
+                raise ValueError("--lr-gan is the generator's learning rate after a --gan-warmup; without a warm-up "
+                                 "the generator has one learning rate, --lr")  # fmt: skip
             return
         if self.mode != Mode.PAIRED:
             raise ValueError("--gan-warmup is for paired runs (noise and class modes have no regression term)")
         if self.gan_loss == GanLoss.NONE:
             raise ValueError("--gan-warmup needs an adversarial term to switch on; --gan-loss is none")
+        if self.gan_warmup_epochs is not None and self.gan_warmup_epochs < 1:
+            raise ValueError(f"TrainConfig.gan_warmup_epochs must be >= 1, got {self.gan_warmup_epochs}")
         if self.epochs is None:  # --minutes settles a count that leaves an epoch on each side (least_epochs)
             return
         if not 1 <= self.warmup_epochs < int(self.epochs):  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ figures) and the configuration (``config.json`` section by section, the subject 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -120,10 +121,31 @@ def _best_epoch(run: RunFiles) -> dict[str, str] | None:
     return min(scored, key=lambda row: _number(row["val_mae"])) if scored else None  # type: ignore[arg-type,return-value]
 
 
-def _headline(run: RunFiles) -> list[tuple[str, str]]:
+def _planned(train: dict[str, Any]) -> str:
+    """The run's count of epochs ("?" while a ``--minutes`` run has not settled it), with its budget.
+
+    Example:
+        >>> _planned({"epochs": 12}), _planned({"epochs": None, "minutes": 4.0}), _planned({"epochs": 9, "minutes": 4})
+        ('12', '? (4 min budget)', '9 (4 min budget)')
+    """
+    count = "?" if train.get("epochs") is None else str(train["epochs"])
+    return count if train.get("minutes") is None else f"{count} ({float(train['minutes']):g} min budget)"
+
+
+def _warmup(train: dict[str, Any]) -> str:
+    """A ``--gan-warmup`` run's phases, for the training row ("" without one)."""
+    if not train.get("gan_warmup"):
+        return ""
+    epochs, warm = train.get("epochs"), train.get("gan_warmup_epochs")
+    if warm is None and epochs is not None:
+        warm = math.floor(float(train["gan_warmup"]) * int(epochs) + 0.5)
+    first = f"{warm} epochs" if warm is not None else f"{float(train['gan_warmup']):g} of the budget"
+    lr_d = train.get("lr_d") or train.get("lr")
+    return (f"; regression warm-up of {first}, then {train.get('gan_loss')} at G lr {train.get('lr_gan') or train.get('lr')}, "
+            f"D lr {lr_d}")
     items: list[tuple[str, str]] = []
     train = run.section("train")
-    items.append(("epochs trained", f"{len(run.epochs)} / {train.get('epochs', '?')}"))
+    items.append(("epochs trained", f"{len(run.epochs)} / {_planned(train)}"))
     seconds = sum(_number(row.get("seconds")) or 0.0 for row in run.epochs)
     if seconds:
         items.append(("training time (steps and validation)", _duration(seconds)))
@@ -177,9 +199,9 @@ def _overview(run: RunFiles) -> str:
                                  f"latent {gan.get('latent_dim')}, images {gan.get('channels')} × "
                                  f"{gan.get('image_size')}²{classes}"))  # fmt: skip
     last_step = run.epochs[-1].get("step") if run.epochs else None
-    rows.append(("training", f"{len(run.epochs)} of {train.get('epochs')} epochs ({last_step or 0} steps), batch "
+    rows.append(("training", f"{len(run.epochs)} of {_planned(train)} epochs ({last_step or 0} steps), batch "
                              f"{train.get('batch_size')}, lr {train.get('lr')}, device {train.get('device')}, "
-                             f"precision {train.get('precision')}"))  # fmt: skip
+                             f"precision {train.get('precision')}{_warmup(train)}"))  # fmt: skip
     if run.split is not None:
         rows.append(("subjects", " · ".join(f"{len(ids)} {name}" for name, ids in run.split.items())))
     rows.append(("started", _when(run.started)))

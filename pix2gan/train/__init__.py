@@ -1,6 +1,7 @@
-"""Training: the loop (``loop.py``), the one D/G step (``step.py``), loop state and checkpoint payload
-(``state.py``), the data loader (``loader.py``), progress bar and logs (``progress.py``), optimisers (``optim.py``)
-and how a step uses the hardware (``hardware.py``: precision, DDP)."""
+"""Training: the loop (``loop.py``) and what it returns (``result.py``), the one D/G step (``step.py``), loop state
+and checkpoint payload (``state.py``), the data loader (``loader.py``), progress bar and logs (``progress.py``),
+optimisers and schedules (``optim.py``), ``--minutes`` (``budget.py``) and how a step uses the hardware
+(``hardware.py``: precision, DDP)."""
 
 from pix2gan.errors import TrainingError, TrainingInterrupted
 from pix2gan.train.loop import FitResult, fit, resume_run, seed_everything

@@ -12,7 +12,8 @@ alone: no discriminator update, its optimiser and schedule untouched); the gener
 adversarial epochs only (each of those checkpoints holds both generators).
 
 With ``--minutes`` (``train.minutes``, no ``train.epochs``) the count of epochs is settled during epoch 1 from the
-loop's own pace (:mod:`pix2gan.train.budget`), recorded in ``config.json`` and the schedules sized for it.
+loop's own pace (:mod:`pix2gan.train.budget`; with a warm-up, each phase's from its own first epoch), recorded in
+``config.json`` and the schedules sized for it.
 """
 
 from __future__ import annotations
@@ -20,18 +21,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from pix2gan.checkpoint import save_run_checkpoint
-from pix2gan.config import Mode, RunConfig
+from pix2gan.config import RunConfig
 from pix2gan.data.batches import EpochBatchSampler
 from pix2gan.device import resolve_precision
 from pix2gan.errors import InputError
@@ -41,7 +39,7 @@ from pix2gan.reporting.curves import save_loss_curve
 from pix2gan.runs import RunLayout
 from pix2gan.tasks import Task, build_task
 from pix2gan.tasks.base import Objective
-from pix2gan.train.budget import Budget, budget_text, epochs_text
+from pix2gan.train.budget import PROVISIONAL, Budget, budget_text, epochs_text
 from pix2gan.train.hardware import (
     DistInfo,
     StepContext,
@@ -53,9 +51,10 @@ from pix2gan.train.hardware import (
     wrap_for_training,
 )
 from pix2gan.train.loader import batches, make_loader, workers_stopped
-from pix2gan.train.optim import build_optimizers, build_schedulers, linear_decay
+from pix2gan.train.optim import build_optimizers, build_schedulers, gan_scale, generator_schedule, linear_decay
 from pix2gan.train.progress import CsvLog, Progress
-from pix2gan.train.runstate import StopSignals
+from pix2gan.train.result import FitResult
+from pix2gan.train.runstate import StopSignals, seed_everything
 from pix2gan.train.state import (
     LoopState,
     Trainables,
@@ -73,41 +72,6 @@ from pix2gan.train.tensorboard import TensorBoardLog, require_tensorboard
 __all__ = ["fit", "resume_run", "FitResult", "seed_everything"]
 
 log = logging.getLogger("pix2gan")
-
-
-@dataclass
-class FitResult:
-    run_dir: Path
-    split: dict[str, list[str]]
-    epochs: list[dict[str, float]] = field(default_factory=list)
-    mode: Mode = Mode.PAIRED
-    generator: nn.Module | None = None  # the trained networks (bare modules, in training mode)
-    discriminator: nn.Module | None = None
-    budget: str = ""  # --minutes: how the count of epochs was settled
-
-    @property
-    def layout(self) -> RunLayout:
-        return RunLayout(self.run_dir)
-
-    def summary_lines(self) -> list[str]:
-        """What a person wants to read when training ends: where the run is, how it did, what to do next."""
-        last = self.epochs[-1] if self.epochs else {}
-        lines = [f"done run folder {self.run_dir}"] + ([self.budget] if self.budget else [])
-        if "val_mae" in last:
-            lines.append(f"last epoch: validation MAE {float(last['val_mae']):.1f} (physical units, inside the mask)")
-        if (self.run_dir / "report.html").is_file():
-            lines.append(f"report: {self.run_dir / 'report.html'}")
-        if self.mode == Mode.PAIRED:
-            lines.append(f"next: pix2gan eval --run {self.run_dir}   |   pix2gan translate SCAN.nii.gz --run {self.run_dir}")
-        else:
-            lines.append(f"next: pix2gan sample --run {self.run_dir}   |   pix2gan eval --run {self.run_dir}")
-        return lines
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def fit(
@@ -211,8 +175,9 @@ class _Training:
 
     def __init__(self, cfg: RunConfig, layout: RunLayout, info: DistInfo, device: torch.device, *, resume: bool) -> None:
         tc = self.tc = cfg.train
-        if tc.epochs is None:  # --minutes: until settled, any count of 2 or more trains epoch 1 the same way
-            tc = self.tc = dataclasses.replace(tc, epochs=max(2, tc.least_epochs))
+        if tc.epochs is None:  # --minutes: until settled, any count of 2 or more trains a phase's first epoch the same way
+            warm = (tc.gan_warmup_epochs or PROVISIONAL) if tc.gan_warmup else None
+            tc = self.tc = dataclasses.replace(tc, gan_warmup_epochs=warm, epochs=(warm or 0) + PROVISIONAL)
         self.cfg, self.layout, self.info, self.device = cfg, layout, info, device
         # the task reads its data; then the networks and optimisers (this order fixes every random number)
         fresh = info.main and not resume
@@ -238,38 +203,60 @@ class _Training:
             raise InputError(f"{cfg.data.root}: too few training items for {info.world} ranks of batch size {tc.batch_size}")
         self.total_steps = tc.epochs * per_epoch
         self.switch = tc.warmup_epochs * per_epoch  # the first adversarial step is step switch + 1 (0: no warm-up)
-        # constant, then linear decay to 0; D's sized for the steps after the warm-up
-        sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps, self.total_steps - self.switch)
+        # constant, then linear decay to 0: G's over the warm-up and again after it, D's over the steps after it
+        sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps, self.switch, gan_scale(tc))
         self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler)
         self.state = LoopState(world=info.world, per_epoch=per_epoch)
         self.budget: Budget | None = None  # (--minutes: set below, once the run's step is known)
         self._restore(start)
         self.budget = Budget.of_run(cfg.train, self.state, info, layout.config)
+        if self.budget is None or self.budget.resumed is None:
+            self.state.measured = None  # (a checkpoint's time of a first epoch settled already)
         self.budget_text = budget_text(cfg.train)
+        self.warm_seconds: float | None = None  # --minutes with a warm-up: epoch 1's time, once measured
         if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
             seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + self.state.step)
         _log_start(task, generator, discriminator, device, info, self.ctx.dtype)
         self._log_warmup()
         self.last_save = self.last_curve = time.monotonic()
 
-    def settle(self, epochs: int, bar: Progress) -> None:
-        """Fix a ``--minutes`` run's count of epochs: the schedules, the warm-up's switch, ``config.json``, the bar."""
-        per_epoch, seconds = self.state.per_epoch, self.budget.epoch_seconds  # type: ignore[union-attr]
-        self.tc = dataclasses.replace(self.tc, epochs=epochs)
-        self.cfg = dataclasses.replace(self.cfg, train=dataclasses.replace(self.cfg.train, epochs=epochs))
-        self.total_steps, self.switch = epochs * per_epoch, self.tc.warmup_epochs * per_epoch
-        self.parts.sched_g.lr_lambdas = [linear_decay(self.total_steps)]  # (only the step counts differ)
+    def settle(self, count: int, bar: Progress) -> None:
+        """Fix the epochs of a ``--minutes`` run's phase (:mod:`pix2gan.train.budget`): the schedules, the
+        warm-up's switch, ``config.json``; once the run's count is known, the bar."""
+        budget, state, train = self.budget, self.state, self.cfg.train
+        per_epoch, seconds = state.per_epoch, budget.epoch_seconds  # type: ignore[union-attr]
+        if budget.warmup:  # type: ignore[union-attr]  (the adversarial epochs are timed in the first of them)
+            train, self.warm_seconds = dataclasses.replace(train, gan_warmup_epochs=count), seconds
+            self.tc = dataclasses.replace(self.tc, gan_warmup_epochs=count, epochs=count + PROVISIONAL)
+        else:
+            train = dataclasses.replace(train, epochs=count + (train.gan_warmup_epochs or 0))
+            self.tc = dataclasses.replace(self.tc, epochs=train.epochs)
+        self.cfg = dataclasses.replace(self.cfg, train=train)
+        self.total_steps, self.switch = self.tc.epochs * per_epoch, self.tc.warmup_epochs * per_epoch
+        # (only the step counts differ)
+        self.parts.sched_g.lr_lambdas = [generator_schedule(self.total_steps, self.switch, gan_scale(self.tc))]
         self.parts.sched_d.lr_lambdas = [linear_decay(self.total_steps - self.switch)]
         if self.info.main:
             atomic_write_json(self.layout.config, self.cfg.to_dict())
-        self.budget, self.budget_text, self.state.measured = None, budget_text(self.cfg.train, seconds), None
-        log.info("%s; recorded in %s", self.budget_text, self.layout.config)
-        bar.settle(self.total_steps, epochs_text(self.cfg.train))
+        state.measured = None
+        if budget.warmup:  # type: ignore[union-attr]
+            self.budget = Budget.of_run(train, state, self.info, self.layout.config)
+            log.info("budget %g min: a warm-up of %d epochs (%.2f s each, measured in epoch 1), recorded in %s; the "
+                     "adversarial epochs are settled from the time of the first of them", train.minutes, count,
+                     seconds, self.layout.config)  # fmt: skip
+        else:
+            self.budget, self.budget_text = None, budget_text(train, seconds, self.warm_seconds)
+            log.info("%s; recorded in %s", self.budget_text, self.layout.config)
+            bar.settle(self.total_steps, epochs_text(train))
         self._log_warmup()
         self._keep_regression()  # (a warm-up of one epoch ends here)
 
+    def _switch_known(self) -> bool:
+        """Whether the warm-up's switch is settled (a ``--minutes`` run's is not while its warm-up is timed)."""
+        return self.budget is None or not self.budget.warmup
+
     def _log_warmup(self) -> None:
-        if self.switch and self.budget is None:  # (--minutes: once settled)
+        if self.switch and self._switch_known():
             log.info("regression warm-up: epochs 1-%d train without the discriminator; the adversarial term switches "
                      "on at epoch %d", self.tc.warmup_epochs, self.tc.warmup_epochs + 1)  # fmt: skip
 
@@ -315,7 +302,7 @@ class _Training:
     def _keep_regression(self) -> None:
         """At a warm-up run's switch (and after it, if not kept yet): keep the generator as the regression snapshot
         (``--minutes``: once the switch is settled)."""
-        if self.switch and self.state.step >= self.switch and self.parts.regression is None and self.budget is None:
+        if self.switch and self.state.step >= self.switch and self.parts.regression is None and self._switch_known():
             self.parts.keep_regression()
 
     def _columns(self, cells: dict[str, Any]) -> dict[str, Any]:
@@ -397,8 +384,9 @@ class _Training:
         if info.main:
             layout.panels.mkdir(parents=True, exist_ok=True)
             val = self.task.end_epoch(epoch, self.generator, self.device)
-        if self.budget is not None:  # epoch 1's time without its checkpoint, saved in it
-            state.measured = self.budget.before_save()
+        measuring = self.budget is not None and self.budget.measures(state.step)
+        if measuring:  # the phase's first epoch's time without its checkpoint, saved in it
+            state.measured = self.budget.before_save()  # type: ignore[union-attr]
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch, "step": state.step, **self._columns({k: round(v, 6) for k, v in means.items()}),
                **{k: round(v, 4) for k, v in val.items()}, "seconds": round(seconds, 2)}  # fmt: skip
@@ -411,8 +399,8 @@ class _Training:
         if is_best:
             state.best = float(score)  # type: ignore[arg-type]
         self.save(best=is_best)
-        if self.budget is not None:  # settled with the checkpoint's time; config.json records it
-            self.settle(self.budget.after_save(), bar)
+        if measuring:  # settled with the checkpoint's time; config.json records it
+            self.settle(self.budget.after_save(), bar)  # type: ignore[union-attr]
         if info.main and (epoch == self.tc.epochs or time.monotonic() - self.last_curve > 20.0):  # ~1 s a plot
             save_loss_curve(layout.log, layout.loss_curve, epochs_csv=layout.epochs)
             self.last_curve = time.monotonic()

@@ -1,5 +1,9 @@
 """Optimisers and the learning-rate schedule (pix2pix and DCGAN: Adam, constant then linear decay to 0).
 
+A ``--gan-warmup`` run's generator has two such schedules in a row (:func:`generator_schedule`): one over the
+warm-up, so the regression snapshot is a finished regression, and one over the adversarial epochs, at ``--lr-gan``
+(ESRGAN's recipe: train for PSNR, then fine-tune adversarially from it).
+
 Example:
     >>> f = linear_decay(10)
     >>> [round(f(s), 2) for s in (0, 4, 5, 7, 10)]
@@ -15,7 +19,7 @@ from torch import nn
 
 from pix2gan.config import TrainConfig
 
-__all__ = ["build_optimizers", "build_schedulers", "linear_decay"]
+__all__ = ["build_optimizers", "build_schedulers", "gan_scale", "generator_schedule", "linear_decay"]
 
 
 def build_optimizers(
@@ -43,21 +47,45 @@ def linear_decay(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def generator_schedule(total_steps: int, switch: int = 0, gan_scale: float = 1.0) -> Callable[[int], float]:
+    """The generator's LR factor per step: :func:`linear_decay` over ``total_steps``; with a warm-up (``switch`` > 0
+    steps) one over the warm-up and another, times ``gan_scale`` (``lr_gan / lr``), over the steps after it.
+
+    Example:
+        >>> f = generator_schedule(8, switch=4, gan_scale=0.5)
+        >>> [round(f(s), 2) for s in range(8)]
+        [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25]
+    """
+    if not switch:
+        return linear_decay(total_steps)
+    warm, adversarial = linear_decay(switch), linear_decay(total_steps - switch)
+
+    def factor(step: int) -> float:
+        return warm(step) if step < switch else gan_scale * adversarial(step - switch)
+
+    return factor
+
+
 def build_schedulers(
-    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, total_steps: int, d_steps: int | None = None
-) -> tuple[torch.optim.lr_scheduler.LambdaLR, torch.optim.lr_scheduler.LambdaLR]:
-    """:func:`linear_decay` over ``total_steps`` for the generator's optimiser, and over ``d_steps`` (default
-    ``total_steps``) for the discriminator's: after a ``--gan-warmup`` it steps only in the remaining epochs.
+    opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, total_steps: int, switch: int = 0,
+    gan_scale: float = 1.0,
+) -> tuple[torch.optim.lr_scheduler.LambdaLR, torch.optim.lr_scheduler.LambdaLR]:  # fmt: skip
+    """:func:`generator_schedule` for the generator's optimiser, and :func:`linear_decay` over the steps after the
+    warm-up's ``switch`` for the discriminator's, which steps only in those.
 
     Example:
         >>> net = torch.nn.Linear(1, 1)
         >>> opt_g, opt_d = (torch.optim.SGD(net.parameters(), lr=1.0) for _ in range(2))
-        >>> sched_g, sched_d = build_schedulers(opt_g, opt_d, 8, d_steps=4)
+        >>> sched_g, sched_d = build_schedulers(opt_g, opt_d, 8, switch=4)
         >>> for _ in range(4):
         ...     opt_g.step(); opt_d.step(); sched_g.step(); sched_d.step()
         >>> opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"]
         (1.0, 0.0)
     """
-    d_total = total_steps if d_steps is None else d_steps
-    return (torch.optim.lr_scheduler.LambdaLR(opt_g, linear_decay(total_steps)),
-            torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(d_total)))  # fmt: skip
+    return (torch.optim.lr_scheduler.LambdaLR(opt_g, generator_schedule(total_steps, switch, gan_scale)),
+            torch.optim.lr_scheduler.LambdaLR(opt_d, linear_decay(total_steps - switch)))  # fmt: skip
+
+
+def gan_scale(tc: TrainConfig) -> float:
+    """``lr_gan / lr``: the generator's learning rate after a warm-up's switch, as a factor of its own."""
+    return 1.0 if tc.lr_gan is None else tc.lr_gan / tc.lr

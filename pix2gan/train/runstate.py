@@ -25,9 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["rng_state", "set_rng_state", "StopSignals"]
+__all__ = ["rng_state", "set_rng_state", "seed_everything", "StopSignals"]
 
 log = logging.getLogger("pix2gan")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators (every device's) with ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def rng_state() -> dict[str, Any]:
