@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,17 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 # pix2gan's recommendations beyond the dataclasses' pix2pix defaults (a config built field by field stays pix2pix):
-# chosen by bench/quality.py at an equal training time on phantoms (docs/model-card.md). Pure regression with
-# 2 neighbouring slices on each side, averaged with its left-right mirrored prediction at inference; a step without
-# a discriminator is faster, so 150 epochs take about the time 100 epochs of pix2pix took.
-RECOMMENDED: dict[Mode, dict[str, Any]] = {Mode.PAIRED: {"gan_loss": "none", "context": 2, "tta": True, "epochs": 150}}
+# chosen by bench/quality.py at an equal training time on phantoms (docs/model-card.md). The conditional GAN, U-Net
+# and PatchGAN with LSGAN + L1, after a regression warm-up of 3/4 of the epochs (G at the regression's lr 1e-3, D
+# at pix2pix's 2e-4: the warm-up's rule in option_sections), with the L1 weighted 10 (not pix2pix's 100) so the
+# adversarial term counts; 2 neighbouring slices on each side, averaged with the left-right mirrored prediction at
+# inference. Regression epochs are faster than adversarial ones, so 150 epochs take about the time 115 of pix2pix.
+RECOMMENDED: dict[Mode, dict[str, Any]] = {
+    Mode.PAIRED: {"gan_loss": "lsgan", "gan_warmup": 0.75, "lambda_l1": 10.0, "context": 2, "tta": True, "epochs": 150}
+}
 REGRESSION_LR = 1e-3  # the learning rate without an adversarial term (pix2pix's 2e-4 stays with one)
 # the recommendations that belong to the warm-up: dropped together when the options given rule the warm-up out
-WARMUP_SETTINGS = ("gan_warmup", "lr_gan", "realism")
+WARMUP_SETTINGS = ("gan_warmup", "lr_gan", "realism", "lambda_l1")
 
 
 def option_targets(name: str, mode: Mode) -> list[tuple[str, str]]:
@@ -216,8 +221,7 @@ def _recommended(mode: Mode, given: dict[str, Any]) -> dict[str, Any]:
         return recommended
     epochs, warmup = given.get("epochs"), given.get("gan_warmup", recommended["gan_warmup"])
     no_gan = str(given.get("gan_loss", recommended.get("gan_loss"))) == "none"
-    too_short = "gan_warmup" not in given and epochs is not None and not (
-        1 <= TrainConfig(epochs=epochs, gan_warmup=warmup).warmup_epochs < epochs)
+    too_short = "gan_warmup" not in given and epochs is not None and not 1 <= math.floor(warmup * epochs + 0.5) < epochs
     if no_gan or not warmup or too_short:
         for key in WARMUP_SETTINGS:
             recommended.pop(key, None)

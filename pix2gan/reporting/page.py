@@ -143,6 +143,9 @@ def _warmup(train: dict[str, Any]) -> str:
     lr_d = train.get("lr_d") or train.get("lr")
     return (f"; regression warm-up of {first}, then {train.get('gan_loss')} at G lr {train.get('lr_gan') or train.get('lr')}, "
             f"D lr {lr_d}")
+
+
+def _headline(run: RunFiles) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     train = run.section("train")
     items.append(("epochs trained", f"{len(run.epochs)} / {_planned(train)}"))
