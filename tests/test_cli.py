@@ -57,7 +57,7 @@ def test_help_lists_commands_and_defaults():
     for option in ("--src", "--dst", "--data", "--run-dir", "--epochs", "--batch-size", "--image-size", "--lambda-l1",
                    "--gan-loss", "--lr"):  # fmt: skip
         assert option in train_help
-    assert "0.0002" in train_help and "100.0" in train_help and "lsgan" in train_help
+    assert "2e-4" in train_help and "100" in train_help and "lsgan" in train_help and "0.75" in train_help
     assert "--overwrite" in cli("translate", "--help").output
     assert "--metrics" in cli("eval", "--help").output and "--json" in cli("eval", "--help").output
 

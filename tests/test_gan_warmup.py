@@ -144,7 +144,8 @@ def test_warmup_options_and_refusals(tiny_data, tmp_path):
     # a warm-up is a regression: G at the regression's learning rate, D at pix2pix's; --lr-gan for G after the switch
     assert (cfg.train.lr, cfg.train.lr_d, cfg.train.lr_gan) == (1e-3, 2e-4, None)
     assert RunConfig.from_options("paired", gan_warmup=0.5, lr=5e-4, lr_gan=1e-4).train.lr_d is None  # (= --lr)
-    assert RunConfig.from_options("paired").train.gan_warmup == 0.0  # the default stays off
+    assert RunConfig.from_options("paired").train.gan_warmup == 0.75  # the paired default since issue 18
+    assert RunConfig.from_options("paired", gan_loss="none").train.gan_warmup == 0.0
     assert RunConfig.from_options("paired", realism=0.3).infer.realism == 0.3
     for kwargs, message in (({"gan_warmup": 1.0}, r"in \[0, 1\)"), ({"gan_warmup": 0.5, "gan_loss": "none"}, "gan-loss is none"),
                             ({"gan_warmup": 0.5, "epochs": 1}, "one regression and one adversarial epoch"),

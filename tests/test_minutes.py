@@ -198,9 +198,13 @@ def test_minutes_on_the_command_line_and_in_config_files(tiny_data, tmp_path):
     tiny = ["--data", str(tiny_data), "--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2",
             "--image-size", "32", "--batch-size", "4", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
     runner = CliRunner()
-    result = runner.invoke(app, ["train", *tiny, "--minutes", "0.25", "--run-dir", str(tmp_path / "cli")])
+    result = runner.invoke(app, ["train", *tiny, "--gan-loss", "none", "--minutes", "0.25", "--run-dir", str(tmp_path / "cli")])
     assert result.exit_code == 0, result.output
     assert "budget 0.25 min: settled on 2 epochs (8.00 s per epoch measured in epoch 1)" in result.output
+    default = runner.invoke(app, ["train", *tiny, "--minutes", "0.25", "--run-dir", str(tmp_path / "default")])
+    assert default.exit_code == 0, default.output  # the paired default's warm-up: each phase settled, 2 at least
+    assert ("budget 0.25 min: settled on 4 epochs: 2 of warm-up (8.00 s each, measured in epoch 1) and 2 adversarial "
+            "(8.00 s each, measured in epoch 3)") in " ".join(default.output.split())
     assert _recorded(tmp_path / "cli")["epochs"] == 2
     refused = runner.invoke(app, ["train", *tiny, "--minutes", "1", "--epochs", "3", "--run-dir", str(tmp_path / "x")])
     assert_one_clear_line(refused, "--minutes and --epochs both set the length of the run")
@@ -231,7 +235,7 @@ def test_ddp_ranks_settle_rank_0s_count(tiny_data, tmp_path):
     driver, run = tmp_path / "driver.py", tmp_path / "run"
     driver.write_text(DDP_DRIVER)
     tiny = ["--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2", "--image-size", "32",
-            "--batch-size", "2", "--device", "cpu", "--threads", "1", "--no-progress"]  # fmt: skip
+            "--batch-size", "2", "--device", "cpu", "--threads", "1", "--gan-loss", "none", "--no-progress"]  # fmt: skip
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(driver),
                "train", "--data", str(tiny_data), *tiny, "--minutes", "0.2", "--run-dir", str(run)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,

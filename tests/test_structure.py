@@ -227,13 +227,20 @@ def test_paired_recommendations_apply_unless_given():
     noise/class runs keep pix2pix's / DCGAN's values, and a GAN term brings pix2pix's learning rate back."""
     from pix2gan.options import REGRESSION_LR, run_config
 
-    cfg = run_config("paired")
-    assert (cfg.train.gan_loss, cfg.train.lr, cfg.data.context, cfg.infer.tta) == ("none", REGRESSION_LR, 2, True)
+    cfg = run_config("paired")  # the conditional GAN after a regression warm-up (issue 18)
+    assert (cfg.train.gan_loss, cfg.train.lr, cfg.train.lr_d, cfg.data.context, cfg.infer.tta) == (
+        "lsgan", REGRESSION_LR, 2e-4, 2, True)
+    assert (cfg.train.gan_warmup, cfg.train.lambda_l1, cfg.train.warmup_epochs, cfg.infer.realism) == (0.75, 10.0, 113, 1.0)
     assert cfg.train.epochs == 150 and RunConfig().train.epochs == 100
-    gan = run_config("paired", gan_loss="lsgan")
-    assert (gan.train.lr, gan.data.context) == (2e-4, 2)
+    # without the GAN term: the regression default before issue 18, with none of the warm-up's settings
+    regression = run_config("paired", gan_loss="none")
+    assert (regression.train.lr, regression.train.gan_warmup, regression.train.lambda_l1) == (REGRESSION_LR, 0.0, 100.0)
+    gan = run_config("paired", gan_warmup=0)  # adversarial from the first step: pix2pix's learning rate and L1 weight
+    assert (gan.train.lr, gan.train.lambda_l1, gan.data.context) == (2e-4, 100.0, 2)
+    assert run_config("paired", epochs=2).train.gan_warmup == 0.0  # 2 epochs leave no room for a 3/4 warm-up
+    assert run_config("paired", epochs=3).train.warmup_epochs == 2
     assert run_config("paired", gan_loss="none", lr=5e-4).train.lr == 5e-4
-    pix2pix = run_config("paired", gan_loss="lsgan", context=0, tta=False, epochs=100)
+    pix2pix = run_config("paired", gan_loss="lsgan", gan_warmup=0, context=0, tta=False, epochs=100)
     assert pix2pix.to_dict() == {**RunConfig(data=pix2pix.data).to_dict()}  # the dataclasses' pix2pix defaults
     plain = RunConfig()
     assert (plain.train.gan_loss, plain.train.lr, plain.data.context, plain.infer.tta) == ("lsgan", 2e-4, 0, False)

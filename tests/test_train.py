@@ -82,7 +82,7 @@ def test_separate_discriminator_learning_rate():
     assert opt_g.param_groups[0]["lr"] == 1e-4 and opt_d.param_groups[0]["lr"] == 4e-4
     _, opt_d = build_optimizers(g, d, TrainConfig(lr=1e-4))
     assert opt_d.param_groups[0]["lr"] == 1e-4
-    with pytest.raises(ValueError, match="lr and lr_d must be > 0"):
+    with pytest.raises(ValueError, match="lr, lr_d and lr_gan must be > 0"):
         TrainConfig(lr_d=0.0)
 
 

@@ -15,9 +15,9 @@ one :class:`~pix2gan.errors.InputError` line naming the file and the key.
 Example:
     >>> import json, tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "cfg.json"
-    >>> _ = path.write_text(json.dumps({"src": "t1", "dst": "ct", "gan-loss": "lsgan", "epochs": 50}))
+    >>> _ = path.write_text(json.dumps({"src": "t1", "dst": "ct", "gan-loss": "lsgan", "gan-warmup": 0, "epochs": 50}))
     >>> load_config_file(path)
-    {'src': 't1', 'dst': 'ct', 'gan_loss': 'lsgan', 'epochs': 50}
+    {'src': 't1', 'dst': 'ct', 'gan_loss': 'lsgan', 'gan_warmup': 0.0, 'epochs': 50}
     >>> cfg = run_config_with_file(path, epochs=3)  # an option given wins over the file
     >>> (cfg.train.epochs, cfg.train.gan_loss.value, cfg.train.lr)
     (3, 'lsgan', 0.0002)
