@@ -119,7 +119,7 @@ def phantoms(
     overwrite: Annotated[bool, typer.Option(help="Replace existing subject folders.")] = False,
     t2: Annotated[bool, typer.Option("--t2/--no-t2", help="Also write a T2-weighted MR (t2.nii.gz); t1, ct and mask are the same either way.")] = False,
     misregister: Annotated[float | None, typer.Option(metavar="MM", help="Write each CT under a smooth random deformation of at most MM mm (0 < MM <= 20); the aligned CT, for scoring only, goes to <subject>/aligned/ct.nii.gz.", show_default=False)] = None,
-    unpaired: Annotated[bool, typer.Option("--unpaired", help="All but the last max(2, round(N/4)) subjects keep only their MR (even) or only their CT (odd); needs 4 subjects or more.")] = False,
+    unpaired: Annotated[bool, flag("All but the last max(2, round(N/4)) subjects keep only their MR (even) or only their CT (odd); needs 4 subjects or more.", "--unpaired")] = False,
 ) -> None:
     """Generate deterministic synthetic head phantoms (paired T1, CT in HU, body mask; T2 with --t2) for demos and tests.
 

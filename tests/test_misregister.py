@@ -45,10 +45,10 @@ def test_deformation_bounded_smooth_and_deterministic(seed, index, mm):
     assert norm.max() >= d.budget_mm / 3 - 1e-4  # elastic amplitude >= D/3, rigid part <= 2D/3
     assert d.max_mm() == pytest.approx(norm.max()) and d.max_mm(ph.mask) <= d.max_mm()
     assert np.linalg.norm(d.shift_mm) <= d.budget_mm / 3 + 1e-9 and abs(d.rotation_deg) <= 2.0
-    # smooth enough never to fold: the Jacobian of x -> x + u(x) stays near the identity
+    # smooth enough never to fold: the Jacobian determinant of x -> x + u(x) stays positive, near 1 for small MM
     spacing = np.diag(ph.affine)[:3]
     grads = np.stack([np.stack(np.gradient(u[..., c], *spacing), -1) for c in range(3)], -2)  # (X, Y, Z, 3, 3)
-    assert np.linalg.det(np.eye(3) + grads).min() > 0.5
+    assert np.linalg.det(np.eye(3) + grads).min() > (0.15 if mm > 6 else 0.7)
     again = random_deformation(seed, index, ph.affine, ph.ct.shape, mm)
     assert np.array_equal(again.displacement, d.displacement)
     other = random_deformation(seed, index + 1, ph.affine, ph.ct.shape, mm)
