@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # phantom.py imports this module inside write_dataset
     from pix2gan.data.phantom import Phantom
 
 __all__ = [
-    "ALIGNED_CT", "MAX_MISREGISTER_MM", "Deformation", "random_deformation", "warp_ct", "check_options",
+    "ALIGNED_CT", "MAX_MISREGISTER_MM", "Holds", "Deformation", "random_deformation", "warp_ct", "check_options",
     "unpaired_holdings", "plan_layout", "subject_volumes", "prepare_folder", "layout_meta", "scoring_ct",
 ]  # fmt: skip
 
@@ -46,6 +47,14 @@ MAX_MISREGISTER_MM = 20.0  # residual errors after a rigid registration are mill
 CONTROL_MM = 40.0  # B-spline control lattice spacing: the deformation varies over several centimetres
 MAX_ROTATION_DEG = 2.0  # about the axial (superior) axis
 _STREAM = int.from_bytes(b"mis", "big")  # spawn key of the deformation stream, apart from the subject's main stream
+
+
+class Holds(enum.StrEnum):
+    """What a subject of a written set holds besides its mask."""
+
+    MR = "mr"  # T1 (and T2), no CT
+    CT = "ct"  # CT only
+    BOTH = "both"
 
 
 @dataclass(frozen=True)
@@ -98,25 +107,25 @@ def _check_mm(mm: float) -> None:
         raise ValueError(f"--misregister {mm:g} mm: {limit if mm > 0 else 'must be > 0'}")
 
 
-def unpaired_holdings(n_subjects: int) -> list[str]:
-    """Which images each subject of an unpaired set keeps: ``"mr"`` (T1 and T2), ``"ct"`` or ``"both"``.
+def unpaired_holdings(n_subjects: int) -> list[Holds]:
+    """Which images each subject of an unpaired set keeps (:class:`Holds`: MR, that is T1 and T2, CT or both).
 
     The last max(2, round(n / 4)) subjects keep both (an unpaired run validates and tests on them); before them even
     indices keep only the MR, odd ones only the CT.
 
     Example:
-        >>> unpaired_holdings(6)
+        >>> [str(h) for h in unpaired_holdings(6)]
         ['mr', 'ct', 'mr', 'ct', 'both', 'both']
     """
     n_both = max(2, round(0.25 * n_subjects))
-    return ["both" if i >= n_subjects - n_both else ("mr", "ct")[i % 2] for i in range(n_subjects)]
+    return [Holds.BOTH if i >= n_subjects - n_both else (Holds.MR, Holds.CT)[i % 2] for i in range(n_subjects)]
 
 
-def plan_layout(n_subjects: int, misregister_mm: float | None, unpaired: bool) -> list[str]:
-    """What each subject of a set keeps (:func:`unpaired_holdings`, or ``"both"`` for all), after
+def plan_layout(n_subjects: int, misregister_mm: float | None, unpaired: bool) -> list[Holds]:
+    """What each subject of a set keeps (:func:`unpaired_holdings`, or both images for all), after
     :func:`check_options` accepted the options."""
     check_options(n_subjects, misregister_mm, unpaired)
-    return unpaired_holdings(n_subjects) if unpaired else ["both"] * n_subjects
+    return unpaired_holdings(n_subjects) if unpaired else [Holds.BOTH] * n_subjects
 
 
 def _grid_world(affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -211,7 +220,7 @@ def warp_ct(ct: np.ndarray, affine: np.ndarray, displacement: np.ndarray, *, ord
 
 
 def subject_volumes(
-    ph: Phantom, seed: int, index: int, misregister_mm: float | None, holds: str = "both"
+    ph: Phantom, seed: int, index: int, misregister_mm: float | None, holds: Holds = Holds.BOTH
 ) -> tuple[dict[Path, np.ndarray], dict]:
     """The files of one written subject (path relative to its folder -> array) and the ``meta`` entries they add.
 
@@ -219,13 +228,13 @@ def subject_volumes(
         ph: the subject (:class:`~pix2gan.data.phantom.Phantom`).
         seed, index: its family and number (the deformation's stream).
         misregister_mm: warp its CT by at most this many mm and keep the aligned one as :data:`ALIGNED_CT`; None: no.
-        holds: ``"both"``, ``"mr"`` (T1 and T2, no CT) or ``"ct"`` (no T1 or T2); the mask is always written.
+        holds: both images, only the MR (T1 and T2) or only the CT; the mask is always written.
     """
     files: dict[Path, np.ndarray] = {}
     meta: dict = {}
-    if holds != "ct":
+    if holds != Holds.CT:
         files[Path("t1.nii.gz")] = ph.t1
-    if holds != "mr":
+    if holds != Holds.MR:
         files[Path("ct.nii.gz")] = ph.ct
         if misregister_mm is not None:
             deformation = random_deformation(seed, index, ph.affine, ph.ct.shape, misregister_mm)
@@ -233,7 +242,7 @@ def subject_volumes(
             files[ALIGNED_CT] = ph.ct
             meta["misregistration"] = deformation.meta(ph.mask)
     files[Path("mask.nii.gz")] = ph.mask
-    if ph.t2 is not None and holds != "ct":
+    if ph.t2 is not None and holds != Holds.CT:
         files[Path("t2.nii.gz")] = ph.t2
     return files, meta
 
@@ -255,7 +264,7 @@ def prepare_folder(folder: Path, files: dict[Path, np.ndarray], overwrite: bool)
         aligned.rmdir()
 
 
-def layout_meta(folders: list[Path], misregister_mm: float | None, holds: list[str]) -> dict:
+def layout_meta(folders: list[Path], misregister_mm: float | None, holds: list[Holds]) -> dict:
     """The ``phantom.json`` entries of a misregistered or unpaired set (none for a plain set: its file is as it was).
 
     Example:
@@ -266,8 +275,8 @@ def layout_meta(folders: list[Path], misregister_mm: float | None, holds: list[s
     meta: dict = {}
     if misregister_mm is not None:
         meta.update(misregister_mm=misregister_mm, aligned_ct=ALIGNED_CT.as_posix())
-    if any(h != "both" for h in holds):
-        groups = {"mr_only": "mr", "ct_only": "ct", "paired": "both"}
+    if any(h != Holds.BOTH for h in holds):
+        groups = {"mr_only": Holds.MR, "ct_only": Holds.CT, "paired": Holds.BOTH}
         meta["unpaired"] = {key: [f.name for f, h in zip(folders, holds) if h == kind] for key, kind in groups.items()}
     return meta
 
