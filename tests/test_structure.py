@@ -63,10 +63,11 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     targets: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(tree):  # a pass of its own: ast.walk queues a node's children before it yields the node
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            node.body = []  # (ast.walk has not entered them yet)
-        elif isinstance(node, ast.Import):
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = ".".join([*package[: len(package) - node.level + 1], *([node.module] if node.module else [])]) \
@@ -134,9 +135,9 @@ def test_import_circles_are_found_inside_functions_too(tmp_path):
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert import_circles(graph) == [["a", "b", "c"]]
     assert import_circles({"a": {"b"}, "b": set()}) == []
-    known = {"pix2gan.x", "pix2gan.y", "pix2gan.pkg", "pix2gan.pkg.z"}
+    known = {"pix2gan.x", "pix2gan.y", "pix2gan.w", "pix2gan.pkg", "pix2gan.pkg.z"}
     source = tmp_path / "x.py"
-    source.write_text("import os\nfrom . import y\nif TYPE_CHECKING:\n    from pix2gan.x import T\n"
+    source.write_text("import os\nfrom . import y\nif TYPE_CHECKING:\n    from pix2gan.w import T\n"
                       "def f():\n    from .pkg import z\n    from pix2gan.pkg import z as w\n    import pix2gan.pkg.q\n")
     assert _imports(source, "pix2gan.x", known) == {"pix2gan.y", "pix2gan.pkg.z", "pix2gan.pkg"}
 

@@ -362,21 +362,25 @@ def make_subject(
 
 def write_dataset(
     out_dir: str | Path, n_subjects: int = 14, size: int = 128, seed: int = 0, overwrite: bool = False,
-    t2: bool = False,
+    t2: bool = False, misregister_mm: float | None = None, unpaired: bool = False,
 ) -> list[Path]:  # fmt: skip
     """Write ``n_subjects`` phantoms as ``out_dir/<subject>/{t1,ct,mask}.nii.gz`` plus ``phantom.json``.
 
     Existing subject folders are never touched unless ``overwrite`` is set. With ``t2`` each subject also gets
     ``t2.nii.gz``; its ``t1``, ``ct`` and ``mask`` files are byte-identical either way. ``phantom.json`` lists the
-    ``modalities`` written and the parameters of every subject.
+    ``modalities`` written and the parameters of every subject. ``misregister_mm`` (in (0, 20]) writes each CT
+    under a smooth random deformation and the aligned one as ``aligned/ct.nii.gz``; ``unpaired`` (4 subjects or more)
+    keeps only the MR or only the CT of all but the last subjects (:mod:`pix2gan.data.misregister`).
 
     Returns:
         The subject folders written.
     """
+    from pix2gan.data.misregister import layout_meta, plan_layout, prepare_folder, subject_volumes
     from pix2gan.io import atomic_write_json, check_output_folder, refuse_existing, save_nifti  # local: volumes imports nibabel
 
     if n_subjects < 1:
         raise ValueError(f"--subjects must be >= 1, got {n_subjects}")
+    holds = plan_layout(n_subjects, misregister_mm, unpaired)  # what each subject keeps; refuses bad options
     out = Path(out_dir)
     check_output_folder(out)
     planned = [out / subject_id(i) for i in range(n_subjects)]
@@ -385,13 +389,14 @@ def write_dataset(
     metas = {}
     for i, folder in enumerate(planned):
         ph = make_subject(seed=seed, index=i, size=size, t2=t2)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, arr in (("t1", ph.t1), ("ct", ph.ct), ("mask", ph.mask), ("t2", ph.t2)):
-            if arr is not None:
-                save_nifti(folder / f"{name}.nii.gz", arr, ph.affine, overwrite=overwrite)
-        metas[folder.name] = ph.meta
+        files, extra = subject_volumes(ph, seed, i, misregister_mm, holds[i])
+        prepare_folder(folder, files, overwrite)
+        for rel, arr in files.items():
+            save_nifti(folder / rel, arr, ph.affine, overwrite=overwrite)
+        metas[folder.name] = {**ph.meta, **extra}
         written.append(folder)
     modalities = ["t1", "ct", "mask"] + (["t2"] if t2 else [])
     atomic_write_json(out / "phantom.json", {"generator": "pix2gan.data.phantom", "seed": seed, "size": size,
-                                             "modalities": modalities, "subjects": metas})  # fmt: skip
+                                             "modalities": modalities, **layout_meta(planned, misregister_mm, holds),
+                                             "subjects": metas})  # fmt: skip
     return written
