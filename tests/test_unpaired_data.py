@@ -34,8 +34,8 @@ def halves(tiny_data, tmp_path_factory) -> Path:
     return root
 
 
-def make_data(root, subjects=None, *, image_size=32, flip=False, min_foreground=0.0, context=0):
-    dc = DataConfig(root=str(root))
+def make_data(root, subjects=None, *, image_size=32, flip=False, min_foreground=0.0, context=0, planes=()):
+    dc = DataConfig(root=str(root), planes=planes)
     subjects = find_unpaired_subjects(root, "t1", "ct", ["mask"]) if subjects is None else subjects
     src_map, dst_map = intensity_maps(dc)
     return UnpairedSlices(modality_cache(subjects, dc, "t1", src_map), modality_cache(subjects, dc, "ct", dst_map),
@@ -90,6 +90,8 @@ def test_split_holds_out_only_subjects_with_both_as_split_subjects_would():
     assert split["train"] == sorted(direct["train"] + [s.id for s in ones])  # every one-sided subject trains
     assert split == split_unpaired(list(reversed(ones + both)), "t1", "ct", 0.1, 0.2, seed=5)  # deterministic
     assert split != split_unpaired(both + ones, "t1", "ct", 0.1, 0.2, seed=6)
+    # every subject holding both (aligned or misregistered pairs): the split of paired mode, subject for subject
+    assert split_unpaired(both, "t1", "ct", 0.1, 0.2, seed=5) == direct
     # without a subject holding both: everything trains, nothing is held out
     assert split_unpaired(ones, "t1", "ct", 0.1, 0.2, seed=5) == {"train": sorted(s.id for s in ones), "val": [],
                                                                    "test": []}  # fmt: skip
@@ -142,11 +144,12 @@ def test_the_target_slice_is_drawn_independently_of_the_source_slice(halves):
     assert len({j for j in drawn if data.dst_items[j][0] != data.src_items[7][0]}) > 0  # other subjects too
 
 
-@pytest.mark.parametrize("image_size", [16, 40])
-def test_crops_flips_and_context_against_a_direct_computation(halves, image_size):
-    data = make_data(halves, image_size=image_size, flip=True, context=1)
+@pytest.mark.parametrize("image_size,planes", [(16, ()), (40, ()), (16, ("axial", "coronal"))])
+def test_crops_flips_and_context_against_a_direct_computation(halves, image_size, planes):
+    data = make_data(halves, image_size=image_size, flip=True, context=1, planes=planes)
+    assert {p for _, p, _ in data.src_items} == {p for _, p, _ in data.dst_items} == set(range(max(1, len(planes))))
     flips = set()
-    for index, seed in ((0, 1), (5, 2), (20, 3), (35, 4), (11, 9)):
+    for index, seed in ((0, 1), (5, 2), (20, 3), (35, 4), (11, 9), (40 % len(data), 5), (70 % len(data), 6)):
         item = data[(index, seed)]
         assert set(item) == {"src", "dst"}
         assert item["src"].shape == (3, image_size, image_size) and item["dst"].shape == (1, image_size, image_size)
@@ -166,7 +169,7 @@ def test_crops_flips_and_context_against_a_direct_computation(halves, image_size
             flips.add(flip)
             expected.append(crop.flip(-2) if flip else crop)
         assert torch.equal(item["src"], expected[0]) and torch.equal(item["dst"], expected[1])
-        if image_size > 32:  # padded with air around the 32 x 32 slice
+        if image_size > 32:  # padded with air around the 32 x 32 slice (a coronal slice, 32 x 9, is padded too)
             assert (item["src"][:, :4] == -1).all() and (item["dst"][..., -4:] == -1).all()
     assert flips == {True, False}
 
