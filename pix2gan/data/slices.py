@@ -81,6 +81,9 @@ class SliceCache:
         cfg: modality names, slice axis or planes, and normalisation.
         src_map / dst_map: intensity maps of source and target.
         with_target: read the target modality too (False for translation-only use).
+        modality: the modality read as the cache's source, with ``src_map`` (default ``cfg.src``): a cache of one
+            modality of an unpaired run, e.g. ``modality=cfg.dst, with_target=False`` for its targets
+            (:func:`pix2gan.data.unpaired.modality_cache`).
     """
 
     def __init__(
@@ -91,15 +94,17 @@ class SliceCache:
         dst_map: IntensityMap,
         *,
         with_target: bool = True,
+        modality: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.modality = cfg.src if modality is None else modality
         self.subjects: list[SubjectSlices] = [self._read(s, src_map, dst_map, with_target) for s in subjects]
 
     def _read(self, subject: Subject, src_map: IntensityMap, dst_map: IntensityMap, with_target: bool) -> SubjectSlices:
         cfg = self.cfg
-        names = [cfg.src] + ([cfg.dst] if with_target else []) + ([cfg.mask] if cfg.mask else [])
+        names = [self.modality] + ([cfg.dst] if with_target else []) + ([cfg.mask] if cfg.mask else [])
         vols = load_subject(subject, names)
-        src_vol = vols[cfg.src]
+        src_vol = vols[self.modality]
         try:
             src_scale = src_map.scale_of(src_vol.data)
             axes = slice_axes(cfg, src_vol.affine)

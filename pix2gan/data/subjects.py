@@ -21,7 +21,7 @@ import numpy as np
 from pix2gan.errors import InputError
 from pix2gan.io import Volume, check_same_grid, format_of, is_dicom_folder, load_volume, volume_name
 
-__all__ = ["Subject", "find_subjects", "split_subjects", "load_subject", "modality_file"]
+__all__ = ["Subject", "subject_volumes", "find_subjects", "split_subjects", "load_subject", "modality_file"]
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,11 @@ def _pick(folder: Path, volumes: dict[str, list[Path]], modality: str) -> Path |
     return paths[0] if paths else None
 
 
-def find_subjects(root: str | Path, required: list[str], optional: list[str] | None = None) -> list[Subject]:
-    """List the subjects under ``root`` that hold every ``required`` modality (and any ``optional`` ones found).
+def subject_volumes(root: str | Path) -> dict[Path, dict[str, list[Path]]]:
+    """Every subject folder under ``root`` (sorted) that holds volumes, with its volumes by modality name.
 
     Raises:
-        InputError: ``root`` missing or not a folder; no subject folders; a modality no subject has (unknown name);
-            a subject lacking a required modality.
+        InputError: ``root`` missing or not a folder; no subject folders with volumes.
     """
     root = Path(root)
     if not root.exists():
@@ -76,12 +75,24 @@ def find_subjects(root: str | Path, required: list[str], optional: list[str] | N
         raise InputError(f"{root}: not a folder")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     volumes = {f: found for f in folders if (found := _volumes_in(f))}  # each folder listed once
-    folders = list(volumes)
-    if not folders:
+    if not volumes:
         raise InputError(
             f"{root}: no subject folders with volumes (expected {root}/<subject>/<modality>.nii.gz, .mha, .nrrd or a"
             " DICOM series folder)"
         )
+    return volumes
+
+
+def find_subjects(root: str | Path, required: list[str], optional: list[str] | None = None) -> list[Subject]:
+    """List the subjects under ``root`` that hold every ``required`` modality (and any ``optional`` ones found).
+
+    Raises:
+        InputError: ``root`` missing or not a folder; no subject folders; a modality no subject has (unknown name);
+            a subject lacking a required modality.
+    """
+    root = Path(root)
+    volumes = subject_volumes(root)
+    folders = list(volumes)
     available = set().union(*volumes.values())
     for modality in required:
         if modality not in available:
