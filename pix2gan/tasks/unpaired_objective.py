@@ -5,7 +5,7 @@ Batches hold ``src``: source images a, ``dst``: target images b, drawn independe
 both and returns every image the losses need as one :class:`CycleImages`; its ``detach()`` is what the step's D
 phase takes. The losses, with the reference implementation's defaults:
 
-- D_b on real b vs generated b drawn through a history pool of 50 (:class:`~pix2gan.train.pool.ImagePool`), D_a
+- D_b on real b vs generated b drawn through a history pool of 50 (:class:`~pix2gan.tasks.pool.ImagePool`), D_a
   likewise on a; each halved, as in the reference (``loss_d = loss_d_a + loss_d_b``: the two have no weights in
   common, so one backward of the sum is the reference's two);
 - G: the GAN terms of both directions (least squares by default) + ``lambda_cycle`` (10) x (L1 of a -> b -> a
@@ -34,7 +34,7 @@ from torch import nn
 
 from pix2gan.config import GanLoss
 from pix2gan.losses import gan_loss, l1_loss
-from pix2gan.train.pool import ImagePool
+from pix2gan.tasks.pool import ImagePool
 
 __all__ = ["CycleImages", "CycleObjective", "identity_refusal"]
 
