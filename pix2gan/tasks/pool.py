@@ -69,9 +69,11 @@ class ImagePool:
         return torch.stack(out)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Tensors only (loadable with ``weights_only=True``): the stored images stacked (N, C, H, W) (an empty
-        tensor when none), their count, and the random generator's state (uint8)."""
-        stacked = torch.stack(self.images) if self.images else torch.empty(0)
+        """Tensors only (loadable with ``weights_only=True``): the stored images stacked (N, C, H, W) on the CPU (an
+        empty tensor when none), their count, and the random generator's state (uint8).
+
+        (On the CPU: after a resume on a GPU the pool holds the checkpoint's CPU images next to new GPU ones.)"""
+        stacked = torch.stack([image.cpu() for image in self.images]) if self.images else torch.empty(0)
         return {"images": stacked, "count": torch.tensor(len(self.images)), "rng": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:

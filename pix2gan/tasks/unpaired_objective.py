@@ -152,7 +152,8 @@ class CycleObjective:
         return self._centre(b, self.dst_channels) if self.dst_stack else b
 
     def _reverse(self, generator: nn.Module, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """G_ba(b): the generated source's centre slice (B, C_a, S, S) and its stack for G_ab (B, (2K + 1) C_a, S, S)."""
+        """G_ba(b): the generated source's centre slice (B, C_a, S, S) and its stack for G_ab
+        (B, (2K + 1) C_a, S, S)."""
         n = 2 * self.context + 1
         if not self.dst_stack:
             fake_a = generator(b, reverse=True)
