@@ -23,6 +23,7 @@ from torch import nn
 
 from pix2gan.config import Mode, RunConfig
 from pix2gan.nets.conditional import ConditionalDiscriminator, ConditionalGenerator
+from pix2gan.nets.cycle import CycleDiscriminators, CycleGenerators, cycle_discriminators, cycle_generators
 from pix2gan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from pix2gan.nets.layers import init_weights
 from pix2gan.nets.mlp import mlp_discriminator, mlp_generator
@@ -31,7 +32,8 @@ from pix2gan.nets.resnet import resnet6, resnet9
 from pix2gan.nets.unet import UNetGenerator
 
 __all__ = ["Architecture", "GENERATORS", "DISCRIMINATORS", "build_networks", "build_generator", "check_architectures",
-           "generator_names", "discriminator_names", "padding_multiple"]  # fmt: skip
+           "generator_names", "discriminator_names", "padding_multiple", "build_cycle_networks",
+           "build_cycle_generators"]  # fmt: skip
 
 PAIRED, GANS = (Mode.PAIRED,), (Mode.NOISE, Mode.CLASS)
 
@@ -120,6 +122,34 @@ def build_networks(cfg: RunConfig) -> tuple[nn.Module, nn.Module]:
     init_weights(generator, cfg.train.init_gain)
     init_weights(discriminator, cfg.train.init_gain)
     return generator, discriminator
+
+
+def build_cycle_generators(cfg: RunConfig, *, init: bool = True) -> CycleGenerators:
+    """CycleGAN's G_ab and G_ba: the run's paired generator architecture (``model.generator``) both ways (see
+    :mod:`pix2gan.nets.cycle` for their channels); N(0, init_gain) weights when ``init``."""
+    entry = _entry(GENERATORS, "generator", cfg.model.generator, Mode.PAIRED)
+    net = cycle_generators(cfg, entry.build)
+    if init:
+        init_weights(net, cfg.train.init_gain)
+    return net
+
+
+def build_cycle_networks(cfg: RunConfig) -> tuple[CycleGenerators, CycleDiscriminators]:
+    """CycleGAN's networks: G_ab and G_ba (the paired generator architecture), D_a and D_b (PatchGANs judging one
+    domain each), constructed in that order and then initialised N(0, init_gain), as :func:`build_networks` does.
+
+    Example:
+        >>> from pix2gan.config import ModelConfig
+        >>> g, d = build_cycle_networks(RunConfig(model=ModelConfig(generator="resnet9", base_filters=4)))
+        >>> type(g.g_ab).__name__, type(g.g_ba).__name__, type(d.d_a).__name__, type(d.d_b).__name__
+        ('ResnetGenerator', 'ResnetGenerator', 'PatchDiscriminator', 'PatchDiscriminator')
+    """
+    _entry(DISCRIMINATORS, "discriminator", cfg.model.discriminator, Mode.PAIRED)  # (PatchGAN: the one there is)
+    generators = cycle_generators(cfg, _entry(GENERATORS, "generator", cfg.model.generator, Mode.PAIRED).build)
+    discriminators = cycle_discriminators(cfg)
+    init_weights(generators, cfg.train.init_gain)
+    init_weights(discriminators, cfg.train.init_gain)
+    return generators, discriminators
 
 
 def padding_multiple(cfg: RunConfig) -> int:

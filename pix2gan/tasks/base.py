@@ -15,28 +15,37 @@ import torch
 from torch import nn
 
 
-__all__ = ["Task", "Objective", "LossDisplay"]
+__all__ = ["Task", "Objective", "Generated", "LossDisplay"]
+
+
+class Generated(Protocol):
+    """What an objective's ``generate`` returns: a tensor, or a structure of them (CycleGAN's translations, cycles
+    and identities) whose ``detach()`` gives the same structure without the graph (what D's phase takes)."""
+
+    def detach(self) -> Generated: ...
 
 
 class Objective(Protocol):
     """The losses of one mode, as the step calls them.
 
     ``reuse_fake``: pix2pix makes one fake per batch, which D sees detached and G's loss back-propagates through;
-    GANs draw fresh noise for every D update and again for G's. ``d_steps``: D updates per G update.
+    GANs draw fresh noise for every D update and again for G's. ``d_steps``: D updates per G update. An objective
+    with state of its own (CycleGAN's history pools) also has ``state_dict()`` / ``load_state_dict()``: checkpoints
+    keep it (:class:`~pix2gan.train.state.Trainables`).
     """
 
     reuse_fake: bool
     d_steps: int
 
-    def generate(self, batch: dict[str, torch.Tensor], generator: nn.Module) -> torch.Tensor:
-        """A fake for this batch: G(source), or G(z[, label])."""
+    def generate(self, batch: dict[str, torch.Tensor], generator: nn.Module) -> Generated:
+        """A fake for this batch: G(source), or G(z[, label]); or a structure of images (CycleGAN's)."""
         ...
 
-    def d_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def d_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: Generated) -> dict[str, torch.Tensor]:
         """The discriminator's loss ``loss_d`` first, then its terms."""
         ...
 
-    def g_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def g_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: Generated) -> dict[str, torch.Tensor]:
         """The generator's loss ``loss_g`` first, then its terms."""
         ...
 

@@ -205,7 +205,8 @@ class _Training:
         self.switch = tc.warmup_epochs * per_epoch  # the first adversarial step is step switch + 1 (0: no warm-up)
         # constant, then linear decay to 0: G's over the warm-up and again after it, D's over the steps after it
         sched_g, sched_d = build_schedulers(opt_g, opt_d, self.total_steps, self.switch, gan_scale(tc))
-        self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler)
+        self.parts = Trainables(generator, discriminator, opt_g, opt_d, sched_g, sched_d, self.ctx.scaler,
+                                objective=task.objective)  # fmt: skip
         self.state = LoopState(world=info.world, per_epoch=per_epoch)
         self.budget: Budget | None = None  # (--minutes: set below, once the run's step is known)
         self._restore(start)

@@ -1,8 +1,9 @@
 """The loop's state, what a checkpoint holds of it, and how a resumed run gets it back.
 
 A checkpoint carries the weights, both optimisers and schedulers, the fp16 gradient scaler, the step, the best
-score, the current epoch's partial sums, the non-finite streak and every RNG state (as tensors and JSON), so a
-resumed run continues exactly where it stopped; on CPU it ends bit-identical to one never interrupted. A
+score, the current epoch's partial sums, the non-finite streak, every RNG state (as tensors and JSON) and the
+objective's own state where it has one (CycleGAN's history pools: ``objective_state``), so a resumed run continues
+exactly where it stopped; on CPU it ends bit-identical to one never interrupted. A
 ``--gan-warmup`` run's checkpoints from its switch on also hold the generator at the switch (``generator_regression``).
 """
 
@@ -97,11 +98,14 @@ class Trainables:
     sched_d: Any
     scaler: Any = None  # the fp16 GradScaler
     regression: dict[str, torch.Tensor] | None = None  # a warm-up run's generator at its switch (a copy)
+    objective: Any = None  # the task's objective: its state_dict(), where it has one (CycleGAN's pools), is kept
 
     def state_dicts(self) -> dict[str, Any]:
         out = {name: getattr(self, name).state_dict() for name in _PARTS}
         if self.regression is not None:
             out["generator_regression"] = self.regression
+        if hasattr(self.objective, "state_dict"):  # (no key for a stateless objective: those checkpoints as before)
+            out["objective_state"] = self.objective.state_dict()
         return {**out, **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {})}
 
     def keep_regression(self) -> None:
@@ -156,6 +160,11 @@ def restore(ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState, *, warm
             getattr(parts, name).load_state_dict(raw[name])
         if "generator_regression" in raw:
             parts.regression = dict(raw["generator_regression"])
+        stateful = hasattr(parts.objective, "load_state_dict")
+        if "objective_state" in raw or stateful:  # (saved by another kind of objective: refused)
+            if not stateful:
+                raise KeyError("objective_state: the run's objective keeps no state")
+            parts.objective.load_state_dict(raw["objective_state"])
         if parts.scaler is not None and "scaler" in raw:
             parts.scaler.load_state_dict(raw["scaler"])
         saved_world, old = state.load_json(raw["progress"])
