@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -376,61 +371,3 @@ def test_stateless_objectives_keep_their_checkpoints(tmp_path):
     save_checkpoint(tmp_path / "c.pt", checkpoint_payload(tiny_cfg(), extra(), parts, LoopState(per_epoch=10)))
     with pytest.raises(InputError, match="objective_state"):  # nor a paired run from a CycleGAN checkpoint
         restore(load_checkpoint(tmp_path / "c.pt"), paired, LoopState(per_epoch=10))
-
-
-DDP_SCRIPT = textwrap.dedent(
-    """
-    import os, sys
-    import torch, torch.distributed as dist
-    from torch import nn
-    from pix2gan.config import ModelConfig, Norm, RunConfig, TrainConfig
-    from pix2gan.nets.registry import build_cycle_networks
-    from pix2gan.tasks.unpaired_objective import CycleObjective
-    from pix2gan.train.hardware import StepContext
-    from pix2gan.train.optim import build_optimizers
-    from pix2gan.train.step import train_step
-
-    def run(rank, world, port):
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        torch.set_num_threads(1)
-        dist.init_process_group("gloo", rank=rank, world_size=world)
-        cfg = RunConfig(model=ModelConfig(generator="resnet9", norm=Norm.INSTANCE, dropout=False, base_filters=2,
-                                          disc_filters=2, disc_layers=2), train=TrainConfig(device="cpu"))
-        torch.manual_seed(0)
-        g, d = build_cycle_networks(cfg)
-        opt_g, opt_d = build_optimizers(g, d, cfg.train)
-        G, D = nn.parallel.DistributedDataParallel(g), nn.parallel.DistributedDataParallel(d)
-        obj = CycleObjective(pool_size=2, seed=rank)
-        ctx = StepContext(device=torch.device("cpu"), distributed=True)
-        gen = torch.Generator().manual_seed(100 + rank)  # each rank its own batches
-        for _ in range(3):
-            batch = {k: torch.rand(2, 1, 16, 16, generator=gen) * 2 - 1 for k in ("src", "dst")}
-            train_step(obj, batch, G, D, opt_g, opt_d, ctx=ctx, frozen_discriminator=d)
-        flat = torch.cat([p.detach().flatten() for p in [*g.parameters(), *d.parameters()]])
-        out = [torch.zeros_like(flat) for _ in range(world)]
-        dist.all_gather(out, flat)
-        if rank == 0:
-            print("AGREE" if torch.equal(out[0], out[1]) else "DIFFER")
-        dist.destroy_process_group()
-
-    if __name__ == "__main__":
-        import torch.multiprocessing as mp
-        mp.spawn(run, args=(2, int(sys.argv[1])), nprocs=2)
-    """
-)
-
-
-@pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
-def test_two_ddp_ranks_step_in_agreement(tmp_path):
-    """Both generators and both discriminators under DDP (each pair one module called several times per step, G_ba
-    through ``reverse=True``): two gloo ranks on different batches end every step with the same weights."""
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(script), str(port)], capture_output=True, text=True, timeout=240,
-                          env=env)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "AGREE"

@@ -1,8 +1,10 @@
 """CycleGAN's networks as two modules: the generators G_ab and G_ba, and the discriminators D_a and D_b.
 
 Each pair is one ``nn.Module``, so the loop, the one D/G step, the optimisers (one Adam over both generators'
-parameters and one over both discriminators', as the reference code does with ``itertools.chain``), DDP and the
-checkpoint see one generator and one discriminator, as in every other mode. Both generators are the run's paired
+parameters and one over both discriminators', as the reference code does with ``itertools.chain``) and the
+checkpoint see one generator and one discriminator, as in every other mode. DDP is not supported yet: one step calls
+each pair several times before one backward pass (fakes, cycles, identities), which DDP's reducer does not allow
+as such; a 2-rank test of it hung now and then. Both generators are the run's paired
 architecture (``model.generator``: ResNet-9 with instance norm in CycleGAN, U-Net selectable); both discriminators
 are PatchGANs judging one domain's images alone (unconditional: there is no paired source to show them).
 
