@@ -70,7 +70,7 @@ def _main(
 def train(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option(help="YAML (.yaml, .yml) or JSON file of settings: the option names below (src: t1, gan-loss: lsgan, planes: \\[axial, coronal]), or a run's config.json to train that run again. Options given here win over the file.", show_default=False)] = None,
-    mode: Annotated[str | None, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN). \\[default: paired]", show_default=False)] = None,
+    mode: Annotated[str | None, typer.Option(help="paired (pix2pix SRC -> DST), unpaired (CycleGAN SRC <-> DST: unregistered or unpaired scans), noise (DCGAN) or class (class-conditional GAN). \\[default: paired]", show_default=False)] = None,
     src: Annotated[str | None, _opt("src", "Source modality (volume name without its extension: t1 for t1.nii.gz or t1.mha), the network input.")] = None,
     dst: Annotated[str | None, _opt("dst", "Target modality to synthesise.")] = None,
     data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz (or .nii, .mha, .mhd, .nrrd, .nhdr, or a DICOM series folder <modality>/). Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
@@ -90,6 +90,9 @@ def train(
     dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {default_help('dropout')}", "--dropout/--no-dropout")] = None,
     gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits), hinge, or none (paired: pure regression, no discriminator).")] = None,
     gan_warmup: Annotated[float | None, _opt("gan_warmup", "Paired: fraction F of the epochs trained by regression alone (no discriminator) before the adversarial term switches on, after round(F x epochs) epochs; the generator at the switch is kept for translate --realism. Implies --gan-loss lsgan unless given.", min=0.0)] = None,
+    lambda_cycle: Annotated[float | None, _opt("lambda_cycle", "Unpaired: weight of each direction's cycle-consistency L1 (CycleGAN: 10).", min=0.0)] = None,
+    lambda_identity: Annotated[float | None, _opt("lambda_identity", "Unpaired: weight of the identity L1s as a fraction of --lambda-cycle (CycleGAN: 0.5; 0: off).", min=0.0)] = None,
+    pool_size: Annotated[int | None, _opt("pool_size", "Unpaired: generated images kept in each discriminator's history pool (CycleGAN: 50; 0: none).", min=0)] = None,
     lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term (pix2pix: 100; the paired default's 10 goes with its --gan-warmup, and 100 comes back without a warm-up).", min=0.0)] = None,
     lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0). Paired runs without a GAN term or with --gan-warmup (a regression until the switch; D then keeps 2e-4) default to 1e-3, adversarial from the first step to pix2pix's 2e-4.")] = None,
     lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). \\[default: --lr]", show_default=False)] = None,
@@ -144,6 +147,8 @@ def train(
         raise ValueError("--config does not go with --resume (a run resumes with the configuration it started with)")
     if resume is None:
         cfg, run_dir = train_config(ctx.params)
+    if nproc > 1 and resume is None and cfg.mode == "unpaired":
+        raise ValueError("--nproc > 1 (DDP) is not supported with --mode unpaired yet; train on one process")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         launch_torchrun(nproc, run_dir, resume, err)
         return
