@@ -183,6 +183,7 @@ def translate(
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Also translate the left-right mirrored volume and average (test-time augmentation). \\[default: as the model was trained to recommend]", show_default=False)] = None,
     fusion: Annotated[str | None, typer.Option(help="Combine planes, flips and models by their mean or median. \\[default: the model's]", show_default=False)] = None,
     realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Models trained with --gan-warmup: the generator (1 - A) x regression + A x adversarial, weight by weight (0: the regression snapshot, 1: the adversarial model); ensemble members without both generators are used as they are. \\[default: the run's recorded realism]", show_default=False)] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Unpaired (CycleGAN) runs: translate the other way, DST -> SRC, with G_ba (e.g. ct -> t1); inputs are DST volumes (a subject folder's <dst>), outputs <name>_<src>.")] = False,
     uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std (same format): the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -206,7 +207,7 @@ def translate(
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
     spec = models_spec(run, checkpoint, model, device=device, batch_size=batch_size, precision=precision, tta=tta,
-                       fusion=fusion, realism=realism)  # fmt: skip
+                       fusion=fusion, realism=realism, reverse=reverse)  # fmt: skip
     translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
     data = translator.members[0].config.data
     plan = plan_outputs(inputs, output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty)
