@@ -157,3 +157,19 @@ def test_refused_options(unpaired_data: Path, tmp_path: Path, option: list[str])
     result = cli("train", "--mode", "unpaired", "--data", unpaired_data, *TINY, *option, "--run-dir", tmp_path / "run")
     assert_one_clear_line(result, option[0])
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_scores_g_ab_against_the_held_out_targets(unpaired_data: Path, unpaired_run: Path, tmp_path: Path):
+    from pix2gan.evaluation.paired import evaluate_run
+
+    (sid,) = json.loads((unpaired_run / "split.json").read_text())["val"]
+    report = evaluate_run(unpaired_run, split="val", device="cpu", metrics=("mae",), out_dir=tmp_path)
+    ckpt = load_checkpoint(RunLayout(unpaired_run).model_checkpoint())
+    t1, ct, mask = (np.asarray(nib.load(unpaired_data / sid / f"{m}.nii.gz").dataobj, dtype=np.float32)
+                    for m in ("t1", "ct", "mask"))  # fmt: skip
+    pred = _direct(ckpt, t1, reverse=False)
+    expected = np.abs(np.clip(pred, -1024, 3000) - np.clip(ct, -1024, 3000))[mask > 0].mean()
+    assert report.per_subject[sid]["mae"] == pytest.approx(expected, rel=1e-4)
+    assert not report.baseline_per_subject  # (no lookup table: the training subjects are not pairs)
+    result = cli("eval", "--run", unpaired_run, "--split", "train", "--device", "cpu")
+    assert_one_clear_line(result, "holds only one of t1 and ct")
