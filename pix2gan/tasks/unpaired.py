@@ -106,22 +106,23 @@ class UnpairedTask:
         cycles = [means[k] for k in ("loss_g_cycle_a", "loss_g_cycle_b") if k in means]
         return sum(cycles) if cycles else None
 
-    def _slices(self) -> tuple[torch.Tensor, Scale | None, torch.Tensor, Scale | None, str]:
+    def _slices(self) -> tuple[torch.Tensor, Scale | None, torch.Tensor, Scale | None, list[str]]:
         """The panel's slices: a source stack (2K + 1, H, W) and a target slice (H, W) with their scales, from the
         first validation subject (the same slice of both), else from the first training subject of each side."""
-        picks = _panel_slices(self.val_cache, 1)
+        picks = _panel_slices(self.val_cache, 3)
         if picks:
-            s, k = self.val_cache.subjects[0], picks[0][1]
-            return context_stack(s.src, k, self.context), s.src_scale, s.dst[k], s.dst_scale, f"{s.id} slice {k}"  # type: ignore[index]
+            s, k = self.val_cache.subjects[0], picks[len(picks) // 2][1]  # (the middle of the well-filled slices)
+            labels = [f"{s.id} {k}: a>b>a", f"{s.id} {k}: b>a>b"]
+            return context_stack(s.src, k, self.context), s.src_scale, s.dst[k], s.dst_scale, labels  # type: ignore[index]
         src, dst = (cache.subjects[0] for cache in self.dataset.caches)
         ka, kb = src.src.shape[0] // 2, dst.src.shape[0] // 2
-        label = f"{src.id} slice {ka} / {dst.id} slice {kb}"
-        return context_stack(src.src, ka, self.context), src.src_scale, dst.src[kb], dst.src_scale, label
+        labels = [f"{src.id} {ka}: a>b>a", f"{dst.id} {kb}: b>a>b"]
+        return context_stack(src.src, ka, self.context), src.src_scale, dst.src[kb], dst.src_scale, labels
 
     @torch.no_grad()
     def _write_panel(self, path: Path, generator: nn.Module, device: torch.device) -> None:
         """a -> G_ab -> G_ba and b -> G_ba -> G_ab of one slice each, in physical units (no random numbers drawn)."""
-        a_stack, a_scale, b, b_scale, label = self._slices()
+        a_stack, a_scale, b, b_scale, labels = self._slices()
         n = 2 * self.context + 1
         generator.eval()
 
@@ -141,4 +142,4 @@ class UnpairedTask:
 
         rows = [{"input": phys(a, sa, a_scale), "translated": phys(fake_b, sb, b_scale), "back again": phys(rec_a, sa, a_scale)},
                 {"input": phys(b, sb, b_scale), "translated": phys(fake_a, sa, a_scale), "back again": phys(rec_b, sb, b_scale)}]  # fmt: skip
-        save_panel(path, rows, titles=_TITLES, row_labels=[f"a->b->a {label}", "b->a->b"])
+        save_panel(path, rows, titles=_TITLES, row_labels=labels)
