@@ -85,7 +85,7 @@ def train(
     data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz (or .nii, .mha, .mhd, .nrrd, .nhdr, or a DICOM series folder <modality>/). Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
     mask: Annotated[str | None, _opt("mask", "Body-mask modality used for metrics and slice selection ('' for none).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run folder to create. \\[default: $PIX2GAN_RUNS (else runs)/<src>2<dst>-<date>-<time>, .../<mode>-... for GANs]", show_default=False)] = None,
-    generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs; dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
+    generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs, resnet9 for unpaired runs (both ways); dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
     discriminator: Annotated[str | None, _opt("discriminator", "Discriminator architecture: patchgan for paired runs; dcgan for noise/class runs.")] = None,
     epochs: Annotated[int | None, _opt("epochs", "Epochs; the learning rate decays linearly to 0 over the second half.", min=1)] = None,
     minutes: Annotated[float | None, typer.Option(min=0.0, show_default=False, help="Train for about this many minutes instead of a set number of epochs: epoch 1 is timed, the count of epochs settled from it once (recorded in the run's config.json, so --resume repeats it) and the learning-rate schedule sized for it. Not with --epochs.")] = None,
