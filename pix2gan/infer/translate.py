@@ -15,7 +15,6 @@ predictions -- planes, the left-right mirrored volume for test-time augmentation
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +35,9 @@ from pix2gan.infer.stream import predict_slices, stream_slices
 from pix2gan.io import Volume, load_volume, save_like
 from pix2gan.io.atomic import staged
 from pix2gan.nets import padding_multiple
+from pix2gan.nets.cycle import reversed_config
 
-__all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path", "reversed_config"]
+__all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path"]
 
 _RAS = np.eye(4)  # the orientation assumed for a bare array: axis 0 left-right, 1 back-front, 2 up-down
 
@@ -49,22 +49,6 @@ class Translation:
     image: np.ndarray
     std: np.ndarray | None
     passes: int
-
-
-def reversed_config(config: RunConfig) -> RunConfig:
-    """An unpaired run's configuration as G_ba sees it: source and target (names, intensities, channels) swapped,
-    no context (G_ba takes one slice); the planes stay.
-
-    Example:
-        >>> r = reversed_config(RunConfig.from_options("unpaired", src="t1", dst="ct", context=1))
-        >>> r.data.src, r.data.dst, r.data.src_intensity.value, r.data.context
-        ('ct', 't1', 'hu', 0)
-    """
-    d = config.data
-    data = dataclasses.replace(d, src=d.dst, dst=d.src, src_intensity=d.dst_intensity, dst_intensity=d.src_intensity,
-                               context=0)  # fmt: skip
-    model = dataclasses.replace(config.model, in_channels=config.model.out_channels, out_channels=config.model.in_channels)
-    return dataclasses.replace(config, data=data, model=model)
 
 
 class Translator:
