@@ -66,8 +66,8 @@ class UnpairedTask:
         check_new()
         src_map, dst_map = intensity_maps(dc)
         train = [s for s in subjects if s.id in self.split["train"]]
-        self.dataset = UnpairedSlices(modality_cache(train, dc, dc.src, src_map), modality_cache(train, dc, dc.dst, dst_map),
-                                      tc.image_size, flip=tc.flip, min_foreground=dc.min_foreground,
+        sides = (modality_cache(train, dc, dc.src, src_map), modality_cache(train, dc, dc.dst, dst_map))
+        self.dataset = UnpairedSlices(*sides, tc.image_size, flip=tc.flip, min_foreground=dc.min_foreground,
                                       context=dc.context)  # fmt: skip
         self.val_cache = SliceCache([s for s in subjects if s.id in self.split["val"]], dc, src_map, dst_map)
         # generated images of a percentile modality (either side) are mapped back with its training volumes' median scale
@@ -83,7 +83,7 @@ class UnpairedTask:
                                         seed=tc.seed)  # fmt: skip
         self.context = dc.context
         self.checkpoint_extra = {"intensity": json.dumps({"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()})}
-        n_src, n_dst = (sum(dc_name in s.files for s in train) for dc_name in (dc.src, dc.dst))
+        n_src, n_dst = (sum(modality in s.files for s in train) for modality in (dc.src, dc.dst))
         self.description = (f"training {dc.src} <-> {dc.dst} (unpaired, CycleGAN) on {len(self.dataset.src_items)} "
                             f"{dc.src} and {len(self.dataset.dst_items)} {dc.dst} slices from {len(train)} subjects "
                             f"({n_src} with {dc.src}, {n_dst} with {dc.dst}; val {len(self.split['val'])}, test "
@@ -140,6 +140,6 @@ class UnpairedTask:
         def phys(x: torch.Tensor | np.ndarray, m: IntensityMap, scale: Scale | None) -> np.ndarray:
             return m.inverse(np.asarray(x, dtype=np.float32).reshape(x.shape[-2:]), scale)
 
-        rows = [{"input": phys(a, sa, a_scale), "translated": phys(fake_b, sb, b_scale), "back again": phys(rec_a, sa, a_scale)},
-                {"input": phys(b, sb, b_scale), "translated": phys(fake_a, sa, a_scale), "back again": phys(rec_b, sb, b_scale)}]  # fmt: skip
+        rows = [dict(zip(_TITLES, (phys(a, sa, a_scale), phys(fake_b, sb, b_scale), phys(rec_a, sa, a_scale)), strict=True)),
+                dict(zip(_TITLES, (phys(b, sb, b_scale), phys(fake_a, sa, a_scale), phys(rec_b, sb, b_scale)), strict=True))]
         save_panel(path, rows, titles=_TITLES, row_labels=labels)
