@@ -6,6 +6,7 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -65,18 +66,26 @@ def _main(
 # --------------------------------------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------------------------------------
+def _resumed_mode(run: Path) -> str:
+    """The mode of the run in ``run`` (``paired`` when its config cannot be read: resuming it says why)."""
+    try:
+        return str(json.loads((run / "config.json").read_text())["train"].get("mode", "paired"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "paired"
+
+
 @app.command(cls=Command)
 @user_errors
 def train(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Option(help="YAML (.yaml, .yml) or JSON file of settings: the option names below (src: t1, gan-loss: lsgan, planes: \\[axial, coronal]), or a run's config.json to train that run again. Options given here win over the file.", show_default=False)] = None,
-    mode: Annotated[str | None, typer.Option(help="paired (pix2pix SRC -> DST), noise (DCGAN) or class (class-conditional GAN). \\[default: paired]", show_default=False)] = None,
+    mode: Annotated[str | None, typer.Option(help="paired (pix2pix SRC -> DST), unpaired (CycleGAN SRC <-> DST: unregistered or unpaired scans), noise (DCGAN) or class (class-conditional GAN). \\[default: paired]", show_default=False)] = None,
     src: Annotated[str | None, _opt("src", "Source modality (volume name without its extension: t1 for t1.nii.gz or t1.mha), the network input.")] = None,
     dst: Annotated[str | None, _opt("dst", "Target modality to synthesise.")] = None,
     data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz (or .nii, .mha, .mhd, .nrrd, .nhdr, or a DICOM series folder <modality>/). Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
     mask: Annotated[str | None, _opt("mask", "Body-mask modality used for metrics and slice selection ('' for none).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run folder to create. \\[default: $PIX2GAN_RUNS (else runs)/<src>2<dst>-<date>-<time>, .../<mode>-... for GANs]", show_default=False)] = None,
-    generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs; dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
+    generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs, resnet9 for unpaired runs (both ways); dcgan for noise/class runs (see docs/architecture.md for all).")] = None,
     discriminator: Annotated[str | None, _opt("discriminator", "Discriminator architecture: patchgan for paired runs; dcgan for noise/class runs.")] = None,
     epochs: Annotated[int | None, _opt("epochs", "Epochs; the learning rate decays linearly to 0 over the second half.", min=1)] = None,
     minutes: Annotated[float | None, typer.Option(min=0.0, show_default=False, help="Train for about this many minutes instead of a set number of epochs: epoch 1 is timed, the count of epochs settled from it once (recorded in the run's config.json, so --resume repeats it) and the learning-rate schedule sized for it. Not with --epochs.")] = None,
@@ -90,6 +99,9 @@ def train(
     dropout: Annotated[bool | None, _flag(f"Dropout in the deepest decoder levels (pix2pix). {default_help('dropout')}", "--dropout/--no-dropout")] = None,
     gan_loss: Annotated[str | None, _opt("gan_loss", "Adversarial loss: lsgan (least squares), vanilla (BCE with logits), hinge, or none (paired: pure regression, no discriminator).")] = None,
     gan_warmup: Annotated[float | None, _opt("gan_warmup", "Paired: fraction F of the epochs trained by regression alone (no discriminator) before the adversarial term switches on, after round(F x epochs) epochs; the generator at the switch is kept for translate --realism. Implies --gan-loss lsgan unless given.", min=0.0)] = None,
+    lambda_cycle: Annotated[float | None, _opt("lambda_cycle", "Unpaired: weight of each direction's cycle-consistency L1 (CycleGAN: 10).", min=0.0)] = None,
+    lambda_identity: Annotated[float | None, _opt("lambda_identity", "Unpaired: weight of the identity L1s as a fraction of --lambda-cycle (CycleGAN: 0.5; 0: off).", min=0.0)] = None,
+    pool_size: Annotated[int | None, _opt("pool_size", "Unpaired: generated images kept in each discriminator's history pool (CycleGAN: 50; 0: none).", min=0)] = None,
     lambda_l1: Annotated[float | None, _opt("lambda_l1", "Weight of the L1 reconstruction term (pix2pix: 100; the paired default's 10 goes with its --gan-warmup, and 100 comes back without a warm-up).", min=0.0)] = None,
     lr: Annotated[float | None, _opt("lr", "Adam learning rate of the generator, and of the discriminator unless --lr-d (> 0). Paired runs without a GAN term or with --gan-warmup (a regression until the switch; D then keeps 2e-4) default to 1e-3, adversarial from the first step to pix2pix's 2e-4.")] = None,
     lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate, when it should differ from --lr (TTUR). \\[default: --lr]", show_default=False)] = None,
@@ -144,6 +156,9 @@ def train(
         raise ValueError("--config does not go with --resume (a run resumes with the configuration it started with)")
     if resume is None:
         cfg, run_dir = train_config(ctx.params)
+    mode = cfg.mode if resume is None else _resumed_mode(resume)
+    if nproc > 1 and mode == "unpaired":
+        raise ValueError("--nproc > 1 (DDP) is not supported with --mode unpaired yet; train on one process")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         launch_torchrun(nproc, run_dir, resume, err)
         return
@@ -178,6 +193,7 @@ def translate(
     tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Also translate the left-right mirrored volume and average (test-time augmentation). \\[default: as the model was trained to recommend]", show_default=False)] = None,
     fusion: Annotated[str | None, typer.Option(help="Combine planes, flips and models by their mean or median. \\[default: the model's]", show_default=False)] = None,
     realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Models trained with --gan-warmup: the generator (1 - A) x regression + A x adversarial, weight by weight (0: the regression snapshot, 1: the adversarial model); ensemble members without both generators are used as they are. \\[default: the run's recorded realism]", show_default=False)] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Unpaired (CycleGAN) runs: translate the other way, DST -> SRC, with G_ba (e.g. ct -> t1); inputs are DST volumes (a subject folder's <dst>), outputs <name>_<src>.")] = False,
     uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std (same format): the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -201,7 +217,7 @@ def translate(
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
     spec = models_spec(run, checkpoint, model, device=device, batch_size=batch_size, precision=precision, tta=tta,
-                       fusion=fusion, realism=realism)  # fmt: skip
+                       fusion=fusion, realism=realism, reverse=reverse)  # fmt: skip
     translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
     data = translator.members[0].config.data
     plan = plan_outputs(inputs, output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty)

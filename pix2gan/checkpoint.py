@@ -6,7 +6,7 @@ intensity settings are stored as JSON strings::
 
     {"format": "pix2gan-checkpoint", "format_version": 1, "pix2gan_version": "0.1.0", "mode": "paired",
      "config": "<RunConfig JSON>",
-     "intensity": "<{src, dst} IntensityMap JSON>"            (paired mode)
+     "intensity": "<{src, dst} IntensityMap JSON>"            (paired and unpaired modes)
      "data_info": "<{class_names, source, n_images} JSON>"    (noise and class modes),
      "generator": state_dict, "discriminator": state_dict, "opt_g": ..., "opt_d": ..., "sched_g": ..., "sched_d": ...,
      "generator_regression": state_dict   (a --gan-warmup run, from its switch to the adversarial term on: the
@@ -126,7 +126,7 @@ class LoadedCheckpoint:
 
     path: Path
     config: RunConfig
-    src_map: IntensityMap | None  # paired mode only
+    src_map: IntensityMap | None  # paired and unpaired modes only
     dst_map: IntensityMap | None
     raw: dict[str, Any]
     info: dict[str, Any]  # noise/class modes: class names, data source
@@ -263,7 +263,7 @@ def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> Loa
         raise InputError(f"{path}: checkpoint is incomplete or damaged ({type(exc).__name__}: {exc})") from None
     _check_mode(path, config.train.mode, expect_mode)
     try:
-        if config.train.mode == Mode.PAIRED:
+        if config.train.mode.translates:
             intensity = json.loads(raw["intensity"])
             src_map = IntensityMap.from_dict(intensity["src"])
             dst_map = IntensityMap.from_dict(intensity["dst"])

@@ -80,6 +80,8 @@ PAIRED_ONLY = {"depth", "disc_layers", "norm", "dropout", "src", "dst", "mask", 
                "test_fraction", "split_seed", "lambda_l1", "flip", "device_crop", "planes", "context", "mask_weight",
                "lambda_ssim", "fusion", "tta", "gan_warmup", "lr_gan", "realism"}  # fmt: skip
 GAN_ONLY = {"latent_dim", "embed_dim", "d_steps", "label_smoothing", "augment"}
+# paired options an unpaired run does not read (its defaults there say nothing)
+UNPAIRED_UNUSED = {"lambda_l1", "gan_warmup", "lr_gan", "realism", "mask_weight", "lambda_ssim"}
 
 
 def default_help(name: str) -> str:
@@ -87,15 +89,19 @@ def default_help(name: str) -> str:
 
     Example:
         >>> default_help("epochs"), default_help("flip"), default_help("latent_dim")
-        ('[default: 150 paired, 200 noise/class]', '[default: on]', '[default: 64]')
+        ('[default: 150 paired, 40 unpaired, 200 noise/class]', '[default: on]', '[default: 64]')
+        >>> default_help("norm"), default_help("lambda_l1")
+        ('[default: batch paired, instance unpaired]', '[default: 10.0]')
     """
 
     def text(value: Any) -> str:
         return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
 
     paired, gan = option_default(name, Mode.PAIRED), option_default(name, Mode.NOISE)
+    unpaired = None if name in GAN_ONLY | UNPAIRED_UNUSED else option_default(name, Mode.UNPAIRED)
+    also = f" paired, {text(unpaired)} unpaired" if unpaired is not None and unpaired != paired else ""
     if name in PAIRED_ONLY or paired == gan:
-        return f"[default: {text(paired)}]"
+        return f"[default: {text(paired)}{also}]"
     if name in GAN_ONLY:
         return f"[default: {text(gan)}]"
-    return f"[default: {text(paired)} paired, {text(gan)} noise/class]"
+    return f"[default: {text(paired)}{also or ' paired'}, {text(gan)} noise/class]"

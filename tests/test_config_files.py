@@ -136,7 +136,7 @@ BAD_FILES = {
     "bool-for-number": ("cfg.yaml", "batch-size: true\n", "cfg.yaml: batch-size: expected an integer, got true"),
     "number-for-flag": ("cfg.yaml", "flip: 1\n", "cfg.yaml: flip: expected true or false, got 1"),
     "bad-enum": ("cfg.yaml", "gan_loss: lsgann\n", "cfg.yaml: gan_loss: expected one of lsgan, vanilla, hinge, none, got 'lsgann'"),
-    "bad-mode": ("cfg.yaml", "mode: cgan\n", "cfg.yaml: mode: expected one of paired, noise, class, got 'cgan'"),
+    "bad-mode": ("cfg.yaml", "mode: cgan\n", "cfg.yaml: mode: expected one of paired, noise, class, unpaired, got 'cgan'"),
     "unknown-key": ("cfg.yaml", "epoch: 3\n", "cfg.yaml: epoch: unknown option (did you mean 'epochs'?)"),
     "cli-only-key": ("cfg.yaml", "nproc: 2\n", "cfg.yaml: nproc: unknown option"),
     "twice": ("cfg.yaml", "gan-loss: lsgan\ngan_loss: none\n", "cfg.yaml: gan_loss: option given twice"),

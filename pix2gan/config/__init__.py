@@ -79,11 +79,11 @@ class RunConfig:
     @property
     def nets(self) -> ModelConfig | GanModelConfig:
         """The section of the networks this run's mode uses."""
-        return self.model if self.mode == Mode.PAIRED else self.gan
+        return self.model if self.mode.translates else self.gan
 
     def run_name(self) -> str:
         """Short name of the run (``t1-ct`` style for paired runs, the mode otherwise) for default run folders."""
-        return f"{self.data.src}2{self.data.dst}" if self.mode == Mode.PAIRED else self.mode.value
+        return f"{self.data.src}2{self.data.dst}" if self.mode.translates else self.mode.value
 
     @classmethod
     def from_options(cls, mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:

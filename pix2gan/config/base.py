@@ -21,11 +21,23 @@ FUSIONS = ("mean", "median")  # how the predictions of several planes, flips and
 
 
 class Mode(enum.StrEnum):
-    """What the generator maps from: a paired source image (pix2pix), noise (DCGAN), or noise and a class (CGAN)."""
+    """What the generator maps from: a paired source image (pix2pix), noise (DCGAN), noise and a class (CGAN), or an
+    unpaired source image (CycleGAN: two generators, no target registered to the source).
+
+    Example:
+        >>> Mode.UNPAIRED.translates, Mode.NOISE.translates
+        (True, False)
+    """
 
     PAIRED = "paired"
     NOISE = "noise"
     CLASS = "class"
+    UNPAIRED = "unpaired"
+
+    @property
+    def translates(self) -> bool:
+        """An image-to-image mode (paired or unpaired): its networks are ``model``'s, its data subject folders."""
+        return self in (Mode.PAIRED, Mode.UNPAIRED)
 
 
 class Norm(enum.StrEnum):

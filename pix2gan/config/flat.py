@@ -68,6 +68,9 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "lambda_ssim": (("train", "lambda_ssim"),),
     "gan_loss": (("train", "gan_loss"),),
     "gan_warmup": (("train", "gan_warmup"),),
+    "lambda_cycle": (("train", "lambda_cycle"),),
+    "lambda_identity": (("train", "lambda_identity"),),
+    "pool_size": (("train", "pool_size"),),
     "seed": (("train", "seed"),),
     "flip": (("train", "flip"),),
     "workers": (("train", "num_workers"),),
@@ -98,7 +101,9 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
 # adversarial term counts; 2 neighbouring slices on each side, averaged with the left-right mirrored prediction at
 # inference. Regression epochs are faster than adversarial ones, so 150 epochs take about the time 115 of pix2pix.
 RECOMMENDED: dict[Mode, dict[str, Any]] = {
-    Mode.PAIRED: {"gan_loss": "lsgan", "gan_warmup": 0.75, "lambda_l1": 10.0, "context": 2, "tta": True, "epochs": 150}
+    Mode.PAIRED: {"gan_loss": "lsgan", "gan_warmup": 0.75, "lambda_l1": 10.0, "context": 2, "tta": True, "epochs": 150},
+    # CycleGAN's published settings (Zhu et al. 2017): ResNet-9 with instance norm and no dropout, batch 1
+    Mode.UNPAIRED: {"generator": "resnet9", "norm": "instance", "dropout": False},
 }
 REGRESSION_LR = 1e-3  # the learning rate without an adversarial term (pix2pix's 2e-4 stays with one)
 # the recommendations that belong to the warm-up: dropped together when the options given rule the warm-up out
@@ -112,7 +117,7 @@ def option_targets(name: str, mode: Mode) -> list[tuple[str, str]]:
         >>> option_targets("filters", Mode.PAIRED), option_targets("filters", Mode.NOISE)
         ([('model', 'base_filters')], [('gan', 'gen_filters')])
     """
-    paired = mode == Mode.PAIRED
+    paired = Mode(mode).translates
     return [(s, k) for s, k in OPTIONS[name] if s not in ("model", "gan") or (s == "model") == paired]
 
 
@@ -244,4 +249,4 @@ def resolve_root(root: str | Path, mode: Mode | str) -> str:
         ('mnist', True)
     """
     root = str(root)
-    return root if Mode(mode) != Mode.PAIRED and root in TORCHVISION_SETS else str(Path(root).resolve())
+    return root if not Mode(mode).translates and root in TORCHVISION_SETS else str(Path(root).resolve())

@@ -95,7 +95,7 @@ def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | Ga
     ckpt = load_checkpoint(ref.checkpoint)  # loaded once; its mode picks the evaluation
     if o.dial:
         check_dial(ckpt)  # refused before the evaluation, not after it
-    if ckpt.mode == Mode.PAIRED:
+    if ckpt.mode.translates:  # (an unpaired run: G_ab against the held-out subjects' own targets)
         report = evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
                               out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress, tta=o.tta,
                               fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules, realism=o.realism)  # fmt: skip

@@ -25,6 +25,7 @@ from pix2gan.runs import RunLayout
 from pix2gan.config import DataConfig, IntensityKind, Mode
 from pix2gan.data.intensity import intensity_maps
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
+from pix2gan.data.unpaired import find_unpaired_subjects
 from pix2gan.evaluation.metrics import Rules, check_rules
 from pix2gan.evaluation.scoring import PAIRED_METRICS, Scoring
 from pix2gan.reporting.panels import panel_rows, panel_style, save_panel
@@ -206,7 +207,8 @@ def evaluate_run(
     ckpt = _run_checkpoint(layout, checkpoint)
     splits = layout.read_split()
     subjects = _split_subjects(layout, splits, split, Path(data_root) if data_root else Path(ckpt.config.data.root),
-                               ckpt.config.data)  # fmt: skip
+                               ckpt.config.data, ckpt.mode == Mode.UNPAIRED)  # fmt: skip
+    baseline = baseline and ckpt.mode != Mode.UNPAIRED  # (the lookup table is fitted on pairs; unpaired runs have none)
     out = Path(out_dir) if out_dir else realism_folder(layout.root / "eval" / split, ckpt, realism)
     translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion, realism=realism)])
     scoring = Scoring.of(check_rules(rules), metrics, ckpt.dst_map, "each target by its own percentiles {lo:g}/{hi:g},"
@@ -235,24 +237,31 @@ def realism_folder(base: Path, ckpt: LoadedCheckpoint, realism: float | None) ->
 
 
 def _run_checkpoint(layout: RunLayout, checkpoint: str | Path | LoadedCheckpoint | None) -> LoadedCheckpoint:
-    """The paired checkpoint to evaluate: the one given, or the run's best (else latest)."""
+    """The paired (or unpaired) checkpoint to evaluate: the one given, or the run's best (else latest)."""
     if not layout.root.is_dir():
         raise InputError(f"{layout.root}: run folder not found")
-    if isinstance(checkpoint, LoadedCheckpoint):
-        return checkpoint.require(Mode.PAIRED)
-    return load_checkpoint(Path(checkpoint) if checkpoint else layout.model_checkpoint(), expect_mode=Mode.PAIRED)
+    if not isinstance(checkpoint, LoadedCheckpoint):
+        checkpoint = load_checkpoint(Path(checkpoint) if checkpoint else layout.model_checkpoint())
+    return checkpoint if checkpoint.mode == Mode.UNPAIRED else checkpoint.require(Mode.PAIRED)
 
 
 def _split_subjects(layout: RunLayout, splits: dict[str, list[str]], split: str, root: Path,
-                    dc: DataConfig) -> dict[str, Subject]:  # fmt: skip
+                    dc: DataConfig, unpaired: bool = False) -> dict[str, Subject]:  # fmt: skip
     """The data folder's subjects by id, checked to hold every subject of the (non-empty) ``split``."""
     ids = splits.get(split, [])
     if not ids:
         raise InputError(f"{layout.split}: the {split!r} split is empty")
-    subjects = {s.id: s for s in find_subjects(root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])}
+    if unpaired:  # subjects may hold one side only; those scored must hold both
+        subjects = {s.id: s for s in find_unpaired_subjects(root, dc.src, dc.dst, [dc.mask] if dc.mask else [])}
+    else:
+        subjects = {s.id: s for s in find_subjects(root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])}
     missing = [i for i in ids if i not in subjects]
     if missing:
         raise InputError(f"{root}: subject {missing[0]!r} of the run's {split} split is not in the data folder")
+    one_sided = [i for i in ids if not {dc.src, dc.dst} <= subjects[i].files.keys()]
+    if one_sided:
+        raise InputError(f"{subjects[one_sided[0]].folder}: holds only one of {dc.src} and {dc.dst}; an unpaired run "
+                         f"is scored on subjects holding both (its val and test splits)")  # fmt: skip
     return subjects
 
 

@@ -201,6 +201,9 @@ def draw(ref: RunRef, request: SampleRequest, *, output: Path | None = None, ove
     from pix2gan.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(ref.checkpoint)
+    if ckpt.mode == Mode.UNPAIRED:  # (its panels are the run's epoch PNGs; translate and eval take its G_ab)
+        raise InputError(f"{ckpt.path}: sample draws noise/class models and paired panels; for an unpaired run see "
+                         f"its panels/ folder, pix2gan translate (--reverse) and pix2gan eval")  # fmt: skip
     kind = "panels" if ckpt.mode == Mode.PAIRED else request.kind
     out = output or ref.require_run("the default output goes into it; or pass -o FILE") / "samples" / f"{kind}-seed{request.seed}.png"
     check_new_file(out, overwrite)

@@ -35,6 +35,7 @@ from pix2gan.infer.stream import predict_slices, stream_slices
 from pix2gan.io import Volume, load_volume, save_like
 from pix2gan.io.atomic import staged
 from pix2gan.nets import padding_multiple
+from pix2gan.nets.cycle import reversed_config
 
 __all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path"]
 
@@ -101,15 +102,30 @@ class Translator:
     def from_checkpoint(
         cls, checkpoint: str | Path | LoadedCheckpoint, *, device: str = "auto", batch_size: int = 16,
         precision: str = "auto", tta: bool | None = None, fusion: str | None = None, realism: float | None = None,
+        reverse: bool = False,
     ) -> Translator:  # fmt: skip
-        """Rebuild the generator from a checkpoint (which must be a paired-mode one); ``realism``: the blend of a
+        """Rebuild the generator from a checkpoint of a paired or an unpaired run; ``realism``: the blend of a
         ``--gan-warmup`` run's two generators (default: the run's recorded one; see
-        :meth:`LoadedCheckpoint.generator`), refused by a checkpoint holding one generator of another realism."""
-        if isinstance(checkpoint, LoadedCheckpoint):
-            ckpt = checkpoint.require(Mode.PAIRED)
-        else:
-            ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
-        return cls(ckpt.generator(realism=realism), ckpt.config, ckpt.src_map, ckpt.dst_map,
+        :meth:`LoadedCheckpoint.generator`), refused by a checkpoint holding one generator of another realism.
+
+        An unpaired (CycleGAN) run translates with G_ab (source -> target); with ``reverse`` with G_ba (target ->
+        source: the run's target intensity map in, its source map out, one slice in as G_ba was trained).
+
+        Raises:
+            InputError: another mode's checkpoint; ``reverse`` with a paired run's.
+        """
+        ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+        if ckpt.mode != Mode.UNPAIRED:
+            ckpt.require(Mode.PAIRED)
+            if reverse:
+                raise InputError(f"{ckpt.path}: --reverse translates with G_ba of an unpaired (CycleGAN) run; this is "
+                                 f"a paired-mode run, which has one direction")  # fmt: skip
+        generator, config, src_map, dst_map = ckpt.generator(realism=realism), ckpt.config, ckpt.src_map, ckpt.dst_map
+        if ckpt.mode == Mode.UNPAIRED:  # (CycleGenerators: the direction picks the module and the maps)
+            generator = generator.g_ba if reverse else generator.g_ab
+            if reverse:
+                config, src_map, dst_map = reversed_config(config), dst_map, src_map
+        return cls(generator, config, src_map, dst_map,  # type: ignore[arg-type]
                    device=resolve_device(device), batch_size=batch_size, precision=precision, tta=tta, fusion=fusion,
                    name=str(ckpt.path), realism=ckpt.realism(realism))  # fmt: skip
 
@@ -350,6 +366,7 @@ class Ensemble:
 def load_ensemble(
     runs: list[Path], checkpoints: list[Path], *, device: str = "auto", batch_size: int = 16, precision: str = "auto",
     tta: bool | None = None, fusion: str | None = None, models: Sequence[Path] = (), realism: float | None = None,
+    reverse: bool = False,
 ) -> Ensemble:  # fmt: skip
     """The models of ``runs`` (each its best checkpoint), ``checkpoints`` and exported ``models`` (``.onnx`` /
     ``.pt2``, one member each, fp32 whatever ``precision`` says), as one :class:`Ensemble` (the newest run under
@@ -357,15 +374,19 @@ def load_ensemble(
 
     ``realism`` dials every member that holds both generators of a ``--gan-warmup`` run; the others are used as they
     are (default: each member at its run's recorded realism). It is refused (one line naming the first model) when
-    no member can give it."""
+    no member can give it. ``reverse``: unpaired runs translate target -> source with G_ba (refused for paired runs
+    and exported models)."""
     from pix2gan.runs import resolve_checkpoint
 
     paths = [resolve_checkpoint(run, None) for run in runs] + [resolve_checkpoint(None, c) for c in checkpoints]
     paths = paths or ([] if models else [resolve_checkpoint(None, None)])
-    ckpts = [load_checkpoint(p, expect_mode=Mode.PAIRED) for p in paths]
+    ckpts = [load_checkpoint(p) for p in paths]
+    if reverse and models:
+        raise InputError(f"{models[0]}: --reverse needs an unpaired run's checkpoint (an exported model holds G_ab only)")
     n = len(ckpts) + len(models)  # alone, a model refuses a realism it cannot give by itself
     members = [Translator.from_checkpoint(c, device=device, batch_size=batch_size, precision=precision, tta=tta,
-                                          fusion=fusion, realism=realism if n == 1 or c.fixed_realism is None else None)
+                                          fusion=fusion, realism=realism if n == 1 or c.fixed_realism is None else None,
+                                          reverse=reverse)
                for c in ckpts]  # fmt: skip
     members += [Translator.from_exported(m, device=device, batch_size=batch_size, tta=tta, fusion=fusion,
                                          realism=realism if n == 1 else None) for m in models]  # fmt: skip

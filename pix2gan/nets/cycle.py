@@ -41,7 +41,8 @@ from torch import nn
 from pix2gan.config import RunConfig
 from pix2gan.nets.patchgan import PatchDiscriminator
 
-__all__ = ["CycleGenerators", "CycleDiscriminators", "cycle_generators", "cycle_discriminators", "reverse_config"]
+__all__ = ["CycleGenerators", "CycleDiscriminators", "cycle_generators", "cycle_discriminators", "reverse_config",
+           "reversed_config"]  # fmt: skip
 
 
 class CycleGenerators(nn.Module):
@@ -111,6 +112,21 @@ def reverse_config(cfg: RunConfig) -> RunConfig:
     """
     model = dataclasses.replace(cfg.model, in_channels=cfg.model.out_channels, out_channels=cfg.model.in_channels)
     return dataclasses.replace(cfg, model=model, data=dataclasses.replace(cfg.data, context=0))
+
+
+def reversed_config(cfg: RunConfig) -> RunConfig:
+    """An unpaired run's configuration as G_ba is used (``translate --reverse``): :func:`reverse_config` with the
+    source and target modalities (names and intensities) swapped too; the planes stay.
+
+    Example:
+        >>> r = reversed_config(RunConfig.from_options("unpaired", src="t1", dst="ct", context=1))
+        >>> r.data.src, r.data.dst, r.data.src_intensity.value, r.data.context
+        ('ct', 't1', 'hu', 0)
+    """
+    r = reverse_config(cfg)
+    d = r.data
+    data = dataclasses.replace(d, src=d.dst, dst=d.src, src_intensity=d.dst_intensity, dst_intensity=d.src_intensity)
+    return dataclasses.replace(r, data=data)
 
 
 def cycle_generators(cfg: RunConfig, build: Callable[[RunConfig], nn.Module]) -> CycleGenerators:

@@ -35,7 +35,7 @@ __all__ = ["Architecture", "GENERATORS", "DISCRIMINATORS", "build_networks", "bu
            "generator_names", "discriminator_names", "padding_multiple", "build_cycle_networks",
            "build_cycle_generators"]  # fmt: skip
 
-PAIRED, GANS = (Mode.PAIRED,), (Mode.NOISE, Mode.CLASS)
+PAIRED, GANS = (Mode.PAIRED, Mode.UNPAIRED), (Mode.NOISE, Mode.CLASS)  # (unpaired: both ways, see nets/cycle.py)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,10 @@ def check_architectures(cfg: RunConfig) -> None:
 
 
 def build_generator(cfg: RunConfig, *, init: bool = True) -> nn.Module:
-    """The generator of ``cfg`` (N(0, init_gain) weights when ``init``; skip it when weights are loaded next)."""
+    """The generator of ``cfg`` (N(0, init_gain) weights when ``init``; skip it when weights are loaded next); an
+    unpaired run's is the pair G_ab, G_ba (:func:`build_cycle_generators`)."""
+    if cfg.mode == Mode.UNPAIRED:
+        return build_cycle_generators(cfg, init=init)
     net = _entry(GENERATORS, "generator", cfg.nets.generator, cfg.mode).build(cfg)
     if init:
         init_weights(net, cfg.train.init_gain)
@@ -115,8 +118,11 @@ def build_networks(cfg: RunConfig) -> tuple[nn.Module, nn.Module]:
     """Generator and discriminator of the run's mode with pix2pix's / DCGAN's N(0, init_gain) initialisation.
 
     Both are constructed before either is initialised: that order fixes the random numbers each one gets, so the
-    same seed gives the same weights as every earlier version of pix2gan.
+    same seed gives the same weights as every earlier version of pix2gan. An unpaired run's are CycleGAN's pairs
+    (:func:`build_cycle_networks`).
     """
+    if cfg.mode == Mode.UNPAIRED:
+        return build_cycle_networks(cfg)
     generator = _entry(GENERATORS, "generator", cfg.nets.generator, cfg.mode).build(cfg)
     discriminator = _entry(DISCRIMINATORS, "discriminator", cfg.nets.discriminator, cfg.mode).build(cfg)
     init_weights(generator, cfg.train.init_gain)

@@ -14,10 +14,13 @@ from pix2gan.runs import RunLayout
 from pix2gan.tasks.base import LossDisplay, Task
 from pix2gan.tasks.gan import GanObjective, GanTask
 from pix2gan.tasks.paired import PairedObjective, PairedTask
+from pix2gan.tasks.unpaired import UnpairedTask
 
-__all__ = ["TASKS", "Task", "LossDisplay", "build_task", "PairedTask", "PairedObjective", "GanTask", "GanObjective"]
+__all__ = ["TASKS", "Task", "LossDisplay", "build_task", "PairedTask", "PairedObjective", "GanTask", "GanObjective",
+           "UnpairedTask"]  # fmt: skip
 
-TASKS: dict[Mode, type] = {Mode.PAIRED: PairedTask, Mode.NOISE: GanTask, Mode.CLASS: GanTask}
+TASKS: dict[Mode, type] = {Mode.PAIRED: PairedTask, Mode.NOISE: GanTask, Mode.CLASS: GanTask,
+                           Mode.UNPAIRED: UnpairedTask}  # fmt: skip
 
 
 def build_task(cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: Callable[[], None]) -> Task:
