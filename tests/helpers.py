@@ -45,6 +45,20 @@ def final_state(run: Path) -> dict:
     return {k: raw[k] for k in keys if k in raw}  # (a --gan-warmup run's regression snapshot too)
 
 
+def run_at_step(run: Path, dest: Path, step: int) -> Path:
+    """``dest``: a copy of the training ``run`` (saved with ``--checkpoint-every 1``) as it stood after ``step``: its
+    files without checkpoints, panels or report, and its checkpoints of steps 1 to ``step``."""
+    import shutil
+
+    from pix2gan.runs import RunLayout
+
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints", "report.html", "*.png"))
+    (dest / "checkpoints").mkdir()
+    for k in range(1, step + 1):
+        shutil.copy(RunLayout(run).checkpoints / f"step_{k:08d}.pt", dest / "checkpoints")
+    return dest
+
+
 def assert_identical(a, b, where: str = "") -> None:  # noqa: ANN001
     """``a`` and ``b`` equal bit for bit: tensors by ``torch.equal`` (and dtype, shape), containers recursively."""
     import torch

@@ -8,7 +8,6 @@ translate, evaluate and export it at several realisms.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -17,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from helpers import assert_identical, assert_one_clear_line, final_state
+from helpers import assert_identical, assert_one_clear_line, final_state, run_at_step
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import GanLoss, RunConfig, TrainConfig
 from pix2gan.errors import InputError
@@ -98,11 +97,8 @@ def test_resume_across_the_switch_is_bit_identical(warm, tmp_path, monkeypatch, 
 
     for drawing in ("_write_report", "save_loss_curve"):  # (figures only: not what is compared, and slow)
         monkeypatch.setattr(loop, drawing, lambda *args, **kwargs: None)
-    run, copy = warm["run"], tmp_path / "run"
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints", "report.html", "*.png"))
-    (copy / "checkpoints").mkdir()
-    for step in range(1, resume_at + 1):
-        shutil.copy(RunLayout(run).checkpoints / f"step_{step:08d}.pt", copy / "checkpoints")
+    run = warm["run"]
+    copy = run_at_step(run, tmp_path / "run", resume_at)
     resume_run(copy, progress=False)
     assert_identical(final_state(copy), final_state(run), f"resumed at {resume_at}")
     assert "generator_regression" in final_state(copy)

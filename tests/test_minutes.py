@@ -13,7 +13,6 @@ import csv
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from typer.testing import CliRunner
 import pix2gan.train.budget as budget
 import pix2gan.train.loop as loop
 from conftest import tiny_config
-from helpers import assert_identical, assert_one_clear_line, final_state
+from helpers import assert_identical, assert_one_clear_line, final_state, run_at_step
 from pix2gan.config import RunConfig
 from pix2gan.config.files import run_config_with_file
 from pix2gan.runs import RunLayout
@@ -88,11 +87,7 @@ def test_a_resume_repeats_the_settled_count_without_measuring(timed, tmp_path, m
 
     monkeypatch.setattr(budget, "perf_counter", no_clock)
     for resume_at in (3, 8):
-        copy = tmp_path / f"at{resume_at}"
-        shutil.copytree(timed, copy, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
-        (copy / "checkpoints").mkdir()
-        for step in range(1, resume_at + 1):
-            shutil.copy(RunLayout(timed).checkpoints / f"step_{step:08d}.pt", copy / "checkpoints")
+        copy = run_at_step(timed, tmp_path / f"at{resume_at}", resume_at)
         result = resume_run(copy, progress=False)
         assert_identical(final_state(copy), final_state(timed), f"resumed at {resume_at}")
         assert (copy / "log.csv").read_text() == (timed / "log.csv").read_text()
@@ -103,11 +98,7 @@ def test_a_run_killed_between_epoch_1s_checkpoint_and_the_settlement_settles_fro
                                                                                                tmp_path):
     """The checkpoint of epoch 1 holds the epoch's time before its own save (7 s): resumed from it with nothing
     settled, the run settles from that (54 / 7: 8 epochs), as ``--epochs 8``, without measuring."""
-    copy = tmp_path / "run"
-    shutil.copytree(timed, copy, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
-    (copy / "checkpoints").mkdir()
-    for step in range(1, 7):
-        shutil.copy(RunLayout(timed).checkpoints / f"step_{step:08d}.pt", copy / "checkpoints")
+    copy = run_at_step(timed, tmp_path / "run", 6)
     cfg = json.loads(RunLayout(copy).config.read_text())
     cfg["train"]["epochs"] = None
     RunLayout(copy).config.write_text(json.dumps(cfg))
@@ -121,11 +112,7 @@ def test_a_run_stopped_before_settling_settles_on_resume_keeping_its_learning_ra
     """Stopped at step 4 (past the middle step, so the learning rate already assumed 2 or more epochs) with nothing
     settled: the resumed run measures its own steps and, with a budget under one epoch, takes 2 epochs (not 1),
     bit-identical to ``--epochs 2``."""
-    copy = tmp_path / "run"
-    shutil.copytree(timed, copy, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
-    (copy / "checkpoints").mkdir()
-    for step in range(1, 5):
-        shutil.copy(RunLayout(timed).checkpoints / f"step_{step:08d}.pt", copy / "checkpoints")
+    copy = run_at_step(timed, tmp_path / "run", 4)
     cfg = json.loads(RunLayout(copy).config.read_text())
     cfg["train"].update(epochs=None, minutes=0.01)
     RunLayout(copy).config.write_text(json.dumps(cfg))
@@ -180,11 +167,7 @@ def test_a_warm_up_run_resumed_in_either_phase_settles_as_the_run_that_never_sto
     fit(tiny_config(tiny_data, epochs=None, minutes=1.0, gan_warmup=0.5, threads=1, checkpoint_every=1, keep_last=100),
         run, progress=False)  # fmt: skip
     for resume_at in (10, 30):  # epoch 2 (in the warm-up); the end of epoch 5 (the first adversarial one)
-        copy = tmp_path / f"at{resume_at}"
-        shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints", "*.png"))
-        (copy / "checkpoints").mkdir()
-        for step in range(1, resume_at + 1):
-            shutil.copy(RunLayout(run).checkpoints / f"step_{step:08d}.pt", copy / "checkpoints")
+        copy = run_at_step(run, tmp_path / f"at{resume_at}", resume_at)
         cfg = json.loads(RunLayout(copy).config.read_text())
         cfg["train"]["epochs"] = None  # (the adversarial epochs not settled yet)
         RunLayout(copy).config.write_text(json.dumps(cfg))
