@@ -14,14 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from pix2gan.config.base import TORCHVISION_SETS, Mode
 from pix2gan.config.data import DataConfig
 from pix2gan.config.networks import GanModelConfig, ModelConfig
-from pix2gan.config.training import InferConfig, TrainConfig
+from pix2gan.config.training import InferConfig, TrainConfig, warmup_epochs_of
 
 __all__ = ["OPTIONS", "RECOMMENDED", "REGRESSION_LR", "option_sections", "override_sections", "option_targets",
            "resolve_root", "bundled_samples"]  # fmt: skip
@@ -226,7 +225,7 @@ def _recommended(mode: Mode, given: dict[str, Any]) -> dict[str, Any]:
         return recommended
     epochs, warmup = given.get("epochs"), given.get("gan_warmup", recommended["gan_warmup"])
     no_gan = str(given.get("gan_loss", recommended.get("gan_loss"))) == "none"
-    too_short = "gan_warmup" not in given and epochs is not None and not 1 <= math.floor(warmup * epochs + 0.5) < epochs
+    too_short = "gan_warmup" not in given and epochs is not None and not 1 <= warmup_epochs_of(warmup, epochs) < epochs
     if no_gan or not warmup or too_short:
         for key in WARMUP_SETTINGS:
             recommended.pop(key, None)

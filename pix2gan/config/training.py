@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pix2gan.config.base import FUSIONS, GanLoss, Mode, _check_enum, _FromDict
 
-__all__ = ["MODE_DEFAULTS", "TrainConfig", "InferConfig"]
+__all__ = ["MODE_DEFAULTS", "TrainConfig", "InferConfig", "warmup_epochs_of"]
 
 
 # defaults that differ between modes: pix2pix's (demo-sized crops) for paired runs, DCGAN-sized for GANs
@@ -19,6 +19,16 @@ MODE_DEFAULTS: dict[Mode, dict[str, int]] = {
     # ~0.12 s a step on 2 CPU cores (ResNet-9, 16 filters, 64-pixel crops): ~30 minutes
     Mode.UNPAIRED: {"epochs": 40, "batch_size": 1, "image_size": 64},
 }
+
+
+def warmup_epochs_of(fraction: float, epochs: int) -> int:
+    """The warm-up's epochs of ``--gan-warmup fraction`` over ``epochs``: to the nearest epoch, halves rounded up.
+
+    Example:
+        >>> [warmup_epochs_of(f, e) for f, e in ((0.3, 100), (0.5, 3), (0.75, 2), (0.0, 4))]
+        [30, 2, 2, 0]
+    """
+    return math.floor(fraction * epochs + 0.5)
 
 
 @dataclass
@@ -177,7 +187,7 @@ class TrainConfig(_FromDict):
         """
         if self.gan_warmup_epochs is not None:
             return int(self.gan_warmup_epochs)
-        return math.floor(self.gan_warmup * int(self.epochs) + 0.5)  # type: ignore[arg-type]
+        return warmup_epochs_of(self.gan_warmup, int(self.epochs))  # type: ignore[arg-type]
 
     @property
     def least_epochs(self) -> int:
@@ -191,7 +201,7 @@ class TrainConfig(_FromDict):
         if not self.gan_warmup:
             return 1
         epochs = 2
-        while not 1 <= math.floor(self.gan_warmup * epochs + 0.5) < epochs:
+        while not 1 <= warmup_epochs_of(self.gan_warmup, epochs) < epochs:
             epochs += 1
         return epochs
 

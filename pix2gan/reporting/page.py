@@ -10,12 +10,12 @@ figures) and the configuration (``config.json`` section by section, the subject 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from pix2gan.config.training import warmup_epochs_of
 from pix2gan.io import atomic_write_text, check_new_file
 from pix2gan.reporting.dial_section import dial_section
 from pix2gan.reporting.eval_section import paired_eval
@@ -138,7 +138,7 @@ def _warmup(train: dict[str, Any]) -> str:
         return ""
     epochs, warm = train.get("epochs"), train.get("gan_warmup_epochs")
     if warm is None and epochs is not None:
-        warm = math.floor(float(train["gan_warmup"]) * int(epochs) + 0.5)
+        warm = warmup_epochs_of(float(train["gan_warmup"]), int(epochs))
     first = f"{warm} epochs" if warm is not None else f"{float(train['gan_warmup']):g} of the budget"
     lr_d = train.get("lr_d") or train.get("lr")
     return (f"; regression warm-up of {first}, then {train.get('gan_loss')} at G lr {train.get('lr_gan') or train.get('lr')}, "
