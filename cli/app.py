@@ -83,6 +83,7 @@ def train(
     src: Annotated[str | None, _opt("src", "Source modality (volume name without its extension: t1 for t1.nii.gz or t1.mha), the network input.")] = None,
     dst: Annotated[str | None, _opt("dst", "Target modality to synthesise.")] = None,
     data: Annotated[str | None, typer.Option(help="Paired: <DATA>/<subject>/<modality>.nii.gz (or .nii, .mha, .mhd, .nrrd, .nhdr, or a DICOM series folder <modality>/). Noise/class: an image folder (class = subfolder), a NIfTI folder (slices of --src), or mnist / fashion-mnist / cifar10. \\[default: the bundled samples/]", show_default=False)] = None,
+    data_b: Annotated[str | None, typer.Option("--data-b", help="Unpaired runs on 2-D images (horse <-> zebra): folder B of PNG, JPEG or BMP images (the targets); --data is then folder A (the sources), and --src / --dst only name the two (default: the folders' names). Images are centre-cropped and resized to --image-size.", show_default=False)] = None,
     mask: Annotated[str | None, _opt("mask", "Body-mask modality used for metrics and slice selection ('' for none).")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run folder to create. \\[default: $PIX2GAN_RUNS (else runs)/<src>2<dst>-<date>-<time>, .../<mode>-... for GANs]", show_default=False)] = None,
     generator: Annotated[str | None, _opt("generator", "Generator architecture: unet (pix2pix U-Net) for paired runs, resnet9 for unpaired runs (both ways); dcgan for noise/class runs (see docs/architecture.md for all).")] = None,

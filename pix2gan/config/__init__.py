@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pix2gan.config.base import FUSIONS, PLANES, TORCHVISION_SETS, GanLoss, IntensityKind, Mode, Norm, to_dict
-from pix2gan.config.data import DataConfig
+from pix2gan.config.data import DataConfig, image_folder_names
 from pix2gan.config.flat import option_sections, override_sections
 from pix2gan.config.networks import GanModelConfig, ModelConfig
 from pix2gan.config.training import MODE_DEFAULTS, InferConfig, TrainConfig
@@ -36,6 +36,7 @@ __all__ = [
     "GanModelConfig",
     "IntensityKind",
     "DataConfig",
+    "image_folder_names",
     "ModelConfig",
     "TrainConfig",
     "InferConfig",
@@ -66,6 +67,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     gan: GanModelConfig = field(default_factory=GanModelConfig)
     infer: InferConfig = field(default_factory=InferConfig)
+
+    def __post_init__(self) -> None:
+        if self.data.data_b is not None:  # two folders of 2-D images: an unpaired run's data, sliced from nothing
+            if self.mode != Mode.UNPAIRED:
+                raise ValueError(f"--data-b (image folder B) goes with --mode unpaired, not --mode {self.mode.value}")
+            if self.data.context or self.data.planes:
+                raise ValueError("--context and --planes slice volumes; two image folders (--data-b) take neither")
 
     @property
     def generator_model(self) -> ModelConfig:

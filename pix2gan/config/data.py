@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pix2gan.config.base import PLANES, IntensityKind, _check_enum, _FromDict
 
-__all__ = ["DataConfig"]
+__all__ = ["DataConfig", "image_folder_names"]
 
 
 @dataclass
@@ -34,6 +35,8 @@ class DataConfig(_FromDict):
         labels: noise/class modes on NIfTI data: ``level`` (anatomical level of the slice) or a CSV ``subject,label``.
         data_root: where torchvision data sets (``mnist``, ``fashion-mnist``, ``cifar10``) live.
         download: let torchvision download its data set (never implied).
+        data_b: unpaired mode on 2-D images: folder B (the targets) of PNG, JPEG or BMP images; ``root`` is then
+            folder A (the sources) and ``src`` / ``dst`` only name the two (:func:`image_folder_names`).
     """
 
     root: str = "samples"
@@ -54,6 +57,7 @@ class DataConfig(_FromDict):
     labels: str | None = None
     data_root: str | None = None
     download: bool = False
+    data_b: str | None = None
 
     def __post_init__(self) -> None:
         if self.src_intensity is None:
@@ -88,3 +92,15 @@ class DataConfig(_FromDict):
     def default_intensity(modality: str) -> IntensityKind:
         """CT-like modalities get the HU window, everything else per-volume percentiles."""
         return IntensityKind.HU if modality.lower() in {"ct", "cbct", "sct"} else IntensityKind.PERCENTILE
+
+
+def image_folder_names(a: str | Path, b: str | Path) -> tuple[str, str]:
+    """The names of two image folders' domains (``--src`` / ``--dst`` when not given): the folders' own names, or
+    ``a`` and ``b`` when they have none or the same one.
+
+    Example:
+        >>> image_folder_names("data/horse", "data/zebra"), image_folder_names("horse/train", "zebra/train")
+        (('horse', 'zebra'), ('a', 'b'))
+    """
+    names = Path(a).resolve().name, Path(b).resolve().name
+    return names if all(names) and names[0] != names[1] else ("a", "b")

@@ -178,6 +178,8 @@ def _nested(path: Path, data: dict[Any, Any]) -> RunConfig:
     mode = Mode(sections.get("train", {}).get("mode", Mode.PAIRED))
     if "root" in data_section:  # a relative folder is taken from the current folder (config.json holds absolute ones)
         data_section["root"] = resolve_root(data_section["root"], mode)
+    if data_section.get("data_b") is not None:
+        data_section["data_b"] = str(Path(data_section["data_b"]).resolve())
     try:
         return RunConfig(**{name: cls(**sections.get(name, {})) for name, cls in SECTIONS.items()})
     except ValueError as exc:

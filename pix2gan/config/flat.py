@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2gan.config.base import TORCHVISION_SETS, Mode
-from pix2gan.config.data import DataConfig
+from pix2gan.config.data import DataConfig, image_folder_names
 from pix2gan.config.networks import GanModelConfig, ModelConfig
 from pix2gan.config.training import InferConfig, TrainConfig, warmup_epochs_of
 
@@ -42,6 +42,7 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "labels": (("data", "labels"),),
     "data_root": (("data", "data_root"),),
     "download": (("data", "download"),),
+    "data_b": (("data", "data_b"),),
     "generator": (("model", "generator"), ("gan", "generator")),
     "discriminator": (("model", "discriminator"), ("gan", "discriminator")),
     "depth": (("model", "depth"),),
@@ -173,6 +174,12 @@ def option_sections(mode: Mode | str = Mode.PAIRED, **options: Any) -> dict[str,
         default = TrainConfig.__dataclass_fields__["betas"].default
         sections["train"]["betas"] = (given.get("beta1", default[0]), given.get("beta2", default[1]))
     data = sections["data"]
+    if data.get("data_b") is not None:  # two image folders: --data is A, and the folders name the domains
+        if "root" not in data:
+            raise ValueError("--data-b (image folder B) needs --data (image folder A, the sources)")
+        data["data_b"] = str(Path(data["data_b"]).resolve())
+        for key, name in zip(("src", "dst"), image_folder_names(data["root"], data["data_b"]), strict=True):
+            data.setdefault(key, name)
     data["root"] = resolve_root(data.get("root", bundled_samples()), mode)
     if data.get("mask") == "":
         data["mask"] = None
@@ -206,6 +213,8 @@ def override_sections(sections: dict[str, dict[str, Any]], mode: Mode, **options
             sections["data"][f"{name}_intensity"] = None  # from the new modality's name
     if "data" in given:
         sections["data"]["root"] = resolve_root(given["data"], mode)
+    if given.get("data_b") is not None:
+        sections["data"]["data_b"] = str(Path(given["data_b"]).resolve())
     if sections["data"]["mask"] == "":
         sections["data"]["mask"] = None
     return sections
