@@ -7,7 +7,8 @@ intensity settings are stored as JSON strings::
     {"format": "pix2gan-checkpoint", "format_version": 1, "pix2gan_version": "0.1.0", "mode": "paired",
      "config": "<RunConfig JSON>",
      "intensity": "<{src, dst} IntensityMap JSON>"            (paired and unpaired modes)
-     "data_info": "<{class_names, source, n_images} JSON>"    (noise and class modes),
+     "data_info": "<{class_names, source, n_images} JSON>"    (noise and class modes; unpaired runs on two image
+                                                              folders: {source, source_b, n_images, channels}),
      "generator": state_dict, "discriminator": state_dict, "opt_g": ..., "opt_d": ..., "sched_g": ..., "sched_d": ...,
      "generator_regression": state_dict   (a --gan-warmup run, from its switch to the adversarial term on: the
                                            generator at the end of the regression warm-up),
@@ -263,7 +264,7 @@ def load_checkpoint(path: str | Path, *, expect_mode: Mode | None = None) -> Loa
         raise InputError(f"{path}: checkpoint is incomplete or damaged ({type(exc).__name__}: {exc})") from None
     _check_mode(path, config.train.mode, expect_mode)
     try:
-        if config.train.mode.translates:
+        if config.train.mode.translates and config.data.data_b is None:  # (image folders: no intensity maps)
             intensity = json.loads(raw["intensity"])
             src_map = IntensityMap.from_dict(intensity["src"])
             dst_map = IntensityMap.from_dict(intensity["dst"])

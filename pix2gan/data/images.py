@@ -87,8 +87,9 @@ def _image_files(folder: Path) -> list[Path]:
     return files
 
 
-def _decode(path: Path, image_size: int) -> np.ndarray:
-    """Read one image file, centre-crop it to a square and resize it: (S, S) or (S, S, 3) float32 in [0, 1].
+def _decode(path: Path, image_size: int | None) -> np.ndarray:
+    """Read one image file, centre-crop it to a square and resize it: (S, S) or (S, S, 3) float32 in [0, 1]; with
+    ``image_size`` None as it is, (H, W) or (H, W, 3).
 
     An alpha channel (or a transparent palette entry) is dropped when every pixel is opaque; an image with
     transparent pixels is refused, since dropping the alpha would show whatever colour hides under them.
@@ -126,8 +127,9 @@ def _decode(path: Path, image_size: int) -> np.ndarray:
             width, height = img.size
             side = min(width, height)
             left, top = (width - side) // 2, (height - side) // 2
-            img = img.crop((left, top, left + side, top + side))
-            if side != image_size:
+            if image_size is not None:
+                img = img.crop((left, top, left + side, top + side))
+            if image_size is not None and side != image_size:
                 # bicubic with Pillow's support widened by the scale factor, i.e. antialiased when shrinking
                 img = img.resize((image_size, image_size), Image.Resampling.BICUBIC)
             out = np.asarray(img, dtype=np.float32) / np.float32(scale)  # (S, S) or (S, S, 3)

@@ -6,7 +6,8 @@ A subject folder may hold the source, the target or both (:mod:`pix2gan.data.unp
 can be held out, and validation scores G_ab against their own targets exactly as the paired task does (MAE in
 physical units inside the mask, which picks ``best.pt``). Without any subject holding both there is no validation:
 the score falls back to the training cycle loss (the log says so). Every epoch ends with a panel of a -> b -> a and
-b -> a -> b for one slice. DDP is not supported (see :mod:`pix2gan.nets.cycle`).
+b -> a -> b for one slice. DDP is not supported (see :mod:`pix2gan.nets.cycle`). Two folders of 2-D images
+(``--data-b``) train too: :mod:`pix2gan.tasks.unpaired_images`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pix2gan.runs import RunLayout
 from pix2gan.tasks.base import LossDisplay
 from pix2gan.tasks.paired import _panel_slices, validate
 from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal
+from pix2gan.tasks.unpaired_images import ImageFolders
 
 __all__ = ["UnpairedTask"]
 
@@ -52,6 +54,7 @@ class UnpairedTask:
                           epoch=("loss_g_cycle_a", "loss_g_cycle_b", "loss_d"))  # fmt: skip
     warmup_objective = None  # (no regression term to warm up with: --gan-warmup is refused for this mode)
     on_device = None
+    images: ImageFolders | None = None  # two image folders (--data-b) instead of subjects
 
     def __init__(self, cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: Callable[[], None]) -> None:
         tc, dc = cfg.train, cfg.data
@@ -61,6 +64,11 @@ class UnpairedTask:
         if tc.image_size % self.multiple:
             raise InputError(f"--image-size {tc.image_size} is not a multiple of {self.multiple}, the padding multiple "
                              f"of the {cfg.model.generator} generator")  # fmt: skip
+        if dc.data_b is not None:  # two folders of 2-D images (horse <-> zebra): pix2gan.tasks.unpaired_images
+            self.images = images = ImageFolders(cfg, check_new=check_new)
+            self.dataset, self.objective, self.split, self.panels = images.dataset, images.objective, {}, layout.panels
+            self.checkpoint_extra, self.description = images.checkpoint_extra, images.description
+            return
         subjects = find_unpaired_subjects(dc.root, dc.src, dc.dst, [dc.mask] if dc.mask else [])
         self.split = split_unpaired(subjects, dc.src, dc.dst, dc.val_fraction, dc.test_fraction, dc.split_seed)
         check_new()
@@ -94,6 +102,9 @@ class UnpairedTask:
         self.panels = layout.panels
 
     def end_epoch(self, epoch: int, generator: nn.Module, device: torch.device) -> dict[str, float]:
+        if self.images is not None:  # (no validation subjects)
+            self.images.write_panel(self.panels / f"epoch_{epoch:03d}.png", generator, device)
+            return {}
         self._write_panel(self.panels / f"epoch_{epoch:03d}.png", generator, device)
         if not self.val_cache.subjects:
             return {}

@@ -36,7 +36,9 @@ class FitResult:
             lines.append(f"last epoch: validation MAE {float(last['val_mae']):.1f} (physical units, inside the mask)")
         if (self.run_dir / "report.html").is_file():
             lines.append(f"report: {self.run_dir / 'report.html'}")
-        if self.mode == Mode.UNPAIRED:
+        if self.mode == Mode.UNPAIRED and not self.split:  # (two image folders: no subjects)
+            lines.append(f"next: pix2gan translate IMAGE.png --run {self.run_dir} (--reverse: the other way)")
+        elif self.mode == Mode.UNPAIRED:
             lines.append(f"next: pix2gan translate SCAN.nii.gz --run {self.run_dir} (--reverse: the other way)   |   "
                          f"pix2gan eval --run {self.run_dir}")  # fmt: skip
         elif self.mode == Mode.PAIRED:

@@ -1,0 +1,125 @@
+"""Unpaired training on two folders of 2-D images (``--data A/ --data-b B/``: the classic horse <-> zebra course
+experiment): what :class:`~pix2gan.tasks.unpaired.UnpairedTask` does differently there than on volumes.
+
+The images of both folders are decoded once (:class:`~pix2gan.data.unpaired.ImageFolderPair`: centre-cropped and
+resized to ``--image-size``, each folder grayscale or RGB as its files are) and sampled independently. Their channels
+set the generators' (``model.in_channels`` for A, ``model.out_channels`` for B, recorded in the run's config); where
+they differ the identity loss is off, with a log line. There are no subjects, so nothing is held out: ``best.pt``
+follows the training cycle loss. Each epoch ends with a panel of a -> b -> a and b -> a -> b for the first image of
+each folder, shown as the images are (0-255).
+
+Example:
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> from pix2gan.config import RunConfig
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for name, mode in (("horse", "RGB"), ("zebra", "L")):
+    ...         (Path(tmp) / name).mkdir()
+    ...         Image.new(mode, (40, 30)).save(Path(tmp) / name / "1.png")
+    ...     cfg = RunConfig.from_options("unpaired", data=f"{tmp}/horse", data_b=f"{tmp}/zebra", image_size=16)
+    ...     folders = ImageFolders(cfg, check_new=lambda: None)
+    >>> cfg.model.in_channels, cfg.model.out_channels, len(folders.dataset), folders.objective.identity
+    (3, 1, 1, False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pix2gan.config import RunConfig
+from pix2gan.data.unpaired import ImageFolderPair
+from pix2gan.errors import InputError
+from pix2gan.reporting.grids import save_grid
+from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal
+
+__all__ = ["ImageFolders", "cycle_images"]
+
+log = logging.getLogger("pix2gan")
+
+
+class ImageFolders:
+    """The data, objective and panel of an unpaired run on two image folders (``cfg.data.root`` is A, the sources;
+    ``cfg.data.data_b`` B, the targets).
+
+    Sets ``cfg.model``'s channels from the images (A's in, B's out), as the noise and class modes take theirs from
+    their data, so the run's config and checkpoints record them.
+
+    Attributes:
+        dataset: the :class:`~pix2gan.data.unpaired.ImageFolderPair`.
+        objective: CycleGAN's losses for these channels.
+        checkpoint_extra: the folders, their image counts and channels (``data_info``); a resumed run must find
+            the same.
+        description: one line saying what is trained on what.
+
+    Raises:
+        InputError: ``--src`` equal to ``--dst``; a missing folder, one without images, an image that cannot be decoded
+            or has transparent pixels (naming it).
+    """
+
+    def __init__(self, cfg: RunConfig, *, check_new: Callable[[], None]) -> None:
+        dc, tc = cfg.data, cfg.train
+        if dc.src == dc.dst:
+            raise InputError(f"--src and --dst are both {dc.src!r}; name the two image folders' domains differently")
+        self.dataset = data = ImageFolderPair(dc.root, str(dc.data_b), tc.image_size, flip=tc.flip)
+        check_new()
+        (ca, cb), (na, nb) = data.channels, (len(data.a), len(data.b))
+        cfg.model = dataclasses.replace(cfg.model, in_channels=ca, out_channels=cb)
+        self.src, self.dst = dc.src, dc.dst
+        refusal = identity_refusal(ca, cb)
+        if tc.lambda_identity and refusal:
+            log.warning("identity loss off: %s", refusal.split("; ")[0])
+        self.objective = CycleObjective(gan_kind=tc.gan_loss, lambda_cycle=tc.lambda_cycle,
+                                        lambda_identity=tc.lambda_identity, src_channels=ca, dst_channels=cb,
+                                        pool_size=tc.pool_size, seed=tc.seed)  # fmt: skip
+        info = {"source": dc.root, "source_b": dc.data_b, "n_images": [na, nb], "channels": [ca, cb]}
+        self.checkpoint_extra = {"data_info": json.dumps(info)}
+        self.description = (f"training {dc.src} <-> {dc.dst} (unpaired, CycleGAN) on {na} {_kind(ca)} {dc.src} images "
+                            f"from {dc.root} and {nb} {_kind(cb)} {dc.dst} images from {dc.data_b}, "
+                            f"{tc.image_size} x {tc.image_size}")  # fmt: skip
+        log.warning("two image folders hold no validation subjects: best.pt follows the training cycle loss")
+
+    @torch.no_grad()
+    def write_panel(self, path: Path, generator: nn.Module, device: torch.device) -> None:
+        """The first image of each folder through both cycles, one row each: a | G_ab(a) | G_ba(G_ab(a)) and
+        b | G_ba(b) | G_ab(G_ba(b)), shown as the images are ([-1, 1] as 0-255; no random numbers drawn)."""
+        rows = cycle_images(generator, self.dataset.a[:1], self.dataset.b[:1], device)
+        save_grid(path, np.concatenate(rows), nrow=3, row_labels=[self.src, self.dst])  # (each row: its start)
+
+
+def cycle_images(
+    generator: nn.Module, a: torch.Tensor, b: torch.Tensor, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two cycles of images ``a`` and ``b`` through CycleGAN's generators (``generator.g_ab``, ``generator.g_ba``),
+    in eval mode (left in train mode after), every image with 3 channels for display.
+
+    Shape:
+        - ``a``: :math:`(N, C_a, S, S)`, ``b``: :math:`(N, C_b, S, S)` in [-1, 1].
+        - Returns: :math:`(3N, 3, S, S)` each: ``a``, G_ab(a), G_ba(G_ab(a)) per image of ``a`` (row by row), then the
+          same for ``b`` through G_ba and G_ab.
+    """
+    g_ab, g_ba = generator.g_ab, generator.g_ba  # type: ignore[union-attr]
+    generator.eval()
+    try:
+        fake_b = g_ab(a.to(device))
+        fake_a = g_ba(b.to(device))
+        cycles = ((a, fake_b, g_ba(fake_b)), (b, fake_a, g_ab(fake_a)))
+    finally:
+        generator.train()
+
+    def rgb(x: torch.Tensor) -> torch.Tensor:  # (N, 1 or 3, S, S) -> (N, 3, S, S)
+        return x.float().cpu().expand(-1, 3, -1, -1)
+
+    rows = tuple(torch.stack([rgb(x) for x in images], 1).flatten(0, 1).numpy() for images in cycles)
+    return rows  # type: ignore[return-value]
+
+
+def _kind(channels: int) -> str:
+    return "RGB" if channels == 3 else "grayscale"
