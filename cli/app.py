@@ -181,7 +181,7 @@ def train(
 def translate(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used).", show_default=False),
+        typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used). A run trained on two image folders (--data-b): PNG, JPEG or BMP images or folders of them, each translated into an 8-bit PNG of its size.", show_default=False),
     ],
     output: Annotated[
         Path | None,
@@ -212,13 +212,20 @@ def translate(
     go on; the summary lists the failures and the exit code is then 2."""
     from pix2gan.infer.batch import WorkerError, planning_device, torchrun_rank, translate_many
     from pix2gan.infer.outputs import plan_outputs
+    from pix2gan.infer.images import image_run_translator
     from pix2gan.infer.translate import load_ensemble
-    from pix2gan_cli.translating import file_lines, print_summary
+    from pix2gan_cli.translating import file_lines, print_summary, translate_images
 
     if dtype not in ("float32", "int16"):
         raise ValueError(f"--dtype must be float32 or int16, got {dtype!r}")
     spec = models_spec(run, checkpoint, model, device=device, batch_size=batch_size, precision=precision, tta=tta,
                        fusion=fusion, realism=realism, reverse=reverse)  # fmt: skip
+    if (images := image_run_translator(spec)) is not None:  # a run trained on two image folders: PNGs out
+        unused = {"--uncertainty": uncertainty, "--tta/--no-tta": tta is not None, "--fusion": fusion,
+                  "--series": series, "--realism": realism is not None, "--dtype": dtype != "float32",
+                  "--nproc": nproc > 1}  # fmt: skip
+        translate_images(images, inputs, output, overwrite=overwrite, unused=[k for k, v in unused.items() if v])
+        return
     translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
     data = translator.members[0].config.data
     plan = plan_outputs(inputs, output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty)

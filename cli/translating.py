@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING
 from pix2gan_cli.common import console, err, print_error
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pix2gan.infer.batch import BatchResult, FileResult
+    from pix2gan.infer.images import ImageTranslator
     from pix2gan.infer.translate import Ensemble
 
-__all__ = ["file_lines", "print_summary"]
+__all__ = ["file_lines", "print_summary", "translate_images"]
 
 
 @contextlib.contextmanager
@@ -56,3 +59,33 @@ def print_summary(result: BatchResult, translator: Ensemble, seconds: float | No
         f"{data.dst}, {translator.describe()}, {result.where()}){took}{result.failure_summary()}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
+
+
+def translate_images(translator: ImageTranslator, inputs: list[Path], output: Path | None, *, overwrite: bool,
+                     unused: list[str]) -> None:  # fmt: skip
+    """``translate`` with a run trained on two image folders: a line per image (a bad one among several is reported
+    and skipped), then the summary; ``unused``: the volume options given, refused (one line, exit 2) before any work.
+
+    Raises:
+        InputError: an option of ``unused``; a bad plan; the error of a single image.
+        typer.Exit: 2 when an image of several failed.
+    """
+    import time
+
+    import typer
+
+    from pix2gan.errors import InputError
+    from pix2gan.infer.images import plan_image_outputs, translate_images as translate_all
+
+    if unused:
+        raise InputError(f"{translator.name}: {', '.join(unused)} apply to volumes; a run trained on two image folders "
+                         f"translates each image with one generator")  # fmt: skip
+    plan = plan_image_outputs(inputs, output, dst=translator.dst, overwrite=overwrite)
+    keep_going, t0 = len(plan) > 1, time.perf_counter()
+    with file_lines(len(plan), bar=keep_going and err.is_terminal) as show:
+        result = translate_all(plan, translator, overwrite=overwrite, keep_going=keep_going, on_result=show)
+    took = f" in {time.perf_counter() - t0:.1f} s" if keep_going else ""
+    err.print(f"translated {len(result.translated)} image(s) with {translator.name} ({translator.src} -> "
+              f"{translator.dst}, {result.where()}){took}{result.failure_summary()}", highlight=False, soft_wrap=True)  # fmt: skip
+    if result.failed:
+        raise typer.Exit(2)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import Mode
+from pix2gan.errors import InputError
 from pix2gan.evaluation.dial import DIAL_VALUES, DialReport, check_dial, evaluate_dial
 from pix2gan.evaluation.generative import GanEvalReport, evaluate_gan_run
 from pix2gan.evaluation.metrics import METRICS, RULES, check_rules
@@ -93,6 +94,9 @@ def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | Ga
     o = options or EvalOptions()
     run_dir = ref.require_run("evaluation needs the run's data and split")
     ckpt = load_checkpoint(ref.checkpoint)  # loaded once; its mode picks the evaluation
+    if ckpt.config.data.data_b is not None:
+        raise InputError(f"{ckpt.path}: trained on two image folders (--data-b): there are no held-out subjects with "
+                         f"targets to score; see its panels/ and pix2gan translate IMAGE.png")  # fmt: skip
     if o.dial:
         check_dial(ckpt)  # refused before the evaluation, not after it
     if ckpt.mode.translates:  # (an unpaired run: G_ab against the held-out subjects' own targets)

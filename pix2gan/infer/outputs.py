@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pix2gan.data.images import IMAGE_SUFFIXES
 from pix2gan.data.subjects import modality_file
 from pix2gan.errors import InputError
 from pix2gan.io import (
@@ -126,6 +127,9 @@ def _volumes_of(item: Path, src: str) -> list[tuple[Path, str, Path | None]]:
     """The volumes an input stands for: (volume, its name inside an output folder, the folder listing it or None)."""
     if not item.exists():
         raise InputError(f"{item}: file not found")
+    if not item.is_dir() and item.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"{item}: a 2-D image; this model translates volumes ({', '.join(VOLUME_SUFFIXES)} or DICOM "
+                         f"series): images go to a run trained on two image folders (train --data A/ --data-b B/)")  # fmt: skip
     if is_dicom_folder(item) or not item.is_dir():
         return [(item, item.name, None)]
     subject_file = modality_file(item, src)
@@ -133,7 +137,10 @@ def _volumes_of(item: Path, src: str) -> list[tuple[Path, str, Path | None]]:
         return [(subject_file, f"{item.name}{_suffix(subject_file)}", None)]
     found = [p for p in sorted(item.iterdir()) if not p.name.startswith(".") and (is_volume_file(p) or is_dicom_folder(p))]
     if not found:
-        raise InputError(f"{item}: folder holds no volumes ({', '.join(VOLUME_SUFFIXES)} files or DICOM series), nor a {src} volume")
+        images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in item.iterdir())
+        hint = ": its 2-D images go to a run trained on two image folders (--data-b)" if images else ""
+        raise InputError(f"{item}: folder holds no volumes ({', '.join(VOLUME_SUFFIXES)} files or DICOM series), nor a "
+                         f"{src} volume{hint}")  # fmt: skip
     return [(p, p.name, item) for p in found]
 
 

@@ -115,6 +115,9 @@ class Translator:
             InputError: another mode's checkpoint; ``reverse`` with a paired run's.
         """
         ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+        if ckpt.config.data.data_b is not None:
+            raise InputError(f"{ckpt.path}: trained on two image folders (--data-b): it translates 2-D images "
+                             f"(pix2gan.infer.images.ImageTranslator), not volumes")  # fmt: skip
         if ckpt.mode != Mode.UNPAIRED:
             ckpt.require(Mode.PAIRED)
             if reverse:
