@@ -94,6 +94,7 @@ class ImageFolders:
         save_grid(path, np.concatenate(rows), nrow=3, row_labels=[self.src, self.dst])  # (each row: its start)
 
 
+@torch.no_grad()
 def cycle_images(
     generator: nn.Module, a: torch.Tensor, b: torch.Tensor, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
