@@ -211,8 +211,8 @@ def translate(
     With several volumes, one that cannot be read or translated is reported (one error line), skipped, and the others
     go on; the summary lists the failures and the exit code is then 2."""
     from pix2gan.infer.batch import WorkerError, planning_device, torchrun_rank, translate_many
-    from pix2gan.infer.outputs import plan_outputs
     from pix2gan.infer.images import image_run_translator
+    from pix2gan.infer.outputs import plan_outputs
     from pix2gan.infer.translate import load_ensemble
     from pix2gan_cli.translating import file_lines, print_summary, translate_images
 

@@ -78,8 +78,9 @@ def translate_images(translator: ImageTranslator, inputs: list[Path], output: Pa
     from pix2gan.infer.images import plan_image_outputs, translate_images as translate_all
 
     if unused:
-        raise InputError(f"{translator.name}: {', '.join(unused)} apply to volumes; a run trained on two image folders "
-                         f"translates each image with one generator")  # fmt: skip
+        verb = "applies" if len(unused) == 1 else "apply"
+        raise InputError(f"{translator.name}: {', '.join(unused)} {verb} to volumes; a run trained on two image "
+                         f"folders translates each image with one generator")  # fmt: skip
     plan = plan_image_outputs(inputs, output, dst=translator.dst, overwrite=overwrite)
     keep_going, t0 = len(plan) > 1, time.perf_counter()
     with file_lines(len(plan), bar=keep_going and err.is_terminal) as show:

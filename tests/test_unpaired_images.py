@@ -211,7 +211,7 @@ def test_translate_refuses_in_one_line(image_run: Path, tiny_run: Path, folders,
     volume = tmp_path / "t1.nii.gz"
     volume.write_bytes(b"")
     assert_one_clear_line(cli("translate", volume, "--run", image_run), "t1.nii.gz: not a PNG, JPEG or BMP image")
-    assert_one_clear_line(cli("translate", png, "--run", image_run, "--uncertainty"), "--uncertainty apply to volumes")
+    assert_one_clear_line(cli("translate", png, "--run", image_run, "--uncertainty"), "--uncertainty applies to volumes")
     assert_one_clear_line(cli("translate", png, "--run", image_run, "-o", tmp_path / "x.jpg"), "name it .png")
     assert_one_clear_line(cli("translate", png, "--run", image_run, "--run", tiny_run), "give it alone")
     assert_one_clear_line(cli("eval", "--run", image_run), "no held-out subjects")
