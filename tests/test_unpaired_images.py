@@ -216,3 +216,14 @@ def test_translate_refuses_in_one_line(image_run: Path, tiny_run: Path, folders,
     assert_one_clear_line(cli("translate", png, "--run", image_run, "--run", tiny_run), "give it alone")
     assert_one_clear_line(cli("eval", "--run", image_run), "no held-out subjects")
     assert list(tmp_path.iterdir()) == [volume]
+
+
+def test_an_undecodable_image_among_several_is_named_and_skipped(image_run: Path, folders, tmp_path: Path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(folders[0] / "circle1.png").save(folder / "good.png")
+    (folder / "bad.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    result = cli("translate", folder, "--run", image_run)
+    assert result.exit_code == 2
+    assert f"error: {folder / 'bad.jpg'}: cannot read image" in " ".join(result.output.split())
+    assert sorted(p.name for p in (tmp_path / "in_squares").iterdir()) == ["good.png"]  # (nothing left of bad.jpg)
