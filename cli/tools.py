@@ -34,7 +34,8 @@ def sample(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing PNG.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
 ) -> None:
-    """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired)."""
+    """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired),
+    a -> b -> a and b -> a -> b panels (unpaired)."""
     from pix2gan.infer.sample import SampleRequest, draw
     from pix2gan.runs import resolve_run
 

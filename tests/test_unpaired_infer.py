@@ -258,7 +258,7 @@ def test_report_shows_both_directions_cycle_losses_panels_and_eval(runs, tmp_pat
     assert result.exit_code == 0, result.output
     html = (run / "report.html").read_text()
     assert "unpaired (CycleGAN" in html and "t1 ↔ ct" in html
-    assert "G_ab: t1 → ct" in html and "G_ba: ct → t1" in html
+    assert "G_ab: t1 → ct" in html and "G_ba: ct → t1" in html and "best validation MAE of G_ab (HU)" in html
     assert "λ cycle 10.0" in html and "identity 0.5" in html and "history pool 50" in html
     assert "a → b → a and b → a → b after epoch 2" in html and "samples/cycle-seed0.png" in html
     assert "latent 64" not in html and "fixed latent" not in html  # (not described as a noise/class run)

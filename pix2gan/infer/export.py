@@ -343,8 +343,7 @@ def export_run(
     fmt = fmt or (suffix if suffix in EXPORT_FORMATS else "onnx")
     path = output if output is not None else export_path(run_dir, checkpoint, fmt, reverse=reverse)
     check_new_file(path, overwrite)  # before the checkpoint is read
-    ckpt = load_checkpoint(checkpoint)
-    ckpt.realism(realism)  # refused before any work
+    ckpt = load_checkpoint(checkpoint)  # (its mode, direction and realism are refused before any work, in _direction)
     if fmt == "onnx":
         return export_onnx(ckpt, path, opset=opset, overwrite=overwrite, realism=realism, reverse=reverse)
     return export_pt2(ckpt, path, overwrite=overwrite, realism=realism, reverse=reverse)

@@ -156,7 +156,8 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
     best = _best_epoch(run)
     if best is not None:
         unit = " (HU)" if run.section("data").get("dst_intensity") == "hu" else ""
-        items.append((f"best validation MAE{unit}, epoch {best['epoch']}", format_metric("mae", _number(best["val_mae"]))))
+        of = " of G_ab" if run.mode == "unpaired" else ""
+        items.append((f"best validation MAE{of}{unit}, epoch {best['epoch']}", format_metric("mae", _number(best["val_mae"]))))
     for ev in run.evals[:1]:
         doc = ev.doc
         if ev.kind == "paired":
