@@ -34,7 +34,8 @@ def sample(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing PNG.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
 ) -> None:
-    """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired)."""
+    """Draw samples: grids, latent walks and interpolations (noise/class runs), source | prediction panels (paired),
+    a -> b -> a and b -> a -> b panels (unpaired)."""
     from pix2gan.infer.sample import SampleRequest, draw
     from pix2gan.runs import resolve_run
 
@@ -86,12 +87,13 @@ def report_after_eval(run_dir: Path, report: Any, mode: str, split: str | None =
 def export(
     run: Annotated[Path | None, typer.Option(help="Run folder whose best checkpoint to export. Default: the newest run.", show_default=False)] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint to export instead of the run's best.", show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (.onnx or .pt2). \\[default: RUN/export/model.onnx, or .pt2]", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (.onnx or .pt2). \\[default: RUN/export/model.onnx, or .pt2; model_reverse.* with --reverse]", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="onnx (onnxruntime, no PyTorch needed to run it) or pt2 (a torch.export program). \\[default: from -o's extension, else onnx]", show_default=False)] = None,
     overwrite: Annotated[bool, flag("Replace an existing file.", "--overwrite")] = False,
     realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Runs trained with --gan-warmup: export the generator (1 - A) x regression + A x adversarial (as translate --realism). \\[default: the run's recorded realism]", show_default=False)] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Unpaired (CycleGAN) runs: export G_ba, DST -> SRC (e.g. ct -> t1), instead of G_ab; translate --model FILE then translates that way.")] = False,
 ) -> None:
-    """Export a paired run's generator to ONNX or a PyTorch .pt2 program.
+    """Export a paired run's generator (an unpaired run's G_ab, or G_ba with --reverse) to ONNX or a PyTorch .pt2 program.
 
     Its configuration and intensity maps go inside: `translate --model FILE` uses it as it would the checkpoint, and
     onnxruntime runs it alone."""
@@ -99,7 +101,8 @@ def export(
     from pix2gan.runs import resolve_run
 
     ref = resolve_run(run, checkpoint)
-    result = export_run(ref.checkpoint, ref.run_dir, output=output, fmt=fmt, overwrite=overwrite, realism=realism)
+    result = export_run(ref.checkpoint, ref.run_dir, output=output, fmt=fmt, overwrite=overwrite, realism=realism,
+                        reverse=reverse)  # fmt: skip
     meta = result.metadata
     console.print(f"{ref.checkpoint} -> {result.path} ({result.format}, {result.size / 1e6:.2f} MB)", highlight=False, soft_wrap=True)
     console.print(f"{meta.shape_rule()}: pad slices with -1 up to multiples of {meta.multiple}", highlight=False, soft_wrap=True)

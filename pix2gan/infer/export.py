@@ -1,4 +1,8 @@
-"""Export a trained paired generator to ONNX or to a PyTorch ``.pt2`` program, with what inference needs inside.
+"""Export a trained generator to ONNX or to a PyTorch ``.pt2`` program, with what inference needs inside.
+
+A paired run's generator, or one generator of an unpaired (CycleGAN) run: G_ab (source -> target), or G_ba (target ->
+source) with ``reverse``, stored with the configuration and intensity maps of its direction
+(:mod:`pix2gan.infer.direction`), so ``translate --model`` of a reverse export translates e.g. ct -> t1.
 
 Both formats are captured once by ``torch.export`` from the checkpoint's generator in eval mode (dropout off,
 batch norm on its running statistics; both checked, in the modules and in the captured graph), with a dynamic
@@ -49,8 +53,9 @@ import torch
 from torch import nn
 
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
-from pix2gan.config import Mode, RunConfig
+from pix2gan.config import RunConfig
 from pix2gan.errors import InputError
+from pix2gan.infer.direction import Directed, directed
 from pix2gan.infer.export_metadata import INPUT_NAME, OUTPUT_NAME, ExportMetadata
 from pix2gan.io import atomic_path, check_new_file
 from pix2gan.nets import padding_multiple
@@ -87,22 +92,27 @@ class ExportResult:
     max_diff: float
 
 
-def export_path(run_dir: Path | None, checkpoint: Path, fmt: str) -> Path:
-    """Where an export goes by default: ``RUN/export/model.<fmt>``, or beside a checkpoint outside any run.
+def export_path(run_dir: Path | None, checkpoint: Path, fmt: str, *, reverse: bool = False) -> Path:
+    """Where an export goes by default: ``RUN/export/model.<fmt>``, or beside a checkpoint outside any run; an
+    unpaired run's G_ba (``reverse``) as ``model_reverse.<fmt>`` (``<checkpoint>_reverse.<fmt>``).
 
     Example:
         >>> export_path(Path("runs/a"), Path("runs/a/checkpoints/best.pt"), "onnx").as_posix()
         'runs/a/export/model.onnx'
         >>> export_path(None, Path("g.pt"), "pt2").as_posix()
         'g.pt2'
+        >>> export_path(Path("runs/a"), Path("runs/a/checkpoints/best.pt"), "onnx", reverse=True).as_posix()
+        'runs/a/export/model_reverse.onnx'
     """
-    return run_dir / "export" / f"model.{fmt}" if run_dir is not None else checkpoint.with_suffix(f".{fmt}")
+    tail = "_reverse" if reverse else ""
+    if run_dir is not None:
+        return run_dir / "export" / f"model{tail}.{fmt}"
+    return checkpoint.with_name(f"{checkpoint.stem}{tail}.{fmt}")
 
 
-def _eval_generator(ckpt: LoadedCheckpoint, realism: float | None = None) -> nn.Module:
-    """The checkpoint's generator (at ``realism``, see :meth:`LoadedCheckpoint.generator`) in inference mode, refused
+def _eval_generator(net: nn.Module, ckpt: LoadedCheckpoint) -> nn.Module:
+    """The checkpoint's generator ``net`` (see :func:`~pix2gan.infer.direction.directed`) in inference mode, refused
     if any module would train (dropout, batch statistics)."""
-    net = ckpt.generator("cpu", realism=realism)
     training = [name or type(net).__name__ for name, m in net.named_modules() if m.training]
     stats = [name for name, m in net.named_modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and (not m.track_running_stats or m.running_mean is None)]  # fmt: skip
@@ -139,13 +149,17 @@ def capture_generator(net: nn.Module, multiple: int, in_channels: int, *, decomp
 
 def _training_nodes(program: torch.export.ExportedProgram) -> list[str]:
     """Operators of ``program`` that behave differently in training: dropout with ``train``, batch norm with
-    ``training``, random numbers, batch-statistics kernels (none survive in an eval-mode graph)."""
+    ``training``, random numbers, batch-statistics kernels (none survive in an eval-mode graph). Instance norm's
+    kernel without running statistics is not one: it normalises by each image's statistics in inference too (a batch
+    norm without running statistics, which would decompose to it as well, is refused on the modules before capture)."""
     found = []
     for node in program.graph.nodes:
         schema = getattr(node.target, "_schema", None)
         if node.op != "call_function" or schema is None:
             continue
         name = schema.name.split("::")[-1]
+        if (name, schema.overload_name) == ("_native_batch_norm_legit", "no_stats"):
+            continue  # instance norm decomposed: each image's own statistics, in inference too (CycleGAN's norm)
         args = {**dict(zip((a.name for a in schema.arguments), node.args, strict=False)), **node.kwargs}
         if name in _TRAINING_OPS or args.get("train") is True or args.get("training") is True:
             found.append(name)
@@ -187,16 +201,14 @@ def _quiet() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _metadata(ckpt: LoadedCheckpoint, exporter: dict[str, object], realism: float | None = None) -> ExportMetadata:
-    """What the export carries; its configuration records the realism of the exported generator (``infer.realism``,
-    and ``source.realism``)."""
-    if ckpt.src_map is None or ckpt.dst_map is None:
-        raise InputError(f"{ckpt.path}: checkpoint has no intensity maps; not a paired model")
+def _metadata(ckpt: LoadedCheckpoint, d: Directed, exporter: dict[str, object], realism: float | None = None) -> ExportMetadata:
+    """What the export of ``d`` carries: its direction's configuration and maps; the configuration records the realism
+    of the exported generator (``infer.realism``, and ``source.realism``); ``source.generator`` which one it is."""
     realism = ckpt.realism(realism)
-    cfg: RunConfig = dataclasses.replace(ckpt.config, infer=dataclasses.replace(ckpt.config.infer, realism=realism))
+    cfg: RunConfig = dataclasses.replace(d.config, infer=dataclasses.replace(d.config.infer, realism=realism))
     source = {"checkpoint": ckpt.path.name, "epoch": ckpt.raw.get("epoch"), "step": ckpt.raw.get("step"),
-              "realism": realism}  # fmt: skip
-    return ExportMetadata(cfg, ckpt.src_map, ckpt.dst_map, padding_multiple(cfg), source=source,
+              "realism": realism, "generator": d.name}  # fmt: skip
+    return ExportMetadata(cfg, d.src_map, d.dst_map, padding_multiple(cfg), source=source,
                           exporter={"torch": torch.__version__, "capture": "torch.export", **exporter})  # fmt: skip
 
 
@@ -219,39 +231,44 @@ def _verify(net: nn.Module, run: Callable[[torch.Tensor], np.ndarray], meta: Exp
     return worst
 
 
-def _paired(ckpt: LoadedCheckpoint, path: Path, overwrite: bool) -> tuple[LoadedCheckpoint, Path]:
+def _direction(
+    ckpt: LoadedCheckpoint, path: str | Path, overwrite: bool, reverse: bool, realism: float | None
+) -> tuple[Directed, nn.Module, Path]:
+    """The generator to export (checked in inference mode) and the file, refused before any work."""
     path = Path(path)
-    check_new_file(path, overwrite)  # refused before any work
-    return ckpt.require(Mode.PAIRED), path
+    check_new_file(path, overwrite)
+    d = directed(ckpt, reverse=reverse, realism=realism)
+    return d, _eval_generator(d.generator, ckpt), path
 
 
 def export_onnx(
     ckpt: LoadedCheckpoint, path: str | Path, *, opset: int = DEFAULT_OPSET, overwrite: bool = False,
-    realism: float | None = None,
+    realism: float | None = None, reverse: bool = False,
 ) -> ExportResult:  # fmt: skip
-    """Export the generator of a paired checkpoint to one ONNX file (atomic), checked by ``onnx.checker`` and against
-    PyTorch with onnxruntime.
+    """Export the generator of a paired checkpoint (G_ab of an unpaired one, G_ba with ``reverse``) to one ONNX file
+    (atomic), checked by ``onnx.checker`` and against PyTorch with onnxruntime.
 
     Args:
-        ckpt: a paired-mode checkpoint.
+        ckpt: a paired- or unpaired-mode checkpoint.
         path: the ``.onnx`` file to write.
         opset: the ONNX opset (default :data:`DEFAULT_OPSET`).
         overwrite: replace an existing file.
         realism: the generator of a ``--gan-warmup`` run to export (see :meth:`LoadedCheckpoint.generator`; default
             the run's recorded realism).
+        reverse: an unpaired run's G_ba (target -> source) instead of G_ab.
 
     Raises:
-        InputError: onnx, onnxscript or onnxruntime are missing; not a paired checkpoint; the file exists (without
-            ``overwrite``) or cannot be written; a ``realism`` the checkpoint cannot give.
+        InputError: onnx, onnxscript or onnxruntime are missing; not a paired or unpaired checkpoint; ``reverse`` with
+            a paired one; the file exists (without ``overwrite``) or cannot be written; a ``realism`` the checkpoint
+            cannot give.
     """
-    ckpt, path = _paired(ckpt, path, overwrite)
+    d, net, path = _direction(ckpt, path, overwrite, reverse, realism)
     try:  # onnxscript: torch's ONNX exporter is built on it
         onnx, ort, _ = [importlib.import_module(name) for name in ("onnx", "onnxruntime", "onnxscript")]
     except ImportError as exc:
         raise InputError(f"exporting to ONNX needs onnx, onnxscript and onnxruntime ({exc.name or exc} is missing): "
                          f"{ONNX_EXTRA}") from None  # fmt: skip
-    net = _eval_generator(ckpt, realism)
-    meta = _metadata(ckpt, {"format": "onnx", "opset": opset}, realism)
+    meta = _metadata(ckpt, d, {"format": "onnx", "opset": opset}, realism)
     program = capture_generator(net, meta.multiple, meta.in_channels, decompose=False)
     with _quiet():
         onnx_program = torch.onnx.export(program, (_check_inputs(meta)[0],), dynamo=True, opset_version=opset,
@@ -282,19 +299,19 @@ def _symbol(dim: object) -> str:
 
 
 def export_pt2(
-    ckpt: LoadedCheckpoint, path: str | Path, *, overwrite: bool = False, realism: float | None = None
-) -> ExportResult:
-    """Export the generator of a paired checkpoint (at ``realism``, as :func:`export_onnx`) as a ``torch.export``
-    program (``torch.export.save``, atomic), checked against PyTorch after loading it back; the metadata is the
-    archive's extra file ``pix2gan.json``.
+    ckpt: LoadedCheckpoint, path: str | Path, *, overwrite: bool = False, realism: float | None = None,
+    reverse: bool = False,
+) -> ExportResult:  # fmt: skip
+    """Export the generator of a paired checkpoint (at ``realism``; an unpaired one's G_ab, or G_ba with ``reverse``:
+    as :func:`export_onnx`) as a ``torch.export`` program (``torch.export.save``, atomic), checked against PyTorch
+    after loading it back; the metadata is the archive's extra file ``pix2gan.json``.
 
     Raises:
-        InputError: not a paired checkpoint; the file exists (without ``overwrite``) or cannot be written; a
-            ``realism`` the checkpoint cannot give.
+        InputError: not a paired or unpaired checkpoint; ``reverse`` with a paired one; the file exists (without
+            ``overwrite``) or cannot be written; a ``realism`` the checkpoint cannot give.
     """
-    ckpt, path = _paired(ckpt, path, overwrite)
-    net = _eval_generator(ckpt, realism)
-    meta = _metadata(ckpt, {"format": "pt2"}, realism)
+    d, net, path = _direction(ckpt, path, overwrite, reverse, realism)
+    meta = _metadata(ckpt, d, {"format": "pt2"}, realism)
     program = capture_generator(net, meta.multiple, meta.in_channels)
     with atomic_path(path, overwrite=overwrite) as tmp:
         with _quiet():
@@ -306,11 +323,12 @@ def export_pt2(
 
 def export_run(
     checkpoint: Path, run_dir: Path | None = None, *, output: Path | None = None, fmt: str | None = None,
-    overwrite: bool = False, opset: int = DEFAULT_OPSET, realism: float | None = None,
+    overwrite: bool = False, opset: int = DEFAULT_OPSET, realism: float | None = None, reverse: bool = False,
 ) -> ExportResult:  # fmt: skip
     """Export a run's (or a checkpoint's) generator: the format from ``fmt``, else ``output``'s extension, else ONNX;
-    the file ``output``, else :func:`export_path`; ``realism``: which generator of a ``--gan-warmup`` run (the
-    checkpoint refuses one it cannot give, before anything is written).
+    the file ``output``, else :func:`export_path` (``model_reverse.<fmt>`` with ``reverse``); ``realism``: which
+    generator of a ``--gan-warmup`` run (the checkpoint refuses one it cannot give, before anything is written);
+    ``reverse``: an unpaired run's G_ba (refused for a paired run before anything is written).
 
     Raises:
         InputError: an unknown format, or one that contradicts ``output``'s extension; see :func:`export_onnx`.
@@ -323,10 +341,9 @@ def export_run(
     if fmt is not None and suffix in EXPORT_FORMATS and suffix != fmt:
         raise InputError(f"{output}: a .{suffix} name for a --format {fmt} export")
     fmt = fmt or (suffix if suffix in EXPORT_FORMATS else "onnx")
-    path = output if output is not None else export_path(run_dir, checkpoint, fmt)
+    path = output if output is not None else export_path(run_dir, checkpoint, fmt, reverse=reverse)
     check_new_file(path, overwrite)  # before the checkpoint is read
-    ckpt = load_checkpoint(checkpoint, expect_mode=Mode.PAIRED)
-    ckpt.realism(realism)  # refused before any work
+    ckpt = load_checkpoint(checkpoint)  # (its mode, direction and realism are refused before any work, in _direction)
     if fmt == "onnx":
-        return export_onnx(ckpt, path, opset=opset, overwrite=overwrite, realism=realism)
-    return export_pt2(ckpt, path, overwrite=overwrite, realism=realism)
+        return export_onnx(ckpt, path, opset=opset, overwrite=overwrite, realism=realism, reverse=reverse)
+    return export_pt2(ckpt, path, overwrite=overwrite, realism=realism, reverse=reverse)

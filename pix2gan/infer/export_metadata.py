@@ -13,8 +13,10 @@ values are strings, JSON where structured:
   percentile output is mapped back with);
 * ``pix2gan.padding_multiple``: the input's height and width must be multiples of it (pad with -1, crop back);
 * ``pix2gan.input`` / ``pix2gan.output``: name, layout, dtype, shape and range of the network's tensors;
-* ``pix2gan.source``: the checkpoint it came from (file name, epoch, step); ``pix2gan.exporter``: how it was
-  made (torch version, ``torch.export``, ONNX opset).
+* ``pix2gan.source``: the checkpoint it came from (file name, epoch, step, realism, and ``generator``: ``G`` of a
+  paired run, ``G_ab`` or ``G_ba`` of an unpaired one, whose ``config`` and ``intensity`` are then those of its
+  direction: src -> dst swapped for G_ba); ``pix2gan.exporter``: how it was made (torch version, ``torch.export``,
+  ONNX opset).
 
 Example:
     >>> from pix2gan.data.intensity import intensity_maps
@@ -52,14 +54,17 @@ _KEYS = ("format", "format_version", "version", "config", "intensity", "padding_
 
 @dataclass(frozen=True)
 class ExportMetadata:
-    """The configuration, intensity maps and shape rule of an exported paired generator.
+    """The configuration, intensity maps and shape rule of an exported generator (paired, or one direction of an
+    unpaired run).
 
     Args:
-        config: the run's configuration (as in its checkpoint).
-        src_map / dst_map: the intensity maps of the checkpoint (``dst_map`` with its reference scale).
+        config: the run's configuration (as in its checkpoint; for an unpaired run's G_ba
+            :func:`~pix2gan.nets.cycle.reversed_config` of it).
+        src_map / dst_map: the intensity maps of the generator's input and output (``dst_map`` with its reference
+            scale).
         multiple: the generator's padding multiple (:func:`pix2gan.nets.padding_multiple`).
         version: the pix2gan version that exported it.
-        source: where it came from (checkpoint file name, epoch, step).
+        source: where it came from (checkpoint file name, epoch, step, realism, which generator).
         exporter: how it was made (torch version, opset).
     """
 
@@ -90,7 +95,9 @@ class ExportMetadata:
         """One line: modalities, architecture, slicing and the recommended inference."""
         dc, infer = self.config.data, self.config.infer
         planes = "+".join(dc.planes) if dc.planes else f"axis {dc.slice_axis}"
-        return (f"{dc.src} -> {dc.dst}, {self.config.model.generator}, {planes}, {2 * dc.context + 1}-slice input, "
+        which = self.source.get("generator")
+        of_run = f" ({which} of an unpaired run)" if which in ("G_ab", "G_ba") else ""
+        return (f"{dc.src} -> {dc.dst}{of_run}, {self.config.model.generator}, {planes}, {2 * dc.context + 1}-slice input, "
                 f"{'flip TTA, ' if infer.tta else ''}{infer.fusion} fusion; intensity {_words(self.src_map)} -> "
                 f"{_words(self.dst_map)}; pix2gan {self.version}")  # fmt: skip
 

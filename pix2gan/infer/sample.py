@@ -1,4 +1,5 @@
-"""Draw from a trained model: sample grids, latent walks and interpolations (noise/class), panels (paired).
+"""Draw from a trained model: sample grids, latent walks and interpolations (noise/class), panels (paired), cycle
+panels (unpaired: a -> b -> a and b -> a -> b, drawn by :mod:`pix2gan.infer.cycle_panel`).
 
 Every image is a function of explicit seeds, so a grid can be reproduced exactly and compared between runs.
 """
@@ -13,16 +14,20 @@ import torch
 from torch import nn
 
 from pix2gan.checkpoint import LoadedCheckpoint
+from pix2gan.data.intensity import IntensityMap, Scale
+from pix2gan.data.planes import context_stack, slice_axes
+from pix2gan.data.subjects import Subject
+from pix2gan.nets import padding_multiple
 
 from pix2gan.io import check_new_file
 from pix2gan.runs import RunLayout, RunRef
-from pix2gan.config import Mode
+from pix2gan.config import DataConfig, Mode
 from pix2gan.reporting.grids import save_grid
-from pix2gan.reporting.panels import panel_rows, panel_style, save_panel
+from pix2gan.reporting.panels import body_slices, panel_rows, panel_style, save_panel
 from pix2gan.device import resolve_device
 from pix2gan.errors import InputError
 
-__all__ = ["GanSampler", "SampleRequest", "draw", "slerp", "paired_panels"]
+__all__ = ["GanSampler", "SampleRequest", "draw", "slerp", "paired_panels", "cycle_panels"]
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -167,6 +172,66 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
     return out
 
 
+def cycle_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, n_slices: int = 3, device: str = "auto",
+                 overwrite: bool = False) -> Path:  # fmt: skip
+    """a -> b -> a and b -> a -> b rows of an unpaired run for ``n_slices`` slices through the body (along its first
+    plane): the same slices of the source and the target of its first held-out subject (test, else validation: they
+    hold both), else slices of the first training subject holding the source and of the first holding the target.
+
+    Raises:
+        InputError: ``out`` exists (without ``overwrite``); a subject of the split or its volume is missing; a
+            constant volume.
+    """
+    from pix2gan.data.unpaired import find_unpaired_subjects
+    from pix2gan.infer.cycle_panel import cycle_rows, save_cycle_panel
+
+    check_new_file(out, overwrite)
+    dc, split = ckpt.config.data, RunLayout(run_dir).read_split()
+    subjects = {s.id: s for s in find_unpaired_subjects(dc.root, dc.src, dc.dst, [dc.mask] if dc.mask else [])}
+    held = split.get("test", []) + split.get("val", [])
+    if held:
+        if held[0] not in subjects:
+            raise InputError(f"{dc.root}: subject {held[0]!r} of the run's held-out subjects is missing")
+        a_subject = b_subject = subjects[held[0]]
+    else:
+        train = [subjects[i] for i in split.get("train", []) if i in subjects]
+        a_subject, b_subject = (next((s for s in train if m in s.files), None) for m in (dc.src, dc.dst))
+        if a_subject is None or b_subject is None:
+            raise InputError(f"{dc.root}: no subject of the run's split holds {dc.src if a_subject is None else dc.dst}")
+    a, a_scale, a_picks = _cycle_side(a_subject, dc.src, ckpt.src_map, dc, n_slices)  # type: ignore[arg-type]
+    b, b_scale, b_picks = _cycle_side(b_subject, dc.dst, ckpt.dst_map, dc, n_slices)  # type: ignore[arg-type]
+    if a_subject is b_subject:
+        b_picks = a_picks  # (the same slice of both)
+    k = min(len(a_picks), len(b_picks))
+    a_stacks = context_stack(a, a_picks[:k], dc.context)  # (k, 2K + 1, H, W)
+    target = resolve_device(device)
+    rows = cycle_rows(ckpt.generator(target), a_stacks, b[b_picks[:k]], (ckpt.src_map, ckpt.dst_map),  # type: ignore[arg-type]
+                      (a_scale, b_scale), context=dc.context, multiple=padding_multiple(ckpt.config), device=target)  # fmt: skip
+    labels = [label for ka, kb in zip(a_picks[:k], b_picks[:k], strict=True)
+              for label in (f"{a_subject.id} {ka}: a>b>a", f"{b_subject.id} {kb}: b>a>b")]  # fmt: skip
+    save_cycle_panel(out, rows, labels)
+    return out
+
+
+def _cycle_side(subject: Subject, modality: str, imap: IntensityMap, dc: DataConfig, n: int
+                ) -> tuple[torch.Tensor, Scale | None, list[int]]:  # fmt: skip
+    """One side of the cycle panels: the subject's ``modality`` normalised with its own scale as (N, H, W) slices
+    along the run's first plane, the scale, and ``n`` slice indices spread through the body (its mask, if any)."""
+    from pix2gan.data.subjects import load_subject
+
+    volumes = load_subject(subject, [modality, *([dc.mask] if dc.mask and dc.mask in subject.files else [])])
+    volume = volumes[modality]
+    axis = slice_axes(dc, volume.affine)[0]
+    try:
+        scale = imap.scale_of(volume.data)
+    except ValueError as exc:
+        raise InputError(f"{volume.path}: {exc}") from None
+    slices = torch.from_numpy(np.ascontiguousarray(np.moveaxis(imap.forward(volume.data, scale), axis, 0)))
+    mask = volumes[dc.mask].data > 0 if dc.mask in volumes else np.ones(volume.data.shape, dtype=bool)
+    quantiles = np.linspace(0.25, 0.75, n) if n > 1 else (0.5,)
+    return slices.float(), scale, body_slices(mask, axis, quantiles)
+
+
 @dataclass(frozen=True)
 class SampleRequest:
     """What ``pix2gan sample`` draws. Noise/class runs: a grid of ``n`` (``label`` a class or ``all``), a latent walk
@@ -195,21 +260,22 @@ def draw(ref: RunRef, request: SampleRequest, *, output: Path | None = None, ove
          device: str = "auto") -> tuple[Path, str]:  # fmt: skip
     """Draw what ``request`` asks from the model of ``ref``; returns the PNG written and what it shows.
 
-    The default output is ``RUN/samples/<kind>-seed<K>.png`` (``panels-seed<K>.png`` for paired runs). An existing
+    The default output is ``RUN/samples/<kind>-seed<K>.png`` (``panels-seed<K>.png`` for paired runs,
+    ``cycle-seed<K>.png`` for unpaired runs: :func:`cycle_panels`). An existing
     output is refused before the generator runs.
     """
     from pix2gan.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(ref.checkpoint)
-    if ckpt.mode == Mode.UNPAIRED:  # (its panels are the run's epoch PNGs; translate and eval take its G_ab)
-        raise InputError(f"{ckpt.path}: sample draws noise/class models and paired panels; for an unpaired run see "
-                         f"its panels/ folder, pix2gan translate (--reverse) and pix2gan eval")  # fmt: skip
-    kind = "panels" if ckpt.mode == Mode.PAIRED else request.kind
+    kind = {Mode.PAIRED: "panels", Mode.UNPAIRED: "cycle"}.get(ckpt.mode, request.kind)
     out = output or ref.require_run("the default output goes into it; or pass -o FILE") / "samples" / f"{kind}-seed{request.seed}.png"
     check_new_file(out, overwrite)
     if ckpt.mode == Mode.PAIRED:
         paired_panels(ckpt, ref.require_run("panels show its held-out subjects"), out, device=device, overwrite=overwrite)
         return out, "source | prediction panels"
+    if ckpt.mode == Mode.UNPAIRED:
+        cycle_panels(ckpt, ref.require_run("panels show its subjects"), out, device=device, overwrite=overwrite)
+        return out, "a -> b -> a and b -> a -> b cycle panels"
     sampler = GanSampler(ckpt, device=device)
     r = request
     if r.walk is not None:

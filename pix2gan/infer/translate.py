@@ -24,18 +24,18 @@ import torch
 from torch import nn
 
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
-from pix2gan.config import FUSIONS, Mode, RunConfig
+from pix2gan.config import FUSIONS, RunConfig
 from pix2gan.data.intensity import IntensityMap
 from pix2gan.data.planes import lr_axis, slice_axes
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
+from pix2gan.infer.direction import directed
 from pix2gan.infer.fusion import Accumulator, mirrored
 from pix2gan.infer.outputs import check_outputs, std_path
 from pix2gan.infer.stream import predict_slices, stream_slices
 from pix2gan.io import Volume, load_volume, save_like
 from pix2gan.io.atomic import staged
 from pix2gan.nets import padding_multiple
-from pix2gan.nets.cycle import reversed_config
 
 __all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path"]
 
@@ -82,6 +82,7 @@ class Translator:
         name: str = "",
         multiple: int | None = None,
         realism: float | None = None,
+        direction: str = "",
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.dtype = resolve_precision(precision, self.device)  # auto: bf16 on GPUs that have it, fp32 on CPU
@@ -97,6 +98,7 @@ class Translator:
             raise ValueError(f"--fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         self.name = name or "model"  # the checkpoint, in messages
         self.realism = realism  # the generator's realism (0 regression, 1 adversarial, between: a blend); None unknown
+        self.direction = direction  # G (paired), G_ab or G_ba (unpaired; see pix2gan.infer.direction); "" unknown
 
     @classmethod
     def from_checkpoint(
@@ -115,22 +117,10 @@ class Translator:
             InputError: another mode's checkpoint; ``reverse`` with a paired run's.
         """
         ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
-        if ckpt.config.data.data_b is not None:
-            raise InputError(f"{ckpt.path}: trained on two image folders (--data-b): it translates 2-D images "
-                             f"(pix2gan.infer.images.ImageTranslator), not volumes")  # fmt: skip
-        if ckpt.mode != Mode.UNPAIRED:
-            ckpt.require(Mode.PAIRED)
-            if reverse:
-                raise InputError(f"{ckpt.path}: --reverse translates with G_ba of an unpaired (CycleGAN) run; this is "
-                                 f"a paired-mode run, which has one direction")  # fmt: skip
-        generator, config, src_map, dst_map = ckpt.generator(realism=realism), ckpt.config, ckpt.src_map, ckpt.dst_map
-        if ckpt.mode == Mode.UNPAIRED:  # (CycleGenerators: the direction picks the module and the maps)
-            generator = generator.g_ba if reverse else generator.g_ab
-            if reverse:
-                config, src_map, dst_map = reversed_config(config), dst_map, src_map
-        return cls(generator, config, src_map, dst_map,  # type: ignore[arg-type]
-                   device=resolve_device(device), batch_size=batch_size, precision=precision, tta=tta, fusion=fusion,
-                   name=str(ckpt.path), realism=ckpt.realism(realism))  # fmt: skip
+        d = directed(ckpt, reverse=reverse, realism=realism)
+        return cls(d.generator, d.config, d.src_map, d.dst_map, device=resolve_device(device), batch_size=batch_size,
+                   precision=precision, tta=tta, fusion=fusion, name=str(ckpt.path), realism=ckpt.realism(realism),
+                   direction=d.name)  # fmt: skip
 
     @classmethod
     def from_exported(
@@ -151,7 +141,7 @@ class Translator:
                              f"export the checkpoint again with --realism {realism:g}")  # fmt: skip
         return cls(model.generator, meta.config, meta.src_map, meta.dst_map, device=model.device, batch_size=batch_size,
                    precision="fp32", tta=tta, fusion=fusion, name=str(model.path), multiple=meta.multiple,
-                   realism=stored)  # fmt: skip
+                   realism=stored, direction=str(meta.source.get("generator", "")))  # fmt: skip
 
     @property
     def slice_axis(self) -> int:
@@ -378,14 +368,12 @@ def load_ensemble(
     ``realism`` dials every member that holds both generators of a ``--gan-warmup`` run; the others are used as they
     are (default: each member at its run's recorded realism). It is refused (one line naming the first model) when
     no member can give it. ``reverse``: unpaired runs translate target -> source with G_ba (refused for paired runs
-    and exported models)."""
+    and for exported models other than an unpaired run's G_ba, from ``export --reverse``)."""
     from pix2gan.runs import resolve_checkpoint
 
     paths = [resolve_checkpoint(run, None) for run in runs] + [resolve_checkpoint(None, c) for c in checkpoints]
     paths = paths or ([] if models else [resolve_checkpoint(None, None)])
     ckpts = [load_checkpoint(p) for p in paths]
-    if reverse and models:
-        raise InputError(f"{models[0]}: --reverse needs an unpaired run's checkpoint (an exported model holds G_ab only)")
     n = len(ckpts) + len(models)  # alone, a model refuses a realism it cannot give by itself
     members = [Translator.from_checkpoint(c, device=device, batch_size=batch_size, precision=precision, tta=tta,
                                           fusion=fusion, realism=realism if n == 1 or c.fixed_realism is None else None,
@@ -393,6 +381,10 @@ def load_ensemble(
                for c in ckpts]  # fmt: skip
     members += [Translator.from_exported(m, device=device, batch_size=batch_size, tta=tta, fusion=fusion,
                                          realism=realism if n == 1 else None) for m in models]  # fmt: skip
+    for m in members[len(ckpts):] if reverse else []:  # an export is one direction: G_ba only if exported so
+        if m.direction != "G_ba":
+            raise InputError(f"{m.name}: --reverse: this exported model translates {m.config.data.src} -> "
+                             f"{m.config.data.dst}, not with G_ba; export the unpaired run with --reverse")  # fmt: skip
     if realism is not None and not any(m.realism == realism for m in members):
         have = ", ".join("unknown" if m.realism is None else f"{m.realism:g}" for m in members)
         raise InputError(f"{members[0].name}: --realism {realism:g}: no model of the ensemble holds both generators of "

@@ -29,8 +29,8 @@ __all__ = ["write_html_report", "render_html_report", "config_value", "REPORT_NA
 REPORT_NAME = "report.html"
 
 _MODES = {"paired": "paired (pix2pix image-to-image)", "noise": "noise (GAN: noise → image)",
-          "class": "class (class-conditional GAN)"}  # fmt: skip
-_UNUSED = {"paired": "gan", "noise": "model", "class": "model"}  # the config section the mode does not use
+          "class": "class (class-conditional GAN)", "unpaired": "unpaired (CycleGAN: image-to-image both ways)"}  # fmt: skip
+_UNUSED = {"paired": "gan", "noise": "model", "class": "model", "unpaired": "gan"}  # the config section not used
 
 
 def write_html_report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
@@ -62,7 +62,8 @@ def render_html_report(run_dir: str | Path) -> str:
     sections.append(("configuration", "Configuration", _configuration(run)))
     body = "\n".join(f'<section id="{a}"><h2>{esc(label)}</h2>\n{content}</section>' for a, label, content in sections)
     data = run.section("data")
-    what = f"{data.get('src')} → {data.get('dst')}" if run.mode == "paired" else f"images of {data.get('root')}"
+    arrow = {"paired": "→", "unpaired": "↔"}.get(run.mode)
+    what = f"{data.get('src')} {arrow} {data.get('dst')}" if arrow else f"images of {data.get('root')}"
     subtitle = f"{_MODES.get(run.mode, run.mode)} · {what} · {_span(run)}"
     footer = (f"pix2gan report, written {_when(time.time())} from the files of {run.root.resolve()} "
               "(no checkpoint was read)")  # fmt: skip
@@ -155,7 +156,8 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
     best = _best_epoch(run)
     if best is not None:
         unit = " (HU)" if run.section("data").get("dst_intensity") == "hu" else ""
-        items.append((f"best validation MAE{unit}, epoch {best['epoch']}", format_metric("mae", _number(best["val_mae"]))))
+        of = " of G_ab" if run.mode == "unpaired" else ""
+        items.append((f"best validation MAE{of}{unit}, epoch {best['epoch']}", format_metric("mae", _number(best["val_mae"]))))
     for ev in run.evals[:1]:
         doc = ev.doc
         if ev.kind == "paired":
@@ -176,24 +178,38 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
     return items
 
 
-def _overview(run: RunFiles) -> str:
-    data, train = run.section("data"), run.section("train")
-    rows: list[tuple[str, str]] = [("run folder", str(run.root.resolve())), ("mode", _MODES.get(run.mode, run.mode))]
-    if run.mode == "paired":
-        model = run.section("model")
-        rows.append(("translation", f"{data.get('src')} → {data.get('dst')} (mask: {data.get('mask') or 'none'})"))
-        rows.append(("data", str(data.get("root"))))
-        planes = ", ".join(data.get("planes") or []) or f"array axis {data.get('slice_axis')}"
-        rows.append(("slices", f"planes: {planes}; context: {data.get('context')} slice(s) on each side"))
-        rows.append(("networks", f"{model.get('generator')} generator (depth {model.get('depth')}, "
-                                 f"{model.get('base_filters')} filters), {model.get('discriminator')} discriminator "
-                                 f"({model.get('disc_layers')} layers, {model.get('disc_filters')} filters)"))  # fmt: skip
+def _translation_rows(run: RunFiles) -> list[tuple[str, str]]:
+    """The overview of an image-to-image run: its direction(s), data, slices, networks and losses."""
+    data, model, train = run.section("data"), run.section("model"), run.section("train")
+    src, dst, mask = data.get("src"), data.get("dst"), f"(mask: {data.get('mask') or 'none'})"
+    planes = ", ".join(data.get("planes") or []) or f"array axis {data.get('slice_axis')}"
+    disc = f"{model.get('discriminator')} discriminator"
+    if run.mode == "unpaired":
+        translation = f"G_ab: {src} → {dst}, G_ba: {dst} → {src} {mask}"
+        networks = (f"2 × {model.get('generator')} generator (G_ab, G_ba; {model.get('base_filters')} filters, "
+                    f"{model.get('norm')} norm), 2 × {disc} (D_a, D_b; {model.get('disc_layers')} layers, "
+                    f"{model.get('disc_filters')} filters)")  # fmt: skip
+        losses = (f"GAN loss {train.get('gan_loss')}, λ cycle {train.get('lambda_cycle')} each way, identity "
+                  f"{train.get('lambda_identity')} × λ cycle, history pool {train.get('pool_size')} per discriminator")
+    else:
+        translation = f"{src} → {dst} {mask}"
+        networks = (f"{model.get('generator')} generator (depth {model.get('depth')}, {model.get('base_filters')} "
+                    f"filters), {disc} ({model.get('disc_layers')} layers, {model.get('disc_filters')} filters)")
         losses = f"GAN loss {train.get('gan_loss')}, λ L1 {train.get('lambda_l1')}"
         if train.get("mask_weight") is not None:
             losses += f" (mask weight {train.get('mask_weight')})"
         if train.get("lambda_ssim"):
             losses += f", λ SSIM {train.get('lambda_ssim')}"
-        rows.append(("losses", losses))
+    return [("translation", translation), ("data", str(data.get("root"))),
+            ("slices", f"planes: {planes}; context: {data.get('context')} slice(s) on each side"),
+            ("networks", networks), ("losses", losses)]  # fmt: skip
+
+
+def _overview(run: RunFiles) -> str:
+    data, train = run.section("data"), run.section("train")
+    rows: list[tuple[str, str]] = [("run folder", str(run.root.resolve())), ("mode", _MODES.get(run.mode, run.mode))]
+    if run.mode in ("paired", "unpaired"):
+        rows += _translation_rows(run)
     else:
         gan = run.section("gan")
         rows.append(("data", str(data.get("root"))))
@@ -300,6 +316,7 @@ def _training(run: RunFiles) -> str:
     curve = _loss_curve(run)
     if curve is not None:
         what = "and validation MAE per epoch " if any(r.get("val_mae") for r in run.epochs) else ""
+        what += "(G: adversarial, cycle and identity terms of both directions) " if run.mode == "unpaired" else ""
         parts.append('<div class="wide">' + figure(curve, f"generator and discriminator losses per step (moving "
                                                           f"average) {what}(loss_curve.png)") + "</div>")  # fmt: skip
     else:
@@ -311,6 +328,9 @@ def _training(run: RunFiles) -> str:
         if run.mode == "paired":
             items: list[tuple[Path | bytes, str]] = [(last, f"validation panel after epoch {epoch}: source | "
                                                             f"prediction | target | |error| ({run.rel(last)})")]  # fmt: skip
+        elif run.mode == "unpaired":
+            items = [(p, f"a → b → a and b → a → b after epoch {p.stem.removeprefix('epoch_').lstrip('0') or '0'}: "
+                         f"input | translated | back again ({run.rel(p)})") for p in dict.fromkeys([panels[0], last])]  # fmt: skip
         else:
             items = [(p, f"samples after epoch {p.stem.removeprefix('epoch_').lstrip('0') or '0'}, fixed latent "
                          f"vectors ({run.rel(p)})") for p in dict.fromkeys([panels[0], last])]  # fmt: skip
@@ -354,7 +374,7 @@ def _configuration(run: RunFiles) -> str:
         rows = [[cell(f"{name} ({len(ids)})", head=True, key=name), cell(", ".join(ids) or "–")]
                 for name, ids in run.split.items()]  # fmt: skip
         parts.append(table(None, rows, id="split", cls="subjects"))
-    elif run.mode != "paired":
+    elif run.mode in ("noise", "class"):
         parts.append('<p class="note">Noise and class runs train on every image: no subject split.</p>')
     parts.append("<h3>config.json</h3>")
     unused = _UNUSED.get(run.mode)

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -27,9 +26,8 @@ from pix2gan.data.planes import context_stack
 from pix2gan.data.slices import SliceCache
 from pix2gan.data.unpaired import UnpairedSlices, find_unpaired_subjects, modality_cache, split_unpaired
 from pix2gan.errors import InputError
-from pix2gan.infer.stream import predict_slices
+from pix2gan.infer.cycle_panel import cycle_rows, save_cycle_panel
 from pix2gan.nets import padding_multiple
-from pix2gan.reporting.panels import save_panel
 from pix2gan.runs import RunLayout
 from pix2gan.tasks.base import LossDisplay
 from pix2gan.tasks.paired import _panel_slices, validate
@@ -39,9 +37,6 @@ from pix2gan.tasks.unpaired_images import ImageFolders
 __all__ = ["UnpairedTask"]
 
 log = logging.getLogger("pix2gan")
-
-# (the panel's columns: the input slice, its translation, and the translation translated back)
-_TITLES = ("input", "translated", "back again")
 
 
 class UnpairedTask:
@@ -130,27 +125,11 @@ class UnpairedTask:
         labels = [f"{src.id} {ka}: a>b>a", f"{dst.id} {kb}: b>a>b"]
         return context_stack(src.src, ka, self.context), src.src_scale, dst.src[kb], dst.src_scale, labels
 
-    @torch.no_grad()
     def _write_panel(self, path: Path, generator: nn.Module, device: torch.device) -> None:
         """a -> G_ab -> G_ba and b -> G_ba -> G_ab of one slice each, in physical units (no random numbers drawn)."""
         a_stack, a_scale, b, b_scale, labels = self._slices()
-        n = 2 * self.context + 1
         generator.eval()
-
-        def run(x: torch.Tensor, reverse: bool) -> torch.Tensor:  # (1, C, H, W) -> (1, C', H, W)
-            net = generator.reversed() if reverse else generator  # type: ignore[operator]
-            return predict_slices(net, x, self.multiple, device=device)
-
-        fake_b = run(a_stack[None], False)
-        rec_a = run(fake_b, True)
-        fake_a = run(b[None, None], True)
-        rec_b = run(fake_a.repeat(1, n, 1, 1), False)  # (the generated slice stands in for its neighbours)
+        rows = cycle_rows(generator, a_stack[None], b[None], (self.src_map, self.dst_map), (a_scale, b_scale),
+                          context=self.context, multiple=self.multiple, device=device)  # fmt: skip
         generator.train()
-        a, sa, sb = a_stack[self.context].numpy(), self.src_map, self.dst_map
-
-        def phys(x: torch.Tensor | np.ndarray, m: IntensityMap, scale: Scale | None) -> np.ndarray:
-            return m.inverse(np.asarray(x, dtype=np.float32).reshape(x.shape[-2:]), scale)
-
-        rows = [dict(zip(_TITLES, (phys(a, sa, a_scale), phys(fake_b, sb, b_scale), phys(rec_a, sa, a_scale)), strict=True)),
-                dict(zip(_TITLES, (phys(b, sb, b_scale), phys(fake_a, sa, a_scale), phys(rec_b, sb, b_scale)), strict=True))]
-        save_panel(path, rows, titles=_TITLES, row_labels=labels)
+        save_cycle_panel(path, rows, labels)
