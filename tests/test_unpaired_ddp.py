@@ -127,7 +127,8 @@ def test_two_rank_resume_is_bit_identical(ddp_run: tuple[Path, Path], tmp_path: 
     pools and every logged loss."""
     run, _ = ddp_run
     cut = run_at_step(run, tmp_path / "cut", 23)
-    done = _run([sys.executable, "-m", "pix2gan_cli.app", "train", "--resume", str(cut), "--nproc", "2", "--no-progress"])
+    done = _run([sys.executable, "-m", "pix2gan_cli.app", "train", "--resume", str(cut), "--nproc", "2",
+                 "--no-progress"])  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming" in done.stderr and "step 23 of 36" in " ".join(done.stderr.split())
     assert_identical(final_state(run), final_state(cut))
@@ -178,3 +179,50 @@ def test_one_forward_of_each_wrapped_pair_per_backward(context: int):
                 assert (step_g.calls, step_d.calls) == (k + 1, k + 1)
         results.append((losses, g.state_dict(), d.state_dict(), obj.state_dict()))
     assert_identical(results[0], results[1])
+
+
+def test_each_rank_restores_its_own_pools(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Rank 0's pools draw as a single process's; another rank's draw their own stream. A checkpoint holding rank
+    0's pools (``objective_state``) and rank 1's (``objective_state_ranks``) gives each rank its own back; a rank it
+    has none for keeps its fresh pools and says so."""
+    import json
+
+    from pix2gan.checkpoint import load_checkpoint, save_checkpoint
+    from pix2gan.config import DataConfig, ModelConfig, Norm, RunConfig
+    from pix2gan.data.intensity import intensity_maps
+    from pix2gan.nets.registry import build_cycle_networks
+    from pix2gan.tasks.unpaired_objective import CycleObjective
+    from pix2gan.train.optim import build_optimizers, build_schedulers
+    from pix2gan.train.state import LoopState, Trainables, checkpoint_payload, restore
+
+    cfg = RunConfig(model=ModelConfig(generator="resnet9", norm=Norm.INSTANCE, dropout=False, base_filters=2,
+                                      disc_filters=2, disc_layers=2))  # fmt: skip
+
+    def parts(rank: int) -> Trainables:
+        g, d = build_cycle_networks(cfg)
+        opt_g, opt_d = build_optimizers(g, d, cfg.train)
+        return Trainables(g, d, opt_g, opt_d, *build_schedulers(opt_g, opt_d, 10),
+                          objective=CycleObjective(pool_size=2, seed=5, rank=rank))  # fmt: skip
+
+    single = CycleObjective(pool_size=2, seed=5)
+    ranks = [parts(r) for r in (0, 1)]
+    assert_identical(ranks[0].objective.state_dict(), single.state_dict())  # (one process = rank 0)
+    rngs = [p.objective.pool_a.generator.get_state() for p in ranks]
+    assert not torch.equal(rngs[0], rngs[1])
+    for r, p in enumerate(ranks):  # fill each rank's pools with images of its own, then draw once more
+        for value in (r, r + 0.5):
+            p.objective.pool_a(torch.full((2, 1, 4, 4), float(value)))
+            p.objective.pool_b(torch.full((2, 1, 4, 4), -float(value)))
+    src, dst = intensity_maps(DataConfig())
+    extra = {"intensity": json.dumps({"src": src.to_dict(), "dst": dst.to_dict()})}
+    payload = checkpoint_payload(cfg, extra, ranks[0], LoopState(step=2, world=2, per_epoch=10))
+    save_checkpoint(tmp_path / "c.pt", {**payload, "objective_state_ranks": {"1": ranks[1].objective.state_dict()}})
+    ckpt = load_checkpoint(tmp_path / "c.pt")  # (weights_only)
+
+    for r in (0, 1, 2):
+        fresh = parts(r)
+        before = fresh.objective.state_dict()
+        restore(ckpt, fresh, LoopState(world=2, per_epoch=10), rank=r)
+        expected = ranks[r].objective.state_dict() if r < 2 else before
+        assert_identical(fresh.objective.state_dict(), expected, f"rank {r}")
+    assert "no objective state (history pools) saved for rank 2" in caplog.text

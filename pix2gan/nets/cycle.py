@@ -77,7 +77,9 @@ class CycleGenerators(nn.Module):
         inference (``translate --reverse``); save the original, whose state-dict keys name the directions truly."""
         return CycleGenerators(self.g_ba, self.g_ab)
 
-    def forward(self, x: Any, reverse: bool = False, *, plan: Callable[[CycleGenerators, Any], Any] | None = None) -> Any:
+    def forward(
+        self, x: Any, reverse: bool = False, *, plan: Callable[[CycleGenerators, Any], Any] | None = None
+    ) -> Any:
         """G_ab(x), or G_ba(x) when ``reverse``; with ``plan``, ``plan(self, x)``: any number of calls of this bare
         pair (``x`` whatever they take) as one forward, which is how a training step calls it (DDP allows one
         forward per backward).
@@ -108,7 +110,9 @@ class CycleDiscriminators(nn.Module):
         self.d_a = d_a
         self.d_b = d_b
 
-    def forward(self, x: Any, domain: str = "", *, plan: Callable[[CycleDiscriminators, Any], Any] | None = None) -> Any:
+    def forward(
+        self, x: Any, domain: str = "", *, plan: Callable[[CycleDiscriminators, Any], Any] | None = None
+    ) -> Any:
         """Logits of D_a (``domain`` ``"a"``) or D_b (``"b"``) for images of that domain; with ``plan``,
         ``plan(self, x)``: several calls of this bare pair as one forward (as :meth:`CycleGenerators.forward`)."""
         if plan is not None:

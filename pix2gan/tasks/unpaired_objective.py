@@ -87,7 +87,8 @@ def _judge(discriminator: nn.Module, images: tuple[torch.Tensor, ...]) -> tuple[
     """D's phase inside the discriminator pair's one forward: the logits of D_b on real and generated b, then of
     D_a on real and generated a (``images`` in that order)."""
     real_b, fake_b, real_a, fake_a = images
-    return discriminator(real_b, "b"), discriminator(fake_b, "b"), discriminator(real_a, "a"), discriminator(fake_a, "a")
+    d = discriminator
+    return d(real_b, "b"), d(fake_b, "b"), d(real_a, "a"), d(fake_a, "a")
 
 
 class CycleObjective:

@@ -192,7 +192,8 @@ def restore(
             if own is not None:
                 parts.objective.load_state_dict(own)
             else:
-                log.warning("%s: no objective state (history pools) saved for rank %d; it starts afresh", ckpt.path, rank)
+                log.warning("%s: no objective state (history pools) saved for rank %d; it starts afresh", ckpt.path,
+                            rank)  # fmt: skip
         if parts.scaler is not None and "scaler" in raw:
             parts.scaler.load_state_dict(raw["scaler"])
         saved_world, old = state.load_json(raw["progress"])
