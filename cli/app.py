@@ -6,7 +6,6 @@ shows the traceback instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -66,14 +65,6 @@ def _main(
 # --------------------------------------------------------------------------------------------------------------------
 # train
 # --------------------------------------------------------------------------------------------------------------------
-def _resumed_mode(run: Path) -> str:
-    """The mode of the run in ``run`` (``paired`` when its config cannot be read: resuming it says why)."""
-    try:
-        return str(json.loads((run / "config.json").read_text())["train"].get("mode", "paired"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "paired"
-
-
 @app.command(cls=Command)
 @user_errors
 def train(
@@ -157,9 +148,6 @@ def train(
         raise ValueError("--config does not go with --resume (a run resumes with the configuration it started with)")
     if resume is None:
         cfg, run_dir = train_config(ctx.params)
-    mode = cfg.mode if resume is None else _resumed_mode(resume)
-    if nproc > 1 and mode == "unpaired":
-        raise ValueError("--nproc > 1 (DDP) is not supported with --mode unpaired yet; train on one process")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         launch_torchrun(nproc, run_dir, resume, err)
         return

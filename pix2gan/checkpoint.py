@@ -13,6 +13,7 @@ intensity settings are stored as JSON strings::
      "generator_regression": state_dict   (a --gan-warmup run, from its switch to the adversarial term on: the
                                            generator at the end of the regression warm-up),
      "objective_state": {name: {name: tensor}}   (an objective with state of its own: CycleGAN's history pools),
+     "objective_state_ranks": {"1": {...}, ...}  (DDP: the other ranks' objective states; rank 0's is objective_state),
      "epoch": int (completed epochs), "step": int, "metrics": "<JSON of the last epoch's row>",
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy_keys": tensor, "numpy": JSON, "python": JSON},
      "progress": "<JSON: best score, partial sums of the current epoch, non-finite streak>"}

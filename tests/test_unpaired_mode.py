@@ -152,7 +152,7 @@ def test_no_subject_with_one_side_is_one_line(unpaired_data: Path, tmp_path: Pat
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("option", [["--gan-warmup", "0.5"], ["--gan-loss", "none"], ["--nproc", "2"]])
+@pytest.mark.parametrize("option", [["--gan-warmup", "0.5"], ["--gan-loss", "none"]])
 def test_refused_options(unpaired_data: Path, tmp_path: Path, option: list[str]):
     result = cli("train", "--mode", "unpaired", "--data", unpaired_data, *TINY, *option, "--run-dir", tmp_path / "run")
     assert_one_clear_line(result, option[0])
@@ -173,9 +173,3 @@ def test_eval_scores_g_ab_against_the_held_out_targets(unpaired_data: Path, unpa
     assert not report.baseline_per_subject  # (no lookup table: the training subjects are not pairs)
     result = cli("eval", "--run", unpaired_run, "--split", "train", "--device", "cpu")
     assert_one_clear_line(result, "holds only one of t1 and ct")
-
-
-def test_commands_without_an_unpaired_path_refuse_in_one_line(unpaired_run: Path, tmp_path: Path):
-    # (sample, export and translate --reverse of unpaired runs: tests/test_unpaired_infer.py)
-    assert_one_clear_line(cli("train", "--resume", unpaired_run, "--nproc", "2"), "--nproc > 1 (DDP) is not supported")
-    assert not list(tmp_path.iterdir())

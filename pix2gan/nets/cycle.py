@@ -2,9 +2,12 @@
 
 Each pair is one ``nn.Module``, so the loop, the one D/G step, the optimisers (one Adam over both generators'
 parameters and one over both discriminators', as the reference code does with ``itertools.chain``) and the
-checkpoint see one generator and one discriminator, as in every other mode. DDP is not supported yet: one step calls
-each pair several times before one backward pass (fakes, cycles, identities), which DDP's reducer does not allow
-as such; a 2-rank test of it hung now and then. Both generators are the run's paired
+checkpoint see one generator and one discriminator, as in every other mode. A training step needs each pair several
+times before one backward pass (fakes, cycles, identities; real and generated images for each discriminator), while
+DDP's reducer expects one forward per backward: so each pair's ``forward`` also takes a ``plan``, a function of the
+bare pair that makes all of a step's calls, and the training step passes its calls through that one forward (see
+:class:`~pix2gan.tasks.unpaired_objective.CycleObjective`); under DDP every rank then runs exactly one forward per
+backward of each wrapped pair, whatever the plan does. Both generators are the run's paired
 architecture (``model.generator``: ResNet-9 with instance norm in CycleGAN, U-Net selectable); both discriminators
 are PatchGANs judging one domain's images alone (unconditional: there is no paired source to show them).
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -73,8 +77,22 @@ class CycleGenerators(nn.Module):
         inference (``translate --reverse``); save the original, whose state-dict keys name the directions truly."""
         return CycleGenerators(self.g_ba, self.g_ab)
 
-    def forward(self, x: torch.Tensor, reverse: bool = False) -> torch.Tensor:
-        """G_ab(x), or G_ba(x) when ``reverse`` (one module called both ways, so DDP sees every call)."""
+    def forward(
+        self, x: Any, reverse: bool = False, *, plan: Callable[[CycleGenerators, Any], Any] | None = None
+    ) -> Any:
+        """G_ab(x), or G_ba(x) when ``reverse``; with ``plan``, ``plan(self, x)``: any number of calls of this bare
+        pair (``x`` whatever they take) as one forward, which is how a training step calls it (DDP allows one
+        forward per backward).
+
+        Example:
+            >>> g = CycleGenerators(nn.Conv2d(1, 1, 1), nn.Conv2d(1, 1, 1))
+            >>> x = torch.ones(1, 1, 2, 2)
+            >>> fake, back = g(x, plan=lambda pair, a: (pair(a), pair(pair(a), reverse=True)))
+            >>> torch.equal(back, g.g_ba(g.g_ab(x)))
+            True
+        """
+        if plan is not None:
+            return plan(self, x)
         return self.g_ba(x) if reverse else self.g_ab(x)
 
 
@@ -92,8 +110,13 @@ class CycleDiscriminators(nn.Module):
         self.d_a = d_a
         self.d_b = d_b
 
-    def forward(self, x: torch.Tensor, domain: str) -> torch.Tensor:
-        """Logits of D_a (``domain`` ``"a"``) or D_b (``"b"``) for images of that domain."""
+    def forward(
+        self, x: Any, domain: str = "", *, plan: Callable[[CycleDiscriminators, Any], Any] | None = None
+    ) -> Any:
+        """Logits of D_a (``domain`` ``"a"``) or D_b (``"b"``) for images of that domain; with ``plan``,
+        ``plan(self, x)``: several calls of this bare pair as one forward (as :meth:`CycleGenerators.forward`)."""
+        if plan is not None:
+            return plan(self, x)
         if domain == "a":
             return self.d_a(x)
         if domain == "b":

@@ -6,8 +6,9 @@ A subject folder may hold the source, the target or both (:mod:`pix2gan.data.unp
 can be held out, and validation scores G_ab against their own targets exactly as the paired task does (MAE in
 physical units inside the mask, which picks ``best.pt``). Without any subject holding both there is no validation:
 the score falls back to the training cycle loss (the log says so). Every epoch ends with a panel of a -> b -> a and
-b -> a -> b for one slice. DDP is not supported (see :mod:`pix2gan.nets.cycle`). Two folders of 2-D images
-(``--data-b``) train too: :mod:`pix2gan.tasks.unpaired_images`.
+b -> a -> b for one slice. Under DDP each rank keeps its own history pools, seeded per rank (see
+:mod:`pix2gan.nets.cycle` for how a step runs under DDP). Two folders of 2-D images (``--data-b``) train too:
+:mod:`pix2gan.tasks.unpaired_images`.
 """
 
 from __future__ import annotations
@@ -53,14 +54,14 @@ class UnpairedTask:
 
     def __init__(self, cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: Callable[[], None]) -> None:
         tc, dc = cfg.train, cfg.data
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            raise InputError("--mode unpaired does not support DDP (--nproc > 1) yet; train on one process")
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        rank = torch.distributed.get_rank() if distributed else 0  # (each rank's pools draw their own streams)
         self.multiple = padding_multiple(cfg)
         if tc.image_size % self.multiple:
             raise InputError(f"--image-size {tc.image_size} is not a multiple of {self.multiple}, the padding multiple "
                              f"of the {cfg.model.generator} generator")  # fmt: skip
         if dc.data_b is not None:  # two folders of 2-D images (horse <-> zebra): pix2gan.tasks.unpaired_images
-            self.images = images = ImageFolders(cfg, check_new=check_new)
+            self.images = images = ImageFolders(cfg, check_new=check_new, rank=rank)
             self.dataset, self.objective, self.split, self.panels = images.dataset, images.objective, {}, layout.panels
             self.checkpoint_extra, self.description = images.checkpoint_extra, images.description
             return
@@ -83,7 +84,7 @@ class UnpairedTask:
         self.objective = CycleObjective(gan_kind=tc.gan_loss, lambda_cycle=tc.lambda_cycle,
                                         lambda_identity=tc.lambda_identity, src_channels=m.in_channels,
                                         dst_channels=m.out_channels, context=dc.context, pool_size=tc.pool_size,
-                                        seed=tc.seed)  # fmt: skip
+                                        seed=tc.seed, rank=rank)  # fmt: skip
         self.context = dc.context
         self.checkpoint_extra = {"intensity": json.dumps({"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()})}
         n_src, n_dst = (sum(modality in s.files for s in train) for modality in (dc.src, dc.dst))

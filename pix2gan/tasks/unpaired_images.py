@@ -52,6 +52,8 @@ class ImageFolders:
     Sets ``cfg.model``'s channels from the images (A's in, B's out), as the noise and class modes take theirs from
     their data, so the run's config and checkpoints record them.
 
+    ``rank``: this process's rank under DDP (each rank's history pools draw their own streams).
+
     Attributes:
         dataset: the :class:`~pix2gan.data.unpaired.ImageFolderPair`.
         objective: CycleGAN's losses for these channels.
@@ -64,7 +66,7 @@ class ImageFolders:
             or has transparent pixels (naming it).
     """
 
-    def __init__(self, cfg: RunConfig, *, check_new: Callable[[], None]) -> None:
+    def __init__(self, cfg: RunConfig, *, check_new: Callable[[], None], rank: int = 0) -> None:
         dc, tc = cfg.data, cfg.train
         if dc.src == dc.dst:
             raise InputError(f"--src and --dst are both {dc.src!r}; name the two image folders' domains differently")
@@ -78,7 +80,7 @@ class ImageFolders:
             log.warning("identity loss off: %s", refusal.split("; ")[0])
         self.objective = CycleObjective(gan_kind=tc.gan_loss, lambda_cycle=tc.lambda_cycle,
                                         lambda_identity=tc.lambda_identity, src_channels=ca, dst_channels=cb,
-                                        pool_size=tc.pool_size, seed=tc.seed)  # fmt: skip
+                                        pool_size=tc.pool_size, seed=tc.seed, rank=rank)  # fmt: skip
         info = {"source": dc.root, "source_b": dc.data_b, "n_images": [na, nb], "channels": [ca, cb]}
         self.checkpoint_extra = {"data_info": json.dumps(info)}
         self.description = (f"training {dc.src} <-> {dc.dst} (unpaired, CycleGAN) on {na} {_kind(ca)} {dc.src} images "

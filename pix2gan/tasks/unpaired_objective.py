@@ -21,6 +21,12 @@ G_ba translates one slice (C_b -> C_a channels), D_a judges centre source slices
 source *stack* for G_ab: with ``dst_stack`` the batch's ``dst`` holds the target's 2K + 1 slices too and G_ba is
 applied to each of them (the target's centre slice is what D_b judges and the cycle reconstructs); without it the
 target's neighbours are unknown and the generated centre slice stands in for each of its neighbours.
+
+Under DDP: :meth:`CycleObjective.generate` makes all its generator calls inside one call of the generator pair
+(its ``plan``), and D's phase all its discriminator calls inside one call of the discriminator pair, so each
+DDP-wrapped pair runs exactly one forward per backward (what DDP's reducer expects). G's phase calls the
+discriminators as the loop hands them over for that phase (the bare pair under DDP: their gradients are not wanted
+there). Each rank keeps its own pools (seeded per ``rank``).
 """
 
 from __future__ import annotations
@@ -77,6 +83,14 @@ class CycleImages:
         return CycleImages(*(None if t is None else t.detach() for t in values))
 
 
+def _judge(discriminator: nn.Module, images: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """D's phase inside the discriminator pair's one forward: the logits of D_b on real and generated b, then of
+    D_a on real and generated a (``images`` in that order)."""
+    real_b, fake_b, real_a, fake_a = images
+    d = discriminator
+    return d(real_b, "b"), d(fake_b, "b"), d(real_a, "a"), d(fake_a, "a")
+
+
 class CycleObjective:
     """CycleGAN's losses over :class:`~pix2gan.nets.cycle.CycleGenerators` and
     :class:`~pix2gan.nets.cycle.CycleDiscriminators`, with a seeded history pool per discriminator.
@@ -92,6 +106,8 @@ class CycleObjective:
         dst_stack: the batches' ``dst`` holds the target's 2K + 1-slice stacks (see the module's notes).
         pool_size: images in each discriminator's history pool (CycleGAN: 50; 0: no pool).
         seed: seeds both pools' random generators (each its own stream).
+        rank: the DDP rank whose pools these are: each rank's pools draw their own streams (rank 0's are those of a
+            single process).
 
     Shape:
         - ``src``: :math:`(B, (2K + 1) C_a, S, S)`; ``dst``: :math:`(B, C_b, S, S)`, or :math:`(B, (2K + 1) C_b, S,
@@ -104,7 +120,7 @@ class CycleObjective:
     def __init__(
         self, *, gan_kind: GanLoss | str = GanLoss.LSGAN, lambda_cycle: float = 10.0, lambda_identity: float = 0.5,
         src_channels: int = 1, dst_channels: int = 1, context: int = 0, dst_stack: bool = False, pool_size: int = 50,
-        seed: int = 0,
+        seed: int = 0, rank: int = 0,
     ) -> None:  # fmt: skip
         self.gan_kind = GanLoss(gan_kind)
         if self.gan_kind == GanLoss.NONE:
@@ -116,7 +132,8 @@ class CycleObjective:
         self.src_channels, self.dst_channels, self.context = src_channels, dst_channels, context
         self.dst_stack = bool(dst_stack and context)
         self.identity = lambda_identity > 0 and identity_refusal(src_channels, dst_channels, context, dst_stack) is None
-        seeds = np.random.SeedSequence(seed).generate_state(2)  # (two streams: the pools draw independently)
+        # two streams: the pools draw independently; another rank's pools are spawned children of the run's seed
+        seeds = np.random.SeedSequence(seed, spawn_key=(rank,) if rank else ()).generate_state(2)
         self.pool_a, self.pool_b = (ImagePool(pool_size, int(s)) for s in seeds)
 
     @property
@@ -163,8 +180,13 @@ class CycleObjective:
         return self._centre(stack, self.src_channels), stack
 
     def generate(self, batch: dict[str, torch.Tensor], generator: nn.Module) -> CycleImages:
-        """Both translations, both cycles and (when on) both identities, in the reference's order of calls."""
-        a, b = self._sides(batch)
+        """Both translations, both cycles and (when on) both identities, in the reference's order of calls, all
+        inside one call of ``generator`` (a :class:`~pix2gan.nets.cycle.CycleGenerators`, DDP-wrapped or not)."""
+        return generator(self._sides(batch), plan=self._translate)
+
+    def _translate(self, generator: nn.Module, sides: tuple[torch.Tensor, torch.Tensor]) -> CycleImages:
+        """What :meth:`generate` runs inside the generator pair's one forward (``generator``: the bare pair)."""
+        a, b = sides
         fake_b = generator(a)  # (B, C_b, S, S)
         rec_a = generator(fake_b, reverse=True)  # (B, C_a, S, S)
         fake_a, fake_a_stack = self._reverse(generator, b)
@@ -180,10 +202,10 @@ class CycleObjective:
         a, b = self._sides(batch)
         kind = self.gan_kind
         pooled_b, pooled_a = self.pool_b(fake.fake_b), self.pool_a(fake.fake_a)
-        loss_d_b = 0.5 * (gan_loss(discriminator(self._b_centre(b), "b"), True, kind)
-                          + gan_loss(discriminator(pooled_b, "b"), False, kind))  # fmt: skip
-        loss_d_a = 0.5 * (gan_loss(discriminator(self._centre(a, self.src_channels), "a"), True, kind)
-                          + gan_loss(discriminator(pooled_a, "a"), False, kind))  # fmt: skip
+        images = (self._b_centre(b), pooled_b, self._centre(a, self.src_channels), pooled_a)
+        real_b, fake_b, real_a, fake_a = discriminator(images, plan=_judge)  # (one forward of the pair: DDP)
+        loss_d_b = 0.5 * (gan_loss(real_b, True, kind) + gan_loss(fake_b, False, kind))
+        loss_d_a = 0.5 * (gan_loss(real_a, True, kind) + gan_loss(fake_a, False, kind))
         return {"loss_d": loss_d_a + loss_d_b, "loss_d_a": loss_d_a, "loss_d_b": loss_d_b}
 
     def g_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: CycleImages) -> dict[str, torch.Tensor]:

@@ -60,6 +60,7 @@ from pix2gan.train.state import (
     Trainables,
     check_finite_weights,
     checkpoint_payload,
+    gather_objective_states,
     interrupted,
     nonfinite_error,
     number,
@@ -278,7 +279,7 @@ class _Training:
         """Continue from ``start`` (a checkpoint, or None for a new run); logs are cut back to its step."""
         state, layout = self.state, self.layout
         if start is not None:
-            restore(start, self.parts, state, warmup_epochs=self.tc.warmup_epochs)
+            restore(start, self.parts, state, warmup_epochs=self.tc.warmup_epochs, rank=self.info.rank)
             self._keep_regression()  # (resumed at the switch itself on another number of ranks)
             log.info("resuming %s from %s: epoch %d, step %d of %d", layout.root, start.path.name, state.epoch,
                      state.step, self.total_steps)  # fmt: skip
@@ -316,12 +317,14 @@ class _Training:
     def save(self, best: bool = False) -> None:
         """Checkpoint the current step (rank 0; at most once per step) with the logs flushed before it."""
         state = self.state
+        # (DDP: every rank's objective state, e.g. its own history pools, goes into rank 0's checkpoint)
+        ranks = gather_objective_states(self.parts.objective) if state.saved_step != state.step else {}
         if self.info.main and state.saved_step != state.step:
             check_finite_weights(self.generator, self.discriminator, state.step, self.layout)
             self.step_log.flush()
             self.epoch_log.flush()
             self.tb.flush()
-            payload = checkpoint_payload(self.cfg, self.task.checkpoint_extra, self.parts, state)
+            payload = {**checkpoint_payload(self.cfg, self.task.checkpoint_extra, self.parts, state), **ranks}
             save_run_checkpoint(self.layout, payload, step=state.step, keep_last=self.tc.keep_last, best=best)
         state.saved_step = state.step
         self.info.barrier()

@@ -2,8 +2,9 @@
 
 A checkpoint carries the weights, both optimisers and schedulers, the fp16 gradient scaler, the step, the best
 score, the current epoch's partial sums, the non-finite streak, every RNG state (as tensors and JSON) and the
-objective's own state where it has one (CycleGAN's history pools: ``objective_state``), so a resumed run continues
-exactly where it stopped; on CPU it ends bit-identical to one never interrupted. A
+objective's own state where it has one (CycleGAN's history pools: ``objective_state``; under DDP each rank has its
+own, and the other ranks' are kept as ``objective_state_ranks``), so a resumed run continues exactly where it
+stopped; on CPU it ends bit-identical to one never interrupted (under DDP: on the same number of ranks). A
 ``--gan-warmup`` run's checkpoints from its switch on also hold the generator at the switch (``generator_regression``).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint, resume_candidates
@@ -26,7 +28,7 @@ from pix2gan.runs import RunLayout
 from pix2gan.train.runstate import rng_state, set_rng_state
 
 __all__ = ["LoopState", "Trainables", "checkpoint_payload", "resume_checkpoint", "restore", "check_finite_weights",
-           "interrupted"]  # fmt: skip
+           "interrupted", "gather_objective_states"]  # fmt: skip
 
 log = logging.getLogger("pix2gan")
 
@@ -113,6 +115,24 @@ class Trainables:
         self.regression = {k: v.detach().clone() for k, v in self.generator.state_dict().items()}
 
 
+def gather_objective_states(objective: Any) -> dict[str, Any]:
+    """Under DDP, the other ranks' objective states for rank 0's checkpoint: ``{"objective_state_ranks": {"1":
+    state, ...}}`` on rank 0, ``{}`` on the others; ``{}`` with one process or an objective without state.
+
+    A collective where the objective has state: every rank calls it at the same step (the loop's ``save``).
+    """
+    if not hasattr(objective, "state_dict") or not (dist.is_available() and dist.is_initialized()):
+        return {}
+    world, rank = dist.get_world_size(), dist.get_rank()
+    if world == 1:
+        return {}
+    states: list[Any] | None = [None] * world if rank == 0 else None
+    dist.gather_object(objective.state_dict(), states, dst=0)  # (tensors on the CPU; pickled only in transit)
+    if states is None:
+        return {}
+    return {"objective_state_ranks": {str(r): state for r, state in enumerate(states) if r}}
+
+
 def checkpoint_payload(cfg: RunConfig, extra: dict[str, str], parts: Trainables, state: LoopState) -> dict[str, Any]:
     """The dictionary a checkpoint stores (see :mod:`pix2gan.checkpoint` for the format)."""
     return {
@@ -148,11 +168,15 @@ def resume_checkpoint(layout: RunLayout, extra: dict[str, str]) -> LoadedCheckpo
     return None
 
 
-def restore(ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState, *, warmup_epochs: int = 0) -> None:
-    """Load weights, optimisers, schedulers, scaler, loop state and RNG states from ``ckpt``.
+def restore(
+    ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState, *, warmup_epochs: int = 0, rank: int = 0
+) -> None:
+    """Load weights, optimisers, schedulers, scaler, loop state and RNG states from ``ckpt``, and the objective's
+    state of this DDP ``rank`` (rank 0's is ``objective_state``, the others' in ``objective_state_ranks``).
 
     A run saved with another number of DDP ranks continues at the same epoch and fraction of it, in the new steps
-    (the discriminator's schedule counts from the end of the ``warmup_epochs``).
+    (the discriminator's schedule counts from the end of the ``warmup_epochs``); a rank the checkpoint has no
+    objective state for keeps its fresh one.
     """
     raw = ckpt.raw
     try:
@@ -164,7 +188,12 @@ def restore(ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState, *, warm
         if "objective_state" in raw or stateful:  # (saved by another kind of objective: refused)
             if not stateful:
                 raise KeyError("objective_state: the run's objective keeps no state")
-            parts.objective.load_state_dict(raw["objective_state"])
+            own = raw["objective_state"] if rank == 0 else raw.get("objective_state_ranks", {}).get(str(rank))
+            if own is not None:
+                parts.objective.load_state_dict(own)
+            else:
+                log.warning("%s: no objective state (history pools) saved for rank %d; it starts afresh", ckpt.path,
+                            rank)  # fmt: skip
         if parts.scaler is not None and "scaler" in raw:
             parts.scaler.load_state_dict(raw["scaler"])
         saved_world, old = state.load_json(raw["progress"])
