@@ -199,6 +199,9 @@ def test_bad_image_folders_one_line_each_nothing_written(folders, tmp_path: Path
     assert_one_clear_line(train("--mode", "unpaired", "--data-b", broken), "--data-b (image folder B) needs --data")
     assert_one_clear_line(train("--mode", "unpaired", "--data", a, "--data-b", broken, "--src", "x", "--dst", "x"),
                           "--src and --dst are both 'x'")  # fmt: skip
+    assert_one_clear_line(train("--mode", "unpaired", "--data", a, "--data-b", folders[1], "--lambda-identity", "0.5"),
+                          "--lambda-identity 0.5: the identity loss maps each side onto itself, but the source has 3 "
+                          "channels and the target 1")  # fmt: skip
     assert not run.exists()
 
 

@@ -50,7 +50,9 @@ def test_trains_cyclegan_end_to_end(unpaired_run: Path):
     cfg = RunConfig.from_dict(json.loads((unpaired_run / "config.json").read_text()))
     assert (cfg.mode.value, cfg.model.generator, cfg.model.norm.value, cfg.model.dropout) == ("unpaired", "resnet9", "instance", False)
     assert (cfg.train.batch_size, cfg.train.lr, cfg.train.betas, cfg.train.gan_loss.value) == (1, 2e-4, (0.5, 0.999), "lsgan")
-    assert (cfg.train.lambda_cycle, cfg.train.lambda_identity, cfg.train.pool_size) == (10.0, 0.5, 50)
+    assert (cfg.train.lambda_cycle, cfg.train.lambda_identity, cfg.train.pool_size) == (10.0, None, 50)
+    header = (unpaired_run / "log.csv").read_text().splitlines()[0].split(",")
+    assert {"loss_g_idt_a", "loss_g_idt_b"} <= set(header)  # (not given: CycleGAN's 0.5, the channels match)
     ckpt = load_checkpoint(RunLayout(unpaired_run).latest)
     assert {k.split(".")[0] for k in ckpt.raw["generator"]} == {"g_ab", "g_ba"}
     assert {k.split(".")[0] for k in ckpt.raw["discriminator"]} == {"d_a", "d_b"}
@@ -157,6 +159,22 @@ def test_refused_options(unpaired_data: Path, tmp_path: Path, option: list[str])
     result = cli("train", "--mode", "unpaired", "--data", unpaired_data, *TINY, *option, "--run-dir", tmp_path / "run")
     assert_one_clear_line(result, option[0])
     assert not (tmp_path / "run").exists()
+
+
+def test_identity_asked_for_where_it_cannot_apply_is_one_line(unpaired_data: Path, tmp_path: Path):
+    """With --context the target batches hold single slices, which G_ab (taking stacks) cannot map onto themselves: a
+    weight given is refused before the run folder exists; left out, the run trains without the identity term."""
+    run = tmp_path / "run"
+    result = cli("train", "--mode", "unpaired", "--data", unpaired_data, *TINY, "--context", "1",
+                 "--lambda-identity", "0.5", "--run-dir", run)  # fmt: skip
+    assert_one_clear_line(result, "--lambda-identity 0.5: the identity loss feeds target images to G_ab")
+    assert not run.exists()
+    result = cli("train", "--mode", "unpaired", "--data", unpaired_data, *TINY, "--context", "1", "--epochs", "1",
+                 "--run-dir", run)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "identity loss off" in result.output
+    header = (run / "log.csv").read_text().splitlines()[0].split(",")
+    assert "loss_g_idt_a" not in header and "loss_g_cycle_a" in header
 
 
 def test_eval_scores_g_ab_against_the_held_out_targets(unpaired_data: Path, unpaired_run: Path, tmp_path: Path):

@@ -70,8 +70,8 @@ class TrainConfig(_FromDict):
             ``gan_warmup`` kept for the record); None: round(F x epochs).
         lr_gan: the generator's learning rate after a warm-up's switch (None: ``lr``, the warm-up's).
         lambda_cycle: unpaired: weight of each direction's cycle-consistency L1 (CycleGAN: 10).
-        lambda_identity: unpaired: weight of the identity L1s as a fraction of ``lambda_cycle`` (CycleGAN: 0.5;
-            0: off; off too where the two sides' channels differ).
+        lambda_identity: unpaired: weight of the identity L1s as a fraction of ``lambda_cycle`` (0: off); None:
+            CycleGAN's 0.5 where an identity applies (the same channels on both sides, no ``context``), else off.
         pool_size: unpaired: generated images kept in each discriminator's history pool (CycleGAN: 50; 0: none).
         init_gain: std of the N(0, gain) weight initialisation (0.02).
         seed: seed of weights, crops and batch order.
@@ -112,7 +112,7 @@ class TrainConfig(_FromDict):
     gan_warmup_epochs: int | None = None
     lr_gan: float | None = None
     lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
+    lambda_identity: float | None = None
     pool_size: int = 50
     init_gain: float = 0.02
     seed: int = 0
@@ -156,7 +156,7 @@ class TrainConfig(_FromDict):
         if self.gan_loss == GanLoss.NONE and self.mode != Mode.PAIRED:
             raise ValueError("--gan-loss none is for paired runs (noise, class and unpaired modes are adversarial by "
                              "nature)")  # fmt: skip
-        if self.lambda_cycle < 0 or self.lambda_identity < 0 or self.pool_size < 0:
+        if self.lambda_cycle < 0 or (self.lambda_identity or 0) < 0 or self.pool_size < 0:
             raise ValueError(f"TrainConfig.lambda_cycle, lambda_identity and pool_size must be >= 0, got "
                              f"{self.lambda_cycle}, {self.lambda_identity} and {self.pool_size}")  # fmt: skip
         self._check_warmup()

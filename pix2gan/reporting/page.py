@@ -146,6 +146,13 @@ def _warmup(train: dict[str, Any]) -> str:
             f"D lr {lr_d}")
 
 
+def _identity(weight: Any) -> str:
+    """The identity term of an unpaired run's configuration (None: CycleGAN's 0.5 where the channels allow)."""
+    if weight is None:
+        return "identity 0.5 × λ cycle (where the two sides' channels match)"
+    return f"identity {weight} × λ cycle" if weight else "no identity term"
+
+
 def _headline(run: RunFiles) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     train = run.section("train")
@@ -189,8 +196,8 @@ def _translation_rows(run: RunFiles) -> list[tuple[str, str]]:
         networks = (f"2 × {model.get('generator')} generator (G_ab, G_ba; {model.get('base_filters')} filters, "
                     f"{model.get('norm')} norm), 2 × {disc} (D_a, D_b; {model.get('disc_layers')} layers, "
                     f"{model.get('disc_filters')} filters)")  # fmt: skip
-        losses = (f"GAN loss {train.get('gan_loss')}, λ cycle {train.get('lambda_cycle')} each way, identity "
-                  f"{train.get('lambda_identity')} × λ cycle, history pool {train.get('pool_size')} per discriminator")
+        losses = (f"GAN loss {train.get('gan_loss')}, λ cycle {train.get('lambda_cycle')} each way, "
+                  f"{_identity(train.get('lambda_identity'))}, history pool {train.get('pool_size')} per discriminator")
     else:
         translation = f"{src} → {dst} {mask}"
         networks = (f"{model.get('generator')} generator (depth {model.get('depth')}, {model.get('base_filters')} "

@@ -32,7 +32,7 @@ from pix2gan.nets import padding_multiple
 from pix2gan.runs import RunLayout
 from pix2gan.tasks.base import LossDisplay
 from pix2gan.tasks.paired import _panel_slices, validate
-from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal
+from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal, identity_weight
 from pix2gan.tasks.unpaired_images import ImageFolders
 
 __all__ = ["UnpairedTask"]
@@ -67,6 +67,8 @@ class UnpairedTask:
             return
         subjects = find_unpaired_subjects(dc.root, dc.src, dc.dst, [dc.mask] if dc.mask else [])
         self.split = split_unpaired(subjects, dc.src, dc.dst, dc.val_fraction, dc.test_fraction, dc.split_seed)
+        mc = cfg.model
+        identity = identity_weight(tc.lambda_identity, identity_refusal(mc.in_channels, mc.out_channels, dc.context))
         check_new()
         src_map, dst_map = intensity_maps(dc)
         train = [s for s in subjects if s.id in self.split["train"]]
@@ -77,13 +79,9 @@ class UnpairedTask:
         # generated images of a percentile modality (either side) are mapped back with its training volumes' median scale
         self.src_map, self.dst_map = (IntensityMap(m.kind, m.window, m.percentiles, self.dataset.reference_scale(side))
                                       for m, side in ((src_map, "src"), (dst_map, "dst")))  # fmt: skip
-        m = cfg.model
-        refusal = identity_refusal(m.in_channels, m.out_channels, dc.context)
-        if tc.lambda_identity and refusal:
-            log.warning("identity loss off: %s", refusal.split("; ")[0])
         self.objective = CycleObjective(gan_kind=tc.gan_loss, lambda_cycle=tc.lambda_cycle,
-                                        lambda_identity=tc.lambda_identity, src_channels=m.in_channels,
-                                        dst_channels=m.out_channels, context=dc.context, pool_size=tc.pool_size,
+                                        lambda_identity=identity, src_channels=mc.in_channels,
+                                        dst_channels=mc.out_channels, context=dc.context, pool_size=tc.pool_size,
                                         seed=tc.seed, rank=rank)  # fmt: skip
         self.context = dc.context
         self.checkpoint_extra = {"intensity": json.dumps({"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()})}

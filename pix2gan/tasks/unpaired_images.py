@@ -38,7 +38,7 @@ from pix2gan.config import RunConfig
 from pix2gan.data.unpaired import ImageFolderPair
 from pix2gan.errors import InputError
 from pix2gan.reporting.grids import save_grid
-from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal
+from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal, identity_weight
 
 __all__ = ["ImageFolders", "cycle_images"]
 
@@ -71,15 +71,13 @@ class ImageFolders:
         if dc.src == dc.dst:
             raise InputError(f"--src and --dst are both {dc.src!r}; name the two image folders' domains differently")
         self.dataset = data = ImageFolderPair(dc.root, str(dc.data_b), tc.image_size, flip=tc.flip)
-        check_new()
         (ca, cb), (na, nb) = data.channels, (len(data.a), len(data.b))
+        identity = identity_weight(tc.lambda_identity, identity_refusal(ca, cb))  # (refused before the run folder)
+        check_new()
         cfg.model = dataclasses.replace(cfg.model, in_channels=ca, out_channels=cb)
         self.src, self.dst = dc.src, dc.dst
-        refusal = identity_refusal(ca, cb)
-        if tc.lambda_identity and refusal:
-            log.warning("identity loss off: %s", refusal.split("; ")[0])
-        self.objective = CycleObjective(gan_kind=tc.gan_loss, lambda_cycle=tc.lambda_cycle,
-                                        lambda_identity=tc.lambda_identity, src_channels=ca, dst_channels=cb,
+        self.objective = CycleObjective(gan_kind=tc.gan_loss, lambda_cycle=tc.lambda_cycle, lambda_identity=identity,
+                                        src_channels=ca, dst_channels=cb,
                                         pool_size=tc.pool_size, seed=tc.seed, rank=rank)  # fmt: skip
         info = {"source": dc.root, "source_b": dc.data_b, "n_images": [na, nb], "channels": [ca, cb]}
         self.checkpoint_extra = {"data_info": json.dumps(info)}

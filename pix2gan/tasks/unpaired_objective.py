@@ -32,6 +32,7 @@ there). Each rank keeps its own pools (seeded per ``rank``).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +40,13 @@ import torch
 from torch import nn
 
 from pix2gan.config import GanLoss
+from pix2gan.errors import InputError
 from pix2gan.losses import gan_loss, l1_loss
 from pix2gan.tasks.pool import ImagePool
 
-__all__ = ["CycleImages", "CycleObjective", "identity_refusal"]
+__all__ = ["CycleImages", "CycleObjective", "identity_refusal", "identity_weight", "DEFAULT_IDENTITY"]
+
+log = logging.getLogger("pix2gan")
 
 
 def identity_refusal(src_channels: int, dst_channels: int, context: int = 0, dst_stack: bool = False) -> str | None:
@@ -64,6 +68,30 @@ def identity_refusal(src_channels: int, dst_channels: int, context: int = 0, dst
         return (f"the identity loss feeds target images to G_ab, which takes {2 * context + 1}-slice stacks with "
                 f"--context {context}, but the target batches hold single slices; set --lambda-identity 0")  # fmt: skip
     return None
+
+
+DEFAULT_IDENTITY = 0.5  # CycleGAN's identity weight, a fraction of the cycle's
+
+
+def identity_weight(requested: float | None, refusal: str | None) -> float:
+    """The identity loss's weight (a fraction of ``lambda_cycle``) a run trains with: ``requested``, or CycleGAN's
+    0.5 when not given (None) and an identity applies; 0 when ``refusal`` (see :func:`identity_refusal`) says it
+    cannot apply and it was not asked for (a warning says so).
+
+    Raises:
+        InputError: a weight above 0 asked for where the identity cannot apply (``refusal``, in one line).
+
+    Example:
+        >>> identity_weight(None, None), identity_weight(0.25, None), identity_weight(None, "why"), identity_weight(0, "why")
+        (0.5, 0.25, 0.0, 0.0)
+    """
+    if requested is None:
+        if refusal:
+            log.warning("identity loss off: %s", refusal.split("; ")[0])
+        return 0.0 if refusal else DEFAULT_IDENTITY
+    if requested and refusal:
+        raise InputError(f"--lambda-identity {requested:g}: {refusal}")
+    return float(requested)
 
 
 @dataclass
