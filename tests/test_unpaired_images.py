@@ -1,6 +1,7 @@
 """``--mode unpaired`` on two folders of 2-D images (``--data A/ --data-b B/``, horse <-> zebra style): trained through
 the CLI with the generators' channels taken from the images, resumed bit for bit, translated both ways into 8-bit
-PNGs of the input's size, and bad input refused in one line."""
+PNGs of the input's size, and bad input refused in one line; its report (A <-> B, the folders, no split), its sample
+(the first images of each folder through both cycles) and its exports (translating images as the checkpoint does)."""
 
 from __future__ import annotations
 
@@ -230,3 +231,112 @@ def test_an_undecodable_image_among_several_is_named_and_skipped(image_run: Path
     assert result.exit_code == 2
     assert f"error: {folder / 'bad.jpg'}: cannot read image" in " ".join(result.output.split())
     assert sorted(p.name for p in (tmp_path / "in_squares").iterdir()) == ["good.png"]  # (nothing left of bad.jpg)
+
+
+# --- report, sample and export of an image-folder run --------------------------------------------------------------
+
+
+def test_report_shows_the_two_folders_not_subjects_or_slices(image_run: Path, folders):
+    from pix2gan.reporting import render_html_report
+
+    text = render_html_report(image_run)
+    a, b = (str(f.resolve()) for f in folders)
+    for expected in (f"A (circles): {a}, 6 RGB images", f"B (squares): {b}, 6 grayscale images",
+                     "G_ab: circles → squares, G_ba: squares → circles (2-D images, 32 × 32)",
+                     "G_ab 3 → 1 channels, G_ba 1 → 3", "2 × patchgan discriminator (D_a, D_b",
+                     "λ cycle 10.0 each way, identity off (3 vs 1 channels), history pool 4",
+                     "no held-out subjects: best.pt follows the training cycle loss", "eval does not apply",
+                     "panels/epoch_001.png", "panels/epoch_002.png", "loss_curve.png"):  # fmt: skip
+        assert expected in text, expected
+    for volume_text in ("(mask:", "planes:", "not evaluated yet", "fixed latent vectors", "dcgan generator"):
+        assert volume_text not in text, volume_text
+    with open(image_run / "epochs.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    cycles = [float(r["loss_g_cycle_a"]) + float(r["loss_g_cycle_b"]) for r in rows]
+    best = int(np.argmin(cycles))
+    assert f"{cycles[best]:.4g}" in text and f"lowest training cycle loss (a + b), epoch {rows[best]['epoch']}" in text
+
+
+def test_sample_draws_the_first_images_of_each_folder_through_both_cycles(image_run: Path, folders, tmp_path: Path):
+    """The PNG is the grid of a | G_ab(a) | G_ba(G_ab(a)) for the first 3 circles and b | G_ba(b) | G_ab(G_ba(b)) for
+    the first 3 squares, computed here directly with best.pt's generators."""
+    from pix2gan.reporting.grids import compose_grid
+
+    out = tmp_path / "cycle.png"
+    result = cli("sample", "--run", image_run, "-o", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    nets = load_checkpoint(RunLayout(image_run).best).generator().eval()
+    a = load_image_folder(folders[0], image_size=32, labelled=False).images[:3]  # circle0..2, as training read them
+    b = load_image_folder(folders[1], image_size=32, labelled=False).images[:3]
+    with torch.no_grad():
+        fake_b, fake_a = nets.g_ab(a), nets.g_ba(b)
+        rgb = [x.expand(-1, 3, -1, -1) for x in (fake_b, b, nets.g_ab(fake_a))]
+        columns = ((a, rgb[0], nets.g_ba(fake_b)), (rgb[1], fake_a, rgb[2]))  # (each image's row: its three columns)
+        rows = [torch.stack(cols, 1).flatten(0, 1) for cols in columns]
+    labels = [f"circle{i} a>b>a" for i in range(3)] + [f"square{i} b>a>b" for i in range(3)]
+    expected = compose_grid(torch.cat(rows).numpy(), 3, row_labels=labels)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    assert_one_clear_line(cli("sample", "--run", image_run, "-o", out), "cycle.png")  # (exists: not replaced)
+
+
+def test_sample_refuses_a_missing_folder_in_one_line(image_run: Path, tmp_path: Path):
+    import dataclasses
+
+    from pix2gan.errors import InputError
+    from pix2gan.infer.images import image_cycle_panel
+
+    ckpt = load_checkpoint(RunLayout(image_run).best)
+    gone = tmp_path / "moved"
+    ckpt.config = dataclasses.replace(ckpt.config, data=dataclasses.replace(ckpt.config.data, data_b=str(gone)))
+    with pytest.raises(InputError, match=f"^{gone}: image folder of the run not found$"):
+        image_cycle_panel(ckpt, tmp_path / "p.png", device="cpu")
+    assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize(("fmt", "reverse"), [("onnx", False), ("pt2", True)])
+def test_export_translates_images_as_the_checkpoint_does(image_run: Path, tmp_path: Path, fmt: str, reverse: bool):
+    """export (G_ab to ONNX, G_ba to .pt2 with --reverse), then translate IMAGE --model: the PNG of the checkpoint's
+    ImageTranslator, up to the rounding of a few pixels (the export is checked to 1e-4 in [-1, 1])."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    from pix2gan.infer.exported import load_exported
+
+    model = tmp_path / f"g.{fmt}"
+    direction = ["--reverse"] if reverse else []
+    result = cli("export", "--run", image_run, "-o", model, *direction)
+    assert result.exit_code == 0, result.output
+    meta = load_exported(model, device="cpu").metadata
+    assert (meta.source["generator"], meta.src_map, meta.dst_map) == ("G_ba" if reverse else "G_ab", None, None)
+    expected = (1, 3, "squares") if reverse else (3, 1, "circles")
+    assert (meta.in_channels, meta.out_channels, meta.config.data.src) == expected
+    rng = np.random.default_rng(2)
+    image = tmp_path / "in.png"
+    Image.fromarray(rng.integers(0, 256, (30, 45) if reverse else (30, 45, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "out.png"
+    result = cli("translate", image, "--model", model, "-o", out, *direction, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    translator = ImageTranslator.from_checkpoint(RunLayout(image_run).best, device="cpu", reverse=reverse)
+    direct = translator.translate_array(np.asarray(Image.open(image), np.float32) / 255)
+    got = np.asarray(Image.open(out))
+    assert got.shape == direct.shape == ((30, 45, 3) if reverse else (30, 45))
+    diff = np.abs(got.astype(int) - direct.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+
+
+def test_image_exports_refuse_in_one_line(image_run: Path, tiny_run: Path, folders, tmp_path: Path):
+    from pix2gan.errors import InputError
+    from pix2gan.infer.translate import Translator
+
+    model = tmp_path / "g.pt2"
+    assert cli("export", "--run", image_run, "-o", model).exit_code == 0
+    png = folders[0] / "circle0.png"
+    assert_one_clear_line(cli("translate", png, "--model", model, "--reverse"), "g.pt2: --reverse: this exported model "
+                          "translates circles -> squares, not with G_ba; export the run with --reverse")  # fmt: skip
+    assert_one_clear_line(cli("translate", png, "--model", model, "--run", tiny_run), "give it alone")
+    volume = tmp_path / "t1.nii.gz"
+    volume.write_bytes(b"")
+    assert_one_clear_line(cli("translate", volume, "--model", model), "t1.nii.gz: not a PNG, JPEG or BMP image")
+    with pytest.raises(InputError, match="exported from a run trained on two image folders: it translates 2-D images"):
+        Translator.from_exported(model, device="cpu")
+    assert_one_clear_line(cli("export", "--run", image_run, "-o", model), "g.pt2")  # (exists: not replaced)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.pt2", "t1.nii.gz"]

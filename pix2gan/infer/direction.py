@@ -45,7 +45,8 @@ class Directed:
     Args:
         generator: the network (eval mode): (B, (2K + 1) C_in, H, W) in [-1, 1] -> (B, C_out, H, W).
         config: the configuration it is used with (``data.src`` is its input modality, ``data.dst`` its output).
-        src_map / dst_map: the intensity maps of its input and its output.
+        src_map / dst_map: the intensity maps of its input and its output (None for a run on two image folders:
+            :func:`pix2gan.infer.images.image_directed`).
         name: ``G`` (a paired run's generator), ``G_ab`` or ``G_ba`` (an unpaired run's).
     """
 

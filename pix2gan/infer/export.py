@@ -2,7 +2,8 @@
 
 A paired run's generator, or one generator of an unpaired (CycleGAN) run: G_ab (source -> target), or G_ba (target ->
 source) with ``reverse``, stored with the configuration and intensity maps of its direction
-(:mod:`pix2gan.infer.direction`), so ``translate --model`` of a reverse export translates e.g. ct -> t1.
+(:mod:`pix2gan.infer.direction`), so ``translate --model`` of a reverse export translates e.g. ct -> t1. A run on two
+image folders exports G_ab or G_ba the same way, without intensity maps (:func:`pix2gan.infer.images.image_directed`).
 
 Both formats are captured once by ``torch.export`` from the checkpoint's generator in eval mode (dropout off,
 batch norm on its running statistics; both checked, in the modules and in the captured graph), with a dynamic
@@ -237,7 +238,12 @@ def _direction(
     """The generator to export (checked in inference mode) and the file, refused before any work."""
     path = Path(path)
     check_new_file(path, overwrite)
-    d = directed(ckpt, reverse=reverse, realism=realism)
+    if ckpt.config.data.data_b is not None:  # two image folders: the generator ImageTranslator uses
+        from pix2gan.infer.images import image_directed
+
+        d = image_directed(ckpt, reverse=reverse, realism=realism)
+    else:
+        d = directed(ckpt, reverse=reverse, realism=realism)
     return d, _eval_generator(d.generator, ckpt), path
 
 

@@ -18,6 +18,10 @@ values are strings, JSON where structured:
   direction: src -> dst swapped for G_ba); ``pix2gan.exporter``: how it was made (torch version, ``torch.export``,
   ONNX opset).
 
+A generator of a run trained on two image folders (``config.data.data_b`` set) has no intensity maps
+(``pix2gan.intensity`` is ``{"src": null, "dst": null}``): its images map [0, 1] to [-1, 1] linearly, and
+:meth:`pix2gan.infer.images.ImageTranslator.from_exported` uses it as the checkpoint's.
+
 Example:
     >>> from pix2gan.data.intensity import intensity_maps
     >>> cfg = RunConfig()
@@ -61,7 +65,7 @@ class ExportMetadata:
         config: the run's configuration (as in its checkpoint; for an unpaired run's G_ba
             :func:`~pix2gan.nets.cycle.reversed_config` of it).
         src_map / dst_map: the intensity maps of the generator's input and output (``dst_map`` with its reference
-            scale).
+            scale); None for a run trained on two image folders.
         multiple: the generator's padding multiple (:func:`pix2gan.nets.padding_multiple`).
         version: the pix2gan version that exported it.
         source: where it came from (checkpoint file name, epoch, step, realism, which generator).
@@ -69,8 +73,8 @@ class ExportMetadata:
     """
 
     config: RunConfig
-    src_map: IntensityMap
-    dst_map: IntensityMap
+    src_map: IntensityMap | None
+    dst_map: IntensityMap | None
     multiple: int
     version: str = pix2gan.__version__
     source: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -96,6 +100,10 @@ class ExportMetadata:
         dc, infer = self.config.data, self.config.infer
         planes = "+".join(dc.planes) if dc.planes else f"axis {dc.slice_axis}"
         which = self.source.get("generator")
+        if self.src_map is None or self.dst_map is None:  # (two image folders)
+            return (f"{dc.src} -> {dc.dst} ({which} of an unpaired run on two image folders), "
+                    f"{self.config.model.generator}, {self.in_channels} -> {self.out_channels} channels, images "
+                    f"resized so their shorter side is {self.config.train.image_size}; pix2gan {self.version}")  # fmt: skip
         of_run = f" ({which} of an unpaired run)" if which in ("G_ab", "G_ba") else ""
         return (f"{dc.src} -> {dc.dst}{of_run}, {self.config.model.generator}, {planes}, {2 * dc.context + 1}-slice input, "
                 f"{'flip TTA, ' if infer.tta else ''}{infer.fusion} fusion; intensity {_words(self.src_map)} -> "
@@ -105,19 +113,23 @@ class ExportMetadata:
         """The flat ``pix2gan.*`` string properties stored in the file."""
         dc = self.config.data
         tensor = {"layout": "NCHW", "dtype": "float32", "range": [-1.0, 1.0]}
+        channels = (f"slices k-{dc.context} .. k+{dc.context} along the slice axis (ends repeated), {dc.src} mapped to "
+                    f"[-1, 1] by intensity.src", f"slice k of {dc.dst}, mapped back to physical units by intensity.dst")
+        if self.src_map is None or self.dst_map is None:  # (two image folders: no intensity maps)
+            channels = (f"a {dc.src} image (1: luminance, 3: RGB), pixels [0, 1] mapped to [-1, 1], resized so its "
+                        f"shorter side is {self.config.train.image_size}", f"the {dc.dst} image, [-1, 1] to [0, 255]")
         props: dict[str, Any] = {
             "format": EXPORT_FORMAT,
             "format_version": str(EXPORT_FORMAT_VERSION),
             "version": self.version,
             "config": self.config.to_dict(),
-            "intensity": {"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()},
+            "intensity": {"src": _map_dict(self.src_map), "dst": _map_dict(self.dst_map)},
             "padding_multiple": str(self.multiple),
             "input": {"name": INPUT_NAME, **tensor, "shape": ["batch", self.in_channels, "height", "width"],
-                      "channels": f"slices k-{dc.context} .. k+{dc.context} along the slice axis (ends repeated), "
-                                  f"{dc.src} mapped to [-1, 1] by intensity.src",
+                      "channels": channels[0],
                       "rule": f"height and width multiples of {self.multiple}: pad with -1 and crop the output back"},
             "output": {"name": OUTPUT_NAME, **tensor, "shape": ["batch", self.out_channels, "height", "width"],
-                       "channels": f"slice k of {dc.dst}, mapped back to physical units by intensity.dst"},
+                       "channels": channels[1]},
             "source": self.source,
             "exporter": self.exporter,
         }  # fmt: skip
@@ -147,7 +159,9 @@ class ExportMetadata:
                                  f"({EXPORT_FORMAT_VERSION}); upgrade")  # fmt: skip
             config = RunConfig.from_dict(json.loads(props["pix2gan.config"]))
             intensity = json.loads(props["pix2gan.intensity"])
-            src_map, dst_map = IntensityMap.from_dict(intensity["src"]), IntensityMap.from_dict(intensity["dst"])
+            images = config.data.data_b is not None and intensity == {"src": None, "dst": None}  # (two image folders)
+            src_map, dst_map = ((None, None) if images
+                                else (IntensityMap.from_dict(intensity[k]) for k in ("src", "dst")))  # fmt: skip
             multiple = int(props["pix2gan.padding_multiple"])
             names = json.loads(props["pix2gan.input"])["name"], json.loads(props["pix2gan.output"])["name"]
             source = json.loads(props.get("pix2gan.source", "{}"))
@@ -159,6 +173,10 @@ class ExportMetadata:
         if multiple < 1 or names != (INPUT_NAME, OUTPUT_NAME):
             raise InputError(f"{path}: damaged pix2gan metadata (padding multiple {multiple}, tensors {names})")
         return cls(config, src_map, dst_map, multiple, version, source, exporter)
+
+
+def _map_dict(imap: IntensityMap | None) -> dict[str, Any] | None:
+    return None if imap is None else imap.to_dict()
 
 
 def _words(imap: IntensityMap) -> str:

@@ -6,6 +6,8 @@ kept, transparent pixels refused) and converted to the generator's input channel
 Any size works: the image is resized, keeping its aspect, so that its shorter side is the run's ``--image-size`` (the
 scale the generator learnt, since training resized each centre square to that side), padded with -1 up to the
 generator's multiple, translated, cropped, and resized back to the input's own size (Pillow's bicubic both ways).
+G_ab or G_ba exported (``export --run R [--reverse]``) translates the same way (:meth:`ImageTranslator.from_exported`);
+``sample`` draws a few images of each folder through both cycles (:func:`image_cycle_panel`).
 
 Example:
     >>> from pix2gan.config import RunConfig
@@ -35,14 +37,15 @@ from pix2gan.data.imageset import _convert_channels
 from pix2gan.device import resolve_device
 from pix2gan.errors import InputError
 from pix2gan.infer.batch import BatchResult, FileResult
+from pix2gan.infer.direction import Directed
 from pix2gan.infer.stream import predict_slices
 from pix2gan.io import atomic_path
 from pix2gan.io.atomic import check_new_file
 from pix2gan.nets import padding_multiple
 from pix2gan.nets.cycle import reversed_config
 
-__all__ = ["ImageTranslator", "is_image_file", "is_image_run", "image_run_translator", "plan_image_outputs",
-           "translate_images"]  # fmt: skip
+__all__ = ["ImageTranslator", "image_cycle_panel", "image_directed", "is_image_export", "is_image_file", "is_image_run",
+           "image_run_translator", "plan_image_outputs", "translate_images"]  # fmt: skip
 
 _KINDS = "PNG, JPEG or BMP"
 
@@ -65,6 +68,48 @@ def is_image_run(checkpoint: Path) -> bool:
         return json.loads(raw["config"])["data"].get("data_b") is not None
     except Exception:  # noqa: BLE001  (damaged, foreign, a folder...: load_checkpoint's messages name the problem)
         return False
+
+
+def is_image_export(path: Path) -> bool:
+    """Whether an exported model (``.onnx`` / ``.pt2``) is G_ab or G_ba of a run trained on two image folders, from its
+    pix2gan metadata (a ``.pt2``'s program is not loaded; an ``.onnx`` is parsed by ``onnx``, else opened by
+    onnxruntime). False for anything that cannot be read so: the volume path then says what is wrong with it."""
+    from pix2gan.infer.exported import read_pt2_metadata
+
+    try:
+        if path.suffix.lower() == ".pt2":
+            return read_pt2_metadata(path).config.data.data_b is not None
+        try:
+            import onnx
+
+            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except ImportError:
+            import onnxruntime
+
+            props = dict(onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                         .get_modelmeta().custom_metadata_map)  # fmt: skip
+        return json.loads(props["pix2gan.config"])["data"].get("data_b") is not None
+    except Exception:  # noqa: BLE001  (not an export, damaged...: load_exported's messages name the problem)
+        return False
+
+
+def image_directed(
+    ckpt: LoadedCheckpoint, *, reverse: bool = False, realism: float | None = None, device: torch.device | str = "cpu"
+) -> Directed:
+    """G_ab (``reverse``: G_ba, with :func:`~pix2gan.nets.cycle.reversed_config`) of an image-folder run's checkpoint,
+    in eval mode on ``device``: what :class:`ImageTranslator` and ``export`` use (as
+    :func:`~pix2gan.infer.direction.directed` for volume runs). There are no intensity maps: images map [0, 1] to
+    [-1, 1] linearly (``src_map`` and ``dst_map`` are None).
+
+    Raises:
+        InputError: not a run trained on two image folders; a ``realism`` the checkpoint cannot give.
+    """
+    if ckpt.config.data.data_b is None:
+        raise InputError(f"{ckpt.path}: not a run trained on two image folders (--data-b); it translates volumes")
+    nets = ckpt.generator(device, realism=realism).eval()
+    if reverse:
+        return Directed(nets.g_ba, reversed_config(ckpt.config), None, None, "G_ba")  # type: ignore[arg-type]
+    return Directed(nets.g_ab, ckpt.config, None, None, "G_ab")  # type: ignore[arg-type]
 
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -110,11 +155,29 @@ class ImageTranslator:
             InputError: a checkpoint that cannot be loaded, or not of a run trained on two image folders.
         """
         ckpt = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
-        if ckpt.config.data.data_b is None:
-            raise InputError(f"{ckpt.path}: not a run trained on two image folders (--data-b); it translates volumes")
-        nets = ckpt.generator()
-        config = reversed_config(ckpt.config) if reverse else ckpt.config
-        return cls(nets.g_ba if reverse else nets.g_ab, config, device=resolve_device(device), name=str(ckpt.path))
+        d = image_directed(ckpt, reverse=reverse)
+        return cls(d.generator, d.config, device=resolve_device(device), name=str(ckpt.path))
+
+    @classmethod
+    def from_exported(cls, path: str | Path, *, device: str = "auto", reverse: bool = False) -> ImageTranslator:
+        """G_ab or G_ba of an image-folder run exported by ``export`` (``.onnx`` / ``.pt2``), with the configuration
+        stored in it; it runs in fp32.
+
+        Raises:
+            InputError: the file cannot be loaded (see :func:`~pix2gan.infer.exported.load_exported`); not an export of
+                an image-folder run; ``reverse`` with an export of G_ab (an export is one direction).
+        """
+        from pix2gan.infer.exported import load_exported
+
+        model = load_exported(path, device=device)
+        meta = model.metadata
+        if meta.config.data.data_b is None:
+            raise InputError(f"{model.path}: not exported from a run trained on two image folders; it translates "
+                             f"volumes")  # fmt: skip
+        if reverse and meta.source.get("generator") != "G_ba":
+            raise InputError(f"{model.path}: --reverse: this exported model translates {meta.config.data.src} -> "
+                             f"{meta.config.data.dst}, not with G_ba; export the run with --reverse")  # fmt: skip
+        return cls(model.generator, meta.config, device=model.device, name=str(model.path))
 
     @property
     def src(self) -> str:
@@ -170,23 +233,61 @@ class ImageTranslator:
 
 def image_run_translator(spec: dict[str, Any]) -> ImageTranslator | None:
     """The translator of ``translate``'s models (the keywords of :func:`~pix2gan.infer.translate.load_ensemble`)
-    when they are a run trained on two image folders; None when they are volume models.
+    when they are a run trained on two image folders, or its G_ab or G_ba exported (``--model``); None when they are
+    volume models.
 
     Raises:
-        InputError: an image-folder run given with other models (no ensembles of image runs), or not loadable.
+        InputError: an image-folder run or export given with other models (no ensembles of image runs), or not
+            loadable; ``reverse`` with an export of G_ab.
     """
     from pix2gan.runs import resolve_checkpoint
 
     paths = [resolve_checkpoint(r, None) for r in spec["runs"]]
     paths += [resolve_checkpoint(None, c) for c in spec["checkpoints"]]
-    images = [p for p in paths if is_image_run(p)]
+    models = [Path(m) for m in spec.get("models", ())]
+    images = [p for p in paths if is_image_run(p)] + [m for m in models if is_image_export(m)]
     if not images:
         return None
-    if len(paths) + len(spec.get("models", ())) > 1:
+    if len(paths) + len(models) > 1:
         raise InputError(f"{images[0]}: a run trained on two image folders translates images on its own; give it "
                          f"alone (ensembles are of volume models)")  # fmt: skip
     device, reverse = spec.get("device", "auto"), bool(spec.get("reverse"))
+    if models:
+        return ImageTranslator.from_exported(images[0], device=device, reverse=reverse)
     return ImageTranslator.from_checkpoint(images[0], device=device, reverse=reverse)
+
+
+def image_cycle_panel(
+    ckpt: LoadedCheckpoint, out: Path, *, n_images: int = 3, device: str = "auto", overwrite: bool = False
+) -> Path:
+    """``pix2gan sample`` of an image-folder run: a -> b -> a for the first ``n_images`` images of folder A and
+    b -> a -> b for the first of folder B (in the order training lists them; there are no held-out images), each
+    centre-cropped and resized to the run's ``--image-size`` as training read it, converted to the generators'
+    channels, drawn as the epoch panels are (0-255, a row per image labelled with its file name).
+
+    Raises:
+        InputError: ``out`` exists (without ``overwrite``); a folder missing or without images; an image that cannot
+            be decoded or has transparent pixels (naming it).
+    """
+    from pix2gan.data.images import _image_files, _to_tensor
+    from pix2gan.tasks.unpaired_images import save_cycle_images
+
+    check_new_file(out, overwrite)
+    cfg = ckpt.config
+    sides = []
+    folders = (Path(cfg.data.root), cfg.model.in_channels), (Path(str(cfg.data.data_b)), cfg.model.out_channels)
+    for folder, channels in folders:
+        if not folder.is_dir():
+            raise InputError(f"{folder}: image folder of the run not found")
+        files = _image_files(folder)[:n_images]
+        if not files:
+            raise InputError(f"{folder}: no {_KINDS} images found")
+        sides.append((_to_tensor([_decode(f, cfg.train.image_size) for f in files], channels), [f.stem for f in files]))
+    (a, names_a), (b, names_b) = sides
+    labels = [f"{n[:8]} a>b>a" for n in names_a] + [f"{n[:8]} b>a>b" for n in names_b]
+    target = resolve_device(device)
+    save_cycle_images(out, ckpt.generator(target), a, b, target, labels)
+    return out
 
 
 def _images_of(item: Path) -> list[tuple[Path, Path | None]]:

@@ -261,7 +261,8 @@ def draw(ref: RunRef, request: SampleRequest, *, output: Path | None = None, ove
     """Draw what ``request`` asks from the model of ``ref``; returns the PNG written and what it shows.
 
     The default output is ``RUN/samples/<kind>-seed<K>.png`` (``panels-seed<K>.png`` for paired runs,
-    ``cycle-seed<K>.png`` for unpaired runs: :func:`cycle_panels`). An existing
+    ``cycle-seed<K>.png`` for unpaired runs: :func:`cycle_panels`, or of image folders
+    :func:`~pix2gan.infer.images.image_cycle_panel`). An existing
     output is refused before the generator runs.
     """
     from pix2gan.checkpoint import load_checkpoint
@@ -273,6 +274,11 @@ def draw(ref: RunRef, request: SampleRequest, *, output: Path | None = None, ove
     if ckpt.mode == Mode.PAIRED:
         paired_panels(ckpt, ref.require_run("panels show its held-out subjects"), out, device=device, overwrite=overwrite)
         return out, "source | prediction panels"
+    if ckpt.mode == Mode.UNPAIRED and ckpt.config.data.data_b is not None:  # two image folders: a few of each
+        from pix2gan.infer.images import image_cycle_panel
+
+        image_cycle_panel(ckpt, out, device=device, overwrite=overwrite)
+        return out, "a -> b -> a and b -> a -> b cycle panels of the first images of each folder"
     if ckpt.mode == Mode.UNPAIRED:
         cycle_panels(ckpt, ref.require_run("panels show its subjects"), out, device=device, overwrite=overwrite)
         return out, "a -> b -> a and b -> a -> b cycle panels"

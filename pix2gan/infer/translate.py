@@ -134,6 +134,9 @@ class Translator:
 
         model = load_exported(path, device=device)
         meta = model.metadata
+        if meta.config.data.data_b is not None:
+            raise InputError(f"{model.path}: exported from a run trained on two image folders: it translates 2-D "
+                             f"images (pix2gan.infer.images.ImageTranslator.from_exported), not volumes")  # fmt: skip
         stored = meta.source.get("realism")
         if realism is not None and stored != realism:
             raise InputError(f"{model.path}: an exported model is one generator (realism "

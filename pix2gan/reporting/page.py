@@ -20,6 +20,7 @@ from pix2gan.io import atomic_write_text, check_new_file
 from pix2gan.reporting.dial_section import dial_section
 from pix2gan.reporting.eval_section import paired_eval
 from pix2gan.reporting.html import cell, esc, figure, figures, page, table
+from pix2gan.reporting.image_run import NO_EVAL, NO_SPLIT, image_run_rows, is_image_run_config, lowest_cycle
 from pix2gan.reporting.numbers import (GAN_LABELS, data_range_of, format_gan_metric, format_mean_std, format_metric,
                                       paired_columns)
 from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
@@ -165,6 +166,8 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
         unit = " (HU)" if run.section("data").get("dst_intensity") == "hu" else ""
         of = " of G_ab" if run.mode == "unpaired" else ""
         items.append((f"best validation MAE{of}{unit}, epoch {best['epoch']}", format_metric("mae", _number(best["val_mae"]))))
+    elif run.mode == "unpaired" and (cycle := lowest_cycle(run.epochs)) is not None:  # (no validation: best.pt's score)
+        items.append((f"lowest training cycle loss (a + b), epoch {cycle[0]}", f"{cycle[1]:.4g}"))
     for ev in run.evals[:1]:
         doc = ev.doc
         if ev.kind == "paired":
@@ -207,6 +210,8 @@ def _translation_rows(run: RunFiles) -> list[tuple[str, str]]:
             losses += f" (mask weight {train.get('mask_weight')})"
         if train.get("lambda_ssim"):
             losses += f", λ SSIM {train.get('lambda_ssim')}"
+    if is_image_run_config(run.config):  # two image folders: images instead of subjects and slices
+        return image_run_rows(run.config, networks, losses)
     return [("translation", translation), ("data", str(data.get("root"))),
             ("slices", f"planes: {planes}; context: {data.get('context')} slice(s) on each side"),
             ("networks", networks), ("losses", losses)]  # fmt: skip
@@ -249,7 +254,9 @@ def _overview(run: RunFiles) -> str:
 
 def _evaluation(run: RunFiles) -> str:
     if not run.evals:
-        parts = [f'<p class="empty">not evaluated yet: pix2gan eval --run {esc(run.root)}</p>']
+        empty = NO_EVAL if is_image_run_config(run.config) else "not evaluated yet: pix2gan eval --run {run}"
+        empty = empty.format(run=run.root)
+        parts = [f'<p class="empty">{esc(empty)}</p>']
         loose = sorted(run.root.glob("eval/*/*.png")) + sorted(run.root.glob("eval/*.png"))
         if loose:
             parts.append('<p class="note">Images an earlier evaluation left (its figures were not kept):</p>')
@@ -383,6 +390,8 @@ def _configuration(run: RunFiles) -> str:
         parts.append(table(None, rows, id="split", cls="subjects"))
     elif run.mode in ("noise", "class"):
         parts.append('<p class="note">Noise and class runs train on every image: no subject split.</p>')
+    elif is_image_run_config(run.config):
+        parts.append(f'<p class="note">Two image folders, every image trained on: {esc(NO_SPLIT)}.</p>')
     parts.append("<h3>config.json</h3>")
     unused = _UNUSED.get(run.mode)
     used, rest = [], []

@@ -40,7 +40,7 @@ from pix2gan.errors import InputError
 from pix2gan.reporting.grids import save_grid
 from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal, identity_weight
 
-__all__ = ["ImageFolders", "cycle_images"]
+__all__ = ["ImageFolders", "cycle_images", "save_cycle_images"]
 
 log = logging.getLogger("pix2gan")
 
@@ -90,8 +90,7 @@ class ImageFolders:
     def write_panel(self, path: Path, generator: nn.Module, device: torch.device) -> None:
         """The first image of each folder through both cycles, one row each: a | G_ab(a) | G_ba(G_ab(a)) and
         b | G_ba(b) | G_ab(G_ba(b)), shown as the images are ([-1, 1] as 0-255; no random numbers drawn)."""
-        rows = cycle_images(generator, self.dataset.a[:1], self.dataset.b[:1], device)
-        save_grid(path, np.concatenate(rows), nrow=3, row_labels=[self.src, self.dst])  # (each row: its start)
+        save_cycle_images(path, generator, self.dataset.a[:1], self.dataset.b[:1], device, [self.src, self.dst])
 
 
 @torch.no_grad()
@@ -120,6 +119,16 @@ def cycle_images(
 
     rows = tuple(torch.stack([rgb(x) for x in images], 1).flatten(0, 1).numpy() for images in cycles)
     return rows  # type: ignore[return-value]
+
+
+def save_cycle_images(
+    path: Path, generator: nn.Module, a: torch.Tensor, b: torch.Tensor, device: torch.device, labels: list[str]
+) -> None:
+    """Draw :func:`cycle_images` of ``a`` and ``b`` as one PNG (atomically): a row a | G_ab(a) | G_ba(G_ab(a)) per
+    image of ``a``, then b | G_ba(b) | G_ab(G_ba(b)) per image of ``b``, shown as the images are ([-1, 1] as 0-255),
+    ``labels`` one per row (the epoch panel's and ``pix2gan sample``'s)."""
+    rows = cycle_images(generator, a, b, device)
+    save_grid(path, np.concatenate(rows), nrow=3, row_labels=labels)
 
 
 def _kind(channels: int) -> str:
