@@ -147,10 +147,10 @@ def _warmup(train: dict[str, Any]) -> str:
             f"D lr {lr_d}")
 
 
-def _identity(weight: Any) -> str:
-    """The identity term of an unpaired run's configuration (None: CycleGAN's 0.5 where the channels allow)."""
+def _identity(weight: Any, context: Any) -> str:
+    """An unpaired run's identity term (None: CycleGAN's 0.5 where it applies, off with ``--context``)."""
     if weight is None:
-        return "identity 0.5 × λ cycle (where the two sides' channels match)"
+        return "identity off (--context)" if context else "identity 0.5 × λ cycle"
     return f"identity {weight} × λ cycle" if weight else "no identity term"
 
 
@@ -200,7 +200,7 @@ def _translation_rows(run: RunFiles) -> list[tuple[str, str]]:
                     f"{model.get('norm')} norm), 2 × {disc} (D_a, D_b; {model.get('disc_layers')} layers, "
                     f"{model.get('disc_filters')} filters)")  # fmt: skip
         losses = (f"GAN loss {train.get('gan_loss')}, λ cycle {train.get('lambda_cycle')} each way, "
-                  f"{_identity(train.get('lambda_identity'))}, history pool {train.get('pool_size')} per discriminator")
+                  f"{_identity(train.get('lambda_identity'), data.get('context'))}, history pool {train.get('pool_size')} per discriminator")
     else:
         translation = f"{src} → {dst} {mask}"
         networks = (f"{model.get('generator')} generator (depth {model.get('depth')}, {model.get('base_filters')} "
