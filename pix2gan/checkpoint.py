@@ -16,6 +16,7 @@ intensity settings are stored as JSON strings::
      "objective_state_ranks": {"1": {...}, ...}  (DDP: the other ranks' objective states; rank 0's is objective_state),
      "epoch": int (completed epochs), "step": int, "metrics": "<JSON of the last epoch's row>",
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy_keys": tensor, "numpy": JSON, "python": JSON},
+     "rng_ranks": {"1": {...}, ...}  (DDP: the other ranks' RNG states, as ``rng``; rank 0's is ``rng``),
      "progress": "<JSON: best score, partial sums of the current epoch, non-finite streak>"}
 
 The run folder's layout is in :mod:`pix2gan.runs`. Everything a model needs to be rebuilt and used as trained

@@ -60,7 +60,7 @@ from pix2gan.train.state import (
     Trainables,
     check_finite_weights,
     checkpoint_payload,
-    gather_objective_states,
+    gather_rank_states,
     interrupted,
     nonfinite_error,
     number,
@@ -210,13 +210,13 @@ class _Training:
                                 objective=task.objective)  # fmt: skip
         self.state = LoopState(world=info.world, per_epoch=per_epoch)
         self.budget: Budget | None = None  # (--minutes: set below, once the run's step is known)
-        self._restore(start)
+        own_rng = self._restore(start)
         self.budget = Budget.of_run(cfg.train, self.state, info, layout.config)
         if self.budget is None or self.budget.resumed is None:
             self.state.measured = None  # (a checkpoint's time of a first epoch settled already)
         self.budget_text = budget_text(cfg.train)
         self.warm_seconds: float | None = None  # --minutes with a warm-up: epoch 1's time, once measured
-        if info.distributed:  # dropout, latent vectors and DiffAugment differ per rank
+        if info.distributed and not own_rng:  # dropout, latents, DiffAugment differ per rank (resumed: its saved stream)
             seed_everything(tc.seed * 1_000_003 + 7_919 * info.rank + self.state.step)
         _log_start(task, generator, discriminator, device, info, self.ctx.dtype)
         self._log_warmup()
@@ -275,11 +275,12 @@ class _Training:
         self.ctx = StepContext(device=device, dtype=dtype, distributed=info.distributed, channels_last=tc.channels_last,
                                on_device=self.task.on_device)  # fmt: skip
 
-    def _restore(self, start: Any) -> None:
-        """Continue from ``start`` (a checkpoint, or None for a new run); logs are cut back to its step."""
-        state, layout = self.state, self.layout
+    def _restore(self, start: Any) -> bool:
+        """Continue from ``start`` (a checkpoint, or None for a new run); logs are cut back to its step. Returns
+        whether this rank's own RNG state was restored (see :func:`~pix2gan.train.state.restore`)."""
+        state, layout, own_rng = self.state, self.layout, False
         if start is not None:
-            restore(start, self.parts, state, warmup_epochs=self.tc.warmup_epochs, rank=self.info.rank)
+            own_rng = restore(start, self.parts, state, warmup_epochs=self.tc.warmup_epochs, rank=self.info.rank)
             self._keep_regression()  # (resumed at the switch itself on another number of ranks)
             log.info("resuming %s from %s: epoch %d, step %d of %d", layout.root, start.path.name, state.epoch,
                      state.step, self.total_steps)  # fmt: skip
@@ -294,6 +295,7 @@ class _Training:
             self.step_log.cut(saved)
         rows = self.epoch_log.cut(saved, write=self.info.main)
         state.epoch_rows = [{k: number(v) for k, v in r.items()} for r in rows]
+        return own_rng
 
     def objective(self) -> Objective:
         """The losses of the next step: the task's, or during a warm-up its regression-only ``warmup_objective``."""
@@ -317,8 +319,8 @@ class _Training:
     def save(self, best: bool = False) -> None:
         """Checkpoint the current step (rank 0; at most once per step) with the logs flushed before it."""
         state = self.state
-        # (DDP: every rank's objective state, e.g. its own history pools, goes into rank 0's checkpoint)
-        ranks = gather_objective_states(self.parts.objective) if state.saved_step != state.step else {}
+        # (DDP: every rank's RNG state and objective state, e.g. its own history pools, go into rank 0's checkpoint)
+        ranks = gather_rank_states(self.parts.objective) if state.saved_step != state.step else {}
         if self.info.main and state.saved_step != state.step:
             check_finite_weights(self.generator, self.discriminator, state.step, self.layout)
             self.step_log.flush()

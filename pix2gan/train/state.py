@@ -2,9 +2,11 @@
 
 A checkpoint carries the weights, both optimisers and schedulers, the fp16 gradient scaler, the step, the best
 score, the current epoch's partial sums, the non-finite streak, every RNG state (as tensors and JSON) and the
-objective's own state where it has one (CycleGAN's history pools: ``objective_state``; under DDP each rank has its
-own, and the other ranks' are kept as ``objective_state_ranks``), so a resumed run continues exactly where it
-stopped; on CPU it ends bit-identical to one never interrupted (under DDP: on the same number of ranks). A
+objective's own state where it has one (CycleGAN's history pools: ``objective_state``). Under DDP each rank has its
+own global RNG stream (dropout, latent vectors, DiffAugment) and its own objective state: rank 0's are ``rng`` and
+``objective_state``, the other ranks' are kept as ``rng_ranks`` and ``objective_state_ranks``. So a resumed run
+continues exactly where it stopped; on CPU it ends bit-identical to one never interrupted (under DDP: on the same
+number of ranks). A
 ``--gan-warmup`` run's checkpoints from its switch on also hold the generator at the switch (``generator_regression``).
 """
 
@@ -28,7 +30,7 @@ from pix2gan.runs import RunLayout
 from pix2gan.train.runstate import rng_state, set_rng_state
 
 __all__ = ["LoopState", "Trainables", "checkpoint_payload", "resume_checkpoint", "restore", "check_finite_weights",
-           "interrupted", "gather_objective_states"]  # fmt: skip
+           "interrupted", "gather_rank_states"]  # fmt: skip
 
 log = logging.getLogger("pix2gan")
 
@@ -115,22 +117,29 @@ class Trainables:
         self.regression = {k: v.detach().clone() for k, v in self.generator.state_dict().items()}
 
 
-def gather_objective_states(objective: Any) -> dict[str, Any]:
-    """Under DDP, the other ranks' objective states for rank 0's checkpoint: ``{"objective_state_ranks": {"1":
-    state, ...}}`` on rank 0, ``{}`` on the others; ``{}`` with one process or an objective without state.
+def gather_rank_states(objective: Any) -> dict[str, Any]:
+    """Under DDP, the other ranks' global RNG states and objective states for rank 0's checkpoint: on rank 0
+    ``{"rng_ranks": {"1": rng_state, ...}, "objective_state_ranks": {"1": state, ...}}`` (the latter only for an
+    objective with state), ``{}`` on the others; ``{}`` with one process.
 
-    A collective where the objective has state: every rank calls it at the same step (the loop's ``save``).
+    A collective: every rank calls it at the same step (the loop's ``save``), right where rank 0 takes its own
+    :func:`~pix2gan.train.runstate.rng_state` for ``rng``.
     """
-    if not hasattr(objective, "state_dict") or not (dist.is_available() and dist.is_initialized()):
+    if not (dist.is_available() and dist.is_initialized()):
         return {}
     world, rank = dist.get_world_size(), dist.get_rank()
     if world == 1:
         return {}
+    stateful = hasattr(objective, "state_dict")
+    mine = {"rng": rng_state(), **({"objective": objective.state_dict()} if stateful else {})}
     states: list[Any] | None = [None] * world if rank == 0 else None
-    dist.gather_object(objective.state_dict(), states, dst=0)  # (tensors on the CPU; pickled only in transit)
+    dist.gather_object(mine, states, dst=0)  # (tensors on the CPU; pickled only in transit)
     if states is None:
         return {}
-    return {"objective_state_ranks": {str(r): state for r, state in enumerate(states) if r}}
+    out = {"rng_ranks": {str(r): state["rng"] for r, state in enumerate(states) if r}}
+    if stateful:
+        out["objective_state_ranks"] = {str(r): state["objective"] for r, state in enumerate(states) if r}
+    return out
 
 
 def checkpoint_payload(cfg: RunConfig, extra: dict[str, str], parts: Trainables, state: LoopState) -> dict[str, Any]:
@@ -170,13 +179,19 @@ def resume_checkpoint(layout: RunLayout, extra: dict[str, str]) -> LoadedCheckpo
 
 def restore(
     ckpt: LoadedCheckpoint, parts: Trainables, state: LoopState, *, warmup_epochs: int = 0, rank: int = 0
-) -> None:
+) -> bool:
     """Load weights, optimisers, schedulers, scaler, loop state and RNG states from ``ckpt``, and the objective's
     state of this DDP ``rank`` (rank 0's is ``objective_state``, the others' in ``objective_state_ranks``).
 
     A run saved with another number of DDP ranks continues at the same epoch and fraction of it, in the new steps
     (the discriminator's schedule counts from the end of the ``warmup_epochs``); a rank the checkpoint has no
     objective state for keeps its fresh one.
+
+    Returns:
+        Whether this rank got its own global RNG state back: always with one process; under DDP when the run was
+        saved on the same number of ranks with every rank's state (``rng``, ``rng_ranks``). Otherwise (another
+        number of ranks, or a checkpoint that predates ``rng_ranks``) every rank has rank 0's, and the caller
+        seeds each rank's stream afresh, the same way on all of them.
     """
     raw = ckpt.raw
     try:
@@ -202,6 +217,13 @@ def restore(
         raise InputError(f"{ckpt.path}: does not match the run's configuration ({first})") from None
     state.step = state.saved_step = int(raw["step"])
     set_rng_state(raw["rng"])
+    ranks = raw.get("rng_ranks", {})
+    own = state.world == 1 or (saved_world == state.world and all(str(r) in ranks for r in range(1, state.world)))
+    if own and rank:
+        set_rng_state(ranks[str(rank)])
+    elif not own and saved_world == state.world and rank == 0:
+        log.warning("%s: no RNG state saved for the other ranks; dropout, latent vectors and augmentation of every "
+                    "rank continue from a fresh per-rank seed (not bit-identical to an uninterrupted run)", ckpt.path)
     if old != state.per_epoch:  # another number of ranks: the same epoch and fraction of it, in the new steps
         new_step = state.step // old * state.per_epoch + round(state.step % old * state.per_epoch / old)
         log.warning("resuming a %d-rank run on %d ranks: step %d becomes step %d", saved_world, state.world,
@@ -210,6 +232,7 @@ def restore(
         for sched, start in ((parts.sched_g, 0), (parts.sched_d, warmup_epochs * state.per_epoch)):
             sched.last_epoch = max(0, new_step - start) - 1
             sched.step()
+    return own
 
 
 def _last_good(layout: RunLayout) -> str:
