@@ -322,6 +322,26 @@ def table_of(results: dict[str, dict[str, Any]], title: str) -> Table:
     return table
 
 
+def benchmark(rows: list[Row], work: Path, minutes: float, console: Console, *, size: int = quality.SIZE,
+              n_subjects: int = quality.N_SUBJECTS, device: str = "cpu", threads: int = 2,
+              extra: dict[str, Any] | None = None) -> tuple[dict[str, dict[str, Any]], list[str]]:  # fmt: skip
+    """Write the phantoms into ``work``, train and score ``rows``; the results by row name and the scored subjects.
+
+    ``extra``: flat options every row adds over its own (the tests' tiny networks; the benchmark adds none).
+    """
+    t0 = time.perf_counter()
+    train_sets = training_sets(work, {r.data for r in rows}, n_subjects, size)
+    family = quality.phantom_family(work / f"scoring-seed{SCORING_SEED}", SCORING_SEED, n_subjects, size)
+    ids = scored_ids(sorted(p.name for p in family.iterdir() if p.is_dir()))
+    view = scoring_view(family, ids, work / "views" / "scored")
+    console.print(f"  phantoms: training family seed {TRAIN_SEED} ({', '.join(train_sets)}), scored: seed "
+                  f"{SCORING_SEED} subjects {', '.join(ids)} ({time.perf_counter() - t0:.0f} s)", highlight=False)  # fmt: skip
+    ctx = {"work": work, "device": device, "minutes": minutes, "train_sets": train_sets, "view": view,
+           "common": {"src": "t1", "dst": "ct", "device": device, "threads": threads, "checkpoint_minutes": 0,
+                      "keep_last": 1, **(extra or {})}}  # fmt: skip
+    return {row.name: guarded(row, ctx, console) for row in rows}, ids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="training wall clock per row")
@@ -357,42 +377,38 @@ def main() -> None:
     console.print(f"[bold]bench/unpaired.py[/] on {name}, torch {torch.__version__}: {args.minutes:g} min of training "
                   f"per row, rows {', '.join(only)}; {args.subjects} subjects of {args.size} px per family; work "
                   f"folder {work}", highlight=False)  # fmt: skip
-    rows = [r for r in ROWS if r.name in only]
-    results: dict[str, dict[str, Any]] = {}
     try:
-        t0 = time.perf_counter()
-        train_sets = training_sets(work, {r.data for r in rows}, args.subjects, args.size)
-        family = quality.phantom_family(work / f"scoring-seed{SCORING_SEED}", SCORING_SEED, args.subjects, args.size)
-        ids = scored_ids(sorted(p.name for p in family.iterdir() if p.is_dir()))
-        view = scoring_view(family, ids, work / "views" / "scored")
-        console.print(f"  phantoms: training family seed {TRAIN_SEED} ({', '.join(train_sets)}), scored: seed "
-                      f"{SCORING_SEED} subjects {', '.join(ids)} ({time.perf_counter() - t0:.0f} s)", highlight=False)  # fmt: skip
-        ctx = {"work": work, "device": str(device), "minutes": args.minutes, "train_sets": train_sets, "view": view,
-               "common": {"src": "t1", "dst": "ct", "device": str(device), "threads": args.threads,
-                          "checkpoint_minutes": 0, "keep_last": 1}}  # fmt: skip
-        for row in rows:
-            results[row.name] = guarded(row, ctx, console)
+        results, ids = benchmark([r for r in ROWS if r.name in only], work, args.minutes, console, size=args.size,
+                                 n_subjects=args.subjects, device=str(device), threads=args.threads)  # fmt: skip
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-
-    title = (f"scored: family seed {SCORING_SEED}, subjects {', '.join(ids)}, against the aligned CT (SynthRAD 2023: "
-             f"MAE in HU in the mask); {args.minutes:g} min of training per row on family seed {TRAIN_SEED}")  # fmt: skip
-    console.print(table_of(results, title))
-    goals = [goal_misregistered(results), goal_unpaired(results)]
-    for _, line in goals:
-        console.print(line, highlight=False)
+    report(results, ids, args.minutes, console)
     total = time.perf_counter() - t_start
-    console.print(f"[dim]MAE / ref: over pix2pix on the same training set (halves: on aligned pairs); val MAE: the "
-                  f"row's validation subject(s) of the training family, aligned CT (the only figure to tune by); "
-                  f"CycleGAN options over the defaults: {CYCLEGAN or 'none'}; {total:.0f} s in all "
-                  f"({total / 60:.1f} min)[/]", highlight=False)  # fmt: skip
+    console.print(f"[dim]{total:.0f} s in all ({total / 60:.1f} min: phantoms, trainings and scoring)[/]", highlight=False)
     if args.json:
         meta = {"minutes": args.minutes, "threads": torch.get_num_threads(), "device": str(device),
                 "torch": torch.__version__, "train_seed": TRAIN_SEED, "scoring_seed": SCORING_SEED,
                 "scored": ids, "size": args.size, "subjects": args.subjects, "cyclegan_options": CYCLEGAN,
-                "goals": [{"met": met, "line": line} for met, line in goals], "total_s": total}  # fmt: skip
+                "goals": [{"met": met, "line": line} for met, line in goals(results)], "total_s": total}  # fmt: skip
         args.json.write_text(json.dumps({"meta": meta, "rows": results}, indent=1, default=str))
+
+
+def goals(results: dict[str, dict[str, Any]]) -> list[tuple[bool | None, str]]:
+    """Both goals' verdicts and lines."""
+    return [goal_misregistered(results), goal_unpaired(results)]
+
+
+def report(results: dict[str, dict[str, Any]], ids: list[str], minutes: float, console: Console) -> None:
+    """Print the table, the goals' lines and what the columns mean."""
+    title = (f"scored: family seed {SCORING_SEED}, subjects {', '.join(ids)}, against the aligned CT (SynthRAD 2023: "
+             f"MAE in HU in the mask); {minutes:g} min of training per row on family seed {TRAIN_SEED}")  # fmt: skip
+    console.print(table_of(results, title))
+    for _, line in goals(results):
+        console.print(line, highlight=False)
+    console.print(f"[dim]MAE / ref: over pix2pix on the same training set (halves: on aligned pairs); val MAE: the "
+                  f"row's validation subject(s) of the training family, aligned CT (the only figure to tune by); "
+                  f"CycleGAN options over the defaults: {CYCLEGAN or 'none'}[/]", highlight=False)  # fmt: skip
 
 
 if __name__ == "__main__":
