@@ -54,15 +54,30 @@ counts it) and ``budget x`` its ratio to the budget; ``epochs`` and ``steps`` wh
 trains batches of 4 crops, CycleGAN batches of 1 (its default) through two generators and two discriminators, so
 CycleGAN makes far fewer steps in the same time.
 
+**CycleGAN's options** (:data:`CYCLEGAN`: none over the defaults). Tried on the 6 mm training set before the
+benchmark existed, scored only on its validation subject (sub-006) against the aligned CT, one thread on 2 busy
+cores, each at a fixed number of epochs (355 steps each at batch 1) with its CPU seconds: the defaults (ResNet-9,
+64-px crops, lr 2e-4, cycle 10, identity 0.5) 356 HU after 2 epochs (118 s), 309 HU after 4 (230 s, about the
+steps a 3-minute row makes on 2 quiet cores); U-Net generator 536 HU after 2 epochs (43 s), 290 HU after 12 (278 s);
+whole 128-px slices 288 HU after 1 epoch (163 s); lr 1e-3 415 HU after 2 (108 s); identity weight 1.0 333 HU after 4
+(238 s); no identity term 918 HU after 4 (160 s; with the U-Net 340 HU, 72 s). At equal CPU time the ResNet-9
+defaults, the U-Net and whole slices are within 10 % of each other (one seed, one subject: within the noise), so
+the rows keep the defaults; the identity term is what keeps T1 contrast from being mapped onto the wrong CT values.
+pix2pix (the paired default) reached 142 HU on the same subject after 8 epochs in 14 s of CPU: at these budgets
+CycleGAN is far from converged (checkerboard texture, soft tissue too bright) and the goals are not expected to be
+met; a longer ``--minutes`` is the first thing to try.
+
 Usage::
 
     python bench/unpaired.py [--minutes 3] [--only pix2pix-6mm,cyclegan-6mm] [--threads 2] [--device cpu]
                              [--size 128] [--subjects 14] [--work DIR] [--json out.json]
 
 The real run is ``--minutes 3`` (or 4) with every row on 2 quiet CPU cores: 7 trainings of ``--minutes`` each, plus
-about a minute of phantoms (5 families of 14 subjects at 128 px) and a few seconds of scoring per row; the total is
-printed at the end (budget about 35 minutes at 4 minutes a row). ``--minutes 0.2 --size 64 --subjects 6`` is a
-smoke run of 2-3 minutes.
+about a minute of phantoms (5 families of 14 subjects at 128 px: 10 s a plain family, 16 s a misregistered one) and
+some seconds of scoring per row (4 subjects); the total is printed at the end (estimated, not yet timed on a quiet
+machine: about 24 minutes at 3 minutes a row, 31 at 4). Run it alone: other processes on the cores make the first
+epoch, from which ``--minutes`` settles the epochs, unrepresentative (budget x far from 1).
+``--minutes 0.2 --size 64 --subjects 6`` is a smoke run (3.6 minutes on 2 busy cores).
 """
 
 from __future__ import annotations
@@ -100,8 +115,9 @@ DATASETS: dict[str, dict[str, Any]] = {  # the training sets: write_dataset's la
     "halves": {"unpaired": True},
 }
 MODES = {"pix2pix": "paired", "cyclegan": "unpaired"}
-# the CycleGAN rows' options over the library's unpaired defaults (none: the defaults were sane at this budget on the
-# training family's validation subject, see the report of issue 19); the pix2pix rows take the paired defaults
+# the CycleGAN rows' options over the library's unpaired defaults: none, no variant tried beat them on the training
+# family's validation subject by more than one run's noise (the module's "CycleGAN's options" paragraph); the pix2pix
+# rows take the paired defaults
 CYCLEGAN: dict[str, Any] = {}
 GOAL_MARGIN = 0.2  # goal 1: CycleGAN's MAE at least 20 % below pix2pix's on 6 mm
 GOAL_FACTOR = 1.5  # goal 2: CycleGAN on halves within 1.5x of pix2pix on aligned pairs
