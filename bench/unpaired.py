@@ -74,9 +74,12 @@ Usage::
 
 The real run is ``--minutes 3`` (or 4) with every row on 2 quiet CPU cores: 7 trainings of ``--minutes`` each, plus
 about a minute of phantoms (5 families of 14 subjects at 128 px: 10 s a plain family, 16 s a misregistered one) and
-some seconds of scoring per row (4 subjects); the total is printed at the end (estimated, not yet timed on a quiet
-machine: about 24 minutes at 3 minutes a row, 31 at 4). Run it alone: other processes on the cores make the first
-epoch, from which ``--minutes`` settles the epochs, unrepresentative (budget x far from 1).
+some seconds of scoring per row (4 subjects); the total is printed at the end. ``--minutes 1 --only
+pix2pix-6mm,cyclegan-6mm`` took 2.9 minutes on 2 fairly quiet cores: 27 s of phantoms (2 families), pix2pix 0.98x
+its budget, CycleGAN 1.35x (its 355-step epochs take 40 s, and the budget is settled in whole epochs: 2 for 60 s;
+5 for 3 minutes, 6 for 4), 3-4 s of scoring per row. So the whole run: about 23 minutes at 3 minutes a row, 30 at 4
+(not yet timed). Run it alone: other processes on the cores make the first epoch, from which ``--minutes`` settles
+the epochs, unrepresentative (budget x far from 1).
 ``--minutes 0.2 --size 64 --subjects 6`` is a smoke run (3.6 minutes on 2 busy cores).
 """
 
