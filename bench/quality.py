@@ -231,17 +231,20 @@ ROW_NAMES = [r.name for r in ROWS] + [BEST]
 # data
 
 
-def phantom_family(folder: Path, seed: int) -> Path:
-    """``N_SUBJECTS`` phantoms of family ``seed`` in ``folder`` (reused when a previous run left the same ones)."""
+def phantom_family(folder: Path, seed: int, n_subjects: int = N_SUBJECTS, size: int = SIZE,
+                   misregister_mm: float | None = None, unpaired: bool = False) -> Path:  # fmt: skip
+    """``n_subjects`` phantoms of family ``seed`` in ``folder`` (reused when a previous run left the same ones),
+    misregistered by up to ``misregister_mm`` or split into ``unpaired`` halves as ``write_dataset`` does them."""
     from pix2gan.data.phantom import write_dataset
 
     meta = folder / "phantom.json"
     if meta.is_file():
         info = json.loads(meta.read_text())
-        if info.get("seed") == seed and info.get("size") == SIZE and len(info.get("subjects", {})) == N_SUBJECTS:
+        if (info.get("seed") == seed and info.get("size") == size and len(info.get("subjects", {})) == n_subjects
+                and info.get("misregister_mm") == misregister_mm and ("unpaired" in info) == unpaired):  # fmt: skip
             return folder
         shutil.rmtree(folder)
-    write_dataset(folder, n_subjects=N_SUBJECTS, size=SIZE, seed=seed)
+    write_dataset(folder, n_subjects=n_subjects, size=size, seed=seed, misregister_mm=misregister_mm, unpaired=unpaired)
     return folder
 
 
@@ -272,12 +275,12 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
 # configurations
 
 
-def build_config(options: dict[str, Any], common: dict[str, Any], minutes: float):  # noqa: ANN201
-    """The run configuration of a row, trained for ``minutes`` (raises ValueError for options the library does not
-    take)."""
+def build_config(options: dict[str, Any], common: dict[str, Any], minutes: float, mode: str = "paired"):  # noqa: ANN201
+    """The run configuration of a row of ``mode``, trained for ``minutes`` (raises ValueError for options the library
+    does not take)."""
     from pix2gan.options import run_config
 
-    cfg = run_config("paired", **{**common, **options, "minutes": minutes})
+    cfg = run_config(mode, **{**common, **options, "minutes": minutes})
     if hasattr(cfg.train, "panel_slices"):
         cfg.train.panel_slices = 0  # no PNG per epoch (not a command-line option)
     return cfg
