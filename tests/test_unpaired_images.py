@@ -21,7 +21,7 @@ from pix2gan.config import RunConfig
 from pix2gan.data.images import load_image_folder
 from pix2gan.infer.images import ImageTranslator
 from pix2gan.runs import RunLayout
-from pix2gan.tasks.unpaired_images import cycle_images
+from pix2gan.infer.cycle_panel import cycle_images
 from pix2gan.train import resume_run
 from pix2gan_cli.app import app
 

@@ -4,7 +4,8 @@ One function computes the rows (:func:`cycle_rows`) and one draws them (:func:`s
 draws one slice of each side after every epoch (``RUN/panels/epoch_NNN.png``), ``pix2gan sample`` a few slices of
 held-out subjects (:func:`pix2gan.infer.sample.cycle_panels`). Each row is ``input | translated | back again``: a
 source slice, its translation to the target modality, and that translated back, then the same from a target slice.
-No random numbers are drawn.
+No random numbers are drawn. Runs on two image folders draw their images as they are (0-255) instead
+(:func:`cycle_images`, :func:`save_cycle_images`).
 
 Example:
     >>> from pix2gan.config import ModelConfig, Norm, RunConfig
@@ -29,9 +30,10 @@ from torch import nn
 
 from pix2gan.data.intensity import IntensityMap, Scale
 from pix2gan.infer.stream import predict_slices
+from pix2gan.reporting.grids import save_grid
 from pix2gan.reporting.panels import save_panel
 
-__all__ = ["CYCLE_TITLES", "cycle_rows", "save_cycle_panel"]
+__all__ = ["CYCLE_TITLES", "cycle_images", "cycle_rows", "save_cycle_images", "save_cycle_panel"]
 
 CYCLE_TITLES = ("input", "translated", "back again")
 """The panel's columns: the input slice, its translation, and the translation translated back."""
@@ -87,3 +89,41 @@ def cycle_rows(
 def save_cycle_panel(path: str | Path, rows: Sequence[dict[str, np.ndarray]], labels: Sequence[str]) -> None:
     """Write the rows of :func:`cycle_rows` as one PNG (atomically), a label per row (e.g. ``sub-005 12: a>b>a``)."""
     save_panel(path, rows, titles=CYCLE_TITLES, row_labels=list(labels))
+
+
+@torch.no_grad()
+def cycle_images(
+    generator: nn.Module, a: torch.Tensor, b: torch.Tensor, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two cycles of images ``a`` and ``b`` through CycleGAN's generators (``generator.g_ab``, ``generator.g_ba``),
+    in eval mode (left in train mode after), every image with 3 channels for display.
+
+    Shape:
+        - ``a``: :math:`(N, C_a, S, S)`, ``b``: :math:`(N, C_b, S, S)` in [-1, 1].
+        - Returns: :math:`(3N, 3, S, S)` each: ``a``, G_ab(a), G_ba(G_ab(a)) per image of ``a`` (row by row), then the
+          same for ``b`` through G_ba and G_ab.
+    """
+    g_ab, g_ba = generator.g_ab, generator.g_ba  # type: ignore[union-attr]
+    generator.eval()
+    try:
+        fake_b = g_ab(a.to(device))
+        fake_a = g_ba(b.to(device))
+        cycles = ((a, fake_b, g_ba(fake_b)), (b, fake_a, g_ab(fake_a)))
+    finally:
+        generator.train()
+
+    def rgb(x: torch.Tensor) -> torch.Tensor:  # (N, 1 or 3, S, S) -> (N, 3, S, S)
+        return x.float().cpu().expand(-1, 3, -1, -1)
+
+    rows = tuple(torch.stack([rgb(x) for x in images], 1).flatten(0, 1).numpy() for images in cycles)
+    return rows  # type: ignore[return-value]
+
+
+def save_cycle_images(
+    path: Path, generator: nn.Module, a: torch.Tensor, b: torch.Tensor, device: torch.device, labels: list[str]
+) -> None:
+    """Draw :func:`cycle_images` of ``a`` and ``b`` as one PNG (atomically): a row a | G_ab(a) | G_ba(G_ab(a)) per
+    image of ``a``, then b | G_ba(b) | G_ab(G_ba(b)) per image of ``b``, shown as the images are ([-1, 1] as 0-255),
+    ``labels`` one per row (the epoch panel's and ``pix2gan sample``'s)."""
+    rows = cycle_images(generator, a, b, device)
+    save_grid(path, np.concatenate(rows), nrow=3, row_labels=labels)

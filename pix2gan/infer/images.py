@@ -37,6 +37,7 @@ from pix2gan.data.imageset import _convert_channels
 from pix2gan.device import resolve_device
 from pix2gan.errors import InputError
 from pix2gan.infer.batch import BatchResult, FileResult
+from pix2gan.infer.cycle_panel import save_cycle_images
 from pix2gan.infer.direction import Directed
 from pix2gan.infer.stream import predict_slices
 from pix2gan.io import atomic_path
@@ -270,7 +271,6 @@ def image_cycle_panel(
             be decoded or has transparent pixels (naming it).
     """
     from pix2gan.data.images import _image_files, _to_tensor
-    from pix2gan.tasks.unpaired_images import save_cycle_images
 
     check_new_file(out, overwrite)
     cfg = ckpt.config

@@ -30,17 +30,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from pix2gan.config import RunConfig
 from pix2gan.data.unpaired import ImageFolderPair
 from pix2gan.errors import InputError
-from pix2gan.reporting.grids import save_grid
+from pix2gan.infer.cycle_panel import save_cycle_images
 from pix2gan.tasks.unpaired_objective import CycleObjective, identity_refusal, identity_weight
 
-__all__ = ["ImageFolders", "cycle_images", "save_cycle_images"]
+__all__ = ["ImageFolders"]
 
 log = logging.getLogger("pix2gan")
 
@@ -91,44 +90,6 @@ class ImageFolders:
         """The first image of each folder through both cycles, one row each: a | G_ab(a) | G_ba(G_ab(a)) and
         b | G_ba(b) | G_ab(G_ba(b)), shown as the images are ([-1, 1] as 0-255; no random numbers drawn)."""
         save_cycle_images(path, generator, self.dataset.a[:1], self.dataset.b[:1], device, [self.src, self.dst])
-
-
-@torch.no_grad()
-def cycle_images(
-    generator: nn.Module, a: torch.Tensor, b: torch.Tensor, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
-    """The two cycles of images ``a`` and ``b`` through CycleGAN's generators (``generator.g_ab``, ``generator.g_ba``),
-    in eval mode (left in train mode after), every image with 3 channels for display.
-
-    Shape:
-        - ``a``: :math:`(N, C_a, S, S)`, ``b``: :math:`(N, C_b, S, S)` in [-1, 1].
-        - Returns: :math:`(3N, 3, S, S)` each: ``a``, G_ab(a), G_ba(G_ab(a)) per image of ``a`` (row by row), then the
-          same for ``b`` through G_ba and G_ab.
-    """
-    g_ab, g_ba = generator.g_ab, generator.g_ba  # type: ignore[union-attr]
-    generator.eval()
-    try:
-        fake_b = g_ab(a.to(device))
-        fake_a = g_ba(b.to(device))
-        cycles = ((a, fake_b, g_ba(fake_b)), (b, fake_a, g_ab(fake_a)))
-    finally:
-        generator.train()
-
-    def rgb(x: torch.Tensor) -> torch.Tensor:  # (N, 1 or 3, S, S) -> (N, 3, S, S)
-        return x.float().cpu().expand(-1, 3, -1, -1)
-
-    rows = tuple(torch.stack([rgb(x) for x in images], 1).flatten(0, 1).numpy() for images in cycles)
-    return rows  # type: ignore[return-value]
-
-
-def save_cycle_images(
-    path: Path, generator: nn.Module, a: torch.Tensor, b: torch.Tensor, device: torch.device, labels: list[str]
-) -> None:
-    """Draw :func:`cycle_images` of ``a`` and ``b`` as one PNG (atomically): a row a | G_ab(a) | G_ba(G_ab(a)) per
-    image of ``a``, then b | G_ba(b) | G_ab(G_ba(b)) per image of ``b``, shown as the images are ([-1, 1] as 0-255),
-    ``labels`` one per row (the epoch panel's and ``pix2gan sample``'s)."""
-    rows = cycle_images(generator, a, b, device)
-    save_grid(path, np.concatenate(rows), nrow=3, row_labels=labels)
 
 
 def _kind(channels: int) -> str:
