@@ -1,4 +1,4 @@
-"""Deterministic synthetic head phantoms: paired T1-weighted MR, CT (HU), a body mask, optionally T2-weighted and ZTE MR.
+"""Deterministic synthetic head phantoms: paired T1-weighted MR, CT (HU), a body mask, optionally T2 and ZTE MR.
 
 Each subject is a labelled tissue map built analytically in millimetres, then rendered into both modalities with
 partial-volume blur and modality-specific noise. It is designed so that MR -> CT is *not* a per-voxel lookup:
@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from pix2gan.data.zte import ZTE_SIGNAL, ZTE_STREAM
 
 __all__ = ["Tissue", "Phantom", "make_subject", "write_dataset", "subject_id"]
 
@@ -299,12 +301,15 @@ def _render_ct_t1(rng: np.random.Generator, lab: np.ndarray, p: np.ndarray) -> t
     return np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16), _mr_int16(t1_out), meta
 
 
-def _render_t2(seed: int, index: int, lab: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, float]:
-    """The T2-weighted image (int16) and its gain, drawn from the subject's own T2 stream (nothing else uses it)."""
-    rng_t2 = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(_T2_STREAM,)))
-    t2_map = np.array([_T2[t] for t in Tissue], dtype=np.float32)
-    t2_mag, gain_t2 = _mr_acquire(ndimage.gaussian_filter(t2_map[lab], _PSF), p, rng_t2)
-    return _mr_int16(t2_mag), gain_t2
+def _render_own_stream(
+    values: list[float], stream: int, seed: int, index: int, lab: np.ndarray, p: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """An MR image (int16) with ``values`` per :class:`Tissue` and its gain, drawn from the subject's own ``stream``
+    (the T2's or the ZTE's; nothing else uses it)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(stream,)))
+    signal = np.array(values, dtype=np.float32)
+    magnitude, gain = _mr_acquire(ndimage.gaussian_filter(signal[lab], _PSF), p, rng)
+    return _mr_int16(magnitude), gain
 
 
 def make_subject(
@@ -326,7 +331,7 @@ def make_subject(
         t2: also render the T2-weighted image (``Phantom.t2``; ``meta`` gains ``t2_gain``). Its draws come from a
             stream of their own, so every other array and ``meta`` entry is the same with or without it.
         zte: also render the ZTE-like image (``Phantom.zte``; ``meta`` gains ``zte_gain``), from a stream of its own
-            likewise (:func:`pix2gan.data.zte.render_zte`).
+            likewise (:mod:`pix2gan.data.zte`).
 
     Returns:
         A :class:`Phantom` with int16 T1 (and T2, ZTE) and CT volumes, a uint8 body mask and the affine.
@@ -359,13 +364,12 @@ def make_subject(
     }  # fmt: skip
     t2_out = None
     if t2:  # its own stream, drawn after everything else: nothing above depends on it
-        t2_out, gain_t2 = _render_t2(seed, index, lab, head.p)
+        t2_out, gain_t2 = _render_own_stream([_T2[t] for t in Tissue], _T2_STREAM, seed, index, lab, head.p)
         meta["t2_gain"] = round(gain_t2, 3)
     zte_out = None
-    if zte:  # likewise
-        from pix2gan.data.zte import render_zte  # local: zte.py imports this module
-
-        zte_out, gain_zte = render_zte(seed, index, lab, head.p)
+    if zte:  # likewise, from a stream of its own
+        values = [ZTE_SIGNAL[t.name.lower()] for t in Tissue]
+        zte_out, gain_zte = _render_own_stream(values, ZTE_STREAM, seed, index, lab, head.p)
         meta["zte_gain"] = round(gain_zte, 3)
     mask = (head.depth >= 0).astype(np.uint8)
     return Phantom(t1=t1, ct=ct, mask=mask, labels=lab, affine=affine, meta=meta, t2=t2_out, zte=zte_out)
