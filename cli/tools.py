@@ -115,22 +115,23 @@ def export(
 # --------------------------------------------------------------------------------------------------------------------
 @user_errors
 def phantoms(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write <subject>/{t1,ct,mask}.nii.gz (and t2.nii.gz with --t2) into.", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write <subject>/{t1,ct,mask}.nii.gz (and t2.nii.gz with --t2, zte.nii.gz with --zte) into.", show_default=False)],
     subjects: Annotated[int, typer.Option(min=1, max=1000, help="Number of subjects.")] = 14,
     size: Annotated[int, typer.Option(min=16, max=512, help="In-plane matrix size (voxels).")] = 128,
     seed: Annotated[int, typer.Option(help="Phantom family seed (same seed, same data).")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace existing subject folders.")] = False,
     t2: Annotated[bool, typer.Option("--t2/--no-t2", help="Also write a T2-weighted MR (t2.nii.gz); t1, ct and mask are the same either way.")] = False,
+    zte: Annotated[bool, typer.Option("--zte/--no-zte", help="Also write a ZTE-like MR (zte.nii.gz: cortical bone intermediate, air dark, soft tissue nearly flat); t1, ct, mask (and t2) are the same either way.")] = False,
     misregister: Annotated[float | None, typer.Option(metavar="MM", help="Write each CT under a smooth random deformation of at most MM mm (0 < MM <= 20); the aligned CT, for scoring only, goes to <subject>/aligned/ct.nii.gz.", show_default=False)] = None,
     unpaired: Annotated[bool, flag("All but the last max(2, round(N/4)) subjects keep only their MR (even) or only their CT (odd); needs 4 subjects or more.", "--unpaired")] = False,
 ) -> None:
-    """Generate deterministic synthetic head phantoms (paired T1, CT in HU, body mask; T2 with --t2) for demos and tests.
+    """Generate deterministic synthetic head phantoms (paired T1, CT in HU, body mask; T2 with --t2, ZTE with --zte) for demos and tests.
 
     --misregister and --unpaired make sets that show why unpaired training exists (phantom.json says what each holds)."""
     from pix2gan.data.phantom import write_dataset
 
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: exists and is not a folder")
-    written = write_dataset(out_dir, n_subjects=subjects, size=size, seed=seed, overwrite=overwrite, t2=t2,
+    written = write_dataset(out_dir, n_subjects=subjects, size=size, seed=seed, overwrite=overwrite, t2=t2, zte=zte,
                             misregister_mm=misregister, unpaired=unpaired)  # fmt: skip
     console.print(f"wrote {len(written)} subjects to {out_dir}/ ({written[0].name} .. {written[-1].name})", highlight=False, soft_wrap=True)

@@ -8,7 +8,7 @@ whole displacement at most ``mm`` millimetres at every voxel of the grid. :func:
 with linear interpolation on the T1's own grid and affine.
 
 Every draw comes from the subject's own stream, ``SeedSequence([seed, index], spawn_key=(0x6d6973,))`` ("mis"), so
-the T1, mask (and T2) of a subject, and its aligned CT, are the arrays :func:`~pix2gan.data.phantom.make_subject`
+the T1, mask (and T2, ZTE) of a subject, and its aligned CT, are the arrays :func:`~pix2gan.data.phantom.make_subject`
 gives without misregistration, bit for bit. The aligned CT is written to ``<subject>/aligned/ct.nii.gz``
 (:data:`ALIGNED_CT`), for scoring only: :func:`~pix2gan.data.subjects.find_subjects` lists the volumes directly in a
 subject folder and DICOM series folders, and ``aligned/`` is neither, so no run reads it as a modality.
@@ -52,7 +52,7 @@ _STREAM = int.from_bytes(b"mis", "big")  # spawn key of the deformation stream, 
 class Holds(enum.StrEnum):
     """What a subject of a written set holds besides its mask."""
 
-    MR = "mr"  # T1 (and T2), no CT
+    MR = "mr"  # T1 (and T2, ZTE), no CT
     CT = "ct"  # CT only
     BOTH = "both"
 
@@ -108,7 +108,7 @@ def _check_mm(mm: float) -> None:
 
 
 def unpaired_holdings(n_subjects: int) -> list[Holds]:
-    """Which images each subject of an unpaired set keeps (:class:`Holds`: MR, that is T1 and T2, CT or both).
+    """Which images each subject of an unpaired set keeps (:class:`Holds`: MR, that is T1, T2 and ZTE, CT or both).
 
     The last max(2, round(n / 4)) subjects keep both (an unpaired run validates and tests on them); before them even
     indices keep only the MR, odd ones only the CT.
@@ -228,7 +228,7 @@ def subject_volumes(
         ph: the subject (:class:`~pix2gan.data.phantom.Phantom`).
         seed, index: its family and number (the deformation's stream).
         misregister_mm: warp its CT by at most this many mm and keep the aligned one as :data:`ALIGNED_CT`; None: no.
-        holds: both images, only the MR (T1 and T2) or only the CT; the mask is always written.
+        holds: both images, only the MR (T1, T2, ZTE) or only the CT; the mask is always written.
     """
     files: dict[Path, np.ndarray] = {}
     meta: dict = {}
@@ -244,10 +244,12 @@ def subject_volumes(
     files[Path("mask.nii.gz")] = ph.mask
     if ph.t2 is not None and holds != Holds.CT:
         files[Path("t2.nii.gz")] = ph.t2
+    if ph.zte is not None and holds != Holds.CT:  # on the T1's grid like the T1: never deformed
+        files[Path("zte.nii.gz")] = ph.zte
     return files, meta
 
 
-_PHANTOM_FILES = tuple(Path(f"{m}.nii.gz") for m in ("t1", "ct", "mask", "t2")) + (ALIGNED_CT,)
+_PHANTOM_FILES = tuple(Path(f"{m}.nii.gz") for m in ("t1", "ct", "mask", "t2", "zte")) + (ALIGNED_CT,)
 
 
 def prepare_folder(folder: Path, files: dict[Path, np.ndarray], overwrite: bool) -> None:

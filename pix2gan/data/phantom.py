@@ -1,4 +1,4 @@
-"""Deterministic synthetic head phantoms: paired T1-weighted MR, CT (HU), a body mask and optionally a T2-weighted MR.
+"""Deterministic synthetic head phantoms: paired T1-weighted MR, CT (HU), a body mask, optionally T2 and ZTE MR.
 
 Each subject is a labelled tissue map built analytically in millimetres, then rendered into both modalities with
 partial-volume blur and modality-specific noise. It is designed so that MR -> CT is *not* a per-voxel lookup:
@@ -13,7 +13,9 @@ and tilt, skull thickness, bone density, ventricle size, sinus size, and 0-3 les
 
 The T2-weighted image (``t2=True``) is rendered from the same label map with its own contrast (CSF bright, fat
 intermediate, grey matter brighter than white matter), bias field, gain and Rician noise, all drawn from a separate
-random stream: asking for it changes no value of T1, CT, mask or ``meta`` that a call without it gives.
+random stream: asking for it changes no value of T1, CT, mask or ``meta`` that a call without it gives. The ZTE-like
+image (``zte=True``, :mod:`pix2gan.data.zte`) shows cortical bone as intermediate signal apart from air, from a stream
+of its own too.
 
 Geometry: RAS axes, voxel grid ``(size, size, n_slices)`` with anisotropic spacing (in-plane ``fov_mm / size``,
 ``slice_mm`` between axial slices), qform/sform code 1 (scanner).
@@ -35,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from pix2gan.data.zte import ZTE_SIGNAL, ZTE_STREAM
 
 __all__ = ["Tissue", "Phantom", "make_subject", "write_dataset", "subject_id"]
 
@@ -88,6 +92,7 @@ class Phantom:
     affine: np.ndarray  # (4, 4) voxel -> RAS mm
     meta: dict = field(default_factory=dict)
     t2: np.ndarray | None = None  # (X, Y, Z) int16, T2-weighted signal (only when asked for)
+    zte: np.ndarray | None = None  # (X, Y, Z) int16, ZTE-like proton-density signal (only when asked for)
 
 
 def subject_id(index: int) -> str:
@@ -296,17 +301,20 @@ def _render_ct_t1(rng: np.random.Generator, lab: np.ndarray, p: np.ndarray) -> t
     return np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16), _mr_int16(t1_out), meta
 
 
-def _render_t2(seed: int, index: int, lab: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, float]:
-    """The T2-weighted image (int16) and its gain, drawn from the subject's own T2 stream (nothing else uses it)."""
-    rng_t2 = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(_T2_STREAM,)))
-    t2_map = np.array([_T2[t] for t in Tissue], dtype=np.float32)
-    t2_mag, gain_t2 = _mr_acquire(ndimage.gaussian_filter(t2_map[lab], _PSF), p, rng_t2)
-    return _mr_int16(t2_mag), gain_t2
+def _render_own_stream(
+    values: list[float], stream: int, seed: int, index: int, lab: np.ndarray, p: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """An MR image (int16) with ``values`` per :class:`Tissue` and its gain, drawn from the subject's own ``stream``
+    (the T2's or the ZTE's; nothing else uses it)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(stream,)))
+    signal = np.array(values, dtype=np.float32)
+    magnitude, gain = _mr_acquire(ndimage.gaussian_filter(signal[lab], _PSF), p, rng)
+    return _mr_int16(magnitude), gain
 
 
 def make_subject(
     seed: int = 0, index: int = 0, size: int = 128, n_slices: int | None = None,
-    fov_mm: float = 240.0, slice_mm: float | None = None, t2: bool = False,
+    fov_mm: float = 240.0, slice_mm: float | None = None, t2: bool = False, zte: bool = False,
 ) -> Phantom:  # fmt: skip
     """Build subject ``index`` of the phantom family ``seed``; identical inputs give identical arrays.
 
@@ -322,9 +330,11 @@ def make_subject(
         slice_mm: slice spacing in mm (default: the slices cover 144 mm, 4 mm apart at the default size).
         t2: also render the T2-weighted image (``Phantom.t2``; ``meta`` gains ``t2_gain``). Its draws come from a
             stream of their own, so every other array and ``meta`` entry is the same with or without it.
+        zte: also render the ZTE-like image (``Phantom.zte``; ``meta`` gains ``zte_gain``), from a stream of its own
+            likewise (:mod:`pix2gan.data.zte`).
 
     Returns:
-        A :class:`Phantom` with int16 T1 (and T2) and CT volumes, a uint8 body mask and the affine.
+        A :class:`Phantom` with int16 T1 (and T2, ZTE) and CT volumes, a uint8 body mask and the affine.
     """
     if size < 16:
         raise ValueError(f"phantom size must be >= 16 voxels, got {size}")
@@ -354,20 +364,26 @@ def make_subject(
     }  # fmt: skip
     t2_out = None
     if t2:  # its own stream, drawn after everything else: nothing above depends on it
-        t2_out, gain_t2 = _render_t2(seed, index, lab, head.p)
+        t2_out, gain_t2 = _render_own_stream([_T2[t] for t in Tissue], _T2_STREAM, seed, index, lab, head.p)
         meta["t2_gain"] = round(gain_t2, 3)
+    zte_out = None
+    if zte:  # likewise, from a stream of its own
+        values = [ZTE_SIGNAL[t.name.lower()] for t in Tissue]
+        zte_out, gain_zte = _render_own_stream(values, ZTE_STREAM, seed, index, lab, head.p)
+        meta["zte_gain"] = round(gain_zte, 3)
     mask = (head.depth >= 0).astype(np.uint8)
-    return Phantom(t1=t1, ct=ct, mask=mask, labels=lab, affine=affine, meta=meta, t2=t2_out)
+    return Phantom(t1=t1, ct=ct, mask=mask, labels=lab, affine=affine, meta=meta, t2=t2_out, zte=zte_out)
 
 
 def write_dataset(
     out_dir: str | Path, n_subjects: int = 14, size: int = 128, seed: int = 0, overwrite: bool = False,
-    t2: bool = False, misregister_mm: float | None = None, unpaired: bool = False,
+    t2: bool = False, misregister_mm: float | None = None, unpaired: bool = False, zte: bool = False,
 ) -> list[Path]:  # fmt: skip
     """Write ``n_subjects`` phantoms as ``out_dir/<subject>/{t1,ct,mask}.nii.gz`` plus ``phantom.json``.
 
     Existing subject folders are never touched unless ``overwrite`` is set. With ``t2`` each subject also gets
-    ``t2.nii.gz``; its ``t1``, ``ct`` and ``mask`` files are byte-identical either way. ``phantom.json`` lists the
+    ``t2.nii.gz``, with ``zte`` ``zte.nii.gz`` (on the T1's grid, never deformed); its ``t1``, ``ct`` and ``mask``
+    files are byte-identical either way. ``phantom.json`` lists the
     ``modalities`` written and the parameters of every subject. ``misregister_mm`` (in (0, 20]) writes each CT
     under a smooth random deformation and the aligned one as ``aligned/ct.nii.gz``; ``unpaired`` (4 subjects or more)
     keeps only the MR or only the CT of all but the last subjects (:mod:`pix2gan.data.misregister`).
@@ -388,14 +404,14 @@ def write_dataset(
     written = []
     metas = {}
     for i, folder in enumerate(planned):
-        ph = make_subject(seed=seed, index=i, size=size, t2=t2)
+        ph = make_subject(seed=seed, index=i, size=size, t2=t2, zte=zte)
         files, extra = subject_volumes(ph, seed, i, misregister_mm, holds[i])
         prepare_folder(folder, files, overwrite)
         for rel, arr in files.items():
             save_nifti(folder / rel, arr, ph.affine, overwrite=overwrite)
         metas[folder.name] = {**ph.meta, **extra}
         written.append(folder)
-    modalities = ["t1", "ct", "mask"] + (["t2"] if t2 else [])
+    modalities = ["t1", "ct", "mask"] + (["t2"] if t2 else []) + (["zte"] if zte else [])
     atomic_write_json(out / "phantom.json", {"generator": "pix2gan.data.phantom", "seed": seed, "size": size,
                                              "modalities": modalities, **layout_meta(planned, misregister_mm, holds),
                                              "subjects": metas})  # fmt: skip
