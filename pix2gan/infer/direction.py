@@ -33,7 +33,7 @@ from pix2gan.data.intensity import IntensityMap
 from pix2gan.errors import InputError
 from pix2gan.nets.cycle import reversed_config
 
-__all__ = ["Directed", "directed", "GENERATOR_NAMES"]
+__all__ = ["Directed", "directed", "require_exported_direction", "GENERATOR_NAMES"]
 
 GENERATOR_NAMES = ("G", "G_ab", "G_ba")  # a paired run's one generator; an unpaired run's two
 
@@ -83,3 +83,15 @@ def directed(
     if reverse:  # (CycleGenerators: the direction picks the module and the maps)
         return Directed(generator.g_ba, reversed_config(ckpt.config), ckpt.dst_map, ckpt.src_map, "G_ba")
     return Directed(generator.g_ab, ckpt.config, ckpt.src_map, ckpt.dst_map, "G_ab")
+
+
+def require_exported_direction(name: str, config: RunConfig, generator: str, *, reverse: bool) -> None:
+    """Refuse ``reverse`` with an exported model that is not G_ba: an export holds one direction (``generator``,
+    one of :data:`GENERATOR_NAMES`, translating ``config.data.src`` -> ``config.data.dst``).
+
+    Raises:
+        InputError: ``reverse`` and ``generator`` is not ``G_ba`` (one line naming ``name``).
+    """
+    if reverse and generator != "G_ba":
+        raise InputError(f"{name}: --reverse: this exported model translates {config.data.src} -> "
+                         f"{config.data.dst}, not with G_ba; export the run with --reverse")  # fmt: skip

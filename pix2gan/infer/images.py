@@ -38,7 +38,7 @@ from pix2gan.device import resolve_device
 from pix2gan.errors import InputError
 from pix2gan.infer.batch import BatchResult, FileResult
 from pix2gan.infer.cycle_panel import save_cycle_images
-from pix2gan.infer.direction import Directed
+from pix2gan.infer.direction import Directed, require_exported_direction
 from pix2gan.infer.stream import predict_slices
 from pix2gan.io import atomic_path
 from pix2gan.io.atomic import check_new_file
@@ -175,9 +175,7 @@ class ImageTranslator:
         if meta.config.data.data_b is None:
             raise InputError(f"{model.path}: not exported from a run trained on two image folders; it translates "
                              f"volumes")  # fmt: skip
-        if reverse and meta.source.get("generator") != "G_ba":
-            raise InputError(f"{model.path}: --reverse: this exported model translates {meta.config.data.src} -> "
-                             f"{meta.config.data.dst}, not with G_ba; export the run with --reverse")  # fmt: skip
+        require_exported_direction(str(model.path), meta.config, str(meta.source.get("generator")), reverse=reverse)
         return cls(model.generator, meta.config, device=model.device, name=str(model.path))
 
     @property

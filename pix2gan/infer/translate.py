@@ -29,7 +29,7 @@ from pix2gan.data.intensity import IntensityMap
 from pix2gan.data.planes import lr_axis, slice_axes
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
-from pix2gan.infer.direction import directed
+from pix2gan.infer.direction import directed, require_exported_direction
 from pix2gan.infer.fusion import Accumulator, mirrored
 from pix2gan.infer.outputs import check_outputs, std_path
 from pix2gan.infer.stream import predict_slices, stream_slices
@@ -384,10 +384,8 @@ def load_ensemble(
                for c in ckpts]  # fmt: skip
     members += [Translator.from_exported(m, device=device, batch_size=batch_size, tta=tta, fusion=fusion,
                                          realism=realism if n == 1 else None) for m in models]  # fmt: skip
-    for m in members[len(ckpts):] if reverse else []:  # an export is one direction: G_ba only if exported so
-        if m.direction != "G_ba":
-            raise InputError(f"{m.name}: --reverse: this exported model translates {m.config.data.src} -> "
-                             f"{m.config.data.dst}, not with G_ba; export the unpaired run with --reverse")  # fmt: skip
+    for m in members[len(ckpts):]:  # an export is one direction: G_ba only if exported so
+        require_exported_direction(m.name, m.config, m.direction, reverse=reverse)
     if realism is not None and not any(m.realism == realism for m in members):
         have = ", ".join("unknown" if m.realism is None else f"{m.realism:g}" for m in members)
         raise InputError(f"{members[0].name}: --realism {realism:g}: no model of the ensemble holds both generators of "
