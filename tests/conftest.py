@@ -43,3 +43,12 @@ def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
     fit(tiny_config(tiny_data), run, progress=False)
     return run
+
+
+@pytest.fixture(scope="session")
+def unpaired_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 phantoms of 32 x 32 voxels for unpaired runs: sub-001, sub-003 hold only T1, sub-002, sub-004 only CT,
+    sub-005, sub-006 both (read only: a test that changes a subject copies it first)."""
+    root = tmp_path_factory.mktemp("unpaired") / "data"
+    write_dataset(root, n_subjects=6, size=32, seed=0, unpaired=True)
+    return root

@@ -2,10 +2,66 @@
 
 from __future__ import annotations
 
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
+
+SUBPROCESS_TIMEOUT = 300  # seconds a torchrun or CLI subprocess may take before its whole process group is killed
+
+# pix2gan's CLI under torchrun, every rank writing its pid and, after training, the weights it ended with (so a test
+# can compare the ranks): ``python driver.py OUT <pix2gan arguments>``
+RANK_WEIGHTS_DRIVER = textwrap.dedent(
+    """
+    import os, sys
+    import torch
+    import pix2gan.train as train
+    out = sys.argv.pop(1)
+    open(os.path.join(out, f"pid{os.environ.get('RANK', '0')}"), "w").write(str(os.getpid()))
+    real_fit = train.fit
+    def fit(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        state = {"g": result.generator.state_dict(), "d": result.discriminator.state_dict()}
+        torch.save(state, os.path.join(out, f"rank{os.environ.get('RANK', '0')}.pt"))
+        return result
+    train.fit = fit
+    from pix2gan_cli.app import app
+    app(sys.argv[1:], prog_name="pix2gan")
+    """
+)
+
+
+def run_in_session(command: list[str], timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
+    """``command`` (one thread per process, a wide terminal) in a session of its own; past ``timeout`` its whole
+    process group (torchrun and every rank) is killed and the test fails instead of hanging."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{' '.join(command[:6])} ... did not finish within {timeout} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def torchrun(folder: Path, nproc: int, args: list) -> subprocess.CompletedProcess:
+    """pix2gan's CLI with ``args`` on ``nproc`` ranks under torchrun (:data:`RANK_WEIGHTS_DRIVER` written to
+    ``folder/driver.py``); each rank's pid and final weights land in ``folder/weights{nproc}/`` (``pid{R}``,
+    ``rank{R}.pt``)."""
+    driver, weights = folder / "driver.py", folder / f"weights{nproc}"
+    driver.write_text(RANK_WEIGHTS_DRIVER)
+    weights.mkdir(parents=True, exist_ok=True)
+    return run_in_session([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                           str(driver), str(weights), *map(str, args)])  # fmt: skip
 
 
 def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None, **header: object) -> Path:
@@ -85,3 +141,9 @@ def assert_one_clear_line(result, needle: str) -> None:  # noqa: ANN001
     text = result.output.strip()
     assert "Traceback" not in text and len(text.splitlines()) == 1, text
     assert text.startswith("error:") and needle in text, text
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header (a run's ``log.csv`` or ``epochs.csv``)."""
+    with open(path) as fh:
+        return list(csv.DictReader(fh))

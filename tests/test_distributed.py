@@ -2,62 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import csv_rows, torchrun
 from pix2gan.runs import RunLayout
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
 
 TINY = ["--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2", "--image-size", "32",
         "--batch-size", "2", "--device", "cpu", "--threads", "1", "--no-progress", "--keep-last", "5"]  # fmt: skip
-
-# After training, every rank saves the weights it ended with, so the test can compare the ranks.
-DRIVER = textwrap.dedent(
-    """
-    import os, sys
-    import torch
-    import pix2gan.train as train
-    out = sys.argv.pop(1)
-    open(os.path.join(out, f"pid{os.environ.get('RANK', '0')}"), "w").write(str(os.getpid()))
-    real_fit = train.fit
-    def fit(*args, **kwargs):
-        result = real_fit(*args, **kwargs)
-        state = {"g": result.generator.state_dict(), "d": result.discriminator.state_dict()}
-        torch.save(state, os.path.join(out, f"rank{os.environ.get('RANK', '0')}.pt"))
-        return result
-    train.fit = fit
-    from pix2gan_cli.app import app
-    app(sys.argv[1:], prog_name="pix2gan")
-    """
-)
-
-
-def _torchrun(tmp_path: Path, nproc: int, args: list) -> subprocess.CompletedProcess:
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
-    out = tmp_path / f"weights{nproc}"
-    out.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               str(driver), str(out), *map(str, args)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
 
 @pytest.mark.parametrize("mode", ["paired", "paired-resnet9", "paired-context-planes", "paired-warmup", "class"])
 def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
@@ -79,7 +40,7 @@ def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
         args = ["train", "--mode", "class", "--data", digits, *TINY, "--image-size", "28", "--filters", "8",
                 "--disc-filters", "8", "--latent-dim", "8", "--embed-dim", "4", "--batch-size", "4", "--epochs", "2"]  # fmt: skip
     run = tmp_path / "run"
-    done = _torchrun(tmp_path, 2, [*args, "--run-dir", run])
+    done = torchrun(tmp_path, 2, [*args, "--run-dir", run])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
 
@@ -92,9 +53,9 @@ def test_two_gloo_ranks_agree_and_write_once(mode, tiny_data, tmp_path):
         assert torch.equal(value, saved["generator"][key])
 
     # written once, by rank 0: one row per step, one epoch row per epoch, one "done" line
-    steps = _rows(RunLayout(run).log)
+    steps = csv_rows(RunLayout(run).log)
     assert [int(r["step"]) for r in steps] == list(range(1, len(steps) + 1))
-    assert [int(r["epoch"]) for r in _rows(RunLayout(run).epochs)] == [1, 2]
+    assert [int(r["epoch"]) for r in csv_rows(RunLayout(run).epochs)] == [1, 2]
     assert sorted(p.name for p in (run / "panels").iterdir()) == ["epoch_001.png", "epoch_002.png"]
     assert not [p for p in run.rglob(".*")], "temporary files left behind"
     assert done.stderr.count("done run folder") == 1
@@ -121,10 +82,10 @@ def test_resume_on_another_number_of_ranks(tiny_data, tmp_path):
     """A 2-rank run stopped after epoch 1 continues on 1 process: same epoch, steps of the new size."""
     run = tmp_path / "run"
     args = ["train", "--data", tiny_data, *TINY, "--epochs", "2"]
-    done = _torchrun(tmp_path, 2, [*args, "--run-dir", run])
+    done = torchrun(tmp_path, 2, [*args, "--run-dir", run])
     assert done.returncode == 0, done.stderr[-3000:]
     layout = RunLayout(run)
-    per_epoch_2 = int(_rows(layout.epochs)[0]["step"])
+    per_epoch_2 = int(csv_rows(layout.epochs)[0]["step"])
     # back to the end of epoch 1, as if the job had been pre-empted there
     for path in layout.checkpoints.iterdir():
         if path.name.startswith("step_") and int(path.stem[5:]) > per_epoch_2:
@@ -135,6 +96,6 @@ def test_resume_on_another_number_of_ranks(tiny_data, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming a 2-rank run on 1 ranks" in " ".join(resumed.stderr.split())
     saved = torch.load(layout.latest, weights_only=True)
-    epochs = _rows(layout.epochs)
+    epochs = csv_rows(layout.epochs)
     assert [int(r["epoch"]) for r in epochs] == [1, 2]
     assert saved["step"] == int(epochs[1]["step"]) > 2 * per_epoch_2  # epoch 2 ran at the 1-process size

@@ -5,19 +5,15 @@ checkpoint's ``rng``) and on two gloo ranks under DDP, where every rank gets its
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import assert_identical, final_state, run_at_step
+from helpers import assert_identical, final_state, run_at_step, run_in_session
 from pix2gan.runs import RunLayout
 
-TIMEOUT = 300  # seconds, as tests/test_distributed.py's runs (the whole process group is killed after it)
 # ResNet-6 with the paired default of dropout 0.5 in every residual block (a depth-3 U-Net has no dropout level)
 OPTIONS = {"generator": "resnet6", "filters": 4, "disc_filters": 4, "disc_layers": 2, "image_size": 32, "epochs": 2,
            "device": "cpu", "threads": 1, "checkpoint_every": 1, "keep_last": 100}  # fmt: skip
@@ -62,20 +58,6 @@ def test_single_process_dropout_resume_is_bit_identical(tiny_data: Path, tmp_pat
     assert not all(torch.equal(a[k], b[k]) for k in a), "dropout drew nothing from the restored RNG"
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess:
-    """``command`` in a session of its own; past :data:`TIMEOUT` its whole process group is killed (no hang)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"{' '.join(command[:6])} ... did not finish within {TIMEOUT} s:\n{err[-3000:]}")
-    return subprocess.CompletedProcess(command, proc.returncode, out, err)
-
-
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
 def test_two_rank_dropout_resume_is_bit_identical(tiny_data: Path, tmp_path: Path):
     """2 gloo ranks, stopped after step 8 (in epoch 2) and resumed with ``--resume RUN --nproc 2``: bit for bit the
@@ -84,7 +66,7 @@ def test_two_rank_dropout_resume_is_bit_identical(tiny_data: Path, tmp_path: Pat
     args = [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in options.items()]
     ref = tmp_path / "ref"
     cli = [sys.executable, "-m", "pix2gan_cli.app", "train"]
-    done = _run([*cli, "--data", str(tiny_data), *args, "--nproc", "2", "--run-dir", str(ref)])
+    done = run_in_session([*cli, "--data", str(tiny_data), *args, "--nproc", "2", "--run-dir", str(ref)])
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(_steps(ref)) - 1 == 12  # (27 slices on 2 ranks of batch 2: 6 steps an epoch)
     saved = torch.load(RunLayout(ref).checkpoints / "step_00000008.pt", weights_only=True)
@@ -92,7 +74,7 @@ def test_two_rank_dropout_resume_is_bit_identical(tiny_data: Path, tmp_path: Pat
     assert not torch.equal(saved["rng"]["torch"], saved["rng_ranks"]["1"]["torch"])
 
     cut = run_at_step(ref, tmp_path / "cut", 8)
-    done = _run([*cli, "--resume", str(cut), "--nproc", "2", "--no-progress"])
+    done = run_in_session([*cli, "--resume", str(cut), "--nproc", "2", "--no-progress"])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "step 8 of 12" in " ".join(done.stderr.split()) and "no RNG state saved" not in done.stderr
     assert_identical(final_state(ref), final_state(cut))

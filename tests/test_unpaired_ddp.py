@@ -4,92 +4,32 @@ the uninterrupted one; and the step calls each DDP-wrapped pair exactly once per
 
 from __future__ import annotations
 
-import csv
-import os
-import signal
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from helpers import assert_identical, final_state, run_at_step
+from helpers import assert_identical, final_state, run_at_step, csv_rows, run_in_session, torchrun
 from pix2gan.runs import RunLayout
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="torch built without gloo")
 
-TIMEOUT = 300  # seconds, as tests/test_distributed.py's runs (the whole process group is killed after it)
 TINY = ["--mode", "unpaired", "--src", "t1", "--dst", "ct", "--filters", "4", "--disc-filters", "4", "--disc-layers",
         "2", "--image-size", "32", "--epochs", "2", "--pool-size", "4", "--device", "cpu", "--threads", "1",
         "--no-progress", "--checkpoint-every", "1", "--keep-last", "100"]  # fmt: skip
-
-# Every rank saves the weights it ended with (so the test can compare the ranks), then runs the CLI.
-DRIVER = textwrap.dedent(
-    """
-    import os, sys
-    import torch
-    import pix2gan.train as train
-    out = sys.argv.pop(1)
-    real_fit = train.fit
-    def fit(*args, **kwargs):
-        result = real_fit(*args, **kwargs)
-        state = {"g": result.generator.state_dict(), "d": result.discriminator.state_dict()}
-        torch.save(state, os.path.join(out, f"rank{os.environ.get('RANK', '0')}.pt"))
-        return result
-    train.fit = fit
-    from pix2gan_cli.app import app
-    app(sys.argv[1:], prog_name="pix2gan")
-    """
-)
-
-
-def _run(command: list[str]) -> subprocess.CompletedProcess:
-    """``command`` in a session of its own; past :data:`TIMEOUT` its whole process group (torchrun and every rank)
-    is killed and the test fails instead of hanging."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"{' '.join(command[:6])} ... did not finish within {TIMEOUT} s:\n{err[-3000:]}")
-    return subprocess.CompletedProcess(command, proc.returncode, out, err)
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
-
-@pytest.fixture(scope="module")
-def unpaired_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 phantoms of 32 x 32 voxels: two hold only T1, two only CT, two both."""
-    from pix2gan.data.phantom import write_dataset
-
-    root = tmp_path_factory.mktemp("unpaired") / "data"
-    write_dataset(root, n_subjects=6, size=32, seed=0, unpaired=True)
-    return root
 
 
 @pytest.fixture(scope="module")
 def ddp_run(unpaired_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """2 epochs on two gloo ranks under torchrun, a checkpoint after every step; (run folder, per-rank weights)."""
     base = tmp_path_factory.mktemp("ddp")
-    (base / "driver.py").write_text(DRIVER)
-    weights = base / "weights"
-    weights.mkdir()
     run = base / "run"
-    done = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                 str(base / "driver.py"), str(weights), "train", "--data", str(unpaired_data), *TINY, "--run-dir",
-                 str(run)])  # fmt: skip
+    done = torchrun(base, 2, ["train", "--data", unpaired_data, *TINY, "--run-dir", run])
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
-    return run, weights
+    return run, base / "weights2"
 
 
 def test_two_ranks_train_in_step_with_their_own_pools(ddp_run: tuple[Path, Path]):
@@ -104,11 +44,11 @@ def test_two_ranks_train_in_step_with_their_own_pools(ddp_run: tuple[Path, Path]
     assert {k.split(".")[0] for k in saved["generator"]} == {"g_ab", "g_ba"}
 
     # the logs, written once by rank 0: one row per step (the ranks' mean losses), one per epoch
-    steps = _rows(layout.log)
+    steps = csv_rows(layout.log)
     assert [int(r["step"]) for r in steps] == list(range(1, len(steps) + 1)) and saved["step"] == len(steps)
     assert {"loss_g_cycle_a", "loss_g_cycle_b", "loss_g_idt_a", "loss_d_a", "loss_d_b"} <= set(steps[0])
-    assert [int(r["epoch"]) for r in _rows(layout.epochs)] == [1, 2]
-    assert int(_rows(layout.epochs)[0]["step"]) == len(steps) // 2  # (36 slices, batch 1, 2 ranks: 18 steps each)
+    assert [int(r["epoch"]) for r in csv_rows(layout.epochs)] == [1, 2]
+    assert int(csv_rows(layout.epochs)[0]["step"]) == len(steps) // 2  # (36 slices, batch 1, 2 ranks: 18 steps each)
     assert '"world": 2' in saved["progress"]
     assert sorted(p.name for p in layout.panels.iterdir()) == ["epoch_001.png", "epoch_002.png"]
 
@@ -127,7 +67,7 @@ def test_two_rank_resume_is_bit_identical(ddp_run: tuple[Path, Path], tmp_path: 
     pools and every logged loss."""
     run, _ = ddp_run
     cut = run_at_step(run, tmp_path / "cut", 23)
-    done = _run([sys.executable, "-m", "pix2gan_cli.app", "train", "--resume", str(cut), "--nproc", "2",
+    done = run_in_session([sys.executable, "-m", "pix2gan_cli.app", "train", "--resume", str(cut), "--nproc", "2",
                  "--no-progress"])  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming" in done.stderr and "step 23 of 36" in " ".join(done.stderr.split())
@@ -135,7 +75,7 @@ def test_two_rank_resume_is_bit_identical(ddp_run: tuple[Path, Path], tmp_path: 
     ref, resumed = (torch.load(RunLayout(r).latest, weights_only=True) for r in (run, cut))
     for key in ("objective_state", "objective_state_ranks"):
         assert_identical(ref[key], resumed[key], key)
-    assert _rows(RunLayout(cut).log) == _rows(RunLayout(run).log)
+    assert csv_rows(RunLayout(cut).log) == csv_rows(RunLayout(run).log)
 
 
 class _Counting(nn.Module):

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from helpers import assert_one_clear_line
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import RunConfig
-from pix2gan.data.phantom import write_dataset
 from pix2gan.data.slices import pad_to
 from pix2gan.infer.exported import load_exported
 from pix2gan.nets import padding_multiple
@@ -38,22 +37,15 @@ def cli(*args: object):  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 phantoms of 32 x 32 x 9: sub-001, sub-003 only T1, sub-002, sub-004 only CT, sub-005, sub-006 both."""
-    root = tmp_path_factory.mktemp("unpaired") / "data"
-    write_dataset(root, n_subjects=6, size=32, seed=0, unpaired=True)
-    return root
-
-
-@pytest.fixture(scope="module")
-def runs(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def runs(unpaired_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two tiny CycleGAN runs: A on the axial and coronal planes (2 epochs of batches of 4), B on array axis 2 (1 epoch, another
     seed); one subject holding both held out for validation."""
     from pix2gan.train import fit
 
     root = tmp_path_factory.mktemp("runs")
-    a = RunConfig.from_options("unpaired", data=str(data), planes=["axial", "coronal"], epochs=2, batch_size=4, **TINY)
-    b = RunConfig.from_options("unpaired", data=str(data), epochs=1, seed=1, **TINY)
+    a = RunConfig.from_options("unpaired", data=str(unpaired_data), planes=["axial", "coronal"], epochs=2, batch_size=4,
+                               **TINY)  # fmt: skip
+    b = RunConfig.from_options("unpaired", data=str(unpaired_data), epochs=1, seed=1, **TINY)
     fit(a, root / "a", progress=False)
     fit(b, root / "b", progress=False)
     return root / "a", root / "b"
@@ -112,7 +104,8 @@ def g_ba_pt2(runs) -> Path:
     return runs[1] / "export" / "model_reverse.pt2"
 
 
-def test_reverse_export_translates_dst_to_src_exactly_like_the_checkpoint(runs, g_ba_pt2: Path, data: Path, tmp_path: Path):
+def test_reverse_export_translates_dst_to_src_exactly_like_the_checkpoint(runs, g_ba_pt2: Path, unpaired_data: Path,
+                                                                          tmp_path: Path):
     run = runs[1]
     meta = load_exported(g_ba_pt2, device="cpu").metadata
     ckpt = load_checkpoint(RunLayout(run).model_checkpoint())
@@ -120,7 +113,7 @@ def test_reverse_export_translates_dst_to_src_exactly_like_the_checkpoint(runs, 
     assert (meta.src_map, meta.dst_map) == (ckpt.dst_map, ckpt.src_map)  # HU in, T1 out with its reference scale
     assert meta.dst_map.reference == ckpt.src_map.reference is not None
     scan = tmp_path / "sub-002" / "ct.nii.gz"  # (a CT-only subject)
-    shutil.copytree(data / "sub-002", scan.parent)
+    shutil.copytree(unpaired_data / "sub-002", scan.parent)
     result = cli("translate", scan, "--model", g_ba_pt2, "--device", "cpu")
     assert result.exit_code == 0, result.output
     out = scan.parent / "ct_t1.nii.gz"  # named by the output's modality
@@ -135,7 +128,7 @@ def test_reverse_export_translates_dst_to_src_exactly_like_the_checkpoint(runs, 
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs pix2gan[onnx]")
-def test_default_export_of_an_unpaired_run_is_g_ab_and_refused_with_reverse(runs, data: Path, tmp_path: Path):
+def test_default_export_of_an_unpaired_run_is_g_ab_and_refused_with_reverse(runs, unpaired_data: Path, tmp_path: Path):
     out = tmp_path / "g.onnx"
     result = cli("export", "--run", runs[1], "-o", out)
     assert result.exit_code == 0, result.output
@@ -144,7 +137,7 @@ def test_default_export_of_an_unpaired_run_is_g_ab_and_refused_with_reverse(runs
     ckpt = load_checkpoint(RunLayout(runs[1]).model_checkpoint())
     assert (meta.config.data.src, meta.config.data.dst, meta.source["generator"]) == ("t1", "ct", "G_ab")
     assert (meta.src_map, meta.dst_map) == (ckpt.src_map, ckpt.dst_map)
-    scan = data / "sub-001" / "t1.nii.gz"
+    scan = unpaired_data / "sub-001" / "t1.nii.gz"
     result = cli("translate", scan, "--model", out, "--device", "cpu", "-o", tmp_path / "ct.nii.gz")
     assert result.exit_code == 0, result.output
     expected = _direct(runs[1], np.asarray(nib.load(scan).dataobj, dtype=np.float32), False, (AXIAL,), False)[0]
@@ -165,10 +158,10 @@ def test_export_reverse_of_a_paired_run_is_one_line(tiny_run: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("reverse", [True, False])
-def test_ensemble_of_planes_and_flips_with_uncertainty_matches_a_direct_computation(runs, data: Path, tmp_path: Path,
-                                                                                   reverse: bool):  # fmt: skip
+def test_ensemble_of_planes_and_flips_with_uncertainty_matches_a_direct_computation(runs, unpaired_data: Path,
+                                                                                    tmp_path: Path, reverse: bool):  # fmt: skip
     a, b = runs
-    scan = data / ("sub-005/ct.nii.gz" if reverse else "sub-005/t1.nii.gz")
+    scan = unpaired_data / ("sub-005/ct.nii.gz" if reverse else "sub-005/t1.nii.gz")
     out = tmp_path / "pred.nii.gz"
     result = cli("translate", scan, "--run", a, "--run", b, "--tta", "--uncertainty", "--device", "cpu", "-o", out,
                  *(["--reverse"] if reverse else []))  # fmt: skip
@@ -192,9 +185,9 @@ def test_ensemble_of_planes_and_flips_with_uncertainty_matches_a_direct_computat
         assert -1024 - 1e-3 <= pred.min() and pred.max() <= 3000 + 1e-3 and np.ptp(pred) > 100  # HU, not [-1, 1]
 
 
-def test_reverse_checkpoint_and_g_ba_export_make_one_ensemble(runs, g_ba_pt2: Path, data: Path, tmp_path: Path):
+def test_reverse_checkpoint_and_g_ba_export_make_one_ensemble(runs, g_ba_pt2: Path, unpaired_data: Path, tmp_path: Path):
     a, b = runs
-    scan = data / "sub-006" / "ct.nii.gz"
+    scan = unpaired_data / "sub-006" / "ct.nii.gz"
     out = tmp_path / "pred.nii.gz"
     result = cli("translate", scan, "--run", a, "--model", g_ba_pt2, "--reverse", "--no-tta", "--device", "cpu", "-o", out)
     assert result.exit_code == 0, result.output
@@ -211,7 +204,7 @@ def test_reverse_checkpoint_and_g_ba_export_make_one_ensemble(runs, g_ba_pt2: Pa
 # --- sample and report ----------------------------------------------------------------------------------------------
 
 
-def test_sample_draws_a_to_b_to_a_and_b_to_a_to_b_of_a_held_out_subject(runs, data: Path, tmp_path: Path):
+def test_sample_draws_a_to_b_to_a_and_b_to_a_to_b_of_a_held_out_subject(runs, unpaired_data: Path, tmp_path: Path):
     from pix2gan.data.planes import context_stack
     from pix2gan.infer.cycle_panel import CYCLE_TITLES
     from pix2gan.reporting.panels import compose_panel
@@ -223,7 +216,8 @@ def test_sample_draws_a_to_b_to_a_and_b_to_a_to_b_of_a_held_out_subject(runs, da
     assert png.is_file() and "cycle panels" in result.output
     (sid,) = json.loads((run / "split.json").read_text())["val"]
     ckpt = load_checkpoint(RunLayout(run).model_checkpoint())
-    t1, ct, mask = (np.asarray(nib.load(data / sid / f"{m}.nii.gz").dataobj, dtype=np.float32) for m in ("t1", "ct", "mask"))
+    t1, ct, mask = (np.asarray(nib.load(unpaired_data / sid / f"{m}.nii.gz").dataobj, dtype=np.float32)
+                    for m in ("t1", "ct", "mask"))
     filled = np.flatnonzero(mask.reshape(-1, mask.shape[2]).sum(0) > 0)
     ks = sorted({int(filled[int(round(q * (len(filled) - 1)))]) for q in (0.25, 0.5, 0.75)})
     g_ab, g_ba = ckpt.generator().g_ab, ckpt.generator().g_ba

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from helpers import assert_identical, assert_one_clear_line, final_state
 from pix2gan.checkpoint import load_checkpoint
 from pix2gan.config import RunConfig
-from pix2gan.data.phantom import write_dataset
 from pix2gan.runs import RunLayout
 from pix2gan_cli.app import app
 
@@ -26,14 +25,6 @@ TINY = ["--src", "t1", "--dst", "ct", "--filters", "4", "--disc-filters", "4", "
 
 def cli(*args: object):  # noqa: ANN201
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def unpaired_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """6 phantoms of 32 x 32 voxels: sub-001, sub-003 hold only T1, sub-002, sub-004 only CT, sub-005, sub-006 both."""
-    root = tmp_path_factory.mktemp("unpaired") / "data"
-    write_dataset(root, n_subjects=6, size=32, seed=0, unpaired=True)
-    return root
 
 
 @pytest.fixture(scope="module")
