@@ -740,6 +740,31 @@ def draw_panel(ax, set_name: str, points: dict[str, tuple[float, float]],  # noq
     ax.legend(fontsize=7, loc="best")
 
 
+def selected_rows(parser: argparse.ArgumentParser, only: str, names: list[str]) -> list[str]:
+    """The rows ``--only`` names (comma-separated; all of ``names`` when empty); an unknown one is a usage error."""
+    chosen = [n.strip() for n in only.split(",") if n.strip()] or names
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(names)}")
+    return chosen
+
+
+def bench_session(threads: int, device: str) -> tuple[torch.device, Console, str]:
+    """Quiet logs, ``threads`` torch threads (0: torch's default), the device, a wide console and the device's name
+    for the header line."""
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    if threads:
+        torch.set_num_threads(threads)
+    from pix2gan.device import resolve_device
+
+    resolved = resolve_device(device)
+    console = Console(width=max(170, Console().width))
+    name = (torch.cuda.get_device_name(resolved) if resolved.type == "cuda"
+            else f"CPU, {torch.get_num_threads()} threads")  # fmt: skip
+    return resolved, console, name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="training wall clock per row")
@@ -755,10 +780,7 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=None,
                         help=f"perception-distortion PNG (default {FIGURE.relative_to(ROOT)} when every row runs)")
     args = parser.parse_args()
-    only = [n.strip() for n in args.only.split(",") if n.strip()] or ROW_NAMES
-    unknown = [n for n in only if n not in ROW_NAMES]
-    if unknown:
-        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROW_NAMES)}")
+    only = selected_rows(parser, args.only, ROW_NAMES)
     if args.minutes <= 0:
         parser.error("--minutes must be > 0")
     try:
@@ -766,14 +788,7 @@ def main() -> None:
     except ValueError as exc:
         parser.error(str(exc))
 
-    logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from pix2gan.device import resolve_device
-
-    device = resolve_device(args.device)
-    console = Console(width=max(170, Console().width))
+    device, console, name = bench_session(args.threads, args.device)
     seed0 = bundled_seed()
     if seed0 in (TRAIN_SEED, HELDOUT_SEED):
         sys.exit(f"samples/phantom.json says seed {seed0}: it must differ from TRAIN_SEED and HELDOUT_SEED")
@@ -783,7 +798,6 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     bf16_ok, bf16_note = native_bf16(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     console.print(f"[bold]bench/quality.py[/] on {name}, torch {torch.__version__}: {args.minutes:g} min of training "
                   f"per row, rows {', '.join(only)}; work folder {work}", highlight=False)  # fmt: skip
 

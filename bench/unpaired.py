@@ -87,13 +87,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,27 +373,16 @@ def main() -> None:
                         help="work folder, kept afterwards (default: a temporary one, removed at the end)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    only = [n.strip() for n in args.only.split(",") if n.strip()] or ROW_NAMES
-    unknown = [n for n in only if n not in ROW_NAMES]
-    if unknown:
-        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROW_NAMES)}")
+    only = quality.selected_rows(parser, args.only, ROW_NAMES)
     if args.minutes <= 0:
         parser.error("--minutes must be > 0")
     if args.subjects < 4:
         parser.error("--subjects must be >= 4 (the unpaired halves hold out 2 subjects holding both)")
 
-    logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from pix2gan.device import resolve_device
-
-    device = resolve_device(args.device)
-    console = Console(width=max(170, Console().width))
+    device, console, name = quality.bench_session(args.threads, args.device)
     work = (args.work or Path(tempfile.mkdtemp(prefix="pix2gan-unpaired-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     console.print(f"[bold]bench/unpaired.py[/] on {name}, torch {torch.__version__}: {args.minutes:g} min of training "
                   f"per row, rows {', '.join(only)}; {args.subjects} subjects of {args.size} px per family; work "
                   f"folder {work}", highlight=False)  # fmt: skip
