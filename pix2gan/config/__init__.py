@@ -69,6 +69,9 @@ class RunConfig:
     infer: InferConfig = field(default_factory=InferConfig)
 
     def __post_init__(self) -> None:
+        if len(self.data.sources) > 1 and self.mode != Mode.PAIRED:
+            raise ValueError(f"--src {self.data.src}: several sources are a paired-mode model (many-to-one); "
+                             f"--mode {self.mode.value} takes one")  # fmt: skip
         if self.data.data_b is not None:  # two folders of 2-D images: an unpaired run's data, sliced from nothing
             if self.mode != Mode.UNPAIRED:
                 raise ValueError(f"--data-b (image folder B) goes with --mode unpaired, not --mode {self.mode.value}")
@@ -77,8 +80,23 @@ class RunConfig:
 
     @property
     def generator_model(self) -> ModelConfig:
-        """The paired generator's architecture: ``model`` with one input channel per slice of the 2.5-D stack."""
-        return dataclasses.replace(self.model, in_channels=self.model.in_channels * (2 * self.data.context + 1))
+        """The paired generator's architecture: ``model`` with one input channel per slice of each source's 2.5-D
+        stack, and one availability channel per source for a model trained with input dropout
+        (:class:`pix2gan.data.sources.SourceLayout`).
+
+        Example:
+            >>> RunConfig.from_options("paired", src="t1,zte", context=1, input_dropout=0.5).generator_model.in_channels
+            8
+        """
+        d = self.data
+        stacks = self.model.in_channels * (2 * d.context + 1) * len(d.sources)
+        return dataclasses.replace(self.model, in_channels=stacks + (len(d.sources) if d.optional_sources else 0))
+
+    @property
+    def discriminator_model(self) -> ModelConfig:
+        """The paired discriminator's input: the centre slice of every source (``model.in_channels`` each) with the
+        target (``model.out_channels``); ``model`` itself for one source."""
+        return dataclasses.replace(self.model, in_channels=self.model.in_channels * len(self.data.sources))
 
     @property
     def mode(self) -> Mode:
@@ -91,7 +109,7 @@ class RunConfig:
 
     def run_name(self) -> str:
         """Short name of the run (``t1-ct`` style for paired runs, the mode otherwise) for default run folders."""
-        return f"{self.data.src}2{self.data.dst}" if self.mode.translates else self.mode.value
+        return f"{'+'.join(self.data.sources)}2{self.data.dst}" if self.mode.translates else self.mode.value
 
     @classmethod
     def from_options(cls, mode: Mode | str = Mode.PAIRED, **options: Any) -> RunConfig:

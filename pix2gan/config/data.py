@@ -16,7 +16,8 @@ class DataConfig(_FromDict):
 
     Args:
         root: folder holding one sub-folder per subject with ``<modality>.nii[.gz]`` files.
-        src: source modality name (network input), e.g. ``t1``.
+        src: source modality name (network input), e.g. ``t1``; several, comma-separated and ordered, for
+            many-to-one synthesis (``t1,zte``: :attr:`sources`), each normalised by its own map.
         dst: target modality name (network output), e.g. ``ct``.
         mask: optional body-mask modality name; used for metrics and to skip empty slices.
         slice_axis: array axis the volume is sliced along (2 = axial for RAS-ordered scans); the one-plane case.
@@ -26,7 +27,13 @@ class DataConfig(_FromDict):
         context: neighbouring slices on each side fed to the generator as extra channels (2.5-D; 0 = 2-D pix2pix).
             Neighbours beyond the volume's ends repeat the end slice.
         src_intensity / dst_intensity: normalisation of each modality (``hu`` or ``percentile``); default from the
-            modality's name: CT-like names (``ct``, ``cbct``, ``sct``) get the HU window, others percentiles.
+            modality's name: CT-like names (``ct``, ``cbct``, ``sct``) get the HU window, others percentiles. Given,
+            ``src_intensity`` applies to every source.
+        src_intensities: each source's normalisation, in the order of :attr:`sources` (set from ``src_intensity``
+            or each source's name; ``src_intensity`` is the first's).
+        input_dropout: with several sources, the probability that training zero-fills each source (never all of a
+            slice's); the generator then gets one availability channel per source (1 present, 0 missing) and
+            translates from any non-empty subset (0: every source is needed).
         percentiles: lower/upper percentiles for ``percentile`` normalisation.
         hu_window: clip window in HU for ``hu`` normalisation (SynthRAD: [-1024, 3000]).
         val_fraction / test_fraction: share of subjects held out (at least one each when there are >= 3).
@@ -48,6 +55,8 @@ class DataConfig(_FromDict):
     context: int = 0
     src_intensity: IntensityKind | None = None  # None: from the modality's name (default_intensity)
     dst_intensity: IntensityKind | None = None
+    src_intensities: tuple[IntensityKind, ...] = ()  # one per source; () : from src_intensity or the names
+    input_dropout: float = 0.0
     percentiles: tuple[float, float] = (0.5, 99.5)
     hu_window: tuple[float, float] = (-1024.0, 3000.0)
     val_fraction: float = 0.1
@@ -60,8 +69,20 @@ class DataConfig(_FromDict):
     data_b: str | None = None
 
     def __post_init__(self) -> None:
-        if self.src_intensity is None:
-            self.src_intensity = self.default_intensity(self.src)
+        self.src = ",".join(n.strip() for n in str(self.src).split(","))
+        sources = self.sources
+        if not all(sources):
+            raise ValueError(f"--src {self.src!r}: an empty modality name in the list")
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"--src {self.src!r}: a source is named twice")
+        if self.dst in sources and len(sources) > 1:
+            raise ValueError(f"--src {self.src!r}: the target {self.dst!r} cannot also be a source")
+        if len(self.src_intensities) != len(sources):  # a new config, or another list of sources
+            given = self.src_intensity
+            self.src_intensities = tuple(self.default_intensity(n) if given is None else given for n in sources)
+        self.src_intensities = tuple(_check_enum("DataConfig", "src_intensities", k, IntensityKind)
+                                     for k in self.src_intensities)  # fmt: skip
+        self.src_intensity = self.src_intensities[0]
         if self.dst_intensity is None:
             self.dst_intensity = self.default_intensity(self.dst)
         self.src_intensity = _check_enum("DataConfig", "src_intensity", self.src_intensity, IntensityKind)
@@ -83,10 +104,30 @@ class DataConfig(_FromDict):
             raise ValueError(f"DataConfig.percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}")
         if not self.hu_window[0] < self.hu_window[1]:
             raise ValueError(f"DataConfig.hu_window must be increasing, got {self.hu_window}")
+        if not 0.0 <= self.input_dropout < 1.0:
+            raise ValueError(f"--input-dropout must be in [0, 1), got {self.input_dropout}")
+        if self.input_dropout and len(sources) < 2:
+            raise ValueError(f"--input-dropout drops one of several sources; --src {self.src} names one (give e.g. "
+                             f"--src {self.src},zte)")  # fmt: skip
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"DataConfig.{name} must be in [0, 1), got {value}")
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The source modalities, in the order of the generator's channels.
+
+        Example:
+            >>> DataConfig(src="t1, zte").sources, DataConfig().sources
+            (('t1', 'zte'), ('t1',))
+        """
+        return tuple(self.src.split(","))
+
+    @property
+    def optional_sources(self) -> bool:
+        """Whether the model learnt to do without any of its sources (trained with input dropout)."""
+        return self.input_dropout > 0
 
     @staticmethod
     def default_intensity(modality: str) -> IntensityKind:

@@ -36,6 +36,7 @@ OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "slice_axis": (("data", "slice_axis"),),
     "planes": (("data", "planes"),),
     "context": (("data", "context"),),
+    "input_dropout": (("data", "input_dropout"),),
     "val_fraction": (("data", "val_fraction"),),
     "test_fraction": (("data", "test_fraction"),),
     "split_seed": (("data", "split_seed"),),
@@ -211,6 +212,8 @@ def override_sections(sections: dict[str, dict[str, Any]], mode: Mode, **options
     for name in ("src", "dst"):
         if name in given:
             sections["data"][f"{name}_intensity"] = None  # from the new modality's name
+    if "src" in given:
+        sections["data"]["src_intensities"] = ()
     if "data" in given:
         sections["data"]["root"] = resolve_root(given["data"], mode)
     if given.get("data_b") is not None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from pix2gan.config import DataConfig, IntensityKind
 
-__all__ = ["Scale", "IntensityMap", "intensity_maps"]
+__all__ = ["Scale", "IntensityMap", "intensity_maps", "source_maps"]
 
 Scale = tuple[float, float]  # physical values mapped to -1 and +1
 
@@ -105,3 +105,14 @@ def intensity_maps(cfg: DataConfig) -> tuple[IntensityMap, IntensityMap]:
     src = IntensityMap(cfg.src_intensity, cfg.hu_window, cfg.percentiles)
     dst = IntensityMap(cfg.dst_intensity, cfg.hu_window, cfg.percentiles)
     return src, dst
+
+
+def source_maps(cfg: DataConfig) -> tuple[IntensityMap, ...]:
+    """One map per source of a many-to-one run, in the order of ``cfg.sources`` (each volume is scaled by its own
+    percentiles or the HU window; a source needs no reference scale, as nothing is mapped back to it).
+
+    Example:
+        >>> [m.kind.value for m in source_maps(DataConfig(src="t1,ct", dst="t2"))]
+        ['percentile', 'hu']
+    """
+    return tuple(IntensityMap(kind, cfg.hu_window, cfg.percentiles) for kind in cfg.src_intensities)

@@ -15,8 +15,9 @@ from torch.utils.data import Dataset
 
 from pix2gan.config import DataConfig
 from pix2gan.data.batches import item_generator
-from pix2gan.data.intensity import IntensityMap, Scale
+from pix2gan.data.intensity import IntensityMap, Scale, source_maps
 from pix2gan.data.planes import context_stack, in_plane_axes, lr_axis, slice_axes
+from pix2gan.data.sources import SourceLayout, draw_present
 from pix2gan.data.subjects import Subject, load_subject
 from pix2gan.errors import InputError
 
@@ -48,7 +49,8 @@ class SubjectSlices:
     """One subject's normalised volumes, sliced along the run's planes without copying.
 
     ``src``, ``dst`` and ``mask`` are (N, H, W) views along the first slice axis; :meth:`along` gives the views
-    along any axis. The volumes are kept once, in the layout they were read in.
+    along any axis. The volumes are kept once, in the layout they were read in. ``src`` is the first source; a
+    many-to-one run's other sources are in ``others`` (:meth:`source_stacks` stacks them all).
     """
 
     id: str
@@ -61,6 +63,8 @@ class SubjectSlices:
     axes: tuple[int, ...] = (2,)  # the slice axes, first = the primary one (validation, panels)
     flips: tuple[bool, ...] = (True,)  # per axis: a flip of the slice's rows mirrors left and right
     volumes: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None  # (src, dst, mask) as (X, Y, Z)
+    others: tuple[torch.Tensor, ...] = ()  # the sources after the first, (X, Y, Z), normalised
+    other_scales: tuple[Scale, ...] = ()
 
     def along(self, axis: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(src, dst, mask) as (N, H, W) views of slices along ``axis`` (the primary axis: the attributes)."""
@@ -68,6 +72,13 @@ class SubjectSlices:
             return self.src, self.dst, self.mask
         src, dst, mask = self.volumes
         return src.movedim(axis, 0), None if dst is None else dst.movedim(axis, 0), mask.movedim(axis, 0)
+
+    def source_stacks(self, axis: int, index: torch.Tensor | list[int] | int, context: int) -> torch.Tensor:
+        """Every source's 2.5-D stack of slices ``index`` along ``axis``, one after the other in the sources' order
+        (:class:`~pix2gan.data.sources.SourceLayout`): (B, S (2K + 1), H, W), or (S (2K + 1), H, W) for an int."""
+        stacks = [context_stack(self.along(axis)[0], index, context)]
+        stacks += [context_stack(v.movedim(axis, 0), index, context) for v in self.others]
+        return stacks[0] if not self.others else torch.cat(stacks, 0 if isinstance(index, int) else 1)
 
 
 class SliceCache:
@@ -81,9 +92,13 @@ class SliceCache:
         cfg: modality names, slice axis or planes, and normalisation.
         src_map / dst_map: intensity maps of source and target.
         with_target: read the target modality too (False for translation-only use).
-        modality: the modality read as the cache's source, with ``src_map`` (default ``cfg.src``): a cache of one
-            modality of an unpaired run, e.g. ``modality=cfg.dst, with_target=False`` for its targets
+        modality: the modality read as the cache's source, with ``src_map`` (default: every source of ``cfg``, the
+            first with ``src_map``, the others with their own maps, :func:`~pix2gan.data.intensity.source_maps`): a
+            cache of one modality of an unpaired run, e.g. ``modality=cfg.dst, with_target=False`` for its targets
             (:func:`pix2gan.data.unpaired.modality_cache`).
+
+    Raises:
+        InputError: a subject's volumes not on one grid (naming both files), a constant volume, a bad slice axis.
     """
 
     def __init__(
@@ -97,12 +112,14 @@ class SliceCache:
         modality: str | None = None,
     ) -> None:
         self.cfg = cfg
-        self.modality = cfg.src if modality is None else modality
+        self.modality = cfg.sources[0] if modality is None else modality
+        # a many-to-one run's further sources, each with its own map (a cache of one modality reads that one only)
+        self.others = dict(zip(cfg.sources[1:], source_maps(cfg)[1:], strict=True)) if modality is None else {}
         self.subjects: list[SubjectSlices] = [self._read(s, src_map, dst_map, with_target) for s in subjects]
 
     def _read(self, subject: Subject, src_map: IntensityMap, dst_map: IntensityMap, with_target: bool) -> SubjectSlices:
         cfg = self.cfg
-        names = [self.modality] + ([cfg.dst] if with_target else []) + ([cfg.mask] if cfg.mask else [])
+        names = [self.modality, *self.others] + ([cfg.dst] if with_target else []) + ([cfg.mask] if cfg.mask else [])
         vols = load_subject(subject, names)
         src_vol = vols[self.modality]
         try:
@@ -112,6 +129,13 @@ class SliceCache:
         except ValueError as exc:
             raise InputError(f"{src_vol.path}: {exc}") from None
         src = torch.from_numpy(src_map.forward(src_vol.data, src_scale))
+        others, other_scales = [], []
+        for name, imap in self.others.items():
+            try:
+                other_scales.append(imap.scale_of(vols[name].data))
+            except ValueError as exc:
+                raise InputError(f"{vols[name].path}: {exc}") from None
+            others.append(torch.from_numpy(imap.forward(vols[name].data, other_scales[-1])))
         dst = dst_scale = None
         if with_target:
             dst_vol = vols[cfg.dst]
@@ -129,7 +153,7 @@ class SliceCache:
         first = axes[0]
         return SubjectSlices(subject.id, src.movedim(first, 0), None if dst is None else dst.movedim(first, 0),
                              mask.movedim(first, 0), src_scale, dst_scale, str(src_vol.path), axes, flips,
-                             (src, dst, mask))  # fmt: skip
+                             (src, dst, mask), tuple(others), tuple(other_scales))  # fmt: skip
 
     def __len__(self) -> int:
         return sum(s.src.shape[0] for s in self.subjects)
@@ -159,7 +183,11 @@ class PairedSlices(Dataset):
     when ``with_mask`` (a loss that weights by the mask asks for it; otherwise it is not shipped).
 
     Items are the slices of every plane of the cache. The source is the slice with ``context`` neighbours on each
-    side as channels (2.5-D; 0: the slice alone). Slices smaller than the crop are padded with -1 (air after
+    side as channels (2.5-D; 0: the slice alone), for each source of the cache in turn (``layout``). With
+    ``input_dropout`` (training only) each item's sources are dropped as :func:`~pix2gan.data.sources.draw_present`
+    draws them from the item's seed, after the crop's draws, and the source is then
+    :meth:`SourceLayout.assemble <pix2gan.data.sources.SourceLayout.assemble>`'s input: dropped stacks zero-filled,
+    availability planes appended. Slices smaller than the crop are padded with -1 (air after
     normalisation). Training crops are random and optionally flipped along the slice's rows (left-right for axial
     and coronal slices; sagittal slices, whose rows run front to back, are not flipped); evaluation crops are centred.
 
@@ -169,7 +197,7 @@ class PairedSlices(Dataset):
     exactly the items of the default mode.
 
     Shape:
-        Each item is a dict with ``src`` (C, S, S) with C = 2 * context + 1 and ``dst`` (1, S, S) float32 (and
+        Each item is a dict with ``src`` (C, S, S) with C = ``layout.channels`` (2 * context + 1 for one source) and ``dst`` (1, S, S) float32 (and
         ``mask`` (1, S, S) bool). With ``crop_on_device``: ``src``, ``dst`` (C or 1, Hc, Wc) float32 (and ``mask``
         (1, Hc, Wc) bool), where (Hc, Wc) = (max(S, largest slice height), max(S, largest slice width)) over the
         cache's planes, plus ``top`` and ``left`` (int64 scalars: the crop's corner on that canvas) and ``flip``
@@ -187,6 +215,8 @@ class PairedSlices(Dataset):
         crop_on_device: bool = False,
         with_mask: bool = False,
         context: int = 0,
+        layout: SourceLayout | None = None,
+        input_dropout: float = 0.0,
     ) -> None:
         if any(s.dst is None for s in cache.subjects):
             raise ValueError("PairedSlices needs a SliceCache built with the target modality")
@@ -196,7 +226,11 @@ class PairedSlices(Dataset):
         self.flip = flip and train
         self.crop_on_device = crop_on_device and train
         self.with_mask = with_mask
-        self.context = context
+        self.layout = layout or SourceLayout((cache.modality, *cache.others), context)
+        self.context = self.layout.context
+        self.input_dropout = input_dropout if train else 0.0
+        if self.input_dropout and not self.layout.optional:
+            raise ValueError("input dropout needs a layout with availability channels (SourceLayout.optional)")
         # one canvas for every item of the cache, so that uncropped items batch together
         shapes = [s.along(a)[0].shape[-2:] for s in cache.subjects for a in s.axes]
         self.canvas = (max([image_size] + [h for h, _ in shapes]), max([image_size] + [w for _, w in shapes]))
@@ -213,17 +247,19 @@ class PairedSlices(Dataset):
         s_idx, p, k = self.pairs[i]
         s = self.cache.subjects[s_idx]
         try:
-            src, dst, mask = s.along(s.axes[p])
-            images = torch.cat([context_stack(src, k, self.context), dst[k : k + 1]])  # type: ignore[index]
+            _, dst, mask = s.along(s.axes[p])
+            images = torch.cat([s.source_stacks(s.axes[p], k, self.context), dst[k : k + 1]])  # type: ignore[index]
             flip = self.flip and s.flips[p]
-            if self.crop_on_device:
-                return self._place(images, mask[k], rng, flip)
-            return self._crop(images, mask[k], rng, flip)
+            item = (self._place if self.crop_on_device else self._crop)(images, mask[k], rng, flip)
+            if self.layout.optional:  # after the crop's draws: a run without dropout draws what it always drew
+                present = draw_present(len(self.layout.names), self.input_dropout, rng)
+                item["src"] = self.layout.assemble(item["src"][None], present)[0]
+            return item
         except Exception as exc:  # a damaged cache entry: name the subject's file, not a tensor error
             raise InputError(f"{s.path}: slice {k} could not be prepared ({type(exc).__name__}: {exc})") from None
 
     def _split(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        c = 2 * self.context + 1
+        c = self.layout.stacks
         return {"src": images[:c], "dst": images[c : c + 1]}
 
     def _place(self, images: torch.Tensor, mask: torch.Tensor, rng: torch.Generator | None, flip: bool) -> dict[str, torch.Tensor]:

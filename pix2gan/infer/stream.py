@@ -18,17 +18,25 @@ from torch import nn
 
 from pix2gan.data.slices import pad_to
 
-__all__ = ["predict_slices", "stream_slices"]
+__all__ = ["predict_slices", "stream_slices", "Inputs"]
+
+# the generator's input from padded source stacks (B, C, H, W): a many-to-one model's missing sources zero-filled
+# and availability planes appended (:meth:`pix2gan.data.sources.SourceLayout.assemble`), after padding, as in training
+Inputs = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _forward(
-    generator: nn.Module, batch: torch.Tensor, multiple: int, device: torch.device, dtype: torch.dtype | None = None
+    generator: nn.Module, batch: torch.Tensor, multiple: int, device: torch.device, dtype: torch.dtype | None = None,
+    inputs: Inputs | None = None,
 ) -> torch.Tensor:
-    """One forward pass over (B, C, H, W) normalised slices: pad with -1 up to a multiple, run (autocast to ``dtype``
-    when given), crop; float32 on the CPU."""
+    """One forward pass over (B, C, H, W) normalised slices: pad with -1 up to a multiple, build the generator's
+    input from the padded slices with ``inputs`` when given, run (autocast to ``dtype`` when given), crop; float32
+    on the CPU."""
     h, w = batch.shape[-2:]
     ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple
     padded, (left, _, top, _) = pad_to(batch.to(device, non_blocking=True), ph, pw, value=-1.0)
+    if inputs is not None:
+        padded = inputs(padded)
     with torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext():
         pred = generator(padded)
     return pred[..., top : top + h, left : left + w].float().cpu()
@@ -36,7 +44,8 @@ def _forward(
 
 @torch.no_grad()
 def predict_slices(
-    generator: nn.Module, slices: torch.Tensor, multiple: int, *, batch_size: int = 16, device: torch.device | None = None
+    generator: nn.Module, slices: torch.Tensor, multiple: int, *, batch_size: int = 16, device: torch.device | None = None,
+    inputs: Inputs | None = None,
 ) -> torch.Tensor:
     """Run the generator over normalised slices of any in-plane size.
 
@@ -45,6 +54,7 @@ def predict_slices(
         slices: (N, C, H, W) normalised source slices.
         multiple: in-plane sizes are padded (with -1, background) up to a multiple of this and cropped back.
         batch_size: slices per forward pass.
+        inputs: builds the generator's input from each padded batch (see :data:`Inputs`); None: the slices as they are.
 
     Returns:
         (N, C', H, W) float32 on the CPU (filled batch by batch; no list of batches concatenated at the end).
@@ -53,7 +63,7 @@ def predict_slices(
     n, _, h, w = slices.shape
     out: torch.Tensor | None = None
     for start in range(0, n, batch_size):
-        pred = _forward(generator, slices[start : start + batch_size], multiple, device)
+        pred = _forward(generator, slices[start : start + batch_size], multiple, device, inputs=inputs)
         if out is None:
             out = torch.empty((n, *pred.shape[1:]), dtype=pred.dtype)
         out[start : start + len(pred)] = pred

@@ -148,7 +148,8 @@ def reversed_config(cfg: RunConfig) -> RunConfig:
     """
     r = reverse_config(cfg)
     d = r.data
-    data = dataclasses.replace(d, src=d.dst, dst=d.src, src_intensity=d.dst_intensity, dst_intensity=d.src_intensity)
+    data = dataclasses.replace(d, src=d.dst, dst=d.src, src_intensity=d.dst_intensity,
+                               src_intensities=(), dst_intensity=d.src_intensity)
     return dataclasses.replace(r, data=data)
 
 

@@ -71,7 +71,8 @@ class PatchDiscriminator(nn.Module):
 
     @classmethod
     def from_run_config(cls, cfg: RunConfig) -> PatchDiscriminator:
-        return cls.from_config(cfg.model)
+        """The paired run's discriminator: every source's centre slice and the target (``discriminator_model``)."""
+        return cls.from_config(cfg.discriminator_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

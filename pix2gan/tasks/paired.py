@@ -19,9 +19,9 @@ from torch import nn
 
 from pix2gan.config import GanLoss, RunConfig
 from pix2gan.data.device_crop import crop_batch
-from pix2gan.data.intensity import IntensityMap, intensity_maps
-from pix2gan.data.planes import context_stack
+from pix2gan.data.intensity import IntensityMap, intensity_maps, source_maps
 from pix2gan.data.slices import PairedSlices, SliceCache
+from pix2gan.data.sources import SourceLayout
 from pix2gan.data.subjects import Subject, find_subjects, split_subjects
 from pix2gan.errors import InputError
 from pix2gan.infer.stream import predict_slices
@@ -41,8 +41,10 @@ class PairedObjective:
     """pix2pix's losses: D on (src, real) vs (src, G(src)), halved; G against D plus ``lambda_l1`` * L1, and the
     options beyond pix2pix: an L1 weighted by the body mask, an SSIM term, no adversarial term at all.
 
-    Batches hold ``src`` (B, 2K + 1, S, S) (the slice and its ``context`` neighbours), ``dst`` (B, 1, S, S) in
-    [-1, 1], and ``mask`` (B, 1, S, S) bool when ``mask_weight`` is set. D judges (centre source slice, target).
+    Batches hold ``src`` (B, 2K + 1, S, S) (the slice and its ``context`` neighbours; with several sources the
+    generator's input of ``layout``), ``dst`` (B, 1, S, S) in [-1, 1], and ``mask`` (B, 1, S, S) bool when
+    ``mask_weight`` is set. D judges (centre source slice, target); with several sources (the centre slice of each
+    source, as the generator got it, target).
 
     Args:
         gan_kind: the adversarial loss; ``none``: no discriminator updates, G is trained by regression alone.
@@ -50,6 +52,7 @@ class PairedObjective:
         mask_weight: weight of the mask's voxels in the L1 term (the others get ``1 - mask_weight``); None: plain L1.
         lambda_ssim: weight of the SSIM term (0: off).
         context: neighbouring slices on each side in ``src``.
+        layout: a many-to-one model's input layout (None: one source, ``context`` neighbours each side).
     """
 
     gan_kind: GanLoss = GanLoss.LSGAN
@@ -58,6 +61,7 @@ class PairedObjective:
     mask_weight: float | None = None
     lambda_ssim: float = 0.0
     context: int = 0
+    layout: SourceLayout | None = None
 
     @property
     def d_steps(self) -> int:
@@ -81,7 +85,9 @@ class PairedObjective:
         return generator(batch["src"])
 
     def _pair(self, batch: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        """What D judges: the centre source slice and an image, as channels."""
+        """What D judges: the centre source slice (of every source) and an image, as channels."""
+        if self.layout is not None:
+            return torch.cat([self.layout.centres(batch["src"]), image], 1)
         k = self.context
         return torch.cat([batch["src"][:, k : k + 1], image], 1)
 
@@ -118,15 +124,17 @@ def _select(subjects: list[Subject], ids: list[str]) -> list[Subject]:
 @torch.no_grad()
 def validate(
     generator: nn.Module, cache: SliceCache, dst_map: IntensityMap, multiple: int, device: torch.device,
-    context: int = 0,
+    context: int = 0, layout: SourceLayout | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Whole-slice validation along each subject's first plane: L1 in [-1, 1] units and MAE in physical units, both
-    inside the mask (``context``: neighbouring slices fed on each side, as in training)."""
+    inside the mask (``context``: neighbouring slices fed on each side, as in training; ``layout``: a many-to-one
+    model's input, every source present)."""
     generator.eval()
     l1_sum = mae_sum = count = 0.0
+    inputs = None if layout is None else layout.assemble
     for subject in cache.subjects:
-        stacks = context_stack(subject.src, torch.arange(subject.src.shape[0]), context)  # (N, 2K + 1, H, W)
-        pred = predict_slices(generator, stacks, multiple, device=device)[:, 0]  # (N, H, W)
+        stacks = subject.source_stacks(subject.axes[0], torch.arange(subject.src.shape[0]), context)  # (N, S(2K+1), H, W)
+        pred = predict_slices(generator, stacks, multiple, device=device, inputs=inputs)[:, 0]  # (N, H, W)
         target, mask = subject.dst, subject.mask
         n = float(mask.sum())
         l1_sum += float((pred - target).abs()[mask].sum())
@@ -157,13 +165,13 @@ class PairedTask:
 
     def __init__(self, cfg: RunConfig, layout: RunLayout, device: torch.device, *, check_new: Callable[[], None]) -> None:
         tc, dc = cfg.train, cfg.data
-        if dc.src == dc.dst:
+        if dc.dst in dc.sources:
             raise InputError(f"--src and --dst are both {dc.src!r}; paired mode translates between two modalities")
         self.multiple = padding_multiple(cfg)
         if tc.image_size % self.multiple:
             raise InputError(f"--image-size {tc.image_size} is not a multiple of {self.multiple}, the padding multiple "
                              f"of the {cfg.model.generator} generator")  # fmt: skip
-        subjects = find_subjects(dc.root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])
+        subjects = find_subjects(dc.root, [*dc.sources, dc.dst], [dc.mask] if dc.mask else [])
         if dc.mask and not any(dc.mask in s.files for s in subjects):
             log.warning("no subject has a %r modality: slices are selected and scored over the whole image", dc.mask)
         self.split = split_subjects([s.id for s in subjects], dc.val_fraction, dc.test_fraction, dc.split_seed)
@@ -174,18 +182,25 @@ class PairedTask:
         # a generated target of a percentile modality is mapped back with the training volumes' median scale
         self.dst_map = IntensityMap(dst_map.kind, dst_map.window, dst_map.percentiles, train_cache.reference_scale("dst"))
         crop_on_device = tc.device_crop if tc.device_crop is not None else device.type == "cuda"
+        self.layout = SourceLayout.of(cfg)
         self.dataset = PairedSlices(train_cache, tc.image_size, train=True, flip=tc.flip,
                                     min_foreground=dc.min_foreground, crop_on_device=crop_on_device,
-                                    with_mask=tc.mask_weight is not None, context=dc.context)  # fmt: skip
+                                    with_mask=tc.mask_weight is not None, layout=self.layout,
+                                    input_dropout=dc.input_dropout)  # fmt: skip
         self.on_device = (lambda batch: crop_batch(batch, tc.image_size)) if crop_on_device else None
         self.objective = PairedObjective(tc.gan_loss, tc.lambda_l1, mask_weight=tc.mask_weight,
-                                         lambda_ssim=tc.lambda_ssim, context=dc.context)  # fmt: skip
+                                         lambda_ssim=tc.lambda_ssim, context=dc.context,
+                                         layout=self.layout if len(dc.sources) > 1 else None)  # fmt: skip
         self.warmup_objective = dataclasses.replace(self.objective, gan_kind=GanLoss.NONE)  # regression alone
         self.context = dc.context
-        self.checkpoint_extra = {"intensity": json.dumps({"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()})}
+        maps = {"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()}
+        if len(dc.sources) > 1:  # each source's own map, by name (the first is "src" too)
+            maps["sources"] = {n: m.to_dict() for n, m in zip(dc.sources, (self.src_map, *source_maps(dc)[1:]), strict=True)}
+        self.checkpoint_extra = {"intensity": json.dumps(maps)}
         how = (f"{'+'.join(dc.planes) if dc.planes else f'axis {dc.slice_axis}'}"
                f"{f', {2 * dc.context + 1}-slice stacks' if dc.context else ''}")
-        self.description = (f"training {dc.src} -> {dc.dst} on {len(self.dataset)} slices ({how}) from "
+        dropout = f", input dropout {dc.input_dropout:g}" if dc.optional_sources else ""
+        self.description = (f"training {' + '.join(dc.sources)} -> {dc.dst}{dropout} on {len(self.dataset)} slices ({how}) from "
                             f"{len(self.split['train'])} subjects (val {len(self.split['val'])}, test "
                             f"{len(self.split['test'])})")  # fmt: skip
         self.panels = layout.panels
@@ -196,7 +211,7 @@ class PairedTask:
             self._write_panel(self.panels / f"epoch_{epoch:03d}.png", generator, device)
         if not self.val_cache.subjects:
             return {}
-        return validate(generator, self.val_cache, self.dst_map, self.multiple, device, self.context)
+        return validate(generator, self.val_cache, self.dst_map, self.multiple, device, self.context, self.layout)
 
     def score(self, means: dict[str, float], val: dict[str, float]) -> float | None:
         """Validation MAE; without validation subjects, the training L1."""
@@ -210,8 +225,8 @@ class PairedTask:
         generator.eval()
         for s_idx, k in self.picks:
             s = self.val_cache.subjects[s_idx]
-            stack = context_stack(s.src, [k], self.context)  # (1, 2K + 1, H, W)
-            pred = predict_slices(generator, stack, self.multiple, device=device)[0, 0].numpy()
+            stack = s.source_stacks(s.axes[0], [k], self.context)  # (1, S (2K + 1), H, W)
+            pred = predict_slices(generator, stack, self.multiple, device=device, inputs=self.layout.assemble)[0, 0].numpy()
             target = s.dst[k].numpy()  # type: ignore[index]
             row = {"source": self.src_map.inverse(s.src[k].numpy(), s.src_scale),
                    "prediction": self.dst_map.inverse(pred, s.dst_scale),
