@@ -232,19 +232,22 @@ ROW_NAMES = [r.name for r in ROWS] + [BEST]
 
 
 def phantom_family(folder: Path, seed: int, n_subjects: int = N_SUBJECTS, size: int = SIZE,
-                   misregister_mm: float | None = None, unpaired: bool = False) -> Path:  # fmt: skip
+                   misregister_mm: float | None = None, unpaired: bool = False, zte: bool = False) -> Path:  # fmt: skip
     """``n_subjects`` phantoms of family ``seed`` in ``folder`` (reused when a previous run left the same ones),
-    misregistered by up to ``misregister_mm`` or split into ``unpaired`` halves as ``write_dataset`` does them."""
+    misregistered by up to ``misregister_mm`` or split into ``unpaired`` halves as ``write_dataset`` does them, with
+    the ZTE-like MR when ``zte``."""
     from pix2gan.data.phantom import write_dataset
 
     meta = folder / "phantom.json"
     if meta.is_file():
         info = json.loads(meta.read_text())
         if (info.get("seed") == seed and info.get("size") == size and len(info.get("subjects", {})) == n_subjects
-                and info.get("misregister_mm") == misregister_mm and ("unpaired" in info) == unpaired):  # fmt: skip
+                and info.get("misregister_mm") == misregister_mm and ("unpaired" in info) == unpaired
+                and ("zte" in info.get("modalities", [])) == zte):  # fmt: skip
             return folder
         shutil.rmtree(folder)
-    write_dataset(folder, n_subjects=n_subjects, size=size, seed=seed, misregister_mm=misregister_mm, unpaired=unpaired)
+    write_dataset(folder, n_subjects=n_subjects, size=size, seed=seed, misregister_mm=misregister_mm, unpaired=unpaired,
+                  zte=zte)
     return folder
 
 

@@ -186,26 +186,28 @@ def scored_ids(ids: list[str]) -> list[str]:
     return split_subjects(ids, dc.val_fraction, dc.test_fraction, dc.split_seed)["test"]
 
 
-def scoring_view(family: Path, ids: list[str], folder: Path, src: str = "t1") -> Path:
+def scoring_view(family: Path, ids: list[str], folder: Path, src: str | tuple[str, ...] = "t1") -> Path:
     """A data folder of the subjects ``ids`` of ``family`` whose ``ct`` is the CT to score against
     (:func:`~pix2gan.data.misregister.scoring_ct`: the aligned one), beside a run folder stub whose ``split.json``
     names them as its test split; returns the stub (``folder/run``; the data are in ``folder/data``).
 
     ``evaluate_run(stub, checkpoint=RUN's, data_root=folder/data)`` then scores any run on exactly these subjects
-    against their aligned CT, whatever the run's own split held out.
+    against their aligned CT, whatever the run's own split held out. ``src``: the source modality, or several
+    (``bench/multisource.py``).
     """
     from pix2gan.data.misregister import scoring_ct
     from pix2gan.errors import InputError
     from pix2gan.io import atomic_write_json
 
+    sources = (src,) if isinstance(src, str) else src
     shutil.rmtree(folder, ignore_errors=True)
     for sid in ids:
         sub, out = family / sid, folder / "data" / sid
         ct = scoring_ct(sub)
-        if ct is None or not (sub / f"{src}.nii.gz").is_file():
-            raise InputError(f"{sub}: a scored subject needs {src}.nii.gz and a CT")
+        if ct is None or not all((sub / f"{s}.nii.gz").is_file() for s in sources):
+            raise InputError(f"{sub}: a scored subject needs {', '.join(sources)} and a CT")
         out.mkdir(parents=True)
-        for name in (f"{src}.nii.gz", "mask.nii.gz"):
+        for name in (*(f"{s}.nii.gz" for s in sources), "mask.nii.gz"):
             if (sub / name).is_file():
                 shutil.copyfile(sub / name, out / name)
         shutil.copyfile(ct, out / "ct.nii.gz")
