@@ -168,7 +168,8 @@ def _fit(
     if info.main:
         _write_report(layout)
     return FitResult(run_dir=layout.root, split=run.task.split, epochs=state.epoch_rows, mode=cfg.mode,
-                     generator=run.generator, discriminator=run.discriminator, budget=run.budget_text)  # fmt: skip
+                     generator=run.generator, discriminator=run.discriminator, budget=run.budget_text,
+                     sources=cfg.data.sources)  # fmt: skip
 
 
 class _Training:

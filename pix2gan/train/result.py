@@ -23,6 +23,7 @@ class FitResult:
     generator: nn.Module | None = None  # the trained networks (bare modules, in training mode)
     discriminator: nn.Module | None = None
     budget: str = ""  # --minutes: how the count of epochs was settled
+    sources: tuple[str, ...] = ()  # a paired run's source modalities (several: many-to-one)
 
     @property
     def layout(self) -> RunLayout:
@@ -41,6 +42,11 @@ class FitResult:
         elif self.mode == Mode.UNPAIRED:
             lines.append(f"next: pix2gan translate SCAN.nii.gz --run {self.run_dir} (--reverse: the other way)   |   "
                          f"pix2gan eval --run {self.run_dir}")  # fmt: skip
+        elif self.mode == Mode.PAIRED and len(self.sources) > 1:
+            first, *others = self.sources
+            lines.append(f"next: pix2gan eval --run {self.run_dir}   |   pix2gan translate SUBJECT_DIR/ --run {self.run_dir}"
+                         f"   |   pix2gan translate {first}.nii.gz {' '.join(f'--input {o}=FILE' for o in others)} "
+                         f"--run {self.run_dir}")  # fmt: skip
         elif self.mode == Mode.PAIRED:
             lines.append(f"next: pix2gan eval --run {self.run_dir}   |   pix2gan translate SCAN.nii.gz --run {self.run_dir}")
         else:
