@@ -129,7 +129,8 @@ def test_report_shows_sources_dropout_and_layout(run, tmp_path):
     assert "t1 → ct (mask: mask)" in html and "channel layout" not in html and "input dropout" not in html
 
 
-_MANY_TO_ONE_TRANSLATOR = "Mapping" in str(inspect.signature(Translator.translate_volume).parameters["source"].annotation)
+_SOURCE = inspect.signature(Translator.translate_volume).parameters["source"]
+_MANY_TO_ONE_TRANSLATOR = "Mapping" in str(_SOURCE.annotation)  # (translate_volume takes sources by name)
 
 
 @pytest.mark.skipif(not _MANY_TO_ONE_TRANSLATOR, reason="needs the many-to-one Translator (infer20 branch)")

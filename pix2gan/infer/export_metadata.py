@@ -239,11 +239,11 @@ def channel_names(layout: SourceLayout) -> list[str]:
         >>> channel_names(SourceLayout(("t1", "zte"), context=1, optional=True))
         ['t1[k-1]', 't1[k]', 't1[k+1]', 'zte[k-1]', 'zte[k]', 'zte[k+1]', 'available:t1', 'available:zte']
     """
-    names = []
+    names, c = [], layout.channels_per_slice
     for name in layout.names:
         for offset in range(-layout.context, layout.context + 1):
             where = f"{name}[k{offset:+d}]" if offset else f"{name}[k]"
-            names += [where] if layout.channels_per_slice == 1 else [f"{where}:{c}" for c in range(layout.channels_per_slice)]
+            names += [where] if c == 1 else [f"{where}:{i}" for i in range(c)]
     return names + ([f"available:{n}" for n in layout.names] if layout.optional else [])
 
 
