@@ -106,7 +106,7 @@ def export(
     meta = result.metadata
     console.print(f"{ref.checkpoint} -> {result.path} ({result.format}, {result.size / 1e6:.2f} MB)", highlight=False, soft_wrap=True)
     console.print(f"{meta.shape_rule()}: pad slices with -1 up to multiples of {meta.multiple}", highlight=False, soft_wrap=True)
-    console.print(f"model: {meta.describe()}", highlight=False, soft_wrap=True)
+    console.print(f"model: {escape(meta.describe())}", highlight=False, soft_wrap=True)  # (t1[k-1..k+1] is no markup)
     err.print(f"checked against PyTorch on 2 sizes: max |difference| {result.max_diff:.2g} in [-1, 1]", highlight=False, soft_wrap=True)
 
 

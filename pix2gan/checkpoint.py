@@ -6,7 +6,10 @@ intensity settings are stored as JSON strings::
 
     {"format": "pix2gan-checkpoint", "format_version": 1, "pix2gan_version": "0.1.0", "mode": "paired",
      "config": "<RunConfig JSON>",
-     "intensity": "<{src, dst} IntensityMap JSON>"            (paired and unpaired modes)
+     "intensity": "<{src, dst} IntensityMap JSON>"            (paired and unpaired modes; a many-to-one run's also
+                                                              "sources": {name: map}, in channel order; its config's
+                                                              data.src lists the sources, data.input_dropout > 0
+                                                              says any of them may be missing)
      "data_info": "<{class_names, source, n_images} JSON>"    (noise and class modes; unpaired runs on two image
                                                               folders: {source, source_b, n_images, channels}),
      "generator": state_dict, "discriminator": state_dict, "opt_g": ..., "opt_d": ..., "sched_g": ..., "sched_d": ...,

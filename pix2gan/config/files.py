@@ -3,7 +3,8 @@
 Two shapes are read:
 
 - **flat**: the option names of ``pix2gan train`` (:data:`pix2gan.config.flat.OPTIONS`) and ``mode``, e.g.
-  ``src: t1``, ``gan-loss: lsgan``, ``planes: [axial, coronal]`` (``-`` and ``_`` are the same). Options the file
+  ``src: t1`` (several sources as a list, ``src: [t1, zte]``, or ``src: t1,zte``), ``gan-loss: lsgan``,
+  ``planes: [axial, coronal]`` (``-`` and ``_`` are the same). Options the file
   does not set take the library's defaults for the mode, exactly as on the command line.
 - **nested**: a run's own ``config.json`` (the sections ``data``, ``model``, ``train``, ``gan``, ``infer`` of
   :class:`~pix2gan.config.RunConfig`). Every value in it is already resolved, so training from it repeats that run;
@@ -155,7 +156,7 @@ def _flat(path: Path, data: dict[Any, Any]) -> dict[str, Any]:
         if value is None:  # the default, as an option not given; for mask, no mask
             out[name] = "" if name == "mask" else None
             continue
-        out[name] = _checked(path, key, _option_type(name), value)
+        out[name] = _checked(path, key, _option_type(name), _source_list(name, value))
     return out
 
 
@@ -173,7 +174,8 @@ def _nested(path: Path, data: dict[Any, Any]) -> RunConfig:
         for name, field_value in value.items():
             if name not in fields:
                 raise InputError(f"{path}: {key}.{_unknown(name, list(fields), 'field')}")
-            sections[key][name] = _checked(path, f"{key}.{name}", fields[name], field_value)
+            value_in = _source_list(name, field_value) if key == "data" else field_value
+            sections[key][name] = _checked(path, f"{key}.{name}", fields[name], value_in)
     data_section = sections.setdefault("data", {})
     mode = Mode(sections.get("train", {}).get("mode", Mode.PAIRED))
     if "root" in data_section:  # a relative folder is taken from the current folder (config.json holds absolute ones)
@@ -207,6 +209,19 @@ def _option_type(name: str) -> Any:
         return float  # beta1, beta2: one of train.betas
     section, key = OPTIONS[name][0]
     return _field_types(SECTIONS[section])[key]
+
+
+def _source_list(name: str, value: Any) -> Any:
+    """``src`` given as a list of names (``src: [t1, zte]``) as the command line gives it: ``t1,zte``; any other
+    value as it is (a list holding anything but names is then refused as not text).
+
+    Example:
+        >>> _source_list("src", ["t1", "zte"]), _source_list("src", "t1"), _source_list("planes", ["axial"])
+        ('t1,zte', 't1', ['axial'])
+    """
+    if name == "src" and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    return value
 
 
 def _checked(path: Path, key: Any, kind: Any, value: Any) -> Any:

@@ -12,7 +12,14 @@ values are strings, JSON where structured:
   (:meth:`~pix2gan.data.intensity.IntensityMap.to_dict`: kind, HU window, percentiles, and the reference scale a
   percentile output is mapped back with);
 * ``pix2gan.padding_multiple``: the input's height and width must be multiples of it (pad with -1, crop back);
-* ``pix2gan.input`` / ``pix2gan.output``: name, layout, dtype, shape and range of the network's tensors;
+* ``pix2gan.input`` / ``pix2gan.output``: name, layout, dtype, shape and range of the network's tensors; a
+  many-to-one model's input also names its channels in order (``channel_names``: ``t1[k-1]``, ..., ``zte[k+1]``,
+  ``available:t1``, ``available:zte``), its ``sources`` in channel order with each one's ``blocks`` (channel range
+  ``[start, stop)``), the ``context`` K, the ``availability`` channels (a model trained with ``--input-dropout``: 1
+  where the source is given, 0 where it is missing and its channels are zero-filled) and ``optional`` (whether any
+  non-empty subset of the sources may be given); its ``pix2gan.intensity`` has ``sources``, each source's map by
+  name (the first one's is ``src``). One source: the same properties as before (an export without ``sources``
+  is a one-source model);
 * ``pix2gan.source``: the checkpoint it came from (file name, epoch, step, realism, and ``generator``: ``G`` of a
   paired run, ``G_ab`` or ``G_ba`` of an unpaired one, whose ``config`` and ``intensity`` are then those of its
   direction: src -> dst swapped for G_ba); ``pix2gan.exporter``: how it was made (torch version, ``torch.export``,
@@ -45,10 +52,11 @@ from typing import Any
 
 import pix2gan
 from pix2gan.config import RunConfig
-from pix2gan.data.intensity import IntensityMap
+from pix2gan.data.intensity import IntensityMap, source_maps
+from pix2gan.data.sources import SourceLayout
 from pix2gan.errors import InputError
 
-__all__ = ["EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "INPUT_NAME", "OUTPUT_NAME", "ExportMetadata"]
+__all__ = ["EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "INPUT_NAME", "OUTPUT_NAME", "ExportMetadata", "channel_names"]
 
 EXPORT_FORMAT = "pix2gan-export"
 EXPORT_FORMAT_VERSION = 1
@@ -82,8 +90,23 @@ class ExportMetadata:
 
     @property
     def in_channels(self) -> int:
-        """2K + 1 source slices (times the modality's channels) per input."""
+        """2K + 1 slices (times the modality's channels) of each source per input, and one availability channel per
+        source of a model trained with input dropout."""
         return self.config.generator_model.in_channels
+
+    @property
+    def layout(self) -> SourceLayout:
+        """The generator's input layout: the sources in channel order, their stacks, the availability channels."""
+        return SourceLayout.of(self.config)
+
+    @property
+    def source_maps(self) -> dict[str, IntensityMap]:
+        """Each source's intensity map by name, in channel order (the first is :attr:`src_map`); empty for a run
+        on two image folders."""
+        if self.src_map is None:
+            return {}
+        names = self.config.data.sources
+        return dict(zip(names, (self.src_map, *source_maps(self.config.data)[1:]), strict=True))
 
     @property
     def out_channels(self) -> int:
@@ -105,6 +128,13 @@ class ExportMetadata:
                     f"{self.config.model.generator}, {self.in_channels} -> {self.out_channels} channels, images "
                     f"resized so their shorter side is {self.config.train.image_size}; pix2gan {self.version}")  # fmt: skip
         of_run = f" ({which} of an unpaired run)" if which in ("G_ab", "G_ba") else ""
+        if len(dc.sources) > 1:  # many-to-one: the inputs in channel order, and which may be missing
+            inputs = [*(f"{n}[{_offsets(dc.context)}]" for n in dc.sources), *self.availability]
+            missing = "any non-empty subset, missing ones zero-filled" if dc.optional_sources else "all needed"
+            return (f"{' + '.join(dc.sources)} -> {dc.dst}, inputs: {', '.join(inputs)} ({missing}), "
+                    f"{self.config.model.generator}, {planes}, {'flip TTA, ' if infer.tta else ''}{infer.fusion} "
+                    f"fusion; intensity {', '.join(f'{n} {_words(m)}' for n, m in self.source_maps.items())} -> "
+                    f"{_words(self.dst_map)}; pix2gan {self.version}")  # fmt: skip
         return (f"{dc.src} -> {dc.dst}{of_run}, {self.config.model.generator}, {planes}, {2 * dc.context + 1}-slice input, "
                 f"{'flip TTA, ' if infer.tta else ''}{infer.fusion} fusion; intensity {_words(self.src_map)} -> "
                 f"{_words(self.dst_map)}; pix2gan {self.version}")  # fmt: skip
@@ -133,7 +163,28 @@ class ExportMetadata:
             "source": self.source,
             "exporter": self.exporter,
         }  # fmt: skip
+        if len(dc.sources) > 1:  # many-to-one: the channels named in order, each source's map
+            layout = self.layout
+            props["input"]["channels"] = (f"each source's slices k-{dc.context} .. k+{dc.context} along the slice axis "
+                                          f"(ends repeated), mapped to [-1, 1] by its own map (intensity.sources)"
+                                          + (", then one availability channel per source (1 given, 0 missing: "
+                                             "its slices zero-filled)" if layout.optional else ""))  # fmt: skip
+            props["input"] |= {"sources": list(dc.sources), "context": dc.context,
+                               "blocks": {n: [layout.block(n).start, layout.block(n).stop] for n in dc.sources},
+                               "availability": self.availability, "optional": layout.optional,
+                               "channel_names": channel_names(layout),
+                               "rule": f"height and width multiples of {self.multiple}: pad each source's slices with "
+                                       f"-1" + (", then zero a missing source's channels and set the availability "
+                                                "channels (1 given, 0 missing) over the whole padded slice"
+                                                if layout.optional else "") + "; crop the output back"}  # fmt: skip
+            props["intensity"]["sources"] = {n: m.to_dict() for n, m in self.source_maps.items()}
         return {f"pix2gan.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in props.items()}
+
+    @property
+    def availability(self) -> list[str]:
+        """The names of the availability channels (``available:t1``, ...), empty for a model without them."""
+        layout = self.layout
+        return [f"available:{n}" for n in layout.names] if layout.optional else []
 
     @classmethod
     def from_props(cls, path: str | Path, props: dict[str, str]) -> ExportMetadata:
@@ -163,7 +214,9 @@ class ExportMetadata:
             src_map, dst_map = ((None, None) if images
                                 else (IntensityMap.from_dict(intensity[k]) for k in ("src", "dst")))  # fmt: skip
             multiple = int(props["pix2gan.padding_multiple"])
-            names = json.loads(props["pix2gan.input"])["name"], json.loads(props["pix2gan.output"])["name"]
+            tensor_in = json.loads(props["pix2gan.input"])
+            names = tensor_in["name"], json.loads(props["pix2gan.output"])["name"]
+            listed = tuple(tensor_in.get("sources", config.data.sources))  # (one-source exports list none)
             source = json.loads(props.get("pix2gan.source", "{}"))
             exporter = json.loads(props.get("pix2gan.exporter", "{}"))
         except InputError:
@@ -172,7 +225,31 @@ class ExportMetadata:
             raise InputError(f"{path}: damaged pix2gan metadata ({type(exc).__name__}: {exc})") from None
         if multiple < 1 or names != (INPUT_NAME, OUTPUT_NAME):
             raise InputError(f"{path}: damaged pix2gan metadata (padding multiple {multiple}, tensors {names})")
+        if listed != config.data.sources:
+            raise InputError(f"{path}: damaged pix2gan metadata (input sources {', '.join(map(str, listed))}, "
+                             f"configuration {config.data.src})")  # fmt: skip
         return cls(config, src_map, dst_map, multiple, version, source, exporter)
+
+
+def channel_names(layout: SourceLayout) -> list[str]:
+    """The name of each of a generator's input channels, in order: ``<source>[k-1]`` (``:<c>`` after it for a
+    source of several channels per slice), then ``available:<source>``.
+
+    Example:
+        >>> channel_names(SourceLayout(("t1", "zte"), context=1, optional=True))
+        ['t1[k-1]', 't1[k]', 't1[k+1]', 'zte[k-1]', 'zte[k]', 'zte[k+1]', 'available:t1', 'available:zte']
+    """
+    names, c = [], layout.channels_per_slice
+    for name in layout.names:
+        for offset in range(-layout.context, layout.context + 1):
+            where = f"{name}[k{offset:+d}]" if offset else f"{name}[k]"
+            names += [where] if c == 1 else [f"{where}:{i}" for i in range(c)]
+    return names + ([f"available:{n}" for n in layout.names] if layout.optional else [])
+
+
+def _offsets(context: int) -> str:
+    """``k-1..k+1`` for context 1, ``k`` for none."""
+    return f"k-{context}..k+{context}" if context else "k"
 
 
 def _map_dict(imap: IntensityMap | None) -> dict[str, Any] | None:

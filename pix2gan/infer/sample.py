@@ -146,7 +146,8 @@ class GanSampler:
 
 def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: str = "test", n_subjects: int = 3,
                   device: str = "auto", overwrite: bool = False) -> Path:  # fmt: skip
-    """Source | prediction panels (three slices each) for a paired run's held-out subjects."""
+    """Source | prediction panels (three slices each) for a paired run's held-out subjects; a many-to-one model is fed
+    every source of each subject (the panels show the first)."""
     from pix2gan.data.subjects import find_subjects, load_subject
     from pix2gan.infer.translate import Translator
 
@@ -156,14 +157,16 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
         raise InputError(f"{layout.split}: the {split!r} split is empty")
     check_new_file(out, overwrite)
     dc = ckpt.config.data
-    subjects = {s.id: s for s in find_subjects(dc.root, [dc.src])}
+    names = list(dc.sources)
+    subjects = {s.id: s for s in find_subjects(dc.root, names)}
     translator = Translator.from_checkpoint(ckpt, device=device)
     rows, labels = [], []
     for sid in ids:
         if sid not in subjects:
             raise InputError(f"{dc.root}: subject {sid!r} of the run's {split} split is missing")
-        source = load_subject(subjects[sid], [dc.src])[dc.src]
-        pred = translator.translate_volume(source)
+        volumes = load_subject(subjects[sid], names)
+        source = volumes[names[0]]
+        pred = translator.translate_volume(source if len(names) == 1 else volumes)
         r, lab = panel_rows(source.data, pred, None, dc.slice_axis, None)
         rows += r
         labels += [f"{sid} {t}" for t in lab]

@@ -24,6 +24,7 @@ from pix2gan.reporting.image_run import NO_EVAL, NO_SPLIT, image_run_rows, is_im
 from pix2gan.reporting.numbers import (GAN_LABELS, data_range_of, format_gan_metric, format_mean_std, format_metric,
                                       paired_columns)
 from pix2gan.reporting.run_files import EvalFile, RunFiles, read_run
+from pix2gan.reporting.sources_rows import source_rows, sources_text
 
 __all__ = ["write_html_report", "render_html_report", "config_value", "REPORT_NAME"]
 
@@ -64,7 +65,7 @@ def render_html_report(run_dir: str | Path) -> str:
     body = "\n".join(f'<section id="{a}"><h2>{esc(label)}</h2>\n{content}</section>' for a, label, content in sections)
     data = run.section("data")
     arrow = {"paired": "→", "unpaired": "↔"}.get(run.mode)
-    what = f"{data.get('src')} {arrow} {data.get('dst')}" if arrow else f"images of {data.get('root')}"
+    what = f"{sources_text(data)} {arrow} {data.get('dst')}" if arrow else f"images of {data.get('root')}"
     subtitle = f"{_MODES.get(run.mode, run.mode)} · {what} · {_span(run)}"
     footer = (f"pix2gan report, written {_when(time.time())} from the files of {run.root.resolve()} "
               "(no checkpoint was read)")  # fmt: skip
@@ -191,7 +192,7 @@ def _headline(run: RunFiles) -> list[tuple[str, str]]:
 def _translation_rows(run: RunFiles) -> list[tuple[str, str]]:
     """The overview of an image-to-image run: its direction(s), data, slices, networks and losses."""
     data, model, train = run.section("data"), run.section("model"), run.section("train")
-    src, dst, mask = data.get("src"), data.get("dst"), f"(mask: {data.get('mask') or 'none'})"
+    src, dst, mask = sources_text(data), data.get("dst"), f"(mask: {data.get('mask') or 'none'})"
     planes = ", ".join(data.get("planes") or []) or f"array axis {data.get('slice_axis')}"
     disc = f"{model.get('discriminator')} discriminator"
     if run.mode == "unpaired":
@@ -214,7 +215,7 @@ def _translation_rows(run: RunFiles) -> list[tuple[str, str]]:
         return image_run_rows(run.config, networks, losses)
     return [("translation", translation), ("data", str(data.get("root"))),
             ("slices", f"planes: {planes}; context: {data.get('context')} slice(s) on each side"),
-            ("networks", networks), ("losses", losses)]  # fmt: skip
+            *source_rows(data, model), ("networks", networks), ("losses", losses)]  # fmt: skip
 
 
 def _overview(run: RunFiles) -> str:
