@@ -169,9 +169,10 @@ def train(
 @user_errors
 def translate(
     inputs: Annotated[
-        list[Path],
-        typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used). A run trained on two image folders (--data-b): PNG, JPEG or BMP images or folders of them, each translated into an 8-bit PNG of its size.", show_default=False),
-    ],
+        list[Path] | None,
+        typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used; a model of several sources finds each by name). A volume file is the model's first source. A run trained on two image folders (--data-b): PNG, JPEG or BMP images or folders of them, each translated into an 8-bit PNG of its size.", show_default=False),
+    ] = None,
+    input_: Annotated[list[str] | None, typer.Option("--input", help="Models of several sources (--src t1,zte): another source of the one volume given, NAME=PATH (e.g. --input zte=scan_zte.nii.gz); repeatable. A model trained with --input-dropout also takes named sources alone (no volume given; output beside the first).", show_default=False)] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Output file (one input; its extension picks the format) or folder. Default: the input's format, <name>_<dst>.<ext> beside each input file; a derived series <folder>_<dst>/ for a DICOM series; <folder>_<dst>/ for a folder."),
@@ -201,6 +202,7 @@ def translate(
     go on; the summary lists the failures and the exit code is then 2."""
     from pix2gan.infer.batch import WorkerError, planning_device, torchrun_rank, translate_many
     from pix2gan.infer.images import image_run_translator
+    from pix2gan.infer.inputs import parse_inputs
     from pix2gan.infer.outputs import plan_outputs
     from pix2gan.infer.translate import load_ensemble
     from pix2gan_cli.translating import file_lines, print_summary, translate_images
@@ -212,12 +214,14 @@ def translate(
     if (images := image_run_translator(spec)) is not None:  # a run trained on two image folders: PNGs out
         unused = {"--uncertainty": uncertainty, "--tta/--no-tta": tta is not None, "--fusion": fusion,
                   "--series": series, "--realism": realism is not None, "--dtype": dtype != "float32",
-                  "--nproc": nproc > 1}  # fmt: skip
-        translate_images(images, inputs, output, overwrite=overwrite, unused=[k for k, v in unused.items() if v])
+                  "--nproc": nproc > 1, "--input": bool(input_)}  # fmt: skip
+        translate_images(images, inputs or [], output, overwrite=overwrite, unused=[k for k, v in unused.items() if v])
         return
     translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
     data = translator.members[0].config.data
-    plan = plan_outputs(inputs, output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty)
+    named = parse_inputs(input_ or [], translator.sources, model=translator.members[0].name)
+    plan = plan_outputs(inputs or [], output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty,
+                        named=named)  # fmt: skip
     keep_going = len(plan) > 1  # one volume: its error is the command's (one line, exit 2)
     t0 = time.perf_counter()
     try:
