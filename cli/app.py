@@ -273,6 +273,7 @@ def eval_(
     fusion: Annotated[str | None, typer.Option(help="Paired runs: mean or median over planes and flips. \\[default: the model's]", show_default=False)] = None,
     realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Paired runs trained with --gan-warmup: the generator to score, (1 - A) x regression + A x adversarial (as translate --realism). \\[default: the run's recorded realism]", show_default=False)] = None,
     dial: Annotated[bool | None, typer.Option("--dial/--no-dial", help="Paired runs trained with --gan-warmup: also score the realism dial at A = 0, 0.5 and 1 (RUN/eval/dial.json, dial.png, a table; two more translations of the split). \\[default: on when the checkpoint holds both generators]", show_default=False)] = None,
+    sources: Annotated[str | None, typer.Option(help="Paired runs of several sources (--src t1,zte): translate the test subjects from these only, comma-separated (e.g. --sources t1), for a model trained with --input-dropout; predictions go to sources-<names>/. \\[default: all the model's sources]", show_default=False)] = None,
     uncertainty: Annotated[bool | None, typer.Option("--uncertainty/--no-uncertainty", help="Paired runs: write and score the standard deviation across predictions (Spearman with the error). \\[default: on when a model makes several predictions]", show_default=False)] = None,
     n_per_class: Annotated[int, typer.Option(min=1, help="Class runs: generated images per class.")] = 200,
     n_samples: Annotated[int, typer.Option(min=2, help="Noise runs: generated images (also caps the real images used).")] = 1000,
@@ -296,6 +297,8 @@ def eval_(
             raise ValueError("--pred and --target go together")
         if dial:
             raise ValueError("--dial scores a run's generators at several realisms; not with --pred/--target")
+        if sources:
+            raise ValueError("--sources picks the inputs a run's model is given; not with --pred/--target")
         report = evaluate_folders(pred, target, mask, metrics=names, modality="ct" if ct_window else "mr", rules=rules,
                                   out_dir=out, source_dir=source, progress=err.is_terminal)  # fmt: skip
         title = f"{pred} vs {target}"
@@ -307,7 +310,8 @@ def eval_(
         options = EvalOptions(metrics=tuple(names), split=split, data_root=data, baseline=baseline,
                               n_per_class=n_per_class, n_samples=n_samples, inception_weights=inception_weights,
                               out_dir=out, device=device, progress=err.is_terminal, tta=tta, fusion=fusion,
-                              uncertainty=uncertainty, rules=rules, realism=realism, dial=dial)  # fmt: skip
+                              uncertainty=uncertainty, rules=rules, realism=realism, dial=dial,
+                              sources=None if sources is None else tuple(n.strip() for n in sources.split(",")))  # fmt: skip
         report = evaluate(ref, options)
         if isinstance(report, GanEvalReport):
             from pix2gan_cli.show import print_gan_report
@@ -318,7 +322,7 @@ def eval_(
                 err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
             tools.report_after_eval(ref.run_dir, report, report.mode)
             return
-        title = f"{ref.run_dir} - {split} subjects"
+        title = f"{ref.run_dir} - {split} subjects" + (f" (from {report.sources_line()})" if report.sources else "")
     from pix2gan_cli.show import print_paired_report
 
     print_paired_report(console, report, title)
