@@ -27,7 +27,7 @@ from pix2gan.errors import InputError
 from pix2gan.infer.stream import Inputs
 from pix2gan.io import Volume, check_same_grid
 
-__all__ = ["SourceFiles", "describe_sources", "parse_inputs", "subject_sources", "given_volumes", "source_arrays",
+__all__ = ["SourceFiles", "accepted", "describe_sources", "parse_inputs", "subject_sources", "given_volumes", "source_arrays",
            "source_files", "assembler"]
 
 
@@ -101,6 +101,26 @@ def parse_inputs(items: Sequence[str], names: Sequence[str], *, model: str = "mo
             raise InputError(f"{path}: file not found (--input {name}=...)")
         named[name] = Path(path)
     return named
+
+
+def accepted(models: Sequence[tuple[str, SourceLayout]], given: Sequence[str], *, files: bool = False) -> tuple[str, ...]:
+    """The sources ``given``, in the first model's order, once every model (name, layout) accepts them.
+
+    Raises:
+        InputError: a name that is no source, none given, or a source missing that a model cannot do without (one
+            line naming that model; with ``files``, saying how to give the source).
+    """
+    try:
+        for name, layout in models:
+            layout.present(given, model=name)
+    except InputError as exc:
+        names = models[0][1].names
+        lacking = [n for n in names if n not in given]
+        if not files or not given or not lacking or any(n not in names for n in given):
+            raise
+        raise InputError(f"{exc}: give it with --input {lacking[0]}=FILE, or translate a subject folder holding "
+                         f"{' and '.join(names)}") from None  # fmt: skip
+    return tuple(n for n in models[0][1].names if n in given)
 
 
 def source_files(sources: Sequence[str], in_path: str | Path | None, named: Mapping[str, str | Path]) -> dict[str, Path]:
