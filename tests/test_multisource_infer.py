@@ -262,3 +262,37 @@ def test_cli_eval_sources(ms_runs: dict[str, Path], tmp_path: Path) -> None:
     assert list((run / "eval" / "test" / "sources-zte").glob("*_ct.nii.gz"))
     assert_one_clear_line(_cli("eval", "--run", ms_runs["full"], "--device", "cpu", "--sources", "t1"), "needs zte too")
     assert_one_clear_line(_cli("eval", "--run", run, "--device", "cpu", "--sources", "ct"), "'ct' is not an input")
+
+
+def test_dicom_series_sources(ms_data: Path, ms_runs: dict[str, Path], tmp_path: Path) -> None:
+    """Two MR series (t1, zte) of one oblique grid in: a derived CT series on the t1 series' grid, its values the
+    in-memory translation rounded to integer HU."""
+    from dicom_series import oblique_affine, write_series
+
+    affine = oblique_affine()
+    for name in ("t1", "zte"):
+        write_series(tmp_path / name, load_volume(ms_data / "sub-001" / f"{name}.nii.gz").data, affine, modality="MR")
+    drop = _translator(ms_runs["drop"])
+    out = drop.translate_file(tmp_path / "t1", tmp_path / "ct", inputs={"zte": tmp_path / "zte"})
+    back, t1 = load_volume(out), load_volume(tmp_path / "t1")
+    assert back.format == "dicom" and back.shape == t1.shape
+    np.testing.assert_allclose(back.affine, t1.affine, atol=1e-9)
+    expected = drop.translate_volume({"t1": t1, "zte": load_volume(tmp_path / "zte")})
+    np.testing.assert_array_equal(back.data, np.rint(expected))
+
+
+def test_dial_of_a_multisource_run(ms_data: Path, tmp_path: Path) -> None:
+    """The realism dial of a t1,zte --gan-warmup run, scored from zte alone: every realism translated from zte."""
+    run = tmp_path / "run"
+    r = _cli("train", "--data", ms_data, "--src", "t1,zte", "--dst", "ct", "--input-dropout", "0.5", "--gan-warmup",
+             "0.5", "--no-tta", "--depth", "3", "--filters", "4", "--disc-filters", "4", "--disc-layers", "2",
+             "--image-size", "32", "--batch-size", "4", "--epochs", "2", "--device", "cpu", "--threads", "1",
+             "--no-progress", "--run-dir", run)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = _cli("eval", "--run", run, "--no-baseline", "--device", "cpu", "--metrics", "mae", "--sources", "zte")
+    assert r.exit_code == 0 and "zte (t1 missing)" in r.output, r.output
+    dial = json.loads((run / "eval" / "dial.json").read_text())
+    assert sorted(v["realism"] for v in dial["values"]) == [0.0, 0.5, 1.0]
+    for v in dial["values"]:  # every realism translated from zte alone, into its own folder
+        assert "sources-zte" in Path(v["predictions"]).parts, v["predictions"]
+        assert list(Path(v["predictions"]).glob("*_ct.nii.gz")) and v["mean"]["mae"] > 0
