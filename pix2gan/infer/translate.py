@@ -31,10 +31,10 @@ from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 from pix2gan.config import FUSIONS, RunConfig
 from pix2gan.data.intensity import IntensityMap, Scale, source_maps
 from pix2gan.data.planes import lr_axis, slice_axes
+from pix2gan.data.sources import SourceLayout
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
 from pix2gan.infer.direction import directed, require_exported_direction
-from pix2gan.data.sources import SourceLayout
 from pix2gan.infer.fusion import Translation, fuse, mirrored
 from pix2gan.infer.inputs import accepted, assembler, given_volumes, source_arrays, source_files
 from pix2gan.infer.members import check_members
@@ -306,7 +306,8 @@ class Ensemble:
         volume = next(iter(arrays.values()))  # the primary source: the result's shape and layout
         scale = scales if len(self.sources) > 1 else scales[self.sources[0]]
         given = arrays if len(self.sources) > 1 else volume
-        runs = [(axis, flip, partial(member.run_pass, given, scale, axis, flip)) for member, axis, flip in self.passes(affine)]
+        runs = [(axis, flip, partial(member.run_pass, given, scale, axis, flip))
+                for member, axis, flip in self.passes(affine)]
         return fuse(volume, runs, out=out, dtype=dtype, fusion=self.fusion, uncertainty=uncertainty)
 
     def translate_volume(
