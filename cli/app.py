@@ -336,8 +336,8 @@ def eval_(
         err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
     if report.panels:
         err.print(f"panels: {report.panels[0].parent}/", highlight=False, soft_wrap=True)
-    if pred is None:  # a run was evaluated: keep its figures and write its report again
-        tools.report_after_eval(ref.run_dir, report, "paired", split)
+    if pred is None and not report.missing:  # a run was evaluated (from all its sources): keep its figures and
+        tools.report_after_eval(ref.run_dir, report, "paired", split)  # write its report again
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -291,7 +291,8 @@ def test_dial_of_a_multisource_run(ms_data: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     r = _cli("eval", "--run", run, "--no-baseline", "--device", "cpu", "--metrics", "mae", "--sources", "zte")
     assert r.exit_code == 0 and "zte (t1 missing)" in r.output, r.output
-    dial = json.loads((run / "eval" / "dial.json").read_text())
+    assert not (run / "eval" / "dial.json").exists()  # the run's dial is that of all its sources
+    dial = json.loads((run / "eval" / "test" / "sources-zte" / "dial.json").read_text())
     assert sorted(v["realism"] for v in dial["values"]) == [0.0, 0.5, 1.0]
     for v in dial["values"]:  # every realism translated from zte alone, into its own folder
         assert "sources-zte" in Path(v["predictions"]).parts, v["predictions"]

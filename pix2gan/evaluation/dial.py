@@ -148,6 +148,8 @@ def evaluate_dial(
     dial = DialReport(split=split, default=ckpt.realism(), reports=reports, subject=sid, axis=dc.slice_axis,
                       index=index, folders=folders)  # fmt: skip
     dial.json_path, dial.image = dial_paths(layout.root)
+    if set(used) != set(dc.sources):  # a subset's dial is not the run's: beside its predictions
+        dial.json_path, dial.image = base / dial.json_path.name, base / dial.image.name
     columns = _draw(dial, vols[used[0]].data, vols[dc.dst].data)
     save_panel(dial.image, [columns], titles=list(columns), windows=_windows(dial, list(columns)))
     atomic_write_json(dial.json_path, dial.to_dict())
