@@ -27,8 +27,8 @@ from pix2gan.errors import InputError
 from pix2gan.infer.stream import Inputs
 from pix2gan.io import Volume, check_same_grid
 
-__all__ = ["SourceFiles", "accepted", "describe_sources", "parse_inputs", "subject_sources", "given_volumes", "source_arrays",
-           "source_files", "assembler"]
+__all__ = ["SourceFiles", "accepted", "assembler", "describe_sources", "given_volumes", "parse_inputs", "source_arrays",
+           "source_files", "subject_sources"]
 
 
 def describe_sources(names: Sequence[str], given: Sequence[str]) -> str:
@@ -68,6 +68,7 @@ class SourceFiles:
         return self.primary.name
 
     def named(self) -> dict[str, Path]:
+        """{source name: file}, for :meth:`~pix2gan.infer.translate.Ensemble.translate_file`'s ``inputs``."""
         return dict(self.files)
 
     def used(self) -> str:
