@@ -172,7 +172,7 @@ def translate(
         list[Path] | None,
         typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used; a model of several sources finds each by name). A volume file is the model's first source. A run trained on two image folders (--data-b): PNG, JPEG or BMP images or folders of them, each translated into an 8-bit PNG of its size.", show_default=False),
     ] = None,
-    input_: Annotated[list[str] | None, typer.Option("--input", help="Models of several sources (--src t1,zte): another source of the one volume given, NAME=PATH (e.g. --input zte=scan_zte.nii.gz); repeatable. A model trained with --input-dropout also takes named sources alone (no volume given; output beside the first).", show_default=False)] = None,
+    input_: Annotated[list[str] | None, typer.Option("--input", metavar="NAME=PATH", help="Models of several sources (--src t1,zte): another source of the one volume given, NAME=PATH (e.g. --input zte=scan_zte.nii.gz); repeatable. A model trained with --input-dropout also takes named sources alone (no volume given; output beside the first).", show_default=False)] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Output file (one input; its extension picks the format) or folder. Default: the input's format, <name>_<dst>.<ext> beside each input file; a derived series <folder>_<dst>/ for a DICOM series; <folder>_<dst>/ for a folder."),
