@@ -169,9 +169,10 @@ def train(
 @user_errors
 def translate(
     inputs: Annotated[
-        list[Path],
-        typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used). A run trained on two image folders (--data-b): PNG, JPEG or BMP images or folders of them, each translated into an 8-bit PNG of its size.", show_default=False),
-    ],
+        list[Path] | None,
+        typer.Argument(help="Volume files (.nii.gz, .nii, .mha, .mhd, .nrrd, .nhdr), DICOM series folders, folders of them, or subject folders (their <src> volume is used; a model of several sources finds each by name). A volume file is the model's first source. A run trained on two image folders (--data-b): PNG, JPEG or BMP images or folders of them, each translated into an 8-bit PNG of its size.", show_default=False),
+    ] = None,
+    input_: Annotated[list[str] | None, typer.Option("--input", metavar="NAME=PATH", help="Models of several sources (--src t1,zte): another source of the one volume given, NAME=PATH (e.g. --input zte=scan_zte.nii.gz); repeatable. A model trained with --input-dropout also takes named sources alone (no volume given; output beside the first).", show_default=False)] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Output file (one input; its extension picks the format) or folder. Default: the input's format, <name>_<dst>.<ext> beside each input file; a derived series <folder>_<dst>/ for a DICOM series; <folder>_<dst>/ for a folder."),
@@ -201,6 +202,7 @@ def translate(
     go on; the summary lists the failures and the exit code is then 2."""
     from pix2gan.infer.batch import WorkerError, planning_device, torchrun_rank, translate_many
     from pix2gan.infer.images import image_run_translator
+    from pix2gan.infer.inputs import parse_inputs
     from pix2gan.infer.outputs import plan_outputs
     from pix2gan.infer.translate import load_ensemble
     from pix2gan_cli.translating import file_lines, print_summary, translate_images
@@ -212,12 +214,14 @@ def translate(
     if (images := image_run_translator(spec)) is not None:  # a run trained on two image folders: PNGs out
         unused = {"--uncertainty": uncertainty, "--tta/--no-tta": tta is not None, "--fusion": fusion,
                   "--series": series, "--realism": realism is not None, "--dtype": dtype != "float32",
-                  "--nproc": nproc > 1}  # fmt: skip
-        translate_images(images, inputs, output, overwrite=overwrite, unused=[k for k, v in unused.items() if v])
+                  "--nproc": nproc > 1, "--input": bool(input_)}  # fmt: skip
+        translate_images(images, inputs or [], output, overwrite=overwrite, unused=[k for k, v in unused.items() if v])
         return
     translator = load_ensemble(**{**spec, "device": planning_device(device, nproc)})
     data = translator.members[0].config.data
-    plan = plan_outputs(inputs, output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty)
+    named = parse_inputs(input_ or [], translator.sources, model=translator.members[0].name)
+    plan = plan_outputs(inputs or [], output, src=data.src, dst=data.dst, overwrite=overwrite, uncertainty=uncertainty,
+                        named=named)  # fmt: skip
     keep_going = len(plan) > 1  # one volume: its error is the command's (one line, exit 2)
     t0 = time.perf_counter()
     try:
@@ -269,6 +273,7 @@ def eval_(
     fusion: Annotated[str | None, typer.Option(help="Paired runs: mean or median over planes and flips. \\[default: the model's]", show_default=False)] = None,
     realism: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Paired runs trained with --gan-warmup: the generator to score, (1 - A) x regression + A x adversarial (as translate --realism). \\[default: the run's recorded realism]", show_default=False)] = None,
     dial: Annotated[bool | None, typer.Option("--dial/--no-dial", help="Paired runs trained with --gan-warmup: also score the realism dial at A = 0, 0.5 and 1 (RUN/eval/dial.json, dial.png, a table; two more translations of the split). \\[default: on when the checkpoint holds both generators]", show_default=False)] = None,
+    sources: Annotated[str | None, typer.Option(help="Paired runs of several sources (--src t1,zte): translate the test subjects from these only, comma-separated (e.g. --sources t1), for a model trained with --input-dropout; predictions go to sources-<names>/. \\[default: all the model's sources]", show_default=False)] = None,
     uncertainty: Annotated[bool | None, typer.Option("--uncertainty/--no-uncertainty", help="Paired runs: write and score the standard deviation across predictions (Spearman with the error). \\[default: on when a model makes several predictions]", show_default=False)] = None,
     n_per_class: Annotated[int, typer.Option(min=1, help="Class runs: generated images per class.")] = 200,
     n_samples: Annotated[int, typer.Option(min=2, help="Noise runs: generated images (also caps the real images used).")] = 1000,
@@ -292,6 +297,8 @@ def eval_(
             raise ValueError("--pred and --target go together")
         if dial:
             raise ValueError("--dial scores a run's generators at several realisms; not with --pred/--target")
+        if sources:
+            raise ValueError("--sources picks the inputs a run's model is given; not with --pred/--target")
         report = evaluate_folders(pred, target, mask, metrics=names, modality="ct" if ct_window else "mr", rules=rules,
                                   out_dir=out, source_dir=source, progress=err.is_terminal)  # fmt: skip
         title = f"{pred} vs {target}"
@@ -303,7 +310,8 @@ def eval_(
         options = EvalOptions(metrics=tuple(names), split=split, data_root=data, baseline=baseline,
                               n_per_class=n_per_class, n_samples=n_samples, inception_weights=inception_weights,
                               out_dir=out, device=device, progress=err.is_terminal, tta=tta, fusion=fusion,
-                              uncertainty=uncertainty, rules=rules, realism=realism, dial=dial)  # fmt: skip
+                              uncertainty=uncertainty, rules=rules, realism=realism, dial=dial,
+                              sources=None if sources is None else tuple(n.strip() for n in sources.split(",")))  # fmt: skip
         report = evaluate(ref, options)
         if isinstance(report, GanEvalReport):
             from pix2gan_cli.show import print_gan_report
@@ -314,7 +322,7 @@ def eval_(
                 err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
             tools.report_after_eval(ref.run_dir, report, report.mode)
             return
-        title = f"{ref.run_dir} - {split} subjects"
+        title = f"{ref.run_dir} - {split} subjects" + (f" (from {report.sources_line()})" if report.sources else "")
     from pix2gan_cli.show import print_paired_report
 
     print_paired_report(console, report, title)
@@ -328,8 +336,8 @@ def eval_(
         err.print(f"metrics written to {json_path}", highlight=False, soft_wrap=True)
     if report.panels:
         err.print(f"panels: {report.panels[0].parent}/", highlight=False, soft_wrap=True)
-    if pred is None:  # a run was evaluated: keep its figures and write its report again
-        tools.report_after_eval(ref.run_dir, report, "paired", split)
+    if pred is None and not report.missing:  # a run was evaluated (from all its sources): keep its figures and
+        tools.report_after_eval(ref.run_dir, report, "paired", split)  # write its report again
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def file_lines(total: int, *, bar: bool) -> Iterator[Callable[[FileResult], None
     def show(result: FileResult) -> None:
         nonlocal failures
         if result.error is None:
-            console.print(f"{result.input} -> {result.output} ({result.seconds:.1f} s)", highlight=False, soft_wrap=True)
+            console.print(f"{result.input} -> {result.output} ({result.seconds:.1f} s)", highlight=False, markup=False,
+                          soft_wrap=True)
         else:
             failures += 1
             print_error(result.error)
@@ -50,14 +51,19 @@ def file_lines(total: int, *, bar: bool) -> Iterator[Callable[[FileResult], None
 def print_summary(result: BatchResult, translator: Ensemble, seconds: float | None) -> None:
     """The last line: how many volumes were translated, with which models and passes, where (``seconds``: how long,
     shown for several volumes), and which failed."""
+    from pix2gan.infer.inputs import SourceFiles
+
     data = translator.members[0].config.data
     models = ", ".join(m.name for m in translator.members)
     scope = f"{result.scope}: " if result.scope else ""
     took = f" in {seconds:.1f} s" if seconds is not None else ""
+    # a many-to-one model: the sources each volume was translated from ("t1 + zte", "t1 (zte missing)")
+    used = dict.fromkeys(r.input.used() for r in result.translated if isinstance(r.input, SourceFiles))
+    sources = "; ".join(used) if used else data.src
     err.print(
-        f"{scope}translated {len(result.translated)} volume(s) with {models} ({data.src} -> "
+        f"{scope}translated {len(result.translated)} volume(s) with {models} ({sources} -> "
         f"{data.dst}, {translator.describe()}, {result.where()}){took}{result.failure_summary()}",
-        highlight=False, soft_wrap=True,
+        highlight=False, markup=False, soft_wrap=True,
     )  # fmt: skip
 
 

@@ -62,6 +62,7 @@ class EvalOptions:
         realism: paired runs: the generator of a ``--gan-warmup`` run (see :func:`evaluate_run`).
         dial: paired runs: also score the realism dial (:func:`evaluate_dial`, A = 0, 0.5 and 1); None (default): when
             the checkpoint holds both generators of a ``--gan-warmup`` run; True for another checkpoint is refused.
+        sources: paired runs of several sources: those to translate from (default all; see :func:`evaluate_run`).
         n_per_class, n_samples, inception_weights: noise/class runs (see :func:`evaluate_gan_run`).
         out_dir: where predictions, panels and sample grids go (default inside the run folder).
     """
@@ -82,6 +83,7 @@ class EvalOptions:
     rules: str = "synthrad2023"
     realism: float | None = None
     dial: bool | None = None
+    sources: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.metrics = check_metrics(self.metrics)
@@ -102,12 +104,16 @@ def evaluate(ref: RunRef, options: EvalOptions | None = None) -> EvalReport | Ga
     if ckpt.mode.translates:  # (an unpaired run: G_ab against the held-out subjects' own targets)
         report = evaluate_run(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split, data_root=o.data_root,
                               out_dir=o.out_dir, baseline=o.baseline, device=o.device, progress=o.progress, tta=o.tta,
-                              fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules, realism=o.realism)  # fmt: skip
+                              fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules, realism=o.realism,
+                              sources=o.sources)  # fmt: skip
         if o.dial or (o.dial is None and ckpt.fixed_realism is None):
             report.dial = evaluate_dial(run_dir, checkpoint=ckpt, metrics=o.metrics, split=o.split,
                                         data_root=o.data_root, out_dir=o.out_dir, device=o.device, progress=o.progress,
                                         tta=o.tta, fusion=o.fusion, uncertainty=o.uncertainty, rules=o.rules,
-                                        known={ckpt.realism(o.realism): report})  # fmt: skip
+                                        known={ckpt.realism(o.realism): report}, sources=o.sources)  # fmt: skip
         return report
+    if o.sources is not None:
+        raise InputError(f"{ckpt.path}: --sources picks the inputs of a model translating several sources; this is a "
+                         f"{ckpt.mode} run")  # fmt: skip
     return evaluate_gan_run(run_dir, checkpoint=ckpt, n_per_class=o.n_per_class, n_samples=o.n_samples,
                             inception_weights=o.inception_weights, out_dir=o.out_dir, device=o.device)  # fmt: skip

@@ -28,7 +28,7 @@ from pix2gan.data.subjects import load_subject
 from pix2gan.errors import InputError
 from pix2gan.evaluation.metrics import Rules
 from pix2gan.evaluation.paired import (EvalReport, _modalities, _nan_to_none, _run_checkpoint, _split_subjects,
-                                       evaluate_run, realism_folder, summary)  # fmt: skip
+                                       evaluate_run, realism_folder, sources_folder, summary)  # fmt: skip
 from pix2gan.evaluation.scoring import PAIRED_METRICS
 from pix2gan.io import atomic_write_json, load_volume
 from pix2gan.reporting.numbers import format_metric
@@ -97,6 +97,7 @@ def evaluate_dial(
     uncertainty: bool | None = None,
     rules: str | Rules = "synthrad2023",
     known: Mapping[float, EvalReport] | None = None,
+    sources: Sequence[str] | None = None,
 ) -> DialReport:
     """Score the run's ``split`` at each realism of ``values``; write ``RUN/eval/dial.json`` and ``RUN/eval/dial.png``.
 
@@ -108,6 +109,8 @@ def evaluate_dial(
             to ``realism-<A>/`` in it.
         known: evaluations already made with the same settings, by realism (``pix2gan eval``'s own): used as they
             are, not translated again.
+        sources: a many-to-one run's sources to translate from (default all), as
+            :func:`~pix2gan.evaluation.paired.evaluate_run`; the panel shows the first of them.
 
     Raises:
         InputError: a checkpoint without both generators (:func:`check_dial`), a value outside [0, 1], and whatever
@@ -118,7 +121,9 @@ def evaluate_dial(
     check_dial(ckpt)
     for a in values:
         ckpt.check_realism(float(a))
-    base = Path(out_dir) if out_dir else layout.root / "eval" / split
+    dc = ckpt.config.data
+    used = [n for n in dc.sources if n in (sources or dc.sources)]  # (refused by evaluate_run when not acceptable)
+    base = Path(out_dir) if out_dir else sources_folder(layout.root / "eval" / split, dc.sources, used)
     reports: dict[float, EvalReport] = {}
     folders: dict[float, Path] = {}
     known = dict(known or {})
@@ -132,17 +137,20 @@ def evaluate_dial(
         folders[a] = base / f"realism-{a:g}" if folders[a] in taken else folders[a]
         reports[a] = evaluate_run(layout.root, checkpoint=ckpt, metrics=metrics, split=split, data_root=data_root,
                                   out_dir=folders[a], baseline=False, device=device, progress=progress, tta=tta,
-                                  fusion=fusion, uncertainty=uncertainty, rules=rules, realism=a)  # fmt: skip
+                                  fusion=fusion, uncertainty=uncertainty, rules=rules, realism=a,
+                                  sources=sources)  # fmt: skip
     sid = layout.read_split()[split][0]
-    dc = ckpt.config.data
-    subject = _split_subjects(layout, {split: [sid]}, split, Path(data_root) if data_root else Path(dc.root), dc)[sid]
-    vols = load_subject(subject, _modalities(dc))
+    subject = _split_subjects(layout, {split: [sid]}, split, Path(data_root) if data_root else Path(dc.root), dc,
+                              sources=used)[sid]  # fmt: skip
+    vols = load_subject(subject, _modalities(dc, used))
     mask = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else np.ones(vols[dc.dst].shape, dtype=bool)
     index = body_slices(mask, dc.slice_axis, (0.5,))[0]
     dial = DialReport(split=split, default=ckpt.realism(), reports=reports, subject=sid, axis=dc.slice_axis,
                       index=index, folders=folders)  # fmt: skip
     dial.json_path, dial.image = dial_paths(layout.root)
-    columns = _draw(dial, vols[dc.src].data, vols[dc.dst].data)
+    if set(used) != set(dc.sources):  # a subset's dial is not the run's: beside its predictions
+        dial.json_path, dial.image = base / dial.json_path.name, base / dial.image.name
+    columns = _draw(dial, vols[used[0]].data, vols[dc.dst].data)
     save_panel(dial.image, [columns], titles=list(columns), windows=_windows(dial, list(columns)))
     atomic_write_json(dial.json_path, dial.to_dict())
     return dial

@@ -23,12 +23,15 @@ from pix2gan.evaluation.baseline import LookupTable
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 from pix2gan.runs import RunLayout
 from pix2gan.config import DataConfig, IntensityKind, Mode
-from pix2gan.data.intensity import intensity_maps
+from pix2gan.data.intensity import IntensityMap, intensity_maps
 from pix2gan.data.subjects import Subject, find_subjects, load_subject
 from pix2gan.data.unpaired import find_unpaired_subjects
 from pix2gan.evaluation.metrics import Rules, check_rules
 from pix2gan.evaluation.scoring import PAIRED_METRICS, Scoring
+from pix2gan.evaluation.statistics import STATISTICS, summarise, summary
+from pix2gan.evaluation.statistics import nan_to_none as _nan_to_none
 from pix2gan.reporting.panels import panel_rows, panel_style, save_panel
+from pix2gan.infer.inputs import describe_sources
 from pix2gan.infer.outputs import std_path
 from pix2gan.infer.translate import Ensemble, Translator
 from pix2gan.io import (
@@ -56,41 +59,6 @@ def _track(items: Sequence, description: str, enabled: bool):  # noqa: ANN202
     return track(items, description=description, console=Console(stderr=True), transient=True)
 
 
-STATISTICS = ("mean", "std", "median", "q1", "q3")
-"""The summaries over subjects: mean, population std, median and first / third quartiles (numpy's linear percentiles,
-as the SynthRAD challenges aggregate)."""
-
-
-def summary(per_subject: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Each statistic of :data:`STATISTICS` -> {metric: value over subjects}, skipping nan (a subject without bone
-    has no bone MAE); nan where no subject has a value.
-
-    Example:
-        >>> s = summary({"a": {"mae": 10.0}, "b": {"mae": 20.0}, "c": {"mae": 60.0}})
-        >>> s["mean"]["mae"], s["median"]["mae"], s["q1"]["mae"], s["q3"]["mae"]
-        (30.0, 20.0, 15.0, 40.0)
-    """
-    names = list(next(iter(per_subject.values()))) if per_subject else []
-    values = {m: np.array([row[m] for row in per_subject.values()], dtype=np.float64) for m in names}
-    values = {m: v[~np.isnan(v)] for m, v in values.items()}
-    stats = {"mean": np.mean, "std": np.std, "median": np.median, "q1": lambda v: np.percentile(v, 25),
-             "q3": lambda v: np.percentile(v, 75)}  # fmt: skip
-    return {s: {m: float(f(v)) if v.size else float("nan") for m, v in values.items()} for s, f in stats.items()}
-
-
-def summarise(per_subject: dict[str, dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (population) standard deviation of each metric over subjects (see :func:`summary`)."""
-    s = summary(per_subject)
-    return s["mean"], s["std"]
-
-
-def _nan_to_none(obj: Any) -> Any:
-    """``obj`` with every float nan replaced by None, so JSON gets null (json.dumps would write NaN, not JSON)."""
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    return None if isinstance(obj, float) and obj != obj else obj
-
-
 @dataclass
 class EvalReport:
     """Metrics per subject with their summaries over subjects (:data:`STATISTICS`); ``baseline`` holds the lookup
@@ -108,6 +76,12 @@ class EvalReport:
     realism: float | None = None  # the generator scored, for a checkpoint holding both of a --gan-warmup run
     realism_default: bool = True  # whether ``realism`` is the run's default (config.infer.realism)
     dial: Any = None  # pix2gan eval of a --gan-warmup run: the realism dial's figures (evaluation.dial.DialReport)
+    sources: tuple[str, ...] = ()  # a many-to-one run: the sources the model was given (model order)
+    missing: tuple[str, ...] = ()  # and those it went without (--sources)
+
+    def sources_line(self) -> str:
+        """The sources scored, in words (``t1 + zte``, ``t1 (zte missing)``); empty for a one-source run."""
+        return describe_sources((*self.sources, *self.missing), self.sources) if self.sources else ""
 
     @property
     def mean(self) -> dict[str, float]:
@@ -131,6 +105,8 @@ class EvalReport:
         }  # fmt: skip
         if self.realism is not None:
             out["realism"] = {"value": self.realism, "default": self.realism_default}
+        if self.sources:
+            out["sources"] = {"used": list(self.sources), "missing": list(self.missing)}
         if self.baseline_per_subject:
             base = self.baseline_per_subject
             out["baseline"] = {"method": "per-voxel lookup table (median per source-intensity bin)",
@@ -169,6 +145,7 @@ def evaluate_run(
     uncertainty: bool | None = None,
     rules: str | Rules = "synthrad2023",
     realism: float | None = None,
+    sources: Sequence[str] | None = None,
 ) -> EvalReport:
     """Translate the run's ``split`` subjects, score them against their targets under ``rules``, write panels.
 
@@ -198,6 +175,9 @@ def evaluate_run(
         uncertainty: score the standard deviation across predictions (default: when there are several).
         rules: ``synthrad2023`` (default) or ``synthrad2025`` (:data:`pix2gan.evaluation.metrics.RULES`).
         realism: the generator of a ``--gan-warmup`` run, as ``translate --realism`` (default: the run's recorded one).
+        sources: a many-to-one run: the sources to translate from (default all; a subset for a model trained with
+            input dropout, whose predictions then go to ``sources-<names>/`` in the default folder); recorded in the
+            report. The lookup-table baseline maps the first of them.
 
     Raises:
         InputError: a missing run folder, split or subject, or a subject that cannot be scored (a constant MR
@@ -205,21 +185,37 @@ def evaluate_run(
     """
     layout = RunLayout(Path(run_dir))
     ckpt = _run_checkpoint(layout, checkpoint)
+    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion, realism=realism)])
+    used = translator.check_sources(translator.sources if sources is None else list(sources))  # refused first
     splits = layout.read_split()
     subjects = _split_subjects(layout, splits, split, Path(data_root) if data_root else Path(ckpt.config.data.root),
-                               ckpt.config.data, ckpt.mode == Mode.UNPAIRED)  # fmt: skip
+                               ckpt.config.data, ckpt.mode == Mode.UNPAIRED, used)  # fmt: skip
     baseline = baseline and ckpt.mode != Mode.UNPAIRED  # (the lookup table is fitted on pairs; unpaired runs have none)
-    out = Path(out_dir) if out_dir else realism_folder(layout.root / "eval" / split, ckpt, realism)
-    translator = Ensemble([Translator.from_checkpoint(ckpt, device=device, tta=tta, fusion=fusion, realism=realism)])
+    out = Path(out_dir) if out_dir else sources_folder(realism_folder(layout.root / "eval" / split, ckpt, realism),
+                                                       translator.sources, used)  # fmt: skip
     scoring = Scoring.of(check_rules(rules), metrics, ckpt.dst_map, "each target by its own percentiles {lo:g}/{hi:g},"
                           " the prediction by the model's reference scale")  # fmt: skip
-    lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt) if baseline else None
+    src_map = translator.members[0].src_maps[used[0]]  # the baseline's input: the first source given
+    lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt, used[0], src_map) if baseline else None
     report = _new_report(scoring)
+    if len(translator.sources) > 1:
+        report.sources, report.missing = used, tuple(n for n in translator.sources if n not in used)
     if ckpt.fixed_realism is None:
         report.realism, report.realism_default = ckpt.realism(realism), ckpt.realism(realism) == ckpt.realism()
     for sid in _track(splits[split], f"evaluating {len(splits[split])} subjects", progress):
-        _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty)
+        _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty, used)
     return report
+
+
+def sources_folder(base: Path, sources: Sequence[str], used: Sequence[str]) -> Path:
+    """Where predictions from the sources ``used`` of a model of ``sources`` go: ``base`` for all of them, else
+    ``base/sources-<used>``.
+
+    Example:
+        >>> [sources_folder(Path("eval/test"), ("t1", "zte"), u).as_posix() for u in (("t1", "zte"), ("zte",))]
+        ['eval/test', 'eval/test/sources-zte']
+    """
+    return base if set(used) == set(sources) else base / f"sources-{'+'.join(used)}"
 
 
 def realism_folder(base: Path, ckpt: LoadedCheckpoint, realism: float | None) -> Path:
@@ -246,19 +242,20 @@ def _run_checkpoint(layout: RunLayout, checkpoint: str | Path | LoadedCheckpoint
 
 
 def _split_subjects(layout: RunLayout, splits: dict[str, list[str]], split: str, root: Path,
-                    dc: DataConfig, unpaired: bool = False) -> dict[str, Subject]:  # fmt: skip
-    """The data folder's subjects by id, checked to hold every subject of the (non-empty) ``split``."""
+                    dc: DataConfig, unpaired: bool = False, sources: Sequence[str] | None = None) -> dict[str, Subject]:  # fmt: skip
+    """The data folder's subjects by id, checked to hold every subject of the (non-empty) ``split`` (with the
+    ``sources`` scored, default all of the run's)."""
     ids = splits.get(split, [])
     if not ids:
         raise InputError(f"{layout.split}: the {split!r} split is empty")
     if unpaired:  # subjects may hold one side only; those scored must hold both
         subjects = {s.id: s for s in find_unpaired_subjects(root, dc.src, dc.dst, [dc.mask] if dc.mask else [])}
     else:
-        subjects = {s.id: s for s in find_subjects(root, [dc.src, dc.dst], [dc.mask] if dc.mask else [])}
+        subjects = {s.id: s for s in find_subjects(root, [*(sources or dc.sources), dc.dst], [dc.mask] if dc.mask else [])}
     missing = [i for i in ids if i not in subjects]
     if missing:
         raise InputError(f"{root}: subject {missing[0]!r} of the run's {split} split is not in the data folder")
-    one_sided = [i for i in ids if not {dc.src, dc.dst} <= subjects[i].files.keys()]
+    one_sided = [i for i in ids if not {*(sources or dc.sources), dc.dst} <= subjects[i].files.keys()]
     if one_sided:
         raise InputError(f"{subjects[one_sided[0]].folder}: holds only one of {dc.src} and {dc.dst}; an unpaired run "
                          f"is scored on subjects holding both (its val and test splits)")  # fmt: skip
@@ -266,16 +263,20 @@ def _split_subjects(layout: RunLayout, splits: dict[str, list[str]], split: str,
 
 
 def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoint, translator: Ensemble,
-                      scoring: Scoring, lut: LookupTable | None, out: Path, uncertainty: bool | None) -> None:  # fmt: skip
-    """Translate one subject, score it (and the lookup table) into ``report``, write its prediction and panel."""
+                      scoring: Scoring, lut: LookupTable | None, out: Path, uncertainty: bool | None,
+                      used: Sequence[str] = ()) -> None:  # fmt: skip
+    """Translate one subject (from the sources ``used``, default the first), score it (and the lookup table) into
+    ``report``, write its prediction and panel."""
     dc, dst_map = ckpt.config.data, ckpt.dst_map
-    vols = load_subject(subject, _modalities(dc))
-    source, target = vols[dc.src], vols[dc.dst]
+    used = tuple(used) or dc.sources[:1]
+    vols = load_subject(subject, _modalities(dc, used))
+    source, target = vols[used[0]], vols[dc.dst]  # the primary source: the prediction's grid, format and panel
     mask = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else None
     if mask is not None and not mask.any():
         raise InputError(f"{vols[dc.mask].path}: mask is empty")
     with_std = uncertainty if uncertainty is not None else len(translator.passes(source.affine)) > 1
-    result = translator.translate_volume(source, uncertainty=with_std)
+    given = source if len(translator.sources) == 1 else {n: vols[n] for n in used}
+    result = translator.translate_volume(given, uncertainty=with_std)
     pred, scored_target = scoring.pair(result.image, target.data, target.path, dst_map.reference)
     std = result.std
     if not scoring.hu and std is not None and dst_map.reference is not None:  # MR: the uncertainty in its units too
@@ -283,7 +284,8 @@ def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoi
     report.per_subject[subject.id] = scoring.score(pred, scored_target, mask, target.path, std=std,
                                                    affine=target.affine)  # fmt: skip
     if lut is not None:
-        norm = ckpt.src_map.forward(source.data, ckpt.src_map.scale_of(source.data))
+        imap = translator.members[0].src_maps[used[0]]
+        norm = imap.forward(source.data, imap.scale_of(source.data))
         report.baseline_per_subject[subject.id] = scoring.score(lut.apply(norm), scored_target, mask, target.path,
                                                                 affine=target.affine)  # fmt: skip
     suffix = source.path.name[len(volume_name(source.path)) :] or ".nii.gz"  # the source's format; DICOM: NIfTI
@@ -299,23 +301,26 @@ def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoi
     report.panels.append(panel)
 
 
-def _modalities(dc: DataConfig) -> list[str]:
-    """The files a subject is read from: source, target and, when the run has one, mask."""
-    return [dc.src, dc.dst] + ([dc.mask] if dc.mask else [])
+def _modalities(dc: DataConfig, sources: Sequence[str] | None = None) -> list[str]:
+    """The files a subject is read from: the sources (default all of the run's), target and, when the run has one,
+    mask."""
+    return [*(dc.sources if sources is None else sources), dc.dst] + ([dc.mask] if dc.mask else [])
 
 
-def _fit_lut(train: list[Subject], ckpt: LoadedCheckpoint) -> LookupTable | None:
-    """The per-voxel lookup table fitted on the training subjects (None without any), in the space targets are
-    scored in."""
+def _fit_lut(train: list[Subject], ckpt: LoadedCheckpoint, source: str | None = None,
+             src_map: IntensityMap | None = None) -> LookupTable | None:  # fmt: skip
+    """The per-voxel lookup table from ``source`` (default the first source, with ``ckpt.src_map``) fitted on the
+    training subjects (None without any), in the space targets are scored in."""
     if not train:
         return None
     dc = ckpt.config.data
+    source, src_map = source or dc.sources[0], src_map or ckpt.src_map
     xs, ys = [], []
     for subject in train:
-        vols = load_subject(subject, _modalities(dc))
-        src = vols[dc.src].data
+        vols = load_subject(subject, _modalities(dc, [source]))
+        src = vols[source].data
         inside = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else np.ones(src.shape, dtype=bool)
-        xs.append(ckpt.src_map.forward(src, ckpt.src_map.scale_of(src))[inside])
+        xs.append(src_map.forward(src, src_map.scale_of(src))[inside])
         dst = vols[dc.dst].data
         if ckpt.dst_map.kind != IntensityKind.HU:  # MR targets are scored in the normalised space: fit it there
             dst = ckpt.dst_map.forward(dst, ckpt.dst_map.scale_of(dst))

@@ -1,7 +1,8 @@
 """Inference: ``stream.py`` (slices through the generator, streaming), ``fusion.py`` (planes, flips and ensemble
 members fused, with their standard deviation), ``translate.py`` (volume -> slices -> generator -> volume on the
-input's grid; :class:`Translator` for one model, :class:`Ensemble` for several), ``outputs.py`` (where translations
-go), ``sample.py`` (grids, walks and panels from a trained model)."""
+input's grid; :class:`Translator` for one model, :class:`Ensemble` for several), ``members.py`` (ensemble members
+agreeing), ``inputs.py`` (a many-to-one model's sources by name), ``outputs.py`` (where translations go),
+``sample.py`` (grids, walks and panels from a trained model)."""
 
 from pix2gan.infer.fusion import Accumulator
 from pix2gan.infer.sample import GanSampler, SampleRequest, draw

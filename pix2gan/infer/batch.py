@@ -53,6 +53,7 @@ import torch
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
 from pix2gan.io.atomic import discard_staging, staging_folders
+from pix2gan.infer.inputs import SourceFiles
 from pix2gan.infer.translate import Ensemble, load_ensemble
 
 __all__ = ["BatchResult", "FileResult", "WorkerError", "planning_device", "torchrun_rank", "translate_many",
@@ -64,9 +65,10 @@ Loader = Callable[..., Ensemble]
 
 
 class FileResult(NamedTuple):
-    """One volume's outcome: ``error`` is its one-line InputError message (naming the file), or None if written."""
+    """One volume's outcome: ``error`` is its one-line InputError message (naming the file), or None if written;
+    ``input`` is a many-to-one model's :class:`~pix2gan.infer.inputs.SourceFiles` where the plan has one."""
 
-    input: Path
+    input: Path | SourceFiles
     output: Path
     seconds: float
     error: str | None
@@ -166,7 +168,7 @@ def planning_device(device: str, nproc: int) -> str:
 
 
 def translate_many(
-    plan: list[tuple[Path, Path]],
+    plan: list[tuple[Path | SourceFiles, Path]],
     spec: dict[str, Any],
     *,
     nproc: int = 1,
@@ -182,7 +184,8 @@ def translate_many(
     """Translate every (input, output) pair of ``plan``; a volume failing with an InputError is recorded and skipped.
 
     Args:
-        plan: the pairs, from :func:`~pix2gan.infer.outputs.plan_outputs` (already checked: nothing is re-planned).
+        plan: the pairs, from :func:`~pix2gan.infer.outputs.plan_outputs` (already checked: nothing is re-planned);
+            an input is a volume, or a many-to-one model's :class:`~pix2gan.infer.inputs.SourceFiles` (picklable).
         spec: the keyword arguments of ``loader`` (:func:`~pix2gan.infer.translate.load_ensemble`: ``runs``,
             ``checkpoints``, ``device``, ``batch_size``, ``precision``, ``tta``, ``fusion``, and any other it takes,
             passed through as they are); picklable: each worker rebuilds the ensemble from it, with its own ``device``.
@@ -225,14 +228,22 @@ def translate_many(
 # --- one volume -----------------------------------------------------------------------------------------------------
 
 
-def _translate_one(ensemble: Ensemble, in_path: Path, out_path: Path, options: dict[str, Any], keep_going: bool) -> FileResult:
+def _translate_one(
+    ensemble: Ensemble, in_path: Path | SourceFiles, out_path: Path, options: dict[str, Any], keep_going: bool
+) -> FileResult:
     """Translate one pair; an InputError becomes the result's error line (or is raised: not ``keep_going``), any other
     error is raised. Either way a failed volume leaves nothing behind: :meth:`Ensemble.translate_file` moves its
-    files (the output, its ``_std`` map, their data files) into place only once all are written."""
+    files (the output, its ``_std`` map, their data files) into place only once all are written. A many-to-one
+    model's sources (:class:`SourceFiles`) are read by name; their error line names them (the subject folder)."""
     t0 = time.perf_counter()
     try:
-        ensemble.translate_file(in_path, out_path, **options)
+        if isinstance(in_path, SourceFiles):
+            ensemble.translate_file(None, out_path, inputs=in_path.named(), **options)
+        else:
+            ensemble.translate_file(in_path, out_path, **options)
     except InputError as exc:
+        if not keep_going and isinstance(in_path, SourceFiles):
+            raise InputError(_naming(str(exc), in_path)) from None
         if not keep_going:
             raise
         return FileResult(in_path, out_path, time.perf_counter() - t0, _naming(str(exc), in_path))
@@ -240,7 +251,7 @@ def _translate_one(ensemble: Ensemble, in_path: Path, out_path: Path, options: d
 
 
 def _translate_here(
-    ensemble: Ensemble, pair: tuple[Path, Path], options: dict[str, Any], keep_going: bool,
+    ensemble: Ensemble, pair: tuple[Path | SourceFiles, Path], options: dict[str, Any], keep_going: bool,
     report: Callable[[FileResult], None],
 ) -> FileResult:  # fmt: skip
     result = _translate_one(ensemble, *pair, options, keep_going)
@@ -248,7 +259,7 @@ def _translate_here(
     return result
 
 
-def _naming(message: str, in_path: Path) -> str:
+def _naming(message: str, in_path: Path | SourceFiles) -> str:
     """The error as one line that names the input (readers name it already; say it where one does not)."""
     line = " ".join(message.split())
     return line if str(in_path) in line or in_path.name in line else f"{in_path}: {line}"
@@ -281,7 +292,7 @@ def _init_worker(devices: Any, spec: dict[str, Any], options: dict[str, Any], ke
     _WORKER.keep_going, _WORKER.loader = keep_going, loader
 
 
-def _work(in_path: Path, out_path: Path) -> FileResult:
+def _work(in_path: Path | SourceFiles, out_path: Path) -> FileResult:
     """One task: build the ensemble if this is the worker's first, translate one pair."""
     w = _WORKER
     try:
@@ -302,7 +313,7 @@ def _cores() -> int:
 
 
 def _translate_in_workers(
-    plan: list[tuple[Path, Path]], spec: dict[str, Any], n: int, options: dict[str, Any], keep_going: bool,
+    plan: list[tuple[Path | SourceFiles, Path]], spec: dict[str, Any], n: int, options: dict[str, Any], keep_going: bool,
     report: Callable[[FileResult], None], loader: Loader,
 ) -> tuple[list[FileResult], list[str]]:  # fmt: skip
     import multiprocessing
@@ -354,7 +365,7 @@ def _translate_in_workers(
 
 
 def _translate_as_rank(
-    plan: list[tuple[Path, Path]], spec: dict[str, Any], ranked: tuple[int, int, int, int], ensemble: Ensemble | None,
+    plan: list[tuple[Path | SourceFiles, Path]], spec: dict[str, Any], ranked: tuple[int, int, int, int], ensemble: Ensemble | None,
     options: dict[str, Any], keep_going: bool, report: Callable[[FileResult], None], loader: Loader, start: float,
 ) -> BatchResult:  # fmt: skip
     import torch.distributed as dist

@@ -20,13 +20,26 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from pix2gan.config import FUSIONS
+from pix2gan.infer.stream import cast_writer
 
-__all__ = ["Accumulator", "mirrored"]
+__all__ = ["Accumulator", "Translation", "fuse", "mirrored"]
+
+Writer = Callable[[int, np.ndarray], None]  # write(k, values): slice k of a pass
+
+
+@dataclass
+class Translation:
+    """A fused prediction and, when asked for, the voxel-wise standard deviation across its passes (same grid)."""
+
+    image: np.ndarray
+    std: np.ndarray | None
+    passes: int
 
 
 def mirrored(array: np.ndarray, flip_axis: int | None) -> np.ndarray:
@@ -101,3 +114,41 @@ class Accumulator:
             fused[tuple(index)] = np.median(np.stack([p[tuple(index)] for p in self.passes]), axis=0)
         self.passes = []
         return fused, std
+
+
+def fuse(
+    volume: np.ndarray, passes: Sequence[tuple[int, int | None, Callable[[Writer], None]]], *,
+    out: np.ndarray | None = None, dtype: type | np.dtype = np.float32, fusion: str = "mean", uncertainty: bool = False,
+) -> Translation:  # fmt: skip
+    """Run every pass -- (slice axis, mirrored axis or None, ``run(write)`` streaming its slices into ``write``) --
+    over ``volume``'s grid and fuse them.
+
+    One pass without ``uncertainty`` streams straight into ``out`` (which may be ``volume`` itself); several go
+    through an :class:`Accumulator` in ``volume``'s memory layout, whose mean becomes the result when no ``out`` is
+    given and the type is float32 (no copy), else is cast into ``out`` (integer types rounded and clipped).
+
+    Example:
+        >>> vol = np.zeros((2, 2, 2), np.float32)
+        >>> def run(value):
+        ...     return lambda write: [write(k, np.full((2, 2), value)) for k in range(2)]
+        >>> r = fuse(vol, [(2, None, run(1.0)), (0, None, run(3.0))], uncertainty=True)
+        >>> float(r.image.mean()), float(r.std.mean()), r.passes
+        (2.0, 1.0, 2)
+    """
+    if len(passes) == 1 and not uncertainty:  # straight into `out`, which may be the source itself
+        if out is None:
+            out = np.empty_like(volume, dtype=dtype)  # keeps the volume's layout (F order from nibabel)
+        axis, flip, run = passes[0]
+        run(cast_writer(np.moveaxis(mirrored(out, flip), axis, 0)))
+        return Translation(out, None, 1)
+    order = "F" if volume.flags.f_contiguous and not volume.flags.c_contiguous else "C"
+    acc = Accumulator(volume.shape, fusion=fusion, with_std=uncertainty, order=order)
+    for axis, flip, run in passes:
+        run(acc.add_pass(axis, flip))
+    fused, std = acc.result()
+    if out is None and np.dtype(dtype) == np.float32:
+        return Translation(fused, std, len(passes))  # the fused volume is the result: no copy
+    if out is None:
+        out = np.empty_like(volume, dtype=dtype)
+    cast_writer(out[None])(0, fused)
+    return Translation(out, std, len(passes))

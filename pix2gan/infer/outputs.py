@@ -6,11 +6,13 @@ An output keeps its input's format (a ``.mha`` gives a ``.mha``, a DICOM series 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from pix2gan.data.images import IMAGE_SUFFIXES
 from pix2gan.data.subjects import modality_file
 from pix2gan.errors import InputError
+from pix2gan.infer.inputs import SourceFiles, subject_sources
 from pix2gan.io import (
     VOLUME_SUFFIXES,
     check_output_folder,
@@ -76,12 +78,18 @@ def check_outputs(output: Path, *, overwrite: bool, uncertainty: bool = False) -
 
 
 def plan_outputs(
-    inputs: list[Path], output: Path | None, *, src: str, dst: str, overwrite: bool = False, uncertainty: bool = False
-) -> list[tuple[Path, Path]]:
+    inputs: list[Path], output: Path | None, *, src: str, dst: str, overwrite: bool = False, uncertainty: bool = False,
+    named: Mapping[str, Path] | None = None,
+) -> list[tuple[Path | SourceFiles, Path]]:
     """Pair every input volume with its output path, and refuse the plan before anything is written.
 
     Inputs may be volume files (NIfTI, MetaImage, NRRD), DICOM series folders, subject folders (holding a ``<src>``
-    volume) or folders of volumes. Outputs keep the input's format and go:
+    volume) or folders of volumes. A many-to-one model (``src`` names several sources, ``t1,zte``) reads a
+    :class:`~pix2gan.infer.inputs.SourceFiles` per translation: a subject folder holding any of its sources (by
+    name), or a volume file (its first source) with the ``named`` ones (``--input zte=FILE``: with one volume file,
+    or alone); whether the sources found are enough is the model's to say when it translates them (a subject
+    lacking one among several is then reported and skipped). Such an output is named after, and lies beside, its
+    primary (first given) source. Outputs keep the input's format and go:
 
     * with no ``output``: a file input gets ``<name>_<dst>.<its suffix>`` beside it, a DICOM series the sibling
       series folder ``<folder>_<dst>/``; a folder of volumes gets the sibling folder ``<folder>_<dst>/`` (so outputs
@@ -98,41 +106,69 @@ def plan_outputs(
             output without ``overwrite``, a DICOM output asked of a non-DICOM input, or an output folder that cannot
             be created or written.
     """
-    if not inputs:
+    sources = tuple(src.split(","))
+    if named and (len(inputs) > 1 or any(i.is_dir() and not is_dicom_folder(i) for i in inputs)):
+        raise InputError(f"--input names further sources of one volume: give at most one volume file (the model's "
+                         f"first source, {sources[0]}) with it, not {', '.join(map(str, inputs))}")  # fmt: skip
+    if named and inputs and sources[0] in named:
+        raise InputError(f"--input {sources[0]}={named[sources[0]]}: {sources[0]} is the model's first source, already "
+                         f"given as {inputs[0]}; give it once")  # fmt: skip
+    if not inputs and named:  # the named sources alone (a model trained with input dropout)
+        files = SourceFiles(tuple((n, named[n]) for n in sources if n in named), tuple(n for n in sources if n not in named))
+        volumes: list[tuple[Path | SourceFiles, str, Path | None]] = [(files, files.primary.name, None)]
+    elif not inputs:
         raise InputError("no input given")
-    volumes = [found for item in inputs for found in _volumes_of(item, src)]
+    else:
+        volumes = [found for item in inputs for found in _volumes_of(item, sources, named or {})]
     single_file = output is not None and len(volumes) == 1 and format_of(output) is not None
     if output is not None and not single_file:
         if format_of(output) is not None:
             raise InputError(f"{output}: {len(volumes)} inputs need an output folder, not a file name")
         if output.exists() and not output.is_dir():
             raise InputError(f"{output}: exists and is not a folder")
-    plan = [(volume, _target(volume, name, folder, output, dst, single_file)) for volume, name, folder in volumes]
-    seen: dict[Path, Path] = {}
+    plan = [(volume, _target(_primary(volume), name, folder, output, dst, single_file)) for volume, name, folder in volumes]
+    seen: dict[Path, Path | SourceFiles] = {}
     for volume, target in plan:
         for path in output_files(target, uncertainty=uncertainty):  # a detached data file may clash too
             if path in seen:
                 raise InputError(f"{volume}: output {path} would also be written for {seen[path]}")
             seen[path] = volume
-        if target.resolve() == volume.resolve():
+        read = [p for _, p in volume.files] if isinstance(volume, SourceFiles) else [volume]
+        if any(target.resolve() == p.resolve() for p in read):
             raise InputError(f"{volume}: output would replace the input itself; choose another --output")
-        check_writable_as(target, volume)
+        check_writable_as(target, _primary(volume))
         check_outputs(target, overwrite=overwrite, uncertainty=uncertainty)
     for folder in dict.fromkeys(target.parent for _, target in plan):
         check_output_folder(folder)
     return plan
 
 
-def _volumes_of(item: Path, src: str) -> list[tuple[Path, str, Path | None]]:
-    """The volumes an input stands for: (volume, its name inside an output folder, the folder listing it or None)."""
+def _primary(volume: Path | SourceFiles) -> Path:
+    return volume.primary if isinstance(volume, SourceFiles) else volume
+
+
+def _volumes_of(
+    item: Path, sources: tuple[str, ...], named: Mapping[str, Path]
+) -> list[tuple[Path | SourceFiles, str, Path | None]]:
+    """The volumes an input stands for: (volume, its name inside an output folder, the folder listing it or None);
+    for a many-to-one model the sources of one translation (:class:`SourceFiles`)."""
+    src = sources[0]
     if not item.exists():
         raise InputError(f"{item}: file not found")
     if not item.is_dir() and item.suffix.lower() in IMAGE_SUFFIXES:
         raise InputError(f"{item}: a 2-D image; this model translates volumes ({', '.join(VOLUME_SUFFIXES)} or DICOM "
                          f"series): images go to a run trained on two image folders (train --data A/ --data-b B/)")  # fmt: skip
     if is_dicom_folder(item) or not item.is_dir():
-        return [(item, item.name, None)]
-    subject_file = modality_file(item, src)
+        if len(sources) == 1:
+            return [(item, item.name, None)]
+        given = {src: item, **named}
+        files = SourceFiles(tuple((n, given[n]) for n in sources if n in given), tuple(n for n in sources if n not in given))
+        return [(files, item.name, None)]
+    if len(sources) > 1:  # a subject folder holding any of the model's sources
+        found = subject_sources(item, sources)
+        if found is not None:
+            return [(found, f"{item.name}{_suffix(found.primary)}", None)]
+    subject_file = modality_file(item, src) if len(sources) == 1 else None
     if subject_file is not None:
         return [(subject_file, f"{item.name}{_suffix(subject_file)}", None)]
     found = [p for p in sorted(item.iterdir()) if not p.name.startswith(".") and (is_volume_file(p) or is_dicom_folder(p))]
@@ -140,7 +176,9 @@ def _volumes_of(item: Path, src: str) -> list[tuple[Path, str, Path | None]]:
         images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in item.iterdir())
         hint = ": its 2-D images go to a run trained on two image folders (--data-b)" if images else ""
         raise InputError(f"{item}: folder holds no volumes ({', '.join(VOLUME_SUFFIXES)} files or DICOM series), nor a "
-                         f"{src} volume{hint}")  # fmt: skip
+                         f"{' or '.join(sources)} volume{hint}")  # fmt: skip
+    if len(sources) > 1:  # each volume of the folder is the model's first source
+        return [(SourceFiles(((src, p),), sources[1:]), p.name, item) for p in found]
     return [(p, p.name, item) for p in found]
 
 

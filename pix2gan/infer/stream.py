@@ -10,7 +10,7 @@ its source slice (with neighbouring slices as context, that holds back at most `
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from torch import nn
 
 from pix2gan.data.slices import pad_to
 
-__all__ = ["predict_slices", "stream_slices", "Inputs"]
+__all__ = ["predict_slices", "stream_slices", "Inputs", "cast_writer"]
 
 # the generator's input from padded source stacks (B, C, H, W): a many-to-one model's missing sources zero-filled
 # and availability planes appended (:meth:`pix2gan.data.sources.SourceLayout.assemble`), after padding, as in training
@@ -79,6 +79,16 @@ def _writer(dst: np.ndarray) -> Callable[[int, np.ndarray], None]:
     return write
 
 
+def cast_writer(dst: np.ndarray) -> Callable[[int, np.ndarray], None]:
+    """``write(k, values)`` into slice ``k`` of ``dst``: cast to its dtype, rounded and clipped for integer types."""
+    info = np.iinfo(dst.dtype) if np.issubdtype(dst.dtype, np.integer) else None
+
+    def write(k: int, values: np.ndarray) -> None:
+        dst[k] = values if info is None else np.clip(np.rint(values), info.min, info.max)
+
+    return write
+
+
 def stream_slices(
     generator: nn.Module,
     volume: np.ndarray,
@@ -93,6 +103,8 @@ def stream_slices(
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
     context: int = 0,
+    others: Sequence[tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]] = (),
+    inputs: Inputs | None = None,
 ) -> np.ndarray:
     """Translate a volume batch of slices by batch of slices, writing into ``out`` (or handing each slice to ``write``).
 
@@ -112,6 +124,12 @@ def stream_slices(
             batch reads source slice ``k`` any more (to accumulate several predictions, see :mod:`pix2gan.infer.fusion`).
         dtype: autocast dtype of the generator's forward pass (None: fp32).
         context: neighbouring slices on each side fed as extra channels (0: one slice, pix2pix).
+        others: a many-to-one model's further sources, each (volume of ``volume``'s shape, its ``forward``): each
+            batch reads the same window of every source and stacks them after ``volume``'s, (B, P (2K + 1), H, W);
+            ``out`` may still be ``volume`` (a prediction is written only when no later batch reads that slice of
+            any source).
+        inputs: builds the generator's input from the padded stacks (:data:`Inputs`; with ``others``: the model's
+            missing sources zero-filled and availability planes appended after padding, as in training).
 
     Returns:
         ``out`` (None with ``write``).
@@ -125,6 +143,9 @@ def stream_slices(
     # a batch holds batch_size slices of input, whatever the context: 2K + 1 slices per stack
     batch_size = max(1, batch_size // (2 * context + 1))
     src = np.moveaxis(volume, axis, 0)  # view: (N, H, W)
+    more = [(np.moveaxis(v, axis, 0), f) for v, f in others]
+    if any(v.shape != src.shape for v, _ in more):
+        raise ValueError(f"stream_slices: the sources differ in shape from the volume's {volume.shape}")
     n = src.shape[0]
     offsets = np.arange(-context, context + 1)
     held: list[tuple[int, np.ndarray]] = []  # predictions whose source slices a later batch still reads
@@ -133,8 +154,12 @@ def stream_slices(
             stop = min(start + batch_size, n)
             lo, hi = max(0, start - context), min(n, stop + context)
             window = np.ascontiguousarray(forward(src[lo:hi]), dtype=np.float32)  # (hi - lo, H, W) in [-1, 1]
-            stacks = window[np.clip(np.arange(start, stop)[:, None] + offsets, 0, n - 1) - lo]  # (B, 2K + 1, H, W)
-            pred = _forward(generator, torch.from_numpy(stacks), multiple, device, dtype)[:, 0].numpy()
+            rows = np.clip(np.arange(start, stop)[:, None] + offsets, 0, n - 1) - lo
+            stacks = window[rows]  # (B, 2K + 1, H, W)
+            if more:  # every source's stack of the same slices, one after the other: (B, P (2K + 1), H, W)
+                stacks = np.concatenate([stacks, *(np.ascontiguousarray(f(v[lo:hi]), dtype=np.float32)[rows]
+                                                   for v, f in more)], 1)  # fmt: skip
+            pred = _forward(generator, torch.from_numpy(stacks), multiple, device, dtype, inputs)[:, 0].numpy()
             held += zip(range(start, stop), inverse(pred), strict=True)
             free = stop - context if stop < n else n  # the next batch reads source slices from stop - context on
             while held and held[0][0] < free:

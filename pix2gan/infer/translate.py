@@ -11,12 +11,16 @@ predictions -- planes, the left-right mirrored volume for test-time augmentation
 :class:`Ensemble` -- are fused slice by slice into one mean (or kept for the median) by an
 :class:`~pix2gan.infer.fusion.Accumulator`, which also gives the voxel-wise standard deviation across them. See
 ``docs/scaling.md``.
+
+A many-to-one model (``--src t1,zte``) reads each source it is given by name, each normalised by its own map; the
+streaming reads the same window of every source and builds the generator's input after padding (missing sources
+zero-filled, availability planes: :func:`~pix2gan.infer.inputs.assembler`), as training built it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,30 +29,24 @@ from torch import nn
 
 from pix2gan.checkpoint import LoadedCheckpoint, load_checkpoint
 from pix2gan.config import FUSIONS, RunConfig
-from pix2gan.data.intensity import IntensityMap
+from pix2gan.data.intensity import IntensityMap, Scale, source_maps
 from pix2gan.data.planes import lr_axis, slice_axes
+from pix2gan.data.sources import SourceLayout
 from pix2gan.device import resolve_device, resolve_precision
 from pix2gan.errors import InputError
 from pix2gan.infer.direction import directed, require_exported_direction
-from pix2gan.infer.fusion import Accumulator, mirrored
+from pix2gan.infer.fusion import Translation, fuse, mirrored
+from pix2gan.infer.inputs import accepted, assembler, given_volumes, source_arrays, source_files
+from pix2gan.infer.members import check_members
 from pix2gan.infer.outputs import check_outputs, std_path
 from pix2gan.infer.stream import predict_slices, stream_slices
 from pix2gan.io import Volume, load_volume, save_like
 from pix2gan.io.atomic import staged
 from pix2gan.nets import padding_multiple
 
-__all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path"]
+__all__ = ["predict_slices", "stream_slices", "Translator", "Ensemble", "Translation", "std_path", "load_ensemble"]
 
 _RAS = np.eye(4)  # the orientation assumed for a bare array: axis 0 left-right, 1 back-front, 2 up-down
-
-
-@dataclass
-class Translation:
-    """A fused prediction and, when asked for, the voxel-wise standard deviation across its passes (same grid)."""
-
-    image: np.ndarray
-    std: np.ndarray | None
-    passes: int
 
 
 class Translator:
@@ -90,6 +88,9 @@ class Translator:
         self.config = config
         self.src_map = src_map
         self.dst_map = dst_map
+        self.layout = SourceLayout.of(config)  # a many-to-one model's sources, in its channel order
+        # each source normalised by its own map (the first: ``src_map``, which may hold a reference scale)
+        self.src_maps = dict(zip(self.layout.names, (src_map, *source_maps(config.data)[1:]), strict=True))
         self.batch_size = batch_size
         self.multiple = padding_multiple(config) if multiple is None else multiple  # an export stores its own
         self.tta = config.infer.tta if tta is None else tta
@@ -170,24 +171,37 @@ class Translator:
         return passes
 
     def run_pass(
-        self, volume: np.ndarray, scale: tuple[float, float], axis: int, flip_axis: int | None,
-        write: Callable[[int, np.ndarray], None],
+        self, volume: np.ndarray | Mapping[str, np.ndarray], scale: Scale | Mapping[str, Scale], axis: int,
+        flip_axis: int | None, write: Callable[[int, np.ndarray], None],
     ) -> None:  # fmt: skip
-        """Stream one prediction of ``volume`` (mirrored along ``flip_axis``) along ``axis`` into ``write``."""
-        stream_slices(self.generator, mirrored(volume, flip_axis), axis, self.multiple, write=write,
-                      forward=lambda batch: self.src_map.forward(batch, scale), inverse=self.dst_map.inverse,
-                      batch_size=self.batch_size, device=self.device, dtype=self.dtype, context=self.context)  # fmt: skip
+        """Stream one prediction of ``volume`` (mirrored along ``flip_axis``) along ``axis`` into ``write``; a
+        many-to-one model's given sources by name, each with its ``scale`` (one array: the first source)."""
+        first = self.layout.names[0]
+        volumes = {first: volume} if isinstance(volume, np.ndarray) else volume
+        scales = {first: scale} if isinstance(volume, np.ndarray) else scale
+        names = [n for n in self.layout.names if n in volumes]  # this model's channel order, by name
+
+        def forward(name: str) -> Callable[[np.ndarray], np.ndarray]:
+            imap, s = self.src_maps[name], scales[name]  # type: ignore[index]
+            return lambda batch: imap.forward(batch, s)
+
+        others = [(mirrored(volumes[n], flip_axis), forward(n)) for n in names[1:]]
+        hook = assembler(self.layout, names) if len(self.layout.names) > 1 else None  # zero-fill after padding
+        stream_slices(self.generator, mirrored(volumes[names[0]], flip_axis), axis, self.multiple, write=write,
+                      forward=forward(names[0]), inverse=self.dst_map.inverse, batch_size=self.batch_size,
+                      device=self.device, dtype=self.dtype, context=self.context, others=others, inputs=hook)  # fmt: skip
 
     def translate_array(
-        self, volume: np.ndarray, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
-        affine: np.ndarray | None = None,
+        self, volume: np.ndarray | Mapping[str, np.ndarray], *, out: np.ndarray | None = None,
+        dtype: type | np.dtype = np.float32, affine: np.ndarray | None = None,
     ) -> np.ndarray:  # fmt: skip
         """Translate a 3-D source volume in physical units; returns the target modality in physical units.
 
         Streams (see :func:`stream_slices`): only one batch of slices is normalised and translated at a time.
 
         Args:
-            volume: the source, 3-D, in physical units.
+            volume: the source, 3-D, in physical units; or a many-to-one model's sources by name (see
+                :meth:`Ensemble.translate_array`).
             out: where to write the result, of ``volume``'s shape: float32, or an integer type (values rounded and
                 clipped to its range). It may be ``volume`` itself (float32) to translate in place, with no second
                 volume in memory, when the model makes one prediction (one plane, no test-time flip). Default: a new
@@ -201,34 +215,18 @@ class Translator:
         """
         return Ensemble([self]).translate_array(volume, out=out, dtype=dtype, affine=affine).image
 
-    def translate_volume(self, source: Volume, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32) -> np.ndarray:
+    def translate_volume(self, source: Volume | Mapping[str, Volume], *, out: np.ndarray | None = None,
+                         dtype: type | np.dtype = np.float32) -> np.ndarray:  # fmt: skip
         """:meth:`translate_array` of a loaded volume, with errors naming its file."""
         return Ensemble([self]).translate_volume(source, out=out, dtype=dtype).image
 
     def translate_file(
-        self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32",
-        uncertainty: bool = False,
+        self, in_path: str | Path | None, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32",
+        uncertainty: bool = False, inputs: Mapping[str, str | Path] | None = None,
     ) -> Path:  # fmt: skip
-        """Translate one NIfTI file onto the input's grid (atomic; refuses to overwrite); see :meth:`Ensemble.translate_file`."""
-        return Ensemble([self]).translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype, uncertainty=uncertainty)
-
-
-def _agree(first: Translator, other: Translator) -> None:
-    """Refuse ensemble members that translate between other modalities or normalise them differently."""
-    a, b = first.config.data, other.config.data
-    if (a.src, a.dst) != (b.src, b.dst):
-        raise InputError(f"{other.name}: translates {b.src} -> {b.dst}, but {first.name} translates {a.src} -> {a.dst}; "
-                         "ensemble members must agree")  # fmt: skip
-    for which, side in (("src_map", a.src), ("dst_map", a.dst)):
-        x, y = _setting(getattr(first, which)), _setting(getattr(other, which))
-        if x != y:
-            raise InputError(f"{other.name}: normalises {side} differently from {first.name} ({y[0]} {y[1]} vs "
-                             f"{x[0]} {x[1]}); ensemble members must agree")  # fmt: skip
-
-
-def _setting(imap: IntensityMap) -> tuple[str, tuple[float, float] | None]:
-    """The normalisation a map really applies: its HU window, or its percentiles (the other setting is unused)."""
-    return str(imap.kind), (imap.window if imap.kind == "hu" else imap.percentiles)
+        """Translate one volume onto the input's grid (atomic; refuses to overwrite); see :meth:`Ensemble.translate_file`."""
+        return Ensemble([self]).translate_file(in_path, out_path, overwrite=overwrite, dtype=dtype,
+                                               uncertainty=uncertainty, inputs=inputs)  # fmt: skip
 
 
 class Ensemble:
@@ -243,7 +241,7 @@ class Ensemble:
         if not members:
             raise ValueError("an ensemble needs at least one model")
         for other in members[1:]:
-            _agree(members[0], other)
+            check_members(members[0], other)
         self.members = members
         self.fusion = fusion or members[0].fusion
         if self.fusion not in FUSIONS:
@@ -274,11 +272,25 @@ class Ensemble:
         """Every prediction the ensemble makes: (member, slice axis, mirrored axis or None)."""
         return [(m, axis, flip) for m in self.members for axis, flip in m.passes(affine)]
 
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The sources the members translate (the first member's channel order)."""
+        return self.members[0].layout.names
+
+    def check_sources(self, given: Sequence[str], *, files: bool = False) -> tuple[str, ...]:
+        """The sources ``given`` in the first member's order, once every member accepts them (:func:`accepted`;
+        ``files``: a missing source is refused saying how to give it)."""
+        return accepted([(m.name, m.layout) for m in self.members], given, files=files)
+
     def translate_array(
-        self, volume: np.ndarray, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
-        affine: np.ndarray | None = None, uncertainty: bool = False,
+        self, volume: np.ndarray | Mapping[str, np.ndarray], *, out: np.ndarray | None = None,
+        dtype: type | np.dtype = np.float32, affine: np.ndarray | None = None, uncertainty: bool = False,
     ) -> Translation:  # fmt: skip
         """Translate a 3-D volume with every member, plane and flip, fused; see :meth:`Translator.translate_array`.
+
+        ``volume``: the first source, or a many-to-one model's sources by name (any subset every member accepts:
+        :meth:`check_sources`; one grid). The result is in the layout of the primary source (the first given, in the
+        first member's order), which ``out`` may be to translate in place.
 
         With ``uncertainty`` the result also holds the voxel-wise standard deviation across the predictions (in
         physical units; zero where they all agree, and everywhere for a single prediction). Memory: one prediction
@@ -286,45 +298,47 @@ class Ensemble:
         the mean (which becomes the result when no ``out`` is given), one more for the standard deviation, and one
         per prediction for the median.
         """
-        if volume.ndim != 3:
-            raise ValueError(f"expected a 3-D volume, got shape {volume.shape}")
         first = self.members[0]
-        scale = first.src_map.scale_of(volume)  # before any output exists: np.percentile holds one transient copy
-        passes = self.passes(affine)
-        if len(passes) == 1 and not uncertainty:  # straight into `out`, which may be the source itself
-            if out is None:
-                out = np.empty_like(volume, dtype=dtype)  # keeps the volume's layout (F order from nibabel)
-            member, axis, flip = passes[0]
-            member.run_pass(volume, scale, axis, flip, _cast_writer(np.moveaxis(mirrored(out, flip), axis, 0)))
-            return Translation(out, None, 1)
-        order = "F" if volume.flags.f_contiguous and not volume.flags.c_contiguous else "C"
-        acc = Accumulator(volume.shape, fusion=self.fusion, with_std=uncertainty, order=order)
-        for member, axis, flip in passes:
-            member.run_pass(volume, scale, axis, flip, acc.add_pass(axis, flip))
-        fused, std = acc.result()
-        if out is None and np.dtype(dtype) == np.float32:
-            return Translation(fused, std, len(passes))  # the fused volume is the result: no copy
-        if out is None:
-            out = np.empty_like(volume, dtype=dtype)
-        _cast_writer(out[None])(0, fused)
-        return Translation(out, std, len(passes))
+        self.check_sources([self.sources[0]] if isinstance(volume, np.ndarray) else list(volume))
+        arrays = source_arrays(volume, self.sources)
+        # before any output exists: np.percentile holds one transient copy
+        scales = {n: first.src_maps[n].scale_of(a) for n, a in arrays.items()}
+        volume = next(iter(arrays.values()))  # the primary source: the result's shape and layout
+        scale = scales if len(self.sources) > 1 else scales[self.sources[0]]
+        given = arrays if len(self.sources) > 1 else volume
+        runs = [(axis, flip, partial(member.run_pass, given, scale, axis, flip))
+                for member, axis, flip in self.passes(affine)]
+        return fuse(volume, runs, out=out, dtype=dtype, fusion=self.fusion, uncertainty=uncertainty)
 
     def translate_volume(
-        self, source: Volume, *, out: np.ndarray | None = None, dtype: type | np.dtype = np.float32,
-        uncertainty: bool = False,
+        self, source: Volume | Mapping[str, Volume], *, out: np.ndarray | None = None,
+        dtype: type | np.dtype = np.float32, uncertainty: bool = False,
     ) -> Translation:  # fmt: skip
-        """:meth:`translate_array` of a loaded volume (its affine finds the planes), with errors naming its file."""
+        """:meth:`translate_array` of a loaded volume (its affine finds the planes), with errors naming its file; or
+        of a many-to-one model's sources by name, all on one grid (else one line naming both files), the primary's
+        affine finding the planes."""
+        if isinstance(source, Volume):
+            volumes = {self.sources[0]: source}
+        else:
+            self.check_sources(list(source))
+            volumes = given_volumes(source, self.sources)
+        primary = next(iter(volumes.values()))
+        arrays = primary.data if isinstance(source, Volume) else {n: v.data for n, v in volumes.items()}
         try:
-            return self.translate_array(source.data, out=out, dtype=dtype, affine=source.affine, uncertainty=uncertainty)
+            return self.translate_array(arrays, out=out, dtype=dtype, affine=primary.affine, uncertainty=uncertainty)
         except ValueError as exc:
-            raise InputError(f"{source.path}: {exc}") from None
+            raise InputError(f"{primary.path}: {exc}") from None
 
     def translate_file(
-        self, in_path: str | Path, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32",
-        uncertainty: bool = False, series: str | None = None,
+        self, in_path: str | Path | None, out_path: str | Path, *, overwrite: bool = False, dtype: str = "float32",
+        uncertainty: bool = False, series: str | None = None, inputs: Mapping[str, str | Path] | None = None,
     ) -> Path:  # fmt: skip
         """Translate one volume (any format :mod:`pix2gan.io` reads; ``series`` picks a DICOM series) and write the
         result on the input's grid in the format ``out_path`` names (refuses to overwrite without ``overwrite``).
+
+        A many-to-one model's sources: ``in_path`` is its first source (or None), ``inputs`` names others (or
+        any, by source name); all must lie on one grid, and the output takes the primary's (the first given, in the
+        model's order) grid, format and header (``series`` applies to the primary).
         All its files appear together or not at all: on any error nothing new is left and existing outputs (replaced
         with ``overwrite``) are kept as they were.
 
@@ -340,11 +354,15 @@ class Ensemble:
         out_path = Path(out_path)
         check_outputs(out_path, overwrite=overwrite, uncertainty=uncertainty)
         out_dtype = np.dtype(dtype)
-        source = load_volume(in_path, series=series)
+        named = source_files(self.sources, in_path, inputs or {})
+        order = self.check_sources(list(named), files=True)  # refused before anything is read
+        volumes = {n: load_volume(named[n], series=series if n == order[0] else None) for n in order}
+        source = volumes[order[0]]
         data = source.data
         # a float32 result goes over the source: batch by batch for one prediction, once fused for several
         in_place = out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
-        result = self.translate_volume(source, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
+        given = source if len(self.sources) == 1 else volumes
+        result = self.translate_volume(given, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
         dst = self.config.data.dst
         models = ", ".join(m.name for m in self.members)
         # every file of the result (the prediction, its std map, their detached data files) is staged beside the
@@ -391,13 +409,3 @@ def load_ensemble(
         raise InputError(f"{members[0].name}: --realism {realism:g}: no model of the ensemble holds both generators of "
                          f"a --gan-warmup run (their realism: {have}); leave --realism out")  # fmt: skip
     return Ensemble(members, fusion=fusion)
-
-
-def _cast_writer(dst: np.ndarray) -> Callable[[int, np.ndarray], None]:
-    """``write(k, values)`` into slice ``k`` of ``dst``: cast to its dtype, rounded and clipped for integer types."""
-    info = np.iinfo(dst.dtype) if np.issubdtype(dst.dtype, np.integer) else None
-
-    def write(k: int, values: np.ndarray) -> None:
-        dst[k] = values if info is None else np.clip(np.rint(values), info.min, info.max)
-
-    return write
