@@ -6,7 +6,6 @@ as before; the report's rows of sources, dropout and channel layout; ``sample`` 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
 import shutil
 from pathlib import Path
@@ -129,11 +128,6 @@ def test_report_shows_sources_dropout_and_layout(run, tmp_path):
     assert "t1 → ct (mask: mask)" in html and "channel layout" not in html and "input dropout" not in html
 
 
-_SOURCE = inspect.signature(Translator.translate_volume).parameters["source"]
-_MANY_TO_ONE_TRANSLATOR = "Mapping" in str(_SOURCE.annotation)  # (translate_volume takes sources by name)
-
-
-@pytest.mark.skipif(not _MANY_TO_ONE_TRANSLATOR, reason="needs the many-to-one Translator (infer20 branch)")
 def test_sample_panels_of_a_many_to_one_run(run, tmp_path):
     """``pix2gan sample --run`` of a t1,zte run draws its source | prediction panels from every source; without a
     subject's zte the run's data no longer holds the model's inputs (one line)."""
