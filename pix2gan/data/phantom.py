@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from pix2gan.data.zte import ZTE_SIGNAL, ZTE_STREAM
+from pix2gan.data.zte import ZTE_SIGNAL, ZTE_STREAM, bone_signal
 
 __all__ = ["Tissue", "Phantom", "make_subject", "write_dataset", "subject_id"]
 
@@ -280,9 +280,12 @@ def _sinuses(rng: np.random.Generator, lab: np.ndarray, head: _Head, layers: _La
         lab[under_fat & (q < 1.0)] = Tissue.AIR
 
 
-def _render_ct_t1(rng: np.random.Generator, lab: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+def _render_ct_t1(
+    rng: np.random.Generator, lab: np.ndarray, p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
     """CT (HU, int16) and T1 (int16) from the label map: per-subject bone HU and density, partial-volume blur, then
-    the T1's bias field, gain and Rician noise and the CT's Gaussian noise; returns (ct, t1, their ``meta`` entries)."""
+    the T1's bias field, gain and Rician noise and the CT's Gaussian noise; returns (ct, t1, their ``meta`` entries,
+    the HU map before blur and noise: what the ZTE's bone signal follows)."""
     hu = np.array([_HU[t] for t in Tissue], dtype=np.float32)
     t1 = np.array([_T1[t] for t in Tissue], dtype=np.float32)
     hu[Tissue.CORTICAL] = rng.uniform(1350, 1750)
@@ -292,24 +295,31 @@ def _render_ct_t1(rng: np.random.Generator, lab: np.ndarray, p: np.ndarray) -> t
     density = 1.0 + 0.08 * np.sin(p @ (rng.normal(size=3) * 0.05).astype(np.float32) + rng.uniform(0, 6.28))
     bone = (lab == Tissue.CORTICAL) | (lab == Tissue.MARROW)
     ct_vol[bone] *= density[bone]
+    sharp_hu = ct_vol
     ct_vol, t1_vol = ndimage.gaussian_filter(ct_vol, _PSF), ndimage.gaussian_filter(t1_vol, _PSF)  # partial volume
     t1_out, gain = _mr_acquire(t1_vol, p, rng)  # receive-coil bias field, scanner gain, Rician noise
     sigma_ct = rng.uniform(10, 20)
     ct_out = ct_vol + rng.normal(0, sigma_ct, lab.shape).astype(np.float32)
     meta = {"cortical_hu": round(float(hu[Tissue.CORTICAL]), 1), "marrow_hu": round(float(hu[Tissue.MARROW]), 1),
             "ct_noise_hu": round(sigma_ct, 1), "t1_gain": round(gain, 3)}  # fmt: skip
-    return np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16), _mr_int16(t1_out), meta
+    return np.clip(np.rint(ct_out), -1024, 3071).astype(np.int16), _mr_int16(t1_out), meta, sharp_hu
 
 
-def _render_own_stream(
-    values: list[float], stream: int, seed: int, index: int, lab: np.ndarray, p: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """An MR image (int16) with ``values`` per :class:`Tissue` and its gain, drawn from the subject's own ``stream``
-    (the T2's or the ZTE's; nothing else uses it)."""
+def _render_own_stream(signal: np.ndarray, stream: int, seed: int, index: int, p: np.ndarray) -> tuple[np.ndarray, float]:
+    """An MR image (int16) of the voxel-wise ``signal`` and its gain, drawn from the subject's own ``stream`` (the
+    T2's or the ZTE's; nothing else uses it)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(stream,)))
-    signal = np.array(values, dtype=np.float32)
-    magnitude, gain = _mr_acquire(ndimage.gaussian_filter(signal[lab], _PSF), p, rng)
+    magnitude, gain = _mr_acquire(ndimage.gaussian_filter(signal.astype(np.float32), _PSF), p, rng)
     return _mr_int16(magnitude), gain
+
+
+def _zte_signal(lab: np.ndarray, hu: np.ndarray) -> np.ndarray:
+    """The ZTE's proton-density signal per voxel: :data:`ZTE_SIGNAL` per tissue, bone (cortical and marrow) from its
+    own density, ``hu`` (:func:`pix2gan.data.zte.bone_signal`)."""
+    signal = np.array([ZTE_SIGNAL[t.name.lower()] for t in Tissue], dtype=np.float32)[lab]
+    bone = (lab == Tissue.CORTICAL) | (lab == Tissue.MARROW)
+    signal[bone] = bone_signal(hu[bone])
+    return signal
 
 
 def make_subject(
@@ -353,7 +363,7 @@ def make_subject(
     lesions = _lesions(rng, lab, head, brain)
     _skull_base(rng, lab, head, layers)
     _sinuses(rng, lab, head, layers)
-    ct, t1, rendered = _render_ct_t1(rng, lab, head.p)
+    ct, t1, rendered, sharp_hu = _render_ct_t1(rng, lab, head.p)
 
     meta = {
         "seed": seed, "index": index, "head_axes_mm": [round(x, 1) for x in head.axes],
@@ -364,12 +374,12 @@ def make_subject(
     }  # fmt: skip
     t2_out = None
     if t2:  # its own stream, drawn after everything else: nothing above depends on it
-        t2_out, gain_t2 = _render_own_stream([_T2[t] for t in Tissue], _T2_STREAM, seed, index, lab, head.p)
+        t2_signal = np.array([_T2[t] for t in Tissue], dtype=np.float32)[lab]
+        t2_out, gain_t2 = _render_own_stream(t2_signal, _T2_STREAM, seed, index, head.p)
         meta["t2_gain"] = round(gain_t2, 3)
     zte_out = None
     if zte:  # likewise, from a stream of its own
-        values = [ZTE_SIGNAL[t.name.lower()] for t in Tissue]
-        zte_out, gain_zte = _render_own_stream(values, ZTE_STREAM, seed, index, lab, head.p)
+        zte_out, gain_zte = _render_own_stream(_zte_signal(lab, sharp_hu), ZTE_STREAM, seed, index, head.p)
         meta["zte_gain"] = round(gain_zte, 3)
     mask = (head.depth >= 0).astype(np.uint8)
     return Phantom(t1=t1, ct=ct, mask=mask, labels=lab, affine=affine, meta=meta, t2=t2_out, zte=zte_out)
