@@ -147,3 +147,22 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a CSV file with a header (a run's ``log.csv`` or ``epochs.csv``)."""
     with open(path) as fh:
         return list(csv.DictReader(fh))
+
+
+# networks and batches of a few seconds a row, for the benchmarks' end-to-end tests
+TINY_NETS = {"depth": 3, "filters": 4, "disc_filters": 4, "disc_layers": 2, "image_size": 32, "batch_size": 4}
+
+
+def load_bench(name: str):  # noqa: ANN201
+    """The benchmark script ``bench/<name>.py`` as a module (``bench_<name>``), its folder importable (the scripts
+    import one another: ``import quality``)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    if str(root / "bench") not in sys.path:
+        sys.path.insert(0, str(root / "bench"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", root / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (its dataclasses look their module up)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module

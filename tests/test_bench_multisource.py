@@ -4,10 +4,8 @@ model scored with each subset, each line its own translation of the scored subje
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,12 @@ from rich.console import Console
 from pix2gan.evaluation.metrics import RULES, mae, tissue_mae
 from pix2gan.io import load_volume
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = {"depth": 3, "filters": 4, "disc_filters": 4, "disc_layers": 2, "image_size": 32, "batch_size": 4}
+from helpers import TINY_NETS, load_bench
+
 
 
 def _bench():  # noqa: ANN202
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("bench_multisource", ROOT / "bench" / "multisource.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # (its dataclasses look their module up)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_bench("multisource")
 
 
 def _line(mae_: float, bone: float | None = None) -> dict:
@@ -62,7 +55,7 @@ def test_rows_tiny(tmp_path: Path) -> None:
     out = io.StringIO()
     console = Console(file=out, width=250)
     rows = [r for r in b.ROWS if r.name != "dropout-0.25"]  # (the same kind of row as dropout)
-    results, ids = b.benchmark(rows, tmp_path, 4, console, size=32, n_subjects=4, extra=TINY)
+    results, ids = b.benchmark(rows, tmp_path, 4, console, size=32, n_subjects=4, extra=TINY_NETS)
     assert list(results) == ["t1", "zte", "t1+zte", "dropout{t1,zte}", "dropout{t1}", "dropout{zte}"]
     assert len(ids) == 1
     steps = {r["steps"] for r in results.values()}

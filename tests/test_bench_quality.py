@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import io
-import sys
 from pathlib import Path
 
 import torch
 from rich.console import Console
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import TINY_NETS, load_bench
+
 
 
 def _quality():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "bench" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # (its dataclasses look their module up)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_bench("quality")
 
 
 def _ctx(q, data: Path, work: Path) -> dict:  # noqa: ANN001
-    tiny = {"depth": 3, "filters": 4, "disc_filters": 4, "disc_layers": 2, "image_size": 32, "batch_size": 4}
+    tiny = TINY_NETS
     return {"work": work, "device": "cpu", "minutes": 0.01, "plain_seconds": 0.1, "train_data": data,
             "heldout": {"tiny": data}, "lut": {},
             "common": {"data": str(data), "device": "cpu", "threads": 2, "checkpoint_minutes": 0, "keep_last": 1, **tiny}}  # fmt: skip

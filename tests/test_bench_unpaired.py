@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +17,11 @@ from pix2gan.infer.translate import Translator
 from pix2gan.io import load_volume
 from pix2gan.checkpoint import load_checkpoint
 
-ROOT = Path(__file__).resolve().parent.parent
-# networks and batches of a few seconds a row
-TINY = {"depth": 3, "filters": 4, "disc_filters": 4, "disc_layers": 2, "image_size": 32, "batch_size": 4}
+from helpers import TINY_NETS, load_bench
 
 
 def _bench():  # noqa: ANN202
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("bench_unpaired", ROOT / "bench" / "unpaired.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # (its dataclasses look their module up)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_bench("unpaired")
 
 
 def _mae(value: float) -> dict:
@@ -95,7 +86,7 @@ def test_rows_tiny(tmp_path: Path) -> None:
     console = Console(file=out, width=250)
     names = ["pix2pix-aligned", "pix2pix-6mm", "cyclegan-6mm", "cyclegan-halves"]
     rows = [r for r in u.ROWS if r.name in names]
-    results, ids = u.benchmark(rows, tmp_path, 0.01, console, size=32, n_subjects=4, extra=TINY)
+    results, ids = u.benchmark(rows, tmp_path, 0.01, console, size=32, n_subjects=4, extra=TINY_NETS)
     assert ids == u.scored_ids(["sub-001", "sub-002", "sub-003", "sub-004"]) and len(ids) == 1
     assert list(results) == names
     for name, r in results.items():
