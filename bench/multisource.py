@@ -44,9 +44,11 @@ MM-GAN's).
 Usage::
 
     python bench/multisource.py [--epochs 150] [--only t1,t1+zte] [--threads 2] [--device cpu] [--size 128]
-                                [--subjects 14] [--work DIR] [--json out.json]
+                                [--subjects 14] [--work DIR [--reuse]] [--json out.json]
 
-``--epochs 2 --size 64 --subjects 6`` is a smoke run.
+``--epochs 4 --size 64 --subjects 6`` is a smoke run (the default warm-up needs 4 epochs or more). ``--work DIR
+--reuse`` scores again the runs an earlier call trained in ``DIR`` with the same configuration (the phantoms are
+kept there too).
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ import json
 import math
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,11 +169,10 @@ def run_row(row: Row, ctx: dict[str, Any], console: Console) -> list[dict[str, A
         if val_ids:
             val_view = unpaired.scoring_view(ctx["train_set"], val_ids, ctx["work"] / "views" / f"val-{line}", SOURCES)
             out["val"] = score(run_dir, val_view, ev / "val", ctx["device"], sources)
-        m = out["scored"]["mean"]
+        m, val = out["scored"]["mean"], out.get("val", {}).get("mean", {}).get("mae", math.nan)
         console.print(f"  {line}: {t['epochs']} epochs, {t['steps']} steps, train {t['loop_s']:.0f} s "
                       f"({out['time_x']:.2f}x t1's); MAE {m.get('mae', math.nan):.1f} HU, bone "
-                      f"{m.get('mae_bone', math.nan):.1f} (val {out.get('val', {}).get('mean', {}).get('mae', math.nan):.1f})",
-                      highlight=False)  # fmt: skip
+                      f"{m.get('mae_bone', math.nan):.1f} (val {val:.1f})", highlight=False)  # fmt: skip
         results.append(out)
     return results
 
@@ -201,7 +201,7 @@ def goal_two_sources(results: dict[str, dict[str, Any]]) -> tuple[bool | None, s
         >>> r = {"t1": {"scored": {"mean": {"mae": 100.0, "mae_bone": 300.0}}},
         ...      "t1+zte": {"scored": {"mean": {"mae": 70.0, "mae_bone": 180.0}}}}
         >>> goal_two_sources(r)  # doctest: +ELLIPSIS
-        (True, 'goal 1 (T1 + ZTE: MAE >= 25 % below T1, bone >= 35 % below): met: MAE 70.0 vs 100.0 HU (30.0 % lower), bone 180.0 vs 300.0 HU (40.0 % lower)')
+        (True, 'goal 1 (...): met: MAE 70.0 vs 100.0 HU (30.0 % lower), bone 180.0 vs 300.0 HU (40.0 % lower)')
     """
     head = f"goal 1 (T1 + ZTE: MAE >= {100 * GOAL_MAE:g} % below T1, bone >= {100 * GOAL_BONE:g} % below)"
     both, one = value(results, "t1+zte"), value(results, "t1")
@@ -223,7 +223,8 @@ def goal_dropout(results: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
         >>> goal_dropout(r)[0], goal_dropout(r)[1].split(": ")[2]
         (False, 'both 62.0 vs 60.0 HU (+3.3 %), t1 105.0 vs 100.0 HU (+5.0 %), zte 90.0 vs 80.0 HU (+12.5 %)')
     """
-    head = f"goal 2 (dropout model within {100 * GOAL_BOTH:g} % of t1+zte, {100 * GOAL_ONE:g} % of each one-input model)"
+    head = (f"goal 2 (dropout model within {100 * GOAL_BOTH:g} % of t1+zte, {100 * GOAL_ONE:g} % of each one-input "
+            f"model)")  # fmt: skip
     parts, met = [], True
     for line, label, limit in (("dropout{t1,zte}", "both", GOAL_BOTH), ("dropout{t1}", "t1", GOAL_ONE),
                                ("dropout{zte}", "zte", GOAL_ONE)):  # fmt: skip
@@ -233,6 +234,12 @@ def goal_dropout(results: dict[str, dict[str, Any]]) -> tuple[bool | None, str]:
         parts.append(f"{label} {got:.1f} vs {ref:.1f} HU ({100 * (got / ref - 1):+.1f} %)")
         met = met and got <= (1 + limit) * ref
     return met, f"{head}: {'met' if met else 'NOT met'}: {', '.join(parts)}"
+
+
+def ratio(results: dict[str, dict[str, Any]], name: str, ref: str, key: str = "mae") -> float | None:
+    """Line ``name``'s figure ``key`` over line ``ref``'s (None when either is missing)."""
+    a, b = value(results, name, key), value(results, ref, key)
+    return a / b if a is not None and b else None
 
 
 def goals(results: dict[str, dict[str, Any]]) -> list[tuple[bool | None, str]]:
@@ -254,8 +261,7 @@ def table_of(results: dict[str, dict[str, Any]], title: str) -> Table:
             table.add_row(f"{name} [dim]{r['skipped']}[/]", *["–"] * (len(COLUMNS) - 1))
             continue
         m, ref = r["scored"]["mean"], reference(name)
-        rel = value(results, name) / value(results, ref) if ref and value(results, ref) else None  # type: ignore[operator]
-        bone = (value(results, name, "mae_bone") or math.nan) / (value(results, ref, "mae_bone") or math.nan) if ref else None
+        rel, bone = (ratio(results, name, ref, key) if ref else None for key in ("mae", "mae_bone"))
         table.add_row(name, "+".join(r["sources"]), *(fmt(m.get(k), spec) for k, (_, spec) in METRICS.items()),
                       *quality.realism_cells(m), fmt(rel, ".3f"), fmt(bone, ".3f"), str(r["epochs"]), str(r["steps"]),
                       fmt(r["loop_s"], ".0f"), fmt(r["time_x"], ".2f"),
@@ -265,7 +271,8 @@ def table_of(results: dict[str, dict[str, Any]], title: str) -> Table:
 
 def benchmark(rows: list[Row], work: Path, epochs: int, console: Console, *, size: int = quality.SIZE,
               n_subjects: int = quality.N_SUBJECTS, device: str = "cpu", threads: int = 2,
-              extra: dict[str, Any] | None = None, reuse: bool = False) -> tuple[dict[str, dict[str, Any]], list[str]]:  # fmt: skip
+              extra: dict[str, Any] | None = None,
+              reuse: bool = False) -> tuple[dict[str, dict[str, Any]], list[str]]:  # fmt: skip
     """Write the phantoms into ``work``, train ``rows`` for ``epochs`` each and score them; the results by line name
     and the scored subjects. ``extra``: flat options every row adds (the tests' tiny networks); ``reuse``: keep a
     row's run in ``work`` trained by an earlier call with the same configuration (to score again)."""
@@ -286,8 +293,9 @@ def benchmark(rows: list[Row], work: Path, epochs: int, console: Console, *, siz
 
 
 def report(results: dict[str, dict[str, Any]], ids: list[str], epochs: int, console: Console) -> None:
-    title = (f"scored: family seed {SCORING_SEED}, subjects {', '.join(ids)} (SynthRAD 2023: MAE in HU in the mask, per "
-             f"tissue of the CT); every row {epochs} epochs on family seed {TRAIN_SEED}")  # fmt: skip
+    """Print the table, the goals' lines and what the ratio columns mean."""
+    title = (f"scored: family seed {SCORING_SEED}, subjects {', '.join(ids)} (SynthRAD 2023: MAE in HU in the mask, "
+             f"per tissue of the CT); every row {epochs} epochs on family seed {TRAIN_SEED}")  # fmt: skip
     console.print(table_of(results, title))
     for _, line in goals(results):
         console.print(line, highlight=False)
@@ -299,13 +307,7 @@ def report(results: dict[str, dict[str, Any]], ids: list[str], epochs: int, cons
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="training epochs of every row")
-    parser.add_argument("--only", default="", help=f"comma-separated rows ({', '.join(ROW_NAMES)})")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", type=int, default=quality.SIZE, help="phantom size (voxels in-plane)")
-    parser.add_argument("--subjects", type=int, default=quality.N_SUBJECTS, help="subjects per phantom family")
-    parser.add_argument("--work", type=Path, default=None, help="work folder, kept (default: a temporary one)")
-    parser.add_argument("--json", type=Path, default=None)
+    quality.phantom_bench_arguments(parser, ROW_NAMES)
     parser.add_argument("--reuse", action="store_true", help="with --work: score the runs an earlier call trained "
                         "there with the same configuration instead of training them again")  # fmt: skip
     args = parser.parse_args()
@@ -313,19 +315,14 @@ def main() -> None:
     if args.epochs <= 0:
         parser.error("--epochs must be > 0")
     device, console, name = quality.bench_session(args.threads, args.device)
-    work = (args.work or Path(tempfile.mkdtemp(prefix="pix2gan-multisource-"))).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    console.print(f"[bold]bench/multisource.py[/] on {name}, torch {torch.__version__}: rows {', '.join(only)}, "
-                  f"{args.epochs} epochs each; {args.subjects} subjects of "
-                  f"{args.size} px per family; work folder {work}", highlight=False)  # fmt: skip
-    try:
+    with quality.work_folder(args.work, "pix2gan-multisource-") as work:
+        t_start = time.perf_counter()
+        console.print(f"[bold]bench/multisource.py[/] on {name}, torch {torch.__version__}: rows {', '.join(only)}, "
+                      f"{args.epochs} epochs each; {args.subjects} subjects of {args.size} px per family; work folder "
+                      f"{work}", highlight=False)  # fmt: skip
         results, ids = benchmark([r for r in ROWS if r.name in only], work, args.epochs, console, size=args.size,
                                  n_subjects=args.subjects, device=str(device), threads=args.threads,
                                  reuse=args.reuse)  # fmt: skip
-    finally:
-        if args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
     report(results, ids, args.epochs, console)
     total = time.perf_counter() - t_start
     console.print(f"[dim]{total:.0f} s in all ({total / 60:.1f} min)[/]", highlight=False)

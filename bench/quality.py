@@ -752,6 +752,32 @@ def selected_rows(parser: argparse.ArgumentParser, only: str, names: list[str]) 
     return chosen
 
 
+def phantom_bench_arguments(parser: argparse.ArgumentParser, rows: list[str]) -> None:
+    """The options the phantom benchmarks share (``bench/unpaired.py``, ``bench/multisource.py``): ``--only`` (of
+    ``rows``), ``--threads``, ``--device``, ``--size``, ``--subjects``, ``--work`` and ``--json``."""
+    parser.add_argument("--only", default="", help=f"comma-separated rows ({', '.join(rows)})")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=SIZE, help="phantom size (voxels in-plane)")
+    parser.add_argument("--subjects", type=int, default=N_SUBJECTS, help="subjects per phantom family")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="work folder, kept afterwards (default: a temporary one, removed at the end)")
+    parser.add_argument("--json", type=Path, default=None)
+
+
+@contextlib.contextmanager
+def work_folder(given: Path | None, prefix: str):  # noqa: ANN201
+    """The benchmark's work folder: ``given`` (made if missing, kept afterwards), or a temporary one (named with
+    ``prefix``) removed at the end, whatever happens in between."""
+    work = (given or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        yield work
+    finally:
+        if given is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_session(threads: int, device: str) -> tuple[torch.device, Console, str]:
     """Quiet logs, ``threads`` torch threads (0: torch's default), the device, a wide console and the device's name
     for the header line."""

@@ -90,7 +90,6 @@ import json
 import math
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,14 +365,7 @@ def benchmark(rows: list[Row], work: Path, minutes: float, console: Console, *, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="training wall clock per row")
-    parser.add_argument("--only", default="", help=f"comma-separated rows ({', '.join(ROW_NAMES)})")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", type=int, default=quality.SIZE, help="phantom size (voxels in-plane)")
-    parser.add_argument("--subjects", type=int, default=quality.N_SUBJECTS, help="subjects per phantom family")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="work folder, kept afterwards (default: a temporary one, removed at the end)")
-    parser.add_argument("--json", type=Path, default=None)
+    quality.phantom_bench_arguments(parser, ROW_NAMES)
     args = parser.parse_args()
     only = quality.selected_rows(parser, args.only, ROW_NAMES)
     if args.minutes <= 0:
@@ -382,18 +374,13 @@ def main() -> None:
         parser.error("--subjects must be >= 4 (the unpaired halves hold out 2 subjects holding both)")
 
     device, console, name = quality.bench_session(args.threads, args.device)
-    work = (args.work or Path(tempfile.mkdtemp(prefix="pix2gan-unpaired-"))).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    console.print(f"[bold]bench/unpaired.py[/] on {name}, torch {torch.__version__}: {args.minutes:g} min of training "
-                  f"per row, rows {', '.join(only)}; {args.subjects} subjects of {args.size} px per family; work "
-                  f"folder {work}", highlight=False)  # fmt: skip
-    try:
+    with quality.work_folder(args.work, "pix2gan-unpaired-") as work:
+        t_start = time.perf_counter()
+        console.print(f"[bold]bench/unpaired.py[/] on {name}, torch {torch.__version__}: {args.minutes:g} min of "
+                      f"training per row, rows {', '.join(only)}; {args.subjects} subjects of {args.size} px per "
+                      f"family; work folder {work}", highlight=False)  # fmt: skip
         results, ids = benchmark([r for r in ROWS if r.name in only], work, args.minutes, console, size=args.size,
                                  n_subjects=args.subjects, device=str(device), threads=args.threads)  # fmt: skip
-    finally:
-        if args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
     report(results, ids, args.minutes, console)
     total = time.perf_counter() - t_start
     console.print(f"[dim]{total:.0f} s in all ({total / 60:.1f} min: phantoms, trainings and scoring)[/]",
