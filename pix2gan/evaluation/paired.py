@@ -196,14 +196,15 @@ def evaluate_run(
     scoring = Scoring.of(check_rules(rules), metrics, ckpt.dst_map, "each target by its own percentiles {lo:g}/{hi:g},"
                           " the prediction by the model's reference scale")  # fmt: skip
     src_map = translator.members[0].src_maps[used[0]]  # the baseline's input: the first source given
-    lut = _fit_lut([subjects[i] for i in splits.get("train", []) if i in subjects], ckpt, used[0], src_map) if baseline else None
+    train = [subjects[i] for i in splits.get("train", []) if i in subjects]
+    lut = _fit_lut(train, ckpt, used[0], src_map) if baseline else None
     report = _new_report(scoring)
     if len(translator.sources) > 1:
         report.sources, report.missing = used, tuple(n for n in translator.sources if n not in used)
     if ckpt.fixed_realism is None:
         report.realism, report.realism_default = ckpt.realism(realism), ckpt.realism(realism) == ckpt.realism()
     for sid in _track(splits[split], f"evaluating {len(splits[split])} subjects", progress):
-        _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty, used)
+        _evaluate_subject(report, subjects[sid], ckpt, translator, scoring, lut, out, uncertainty, used, src_map)
     return report
 
 
@@ -264,11 +265,10 @@ def _split_subjects(layout: RunLayout, splits: dict[str, list[str]], split: str,
 
 def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoint, translator: Ensemble,
                       scoring: Scoring, lut: LookupTable | None, out: Path, uncertainty: bool | None,
-                      used: Sequence[str] = ()) -> None:  # fmt: skip
-    """Translate one subject (from the sources ``used``, default the first), score it (and the lookup table) into
-    ``report``, write its prediction and panel."""
+                      used: Sequence[str], src_map: IntensityMap) -> None:  # fmt: skip
+    """Translate one subject from the sources ``used``, score it (and the lookup table, from the first of them
+    through ``src_map``) into ``report``, write its prediction and panel."""
     dc, dst_map = ckpt.config.data, ckpt.dst_map
-    used = tuple(used) or dc.sources[:1]
     vols = load_subject(subject, _modalities(dc, used))
     source, target = vols[used[0]], vols[dc.dst]  # the primary source: the prediction's grid, format and panel
     mask = vols[dc.mask].data > 0 if dc.mask and dc.mask in vols else None
@@ -284,8 +284,7 @@ def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoi
     report.per_subject[subject.id] = scoring.score(pred, scored_target, mask, target.path, std=std,
                                                    affine=target.affine)  # fmt: skip
     if lut is not None:
-        imap = translator.members[0].src_maps[used[0]]
-        norm = imap.forward(source.data, imap.scale_of(source.data))
+        norm = src_map.forward(source.data, src_map.scale_of(source.data))
         report.baseline_per_subject[subject.id] = scoring.score(lut.apply(norm), scored_target, mask, target.path,
                                                                 affine=target.affine)  # fmt: skip
     suffix = source.path.name[len(volume_name(source.path)) :] or ".nii.gz"  # the source's format; DICOM: NIfTI
@@ -307,14 +306,12 @@ def _modalities(dc: DataConfig, sources: Sequence[str] | None = None) -> list[st
     return [*(dc.sources if sources is None else sources), dc.dst] + ([dc.mask] if dc.mask else [])
 
 
-def _fit_lut(train: list[Subject], ckpt: LoadedCheckpoint, source: str | None = None,
-             src_map: IntensityMap | None = None) -> LookupTable | None:  # fmt: skip
-    """The per-voxel lookup table from ``source`` (default the first source, with ``ckpt.src_map``) fitted on the
-    training subjects (None without any), in the space targets are scored in."""
+def _fit_lut(train: list[Subject], ckpt: LoadedCheckpoint, source: str, src_map: IntensityMap) -> LookupTable | None:
+    """The per-voxel lookup table from ``source`` (normalised by ``src_map``) fitted on the training subjects (None
+    without any), in the space targets are scored in."""
     if not train:
         return None
     dc = ckpt.config.data
-    source, src_map = source or dc.sources[0], src_map or ckpt.src_map
     xs, ys = [], []
     for subject in train:
         vols = load_subject(subject, _modalities(dc, [source]))

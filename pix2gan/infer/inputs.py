@@ -57,6 +57,16 @@ class SourceFiles:
     missing: tuple[str, ...] = ()
     folder: Path | None = None
 
+    @classmethod
+    def of(cls, names: Sequence[str], files: Mapping[str, Path], folder: Path | None = None) -> SourceFiles:
+        """The ``files`` given, by source name, in the model's order (``names``), and the model's sources not given.
+
+        Example:
+            >>> SourceFiles.of(("t1", "zte"), {"zte": Path("z.nii.gz")}).missing
+            ('t1',)
+        """
+        return cls(tuple((n, files[n]) for n in names if n in files), tuple(n for n in names if n not in files), folder)
+
     @property
     def primary(self) -> Path:
         """The first given source's file: the output takes its grid, format and header."""
@@ -132,9 +142,10 @@ def source_files(sources: Sequence[str], in_path: str | Path | None, named: Mapp
         InputError: the first source given both ways.
     """
     files = {n: Path(p) for n, p in named.items()}
-    if in_path is not None and sources[0] in files:
-        raise InputError(f"{in_path}: {sources[0]} is given twice, as the volume and as --input "
-                         f"{sources[0]}={files[sources[0]]}")  # fmt: skip
+    first = sources[0]
+    if in_path is not None and first in files:
+        raise InputError(f"--input {first}={files[first]}: {first} is the model's first source, already given as "
+                         f"{in_path}; give it once")  # fmt: skip
     return {sources[0]: Path(in_path), **files} if in_path is not None else files
 
 
@@ -144,11 +155,8 @@ def subject_sources(folder: Path, names: Sequence[str]) -> SourceFiles | None:
     Raises:
         InputError: a source there in two formats.
     """
-    found = [(n, f) for n in names if (f := modality_file(folder, n)) is not None]
-    if not found:
-        return None
-    have = {n for n, _ in found}
-    return SourceFiles(tuple(found), tuple(n for n in names if n not in have), folder)
+    found = {n: f for n in names if (f := modality_file(folder, n)) is not None}
+    return SourceFiles.of(names, found, folder) if found else None
 
 
 def given_volumes(volumes: Mapping[str, Volume], names: Sequence[str]) -> dict[str, Volume]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from pix2gan.data.images import IMAGE_SUFFIXES
 from pix2gan.data.subjects import modality_file
 from pix2gan.errors import InputError
-from pix2gan.infer.inputs import SourceFiles, subject_sources
+from pix2gan.infer.inputs import SourceFiles, source_files, subject_sources
 from pix2gan.io import (
     VOLUME_SUFFIXES,
     check_output_folder,
@@ -110,11 +110,10 @@ def plan_outputs(
     if named and (len(inputs) > 1 or any(i.is_dir() and not is_dicom_folder(i) for i in inputs)):
         raise InputError(f"--input names further sources of one volume: give at most one volume file (the model's "
                          f"first source, {sources[0]}) with it, not {', '.join(map(str, inputs))}")  # fmt: skip
-    if named and inputs and sources[0] in named:
-        raise InputError(f"--input {sources[0]}={named[sources[0]]}: {sources[0]} is the model's first source, already "
-                         f"given as {inputs[0]}; give it once")  # fmt: skip
+    if named and inputs:
+        source_files(sources, inputs[0], named)  # the first source given once
     if not inputs and named:  # the named sources alone (a model trained with input dropout)
-        files = SourceFiles(tuple((n, named[n]) for n in sources if n in named), tuple(n for n in sources if n not in named))
+        files = SourceFiles.of(sources, named)
         volumes: list[tuple[Path | SourceFiles, str, Path | None]] = [(files, files.primary.name, None)]
     elif not inputs:
         raise InputError("no input given")
@@ -161,9 +160,7 @@ def _volumes_of(
     if is_dicom_folder(item) or not item.is_dir():
         if len(sources) == 1:
             return [(item, item.name, None)]
-        given = {src: item, **named}
-        files = SourceFiles(tuple((n, given[n]) for n in sources if n in given), tuple(n for n in sources if n not in given))
-        return [(files, item.name, None)]
+        return [(SourceFiles.of(sources, {src: item, **named}), item.name, None)]
     if len(sources) > 1:  # a subject folder holding any of the model's sources
         found = subject_sources(item, sources)
         if found is not None:
@@ -178,7 +175,7 @@ def _volumes_of(
         raise InputError(f"{item}: folder holds no volumes ({', '.join(VOLUME_SUFFIXES)} files or DICOM series), nor a "
                          f"{' or '.join(sources)} volume{hint}")  # fmt: skip
     if len(sources) > 1:  # each volume of the folder is the model's first source
-        return [(SourceFiles(((src, p),), sources[1:]), p.name, item) for p in found]
+        return [(SourceFiles.of(sources, {src: p}), p.name, item) for p in found]
     return [(p, p.name, item) for p in found]
 
 
