@@ -84,8 +84,9 @@ class SourceLayout:
         """The centre slice of every source's stack, (B, S C, H, W), from the generator's input (B, channels, H, W):
         what the discriminator sees of the sources (a missing one as the generator saw it, zero-filled)."""
         c, k = self.channels_per_slice, self.context
-        return torch.cat([inputs[:, i * self.per_source + k * c : i * self.per_source + (k + 1) * c]
-                          for i in range(len(self.names))], 1)  # fmt: skip
+        centres = [inputs[:, i * self.per_source + k * c : i * self.per_source + (k + 1) * c]
+                   for i in range(len(self.names))]  # fmt: skip
+        return centres[0] if len(centres) == 1 else torch.cat(centres, 1)
 
     def assemble(self, stacks: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """The generator's input from the sources' stacks: missing sources zero-filled, availability planes appended.

@@ -86,10 +86,8 @@ class PairedObjective:
 
     def _pair(self, batch: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         """What D judges: the centre source slice (of every source) and an image, as channels."""
-        if self.layout is not None:
-            return torch.cat([self.layout.centres(batch["src"]), image], 1)
-        k = self.context
-        return torch.cat([batch["src"][:, k : k + 1], image], 1)
+        layout = self.layout or SourceLayout(("src",), self.context)
+        return torch.cat([layout.centres(batch["src"]), image], 1)
 
     def d_losses(self, batch: dict[str, torch.Tensor], discriminator: nn.Module, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         loss_d_fake = gan_loss(discriminator(self._pair(batch, fake)), False, self.gan_kind)
@@ -190,7 +188,7 @@ class PairedTask:
         self.on_device = (lambda batch: crop_batch(batch, tc.image_size)) if crop_on_device else None
         self.objective = PairedObjective(tc.gan_loss, tc.lambda_l1, mask_weight=tc.mask_weight,
                                          lambda_ssim=tc.lambda_ssim, context=dc.context,
-                                         layout=self.layout if len(dc.sources) > 1 else None)  # fmt: skip
+                                         layout=self.layout)  # fmt: skip
         self.warmup_objective = dataclasses.replace(self.objective, gan_kind=GanLoss.NONE)  # regression alone
         self.context = dc.context
         maps = {"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()}
