@@ -107,12 +107,15 @@ def intensity_maps(cfg: DataConfig) -> tuple[IntensityMap, IntensityMap]:
     return src, dst
 
 
-def source_maps(cfg: DataConfig) -> tuple[IntensityMap, ...]:
-    """One map per source of a many-to-one run, in the order of ``cfg.sources`` (each volume is scaled by its own
-    percentiles or the HU window; a source needs no reference scale, as nothing is mapped back to it).
+def source_maps(cfg: DataConfig, first: IntensityMap | None = None) -> dict[str, IntensityMap]:
+    """One map per source of a many-to-one run, by name in the order of ``cfg.sources`` (each volume is scaled by its
+    own percentiles or the HU window; a source needs no reference scale, as nothing is mapped back to it);
+    ``first``: the first source's map to use instead (a checkpoint's ``src_map``).
 
     Example:
-        >>> [m.kind.value for m in source_maps(DataConfig(src="t1,ct", dst="t2"))]
-        ['percentile', 'hu']
+        >>> {n: m.kind.value for n, m in source_maps(DataConfig(src="t1,ct", dst="t2")).items()}
+        {'t1': 'percentile', 'ct': 'hu'}
     """
-    return tuple(IntensityMap(kind, cfg.hu_window, cfg.percentiles) for kind in cfg.src_intensities)
+    kinds = zip(cfg.sources, cfg.src_intensities, strict=True)
+    maps = {n: IntensityMap(k, cfg.hu_window, cfg.percentiles) for n, k in kinds}
+    return maps if first is None else {**maps, cfg.sources[0]: first}

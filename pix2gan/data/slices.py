@@ -114,7 +114,7 @@ class SliceCache:
         self.cfg = cfg
         self.modality = cfg.sources[0] if modality is None else modality
         # a many-to-one run's further sources, each with its own map (a cache of one modality reads that one only)
-        self.others = dict(zip(cfg.sources[1:], source_maps(cfg)[1:], strict=True)) if modality is None else {}
+        self.others = {n: m for n, m in source_maps(cfg).items() if n != self.modality} if modality is None else {}
         self.subjects: list[SubjectSlices] = [self._read(s, src_map, dst_map, with_target) for s in subjects]
 
     def _read(self, subject: Subject, src_map: IntensityMap, dst_map: IntensityMap, with_target: bool) -> SubjectSlices:

@@ -80,6 +80,31 @@ class SourceLayout:
         i = self.names.index(name)
         return slice(i * self.per_source, (i + 1) * self.per_source)
 
+    def stack_label(self, name: str) -> str:
+        """Source ``name``'s stack in words: ``t1[k-1..k+1]`` (``t1[k]`` without context)."""
+        k = self.context
+        return f"{name}[k-{k}..k+{k}]" if k else f"{name}[k]"
+
+    @property
+    def availability_names(self) -> list[str]:
+        """The availability channels' names (``available:t1``, ...), after the stacks; none without input dropout."""
+        return [f"available:{n}" for n in self.names] if self.optional else []
+
+    def channel_names(self) -> list[str]:
+        """The name of each input channel, in order: ``<source>[k-1]`` (``:<c>`` after it for a source of several
+        channels per slice), then the availability channels.
+
+        Example:
+            >>> SourceLayout(("t1", "zte"), context=1, optional=True).channel_names()
+            ['t1[k-1]', 't1[k]', 't1[k+1]', 'zte[k-1]', 'zte[k]', 'zte[k+1]', 'available:t1', 'available:zte']
+        """
+        names, c = [], self.channels_per_slice
+        for name in self.names:
+            for offset in range(-self.context, self.context + 1):
+                where = f"{name}[k{offset:+d}]" if offset else f"{name}[k]"
+                names += [where] if c == 1 else [f"{where}:{i}" for i in range(c)]
+        return names + self.availability_names
+
     def centres(self, inputs: torch.Tensor) -> torch.Tensor:
         """The centre slice of every source's stack, (B, S C, H, W), from the generator's input (B, channels, H, W):
         what the discriminator sees of the sources (a missing one as the generator saw it, zero-filled)."""

@@ -56,7 +56,7 @@ from pix2gan.data.intensity import IntensityMap, source_maps
 from pix2gan.data.sources import SourceLayout
 from pix2gan.errors import InputError
 
-__all__ = ["EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "INPUT_NAME", "OUTPUT_NAME", "ExportMetadata", "channel_names"]
+__all__ = ["EXPORT_FORMAT", "EXPORT_FORMAT_VERSION", "INPUT_NAME", "OUTPUT_NAME", "ExportMetadata"]
 
 EXPORT_FORMAT = "pix2gan-export"
 EXPORT_FORMAT_VERSION = 1
@@ -105,8 +105,7 @@ class ExportMetadata:
         on two image folders."""
         if self.src_map is None:
             return {}
-        names = self.config.data.sources
-        return dict(zip(names, (self.src_map, *source_maps(self.config.data)[1:]), strict=True))
+        return source_maps(self.config.data, self.src_map)
 
     @property
     def out_channels(self) -> int:
@@ -129,7 +128,8 @@ class ExportMetadata:
                     f"resized so their shorter side is {self.config.train.image_size}; pix2gan {self.version}")  # fmt: skip
         of_run = f" ({which} of an unpaired run)" if which in ("G_ab", "G_ba") else ""
         if len(dc.sources) > 1:  # many-to-one: the inputs in channel order, and which may be missing
-            inputs = [*(f"{n}[{_offsets(dc.context)}]" for n in dc.sources), *self.availability]
+            layout = self.layout
+            inputs = [*(layout.stack_label(n) for n in dc.sources), *layout.availability_names]
             missing = "any non-empty subset, missing ones zero-filled" if dc.optional_sources else "all needed"
             return (f"{' + '.join(dc.sources)} -> {dc.dst}, inputs: {', '.join(inputs)} ({missing}), "
                     f"{self.config.model.generator}, {planes}, {'flip TTA, ' if infer.tta else ''}{infer.fusion} "
@@ -171,20 +171,14 @@ class ExportMetadata:
                                              "its slices zero-filled)" if layout.optional else ""))  # fmt: skip
             props["input"] |= {"sources": list(dc.sources), "context": dc.context,
                                "blocks": {n: [layout.block(n).start, layout.block(n).stop] for n in dc.sources},
-                               "availability": self.availability, "optional": layout.optional,
-                               "channel_names": channel_names(layout),
+                               "availability": layout.availability_names, "optional": layout.optional,
+                               "channel_names": layout.channel_names(),
                                "rule": f"height and width multiples of {self.multiple}: pad each source's slices with "
                                        f"-1" + (", then zero a missing source's channels and set the availability "
                                                 "channels (1 given, 0 missing) over the whole padded slice"
                                                 if layout.optional else "") + "; crop the output back"}  # fmt: skip
             props["intensity"]["sources"] = {n: m.to_dict() for n, m in self.source_maps.items()}
         return {f"pix2gan.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in props.items()}
-
-    @property
-    def availability(self) -> list[str]:
-        """The names of the availability channels (``available:t1``, ...), empty for a model without them."""
-        layout = self.layout
-        return [f"available:{n}" for n in layout.names] if layout.optional else []
 
     @classmethod
     def from_props(cls, path: str | Path, props: dict[str, str]) -> ExportMetadata:
@@ -229,27 +223,6 @@ class ExportMetadata:
             raise InputError(f"{path}: damaged pix2gan metadata (input sources {', '.join(map(str, listed))}, "
                              f"configuration {config.data.src})")  # fmt: skip
         return cls(config, src_map, dst_map, multiple, version, source, exporter)
-
-
-def channel_names(layout: SourceLayout) -> list[str]:
-    """The name of each of a generator's input channels, in order: ``<source>[k-1]`` (``:<c>`` after it for a
-    source of several channels per slice), then ``available:<source>``.
-
-    Example:
-        >>> channel_names(SourceLayout(("t1", "zte"), context=1, optional=True))
-        ['t1[k-1]', 't1[k]', 't1[k+1]', 'zte[k-1]', 'zte[k]', 'zte[k+1]', 'available:t1', 'available:zte']
-    """
-    names, c = [], layout.channels_per_slice
-    for name in layout.names:
-        for offset in range(-layout.context, layout.context + 1):
-            where = f"{name}[k{offset:+d}]" if offset else f"{name}[k]"
-            names += [where] if c == 1 else [f"{where}:{i}" for i in range(c)]
-    return names + ([f"available:{n}" for n in layout.names] if layout.optional else [])
-
-
-def _offsets(context: int) -> str:
-    """``k-1..k+1`` for context 1, ``k`` for none."""
-    return f"k-{context}..k+{context}" if context else "k"
 
 
 def _map_dict(imap: IntensityMap | None) -> dict[str, Any] | None:

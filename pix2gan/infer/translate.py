@@ -90,7 +90,7 @@ class Translator:
         self.dst_map = dst_map
         self.layout = SourceLayout.of(config)  # a many-to-one model's sources, in its channel order
         # each source normalised by its own map (the first: ``src_map``, which may hold a reference scale)
-        self.src_maps = dict(zip(self.layout.names, (src_map, *source_maps(config.data)[1:]), strict=True))
+        self.src_maps = source_maps(config.data, src_map)
         self.batch_size = batch_size
         self.multiple = padding_multiple(config) if multiple is None else multiple  # an export stores its own
         self.tta = config.infer.tta if tta is None else tta

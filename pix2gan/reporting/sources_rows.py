@@ -57,11 +57,8 @@ def source_rows(data: dict[str, Any], model: dict[str, Any]) -> list[tuple[str, 
                                       f"channel 0"))  # fmt: skip
     else:
         rows.append(("input dropout", f"none: every source ({', '.join(names)}) is needed to translate"))
-    k = layout.context
-    which = f"k-{k}..k+{k}" if k else "k"
-    parts = [f"{n}[{which}] {_span(layout.block(n).start, layout.block(n).stop)}" for n in names]
-    if layout.optional:
-        parts += [f"available:{n} {layout.stacks + i}" for i, n in enumerate(names)]
+    parts = [f"{layout.stack_label(n)} {_span(layout.block(n).start, layout.block(n).stop)}" for n in names]
+    parts += [f"{a} {layout.stacks + i}" for i, a in enumerate(layout.availability_names)]
     rows.append(("channel layout", f"{layout.channels} channels: {', '.join(parts)}"))
     return rows
 

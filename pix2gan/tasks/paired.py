@@ -193,7 +193,7 @@ class PairedTask:
         self.context = dc.context
         maps = {"src": self.src_map.to_dict(), "dst": self.dst_map.to_dict()}
         if len(dc.sources) > 1:  # each source's own map, by name (the first is "src" too)
-            maps["sources"] = {n: m.to_dict() for n, m in zip(dc.sources, (self.src_map, *source_maps(dc)[1:]), strict=True)}
+            maps["sources"] = {n: m.to_dict() for n, m in source_maps(dc, self.src_map).items()}
         self.checkpoint_extra = {"intensity": json.dumps(maps)}
         how = (f"{'+'.join(dc.planes) if dc.planes else f'axis {dc.slice_axis}'}"
                f"{f', {2 * dc.context + 1}-slice stacks' if dc.context else ''}")
