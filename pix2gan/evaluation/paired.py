@@ -275,8 +275,7 @@ def _evaluate_subject(report: EvalReport, subject: Subject, ckpt: LoadedCheckpoi
     if mask is not None and not mask.any():
         raise InputError(f"{vols[dc.mask].path}: mask is empty")
     with_std = uncertainty if uncertainty is not None else len(translator.passes(source.affine)) > 1
-    given = source if len(translator.sources) == 1 else {n: vols[n] for n in used}
-    result = translator.translate_volume(given, uncertainty=with_std)
+    result = translator.translate_volume({n: vols[n] for n in used}, uncertainty=with_std)
     pred, scored_target = scoring.pair(result.image, target.data, target.path, dst_map.reference)
     std = result.std
     if not scoring.hu and std is not None and dst_map.reference is not None:  # MR: the uncertainty in its units too

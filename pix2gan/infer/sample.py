@@ -166,7 +166,7 @@ def paired_panels(ckpt: LoadedCheckpoint, run_dir: Path, out: Path, *, split: st
             raise InputError(f"{dc.root}: subject {sid!r} of the run's {split} split is missing")
         volumes = load_subject(subjects[sid], names)
         source = volumes[names[0]]
-        pred = translator.translate_volume(source if len(names) == 1 else volumes)
+        pred = translator.translate_volume(volumes)
         r, lab = panel_rows(source.data, pred, None, dc.slice_axis, None)
         rows += r
         labels += [f"{sid} {t}" for t in lab]

@@ -304,9 +304,7 @@ class Ensemble:
         # before any output exists: np.percentile holds one transient copy
         scales = {n: first.src_maps[n].scale_of(a) for n, a in arrays.items()}
         volume = next(iter(arrays.values()))  # the primary source: the result's shape and layout
-        scale = scales if len(self.sources) > 1 else scales[self.sources[0]]
-        given = arrays if len(self.sources) > 1 else volume
-        runs = [(axis, flip, partial(member.run_pass, given, scale, axis, flip))
+        runs = [(axis, flip, partial(member.run_pass, arrays, scales, axis, flip))
                 for member, axis, flip in self.passes(affine)]
         return fuse(volume, runs, out=out, dtype=dtype, fusion=self.fusion, uncertainty=uncertainty)
 
@@ -361,8 +359,7 @@ class Ensemble:
         data = source.data
         # a float32 result goes over the source: batch by batch for one prediction, once fused for several
         in_place = out_dtype == np.float32 and data.dtype == np.float32 and data.flags.writeable
-        given = source if len(self.sources) == 1 else volumes
-        result = self.translate_volume(given, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
+        result = self.translate_volume(volumes, out=data if in_place else None, dtype=out_dtype, uncertainty=uncertainty)
         dst = self.config.data.dst
         models = ", ".join(m.name for m in self.members)
         # every file of the result (the prediction, its std map, their detached data files) is staged beside the
