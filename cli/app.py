@@ -188,7 +188,7 @@ def translate(
     uncertainty: Annotated[bool, typer.Option("--uncertainty", help="Also write <output>_std (same format): the voxel-wise standard deviation across planes, flips and models, in physical units.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Input slices per forward pass (a 2.5-D model with K neighbours on each side takes 2K + 1 per translated slice); volumes stream through in batches of this size, so it sets the memory used beyond the volume itself.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Input slices per forward pass (a 2.5-D model with K neighbours on each side takes 2K + 1 per translated slice, from each of its sources); volumes stream through in batches of this size, so it sets the memory used beyond the volume itself.")] = 16,
     dtype: Annotated[str, typer.Option(help="Output voxel type: float32, or int16 (rounded, slope 1, intercept 0). A DICOM series always stores int16 with a rescale.")] = "float32",
     precision: Annotated[str, typer.Option(help="Generator arithmetic: auto (bf16 on GPUs that have it, else fp32), fp32, bf16 or fp16.")] = "auto",
     nproc: Annotated[int, typer.Option(min=1, help="Worker processes sharing the volumes, each loading the model(s) once: one GPU each (cuda:i) with --device auto or cuda, else CPU processes with cores / N threads each.")] = 1,

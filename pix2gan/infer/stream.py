@@ -108,9 +108,9 @@ def stream_slices(
 ) -> np.ndarray:
     """Translate a volume batch of slices by batch of slices, writing into ``out`` (or handing each slice to ``write``).
 
-    For each run of ``batch_size // (2 * context + 1)`` slices along ``axis`` (so that a batch holds ``batch_size``
-    input slices whatever the context): ``forward`` maps those source slices (and ``context``
-    neighbours on each side) to [-1, 1]; each slice goes to the generator as a stack of ``2 * context + 1``
+    For each run of ``batch_size // (P (2 * context + 1))`` slices along ``axis``, P the sources read (so that a batch
+    holds ``batch_size`` input slices whatever the context and the sources): ``forward`` maps those source slices
+    (and ``context`` neighbours on each side) to [-1, 1]; each slice goes to the generator as a stack of ``2 * context + 1``
     channels (neighbours beyond the volume's ends repeat the end slice); the prediction is cropped and ``inverse``
     maps it (B, H, W) to output values, cast to ``out``'s dtype. Besides ``volume`` and ``out`` only one batch, its
     context and the generator's activations are in memory. ``out`` may be ``volume`` itself: every input is read
@@ -140,8 +140,8 @@ def stream_slices(
         raise ValueError(f"stream_slices: out shape {out.shape} differs from the volume's {volume.shape}")
     emit = write if write is not None else _writer(np.moveaxis(out, axis, 0))  # type: ignore[arg-type]
     device = device or next(generator.parameters()).device
-    # a batch holds batch_size slices of input, whatever the context: 2K + 1 slices per stack
-    batch_size = max(1, batch_size // (2 * context + 1))
+    # a batch holds batch_size slices of input, whatever the context and the sources: 2K + 1 slices per stack
+    batch_size = max(1, batch_size // ((2 * context + 1) * (1 + len(others))))
     src = np.moveaxis(volume, axis, 0)  # view: (N, H, W)
     more = [(np.moveaxis(v, axis, 0), f) for v, f in others]
     if any(v.shape != src.shape for v, _ in more):
