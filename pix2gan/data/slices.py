@@ -64,7 +64,6 @@ class SubjectSlices:
     flips: tuple[bool, ...] = (True,)  # per axis: a flip of the slice's rows mirrors left and right
     volumes: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor] | None = None  # (src, dst, mask) as (X, Y, Z)
     others: tuple[torch.Tensor, ...] = ()  # the sources after the first, (X, Y, Z), normalised
-    other_scales: tuple[Scale, ...] = ()
 
     def along(self, axis: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(src, dst, mask) as (N, H, W) views of slices along ``axis`` (the primary axis: the attributes)."""
@@ -129,13 +128,13 @@ class SliceCache:
         except ValueError as exc:
             raise InputError(f"{src_vol.path}: {exc}") from None
         src = torch.from_numpy(src_map.forward(src_vol.data, src_scale))
-        others, other_scales = [], []
+        others = []
         for name, imap in self.others.items():
             try:
-                other_scales.append(imap.scale_of(vols[name].data))
+                scale = imap.scale_of(vols[name].data)
             except ValueError as exc:
                 raise InputError(f"{vols[name].path}: {exc}") from None
-            others.append(torch.from_numpy(imap.forward(vols[name].data, other_scales[-1])))
+            others.append(torch.from_numpy(imap.forward(vols[name].data, scale)))
         dst = dst_scale = None
         if with_target:
             dst_vol = vols[cfg.dst]
@@ -153,7 +152,7 @@ class SliceCache:
         first = axes[0]
         return SubjectSlices(subject.id, src.movedim(first, 0), None if dst is None else dst.movedim(first, 0),
                              mask.movedim(first, 0), src_scale, dst_scale, str(src_vol.path), axes, flips,
-                             (src, dst, mask), tuple(others), tuple(other_scales))  # fmt: skip
+                             (src, dst, mask), tuple(others))  # fmt: skip
 
     def __len__(self) -> int:
         return sum(s.src.shape[0] for s in self.subjects)
